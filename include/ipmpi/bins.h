@@ -1,0 +1,36 @@
+/* bins: activations -> bin indices -> one key per sample (the layer's pattern).
+ * Edges as numpy's linspace(lo, hi, n) computed in double (i*step + lo,
+ * the last edge exactly hi) then rounded to float32; a float32 value v goes
+ * to bin #{j : e_j <= v} (numpy digitize), 0..n. Values outside [lo, hi]
+ * land in the outermost bins (the original code wrapped values below the
+ * first edge to the last bin; we do not). NaN goes to bin 0.
+ * A pattern is the vector of a layer's bin indices packed into 128 bits:
+ * exact when units * bits_per_unit <= 128 (bits_per_unit = bits to hold
+ * 0..n), otherwise a 128-bit fingerprint of the bin vector (collision
+ * probability below k^2 / 2^129 for k distinct patterns). */
+#ifndef IPMPI_BINS_H
+#define IPMPI_BINS_H
+
+#include <stdint.h>
+
+typedef struct ipm_pattern {
+    uint64_t lo, hi;
+} ipm_pattern;
+
+/* n >= 2 edges, lo < hi. */
+void ipm_bin_edges(float *edges, int n, double lo, double hi);
+
+/* #{j : edges[j] <= v}. */
+int ipm_digitize(float v, const float *edges, int n);
+
+/* Bits needed for bin indices 0..n_edges. */
+int ipm_bin_bits(int n_edges);
+
+/* 1 when patterns of this width are packed exactly, 0 when fingerprinted. */
+int ipm_patterns_exact(int units, int n_edges);
+
+/* act is rows x units (row-major); out[i] is row i's pattern. */
+void ipm_patterns(const float *act, int rows, int units, const float *edges, int n_edges,
+                  ipm_pattern *out);
+
+#endif

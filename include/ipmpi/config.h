@@ -1,0 +1,101 @@
+/* config: the run's INI file (libinih) -> one typed, validated struct.
+ * Every key has a default; unknown sections/keys, wrong types and
+ * out-of-range values are errors "FILE:LINE: [section] key: why".
+ * Command-line overrides ("section.key=value") go through the same key
+ * handlers, with "--set section.key" in place of FILE:LINE.
+ * ipm_config_format() renders the effective config (every key, defaults
+ * included) as INI text that ipm_config_load() reads back to the same struct. */
+#ifndef IPMPI_CONFIG_H
+#define IPMPI_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define IPM_MAX_LAYERS 64
+#define IPM_PATH_MAX 4096
+
+enum ipm_data_source { IPM_DATA_TISHBY12, IPM_DATA_SIMPLE, IPM_DATA_COMPLICATED, IPM_DATA_NETCDF };
+enum ipm_activation { IPM_ACT_LINEAR, IPM_ACT_TANH, IPM_ACT_RELU, IPM_ACT_SIGMOID, IPM_ACT_SOFTMAX };
+enum ipm_init { IPM_INIT_XAVIER, IPM_INIT_HE, IPM_INIT_TRUNCATED_NORMAL };
+enum ipm_optimizer { IPM_OPT_SGD, IPM_OPT_MOMENTUM, IPM_OPT_ADAM };
+enum ipm_loss { IPM_LOSS_CROSS_ENTROPY, IPM_LOSS_MSE };
+enum ipm_plane_set { IPM_ON_TRAIN = 1, IPM_ON_TEST = 2, IPM_ON_ALL = 3 }; /* bit mask */
+enum ipm_estimator { IPM_EST_SIMPLE = 1, IPM_EST_POOLED = 2, IPM_EST_SAMPLED = 4 };
+enum ipm_epoch_rule { IPM_EPOCHS_ALL, IPM_EPOCHS_EVERY, IPM_EPOCHS_LOG, IPM_EPOCHS_LIST };
+
+typedef struct ipm_layer_spec {
+    int units;
+    enum ipm_activation activation;
+} ipm_layer_spec;
+
+/* An epoch selection as written by the user; expand it with ipm_epochs_expand. */
+typedef struct ipm_epoch_spec {
+    enum ipm_epoch_rule rule;
+    int param;        /* K for every:K, N for log:N */
+    int *list;        /* explicit list (owned), sorted, unique */
+    int n_list;
+} ipm_epoch_spec;
+
+typedef struct ipm_config {
+    char file[IPM_PATH_MAX];          /* where it was read from, for messages */
+
+    /* [run] */
+    uint64_t seed;                    /* default 0 */
+    int replicas;                     /* 0 = number of ranks */
+    char output[IPM_PATH_MAX];        /* default "ipmpi.nc" */
+    int threads;                      /* BLAS threads per rank, default 1 */
+
+    /* [data] */
+    enum ipm_data_source source;      /* default tishby12 */
+    char data_path[IPM_PATH_MAX];     /* key "path" */
+    int samples;                      /* generated sets, default 1000 */
+    double train_fraction;            /* (0, 1], default 1 */
+
+    /* [network] */
+    ipm_layer_spec layers[IPM_MAX_LAYERS];
+    int n_layers;                     /* default: 10,7,5,4,3 tanh + 2 softmax */
+    enum ipm_init init;               /* key "init": xavier | he | truncated_normal:STDDEV */
+    double init_stddev;
+
+    /* [training] */
+    int epochs;                       /* default 1000 */
+    int batch_size;                   /* default 32 */
+    enum ipm_optimizer optimizer;     /* default adam */
+    double learning_rate;             /* default 0.001 */
+    double momentum;                  /* default 0.9 */
+    enum ipm_loss loss;               /* default cross_entropy */
+    int batches_per_epoch;            /* 0 = a full pass over the training set */
+
+    /* [information] */
+    ipm_epoch_spec info_epochs;       /* key "epochs", default log:100 */
+    int bins;                         /* number of edges, default 30 */
+    double range_lo, range_hi;        /* default -1, 1 */
+    unsigned estimators;              /* ipm_estimator mask, default all */
+    unsigned on;                      /* ipm_plane_set, default train */
+
+    /* [output] */
+    ipm_epoch_spec activation_epochs; /* key "activations"; none = empty list */
+} ipm_config;
+
+/* Fills cfg with every default. */
+void ipm_config_defaults(ipm_config *cfg);
+
+/* Defaults, then the file, then each override "section.key=value" in order.
+ * Cross-key checks (e.g. source = netcdf needs path) run last. */
+int ipm_config_load(ipm_config *cfg, const char *path,
+                    const char *const *overrides, int n_overrides, char *err);
+
+/* Releases the lists inside cfg (not cfg itself). */
+void ipm_config_free(ipm_config *cfg);
+
+/* The effective config as INI text (malloc'd, caller frees); NULL on OOM. */
+char *ipm_config_format(const ipm_config *cfg);
+
+/* The sorted, duplicate-free epochs in [0, last] that spec selects.
+ * log:N follows the original code: unique(floor(2^linspace(0, log2(last+1), N))) - 1.
+ * *epochs is malloc'd (caller frees). */
+int ipm_epochs_expand(const ipm_epoch_spec *spec, int last, int **epochs, int *n, char *err);
+
+const char *ipm_activation_name(enum ipm_activation a);
+
+#endif

@@ -1,0 +1,39 @@
+/* dataset: the samples a run trains on and measures.
+ * Sources: tishby12 (built in), simple and complicated (generated from the
+ * run's seed), netcdf (variables X(sample, feature...) any numeric type,
+ * y(sample) integer labels). Rows of X are deduplicated into dense x ids
+ * 0..n_x-1 (ids in order of first appearance), labels are mapped to
+ * 0..n_classes-1 in increasing order of their original value. */
+#ifndef IPMPI_DATASET_H
+#define IPMPI_DATASET_H
+
+#include <stdint.h>
+
+#include "ipmpi/config.h"
+
+typedef struct ipm_dataset {
+    int n;            /* samples */
+    int dim;          /* features per sample */
+    float *x;         /* n * dim, row-major */
+    int32_t *x_id;    /* n: id of the distinct row of x */
+    int n_x;          /* distinct rows */
+    int32_t *y;       /* n: class 0..n_classes-1 */
+    int n_classes;
+} ipm_dataset;
+
+/* Builds or reads the data set of cfg and splits it: the first
+ * round(train_fraction * n) samples of a Philox(seed, SPLIT) permutation
+ * train, the rest test (test->n == 0 when train_fraction == 1; with
+ * train_fraction == 1 the order is the source's own). Errors name the file
+ * and variable (netcdf) or the config key. */
+int ipm_dataset_load(const ipm_config *cfg, ipm_dataset *train, ipm_dataset *test, char *err);
+
+/* The 12-bit task: all 4096 patterns, bit j of pattern i is x[i][j] (0/1). */
+int ipm_dataset_tishby12(ipm_dataset *d, char *err);
+
+/* Recomputes x_id/n_x from x (exact float equality of rows). */
+int ipm_dataset_dedup(ipm_dataset *d, char *err);
+
+void ipm_dataset_free(ipm_dataset *d);
+
+#endif

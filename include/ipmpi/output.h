@@ -1,0 +1,70 @@
+/* output: the run's NetCDF-4 file (written by rank 0 only).
+ * Dimensions epoch (unlimited), replica, layer; one record per logged epoch,
+ * synced after each append so a killed job keeps everything logged. Schema
+ * (names are user-facing and fixed):
+ *   epoch(epoch) int; layer_width(layer) int;
+ *   loss, accuracy (epoch, replica) [+ test_loss, test_accuracy];
+ *   for each plane P in {"", "test_"} that was measured and each estimator:
+ *     P I_XT_simple, P I_TY_simple (epoch, replica, layer)
+ *     P I_XT_pooled, P I_TY_pooled, P I_XT_sampled, P I_TY_sampled (epoch, layer)
+ *   all information in bits (units = "bits"), each with a long_name;
+ *   with stored activations: activation_epoch(activation_epoch),
+ *     sample_x_id(sample), sample_y(sample) and
+ *     T<k>(activation_epoch, replica, sample, unit_k) float, k = 1..layers.
+ * Global attributes: config, ipmpi_version, ranks, replicas, H_X, H_Y, I_XY
+ * (of the training set; test_H_X etc. when the test plane is measured),
+ * bins, range_lo, range_hi. */
+#ifndef IPMPI_OUTPUT_H
+#define IPMPI_OUTPUT_H
+
+#include <stdint.h>
+
+typedef struct ipm_output ipm_output;
+
+typedef struct ipm_output_meta {
+    const char *path;
+    const char *config_text;
+    const char *version;
+    int ranks, replicas, n_layers;
+    const int *layer_width;       /* n_layers */
+    unsigned estimators;          /* ipm_estimator mask */
+    unsigned planes;              /* ipm_plane_set mask: which planes are measured */
+    int has_test;                 /* test_loss/test_accuracy exist */
+    double h_x, h_y, i_xy;        /* training set */
+    double test_h_x, test_h_y, test_i_xy;
+    int bins;
+    double range_lo, range_hi;
+    int n_activation_epochs;      /* 0: no activations stored */
+    int activation_samples;       /* samples stored per replica */
+    const int32_t *sample_x_id, *sample_y; /* activation_samples each */
+} ipm_output_meta;
+
+/* One plane's estimates at one epoch; arrays may be NULL when not estimated. */
+typedef struct ipm_plane_record {
+    const double *i_xt_simple, *i_ty_simple;     /* replicas x layers */
+    const double *i_xt_pooled, *i_ty_pooled;     /* layers */
+    const double *i_xt_sampled, *i_ty_sampled;   /* layers */
+} ipm_plane_record;
+
+typedef struct ipm_epoch_record {
+    int epoch;
+    const double *loss, *accuracy;               /* replicas */
+    const double *test_loss, *test_accuracy;     /* replicas, when has_test */
+    ipm_plane_record train, test;                /* as meta->planes says */
+} ipm_epoch_record;
+
+/* Creates (clobbers) the file and writes the schema and attributes. */
+int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err);
+
+/* Appends one logged epoch, then nc_sync. */
+int ipm_output_append(ipm_output *out, const ipm_epoch_record *rec, char *err);
+
+/* Stores layer `layer` (0-based) of replica at activation slot index
+ * (0-based, in order of the activation epochs): samples x units floats. */
+int ipm_output_activations(ipm_output *out, int slot, int epoch, int replica, int layer,
+                           const float *values, char *err);
+
+/* Closes; out is freed even on error. NULL is allowed. */
+int ipm_output_close(ipm_output *out, char *err);
+
+#endif

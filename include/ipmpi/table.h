@@ -1,0 +1,49 @@
+/* table: counts of (group, pattern) keys in an open-addressing hash table.
+ * group is an x id, a class label, or 0 for the pattern's marginal.
+ * Counts are integers, so merging tables in any order gives the same table;
+ * ipm_table_sum_clog2c sums over the count histogram, so its floating-point
+ * result does not depend on insertion or merge order either. Pure
+ * computation: no MPI, no I/O. */
+#ifndef IPMPI_TABLE_H
+#define IPMPI_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipmpi/bins.h"
+
+typedef struct ipm_count {
+    uint64_t lo, hi;      /* pattern */
+    uint32_t group;
+    uint32_t used;        /* slot occupied (0/1); always 1 in exported arrays */
+    uint64_t count;
+} ipm_count;
+
+typedef struct ipm_table {
+    size_t capacity;      /* slots, a power of two */
+    size_t len;           /* distinct keys */
+    uint64_t total;       /* sum of counts */
+    ipm_count *slot;
+} ipm_table;
+
+int ipm_table_init(ipm_table *t, size_t expected_keys, char *err);
+void ipm_table_free(ipm_table *t);
+void ipm_table_clear(ipm_table *t);   /* keeps the memory */
+
+/* Adds count to key (group, p); grows as needed. */
+int ipm_table_add(ipm_table *t, uint32_t group, ipm_pattern p, uint64_t count, char *err);
+
+/* Writes the len occupied entries to out (slot order); returns len. */
+size_t ipm_table_export(const ipm_table *t, ipm_count *out);
+
+/* Adds every entry of a exported array. */
+int ipm_table_merge(ipm_table *t, const ipm_count *entries, size_t n, char *err);
+
+/* sum over keys of c * log2(c), independent of key order. */
+double ipm_table_sum_clog2c(const ipm_table *t);
+
+/* Plug-in entropy in bits of the table's distribution: log2(total) - S/total
+ * (0 for an empty table). */
+double ipm_table_entropy(const ipm_table *t);
+
+#endif

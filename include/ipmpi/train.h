@@ -1,0 +1,76 @@
+/* train: losses, optimizers and the per-replica training loop.
+ * A replica owns its net, optimizer state and batch stream
+ * Philox(seed, replica, BATCH); its results depend only on (config, replica).
+ * Losses: cross_entropy (softmax output; or one sigmoid unit: binary CE),
+ * mse (one output unit: targets -1/+1 for a tanh output, 0/1 otherwise;
+ * several: one-hot), mean over the batch (mse: over all outputs).
+ * Accuracy: argmax with several outputs; with one, output above 0 (tanh,
+ * linear) or above 0.5 (other activations) means class 1. */
+#ifndef IPMPI_TRAIN_H
+#define IPMPI_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipmpi/config.h"
+#include "ipmpi/dataset.h"
+#include "ipmpi/net.h"
+#include "ipmpi/rng.h"
+
+/* Checks that loss and output layer fit (e.g. cross_entropy needs softmax
+ * with >= 2 units or one sigmoid unit) and that the output can represent
+ * n_classes; error names the [training] loss / [network] layers key. */
+int ipm_loss_check(enum ipm_loss loss, const ipm_layer_spec *last, int n_classes, char *err);
+
+/* Mean loss of out (rows x units, already activated) against labels y;
+ * adds the number of correct predictions to *correct when not NULL; when
+ * grad is not NULL writes the gradient of the mean loss (rows x units) and
+ * sets *grad_is_preactivation. */
+double ipm_loss_eval(enum ipm_loss loss, enum ipm_activation out_act, const float *out,
+                     const int32_t *y, int rows, int units, long *correct,
+                     float *grad, int *grad_is_preactivation);
+
+typedef struct ipm_optimizer_state {
+    enum ipm_optimizer kind;
+    double learning_rate, momentum;  /* momentum: SGD momentum; Adam uses 0.9, 0.999, 1e-8 */
+    long step;
+    size_t n;
+    float *m, *v;                    /* velocity / Adam moments */
+} ipm_optimizer_state;
+
+int ipm_optimizer_init(ipm_optimizer_state *opt, const ipm_config *cfg, size_t n_params, char *err);
+void ipm_optimizer_step(ipm_optimizer_state *opt, float *params, const float *grads);
+void ipm_optimizer_free(ipm_optimizer_state *opt);
+
+typedef struct ipm_replica {
+    int index;
+    ipm_net net;
+    ipm_optimizer_state opt;
+    ipm_workspace batch_ws;
+    ipm_rng batch_rng;
+    int32_t *order;      /* shuffled sample order; reshuffled at every wrap */
+    int position;        /* next index into order */
+    int batch_size;
+    int batches_per_epoch;
+    enum ipm_loss loss;
+    float *xb, *grad;    /* batch inputs, loss gradient */
+    int32_t *yb;
+    double last_batch_loss;
+} ipm_replica;
+
+/* Initial weights from Philox(seed, index, INIT), batch order from
+ * Philox(seed, index, BATCH). */
+int ipm_replica_init(ipm_replica *rep, const ipm_config *cfg, const ipm_dataset *train,
+                     int index, char *err);
+void ipm_replica_free(ipm_replica *rep);
+
+/* One epoch: batches_per_epoch minibatches (0: ceil(n / batch_size), i.e. a
+ * full pass), each one gradient step. */
+void ipm_replica_train_epoch(ipm_replica *rep, const ipm_dataset *train);
+
+/* Forwards every sample of d into ws (capacity >= d->n) and returns the mean
+ * loss and accuracy. */
+void ipm_replica_evaluate(const ipm_replica *rep, const ipm_dataset *d, ipm_workspace *ws,
+                          double *loss, double *accuracy);
+
+#endif
