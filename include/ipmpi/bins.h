@@ -6,8 +6,11 @@
  * first edge to the last bin; we do not). NaN goes to bin 0.
  * A pattern is the vector of a layer's bin indices packed into 128 bits:
  * exact when units * bits_per_unit <= 128 (bits_per_unit = bits to hold
- * 0..n), otherwise a 128-bit fingerprint of the bin vector (collision
- * probability below k^2 / 2^129 for k distinct patterns). */
+ * 0..n), otherwise a 128-bit fingerprint of the bin vector: two 64-bit
+ * hashes by unrelated bijective mixers (murmur3 fmix64, splitmix64) chained
+ * over the packed bin indices; treating them as independent random
+ * functions, k distinct patterns collide with probability below
+ * k^2 / 2^129 (6e7 patterns: ~1e-23). */
 #ifndef IPMPI_BINS_H
 #define IPMPI_BINS_H
 

@@ -31,7 +31,11 @@ int ipm_dataset_load(const ipm_config *cfg, ipm_dataset *train, ipm_dataset *tes
 /* The 12-bit task: all 4096 patterns, bit j of pattern i is x[i][j] (0/1). */
 int ipm_dataset_tishby12(ipm_dataset *d, char *err);
 
-/* Recomputes x_id/n_x from x (exact float equality of rows). */
+/* One paragraph stating the 12-bit task's labelling rule, for documentation. */
+const char *ipm_tishby12_rule(void);
+
+/* Recomputes x_id/n_x from x: rows equal when their float bits are equal
+ * (so -0 != +0 and a NaN equals the same NaN); O(n) with a hash table. */
 int ipm_dataset_dedup(ipm_dataset *d, char *err);
 
 void ipm_dataset_free(ipm_dataset *d);

@@ -24,6 +24,8 @@ typedef struct ipm_table {
     size_t len;           /* distinct keys */
     uint64_t total;       /* sum of counts */
     ipm_count *slot;
+    uint32_t *filled;     /* slot indices of the len keys in insertion order, so
+                             clear, export and sums cost O(len), not O(capacity) */
 } ipm_table;
 
 int ipm_table_init(ipm_table *t, size_t expected_keys, char *err);
@@ -33,13 +35,21 @@ void ipm_table_clear(ipm_table *t);   /* keeps the memory */
 /* Adds count to key (group, p); grows as needed. */
 int ipm_table_add(ipm_table *t, uint32_t group, ipm_pattern p, uint64_t count, char *err);
 
-/* Writes the len occupied entries to out (slot order); returns len. */
+/* Adds 1 to key (group[i], p[i]) for every i < n with keep[i] != 0; group
+ * NULL means group 0 for all, keep NULL keeps all. The estimators' hot path:
+ * one call per table and layer keeps the table state in registers. */
+int ipm_table_add_patterns(ipm_table *t, const int32_t *group, const ipm_pattern *p, int n,
+                           const uint8_t *keep, char *err);
+
+/* Writes the len occupied entries to out (insertion order); returns len. */
 size_t ipm_table_export(const ipm_table *t, ipm_count *out);
 
 /* Adds every entry of a exported array. */
 int ipm_table_merge(ipm_table *t, const ipm_count *entries, size_t n, char *err);
 
-/* sum over keys of c * log2(c), independent of key order. */
+/* sum over keys of c * log2(c), independent of key order (summed over the
+ * count histogram in increasing c; should its scratch space fail to
+ * allocate, it falls back to a plain sum, correct but order-dependent). */
 double ipm_table_sum_clog2c(const ipm_table *t);
 
 /* Plug-in entropy in bits of the table's distribution: log2(total) - S/total

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# From a fresh Debian 12 machine to the picture: installs and builds ipmpi,
+# runs the 12-bit experiment with 4 replicas on 4 ranks, and plots it.
+# Writes tishby.nc and tishby.png in the current directory.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+bash "$here/jobs/setup.sh"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
+mpirun --oversubscribe --bind-to none -np 4 "$here/build/ipmpi" "$here/jobs/tishby.ini"
+/usr/bin/python3 "$here/src/ipmpi-plot" tishby.nc -o tishby.png

@@ -1,0 +1,427 @@
+/* output: the run's NetCDF-4 file. Every variable id is looked up once at
+ * create time, so an append is one nc_put_vara per variable and a sync. */
+#include "ipmpi/output.h"
+
+#include <errno.h>
+#include <netcdf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ipmpi/config.h"
+#include "ipmpi/error.h"
+
+#define N_PLANES 2
+#define N_QUANTITIES 6 /* I_XT/I_TY for simple, pooled, sampled */
+
+/* One information variable per (plane, quantity); order matches plane_arrays(). */
+typedef struct quantity {
+    const char *name;
+    unsigned estimator;
+    int per_replica;
+    const char *long_name;
+} quantity;
+
+static const quantity quantities[N_QUANTITIES] = {
+    {"I_XT_simple", IPM_EST_SIMPLE, 1, "I(X;T), simple estimator per replica"},
+    {"I_TY_simple", IPM_EST_SIMPLE, 1, "I(T;Y), simple estimator per replica"},
+    {"I_XT_pooled", IPM_EST_POOLED, 0, "I(X;T), pooled extended estimator over all replicas"},
+    {"I_TY_pooled", IPM_EST_POOLED, 0, "I(T;Y), pooled extended estimator over all replicas"},
+    {"I_XT_sampled", IPM_EST_SAMPLED, 0,
+     "I(X;T), sampled extended estimator (one random replica per sample)"},
+    {"I_TY_sampled", IPM_EST_SAMPLED, 0,
+     "I(T;Y), sampled extended estimator (one random replica per sample)"},
+};
+
+static const char *const plane_prefix[N_PLANES] = {"", "test_"};
+static const unsigned plane_bit[N_PLANES] = {IPM_ON_TRAIN, IPM_ON_TEST};
+
+struct ipm_output {
+    int ncid;
+    char *path;
+    int replicas, n_layers;
+    size_t records;               /* records appended so far */
+    int n_activation_epochs, activation_samples;
+    int *width;                   /* n_layers */
+    int epoch_id, loss_id, accuracy_id, test_loss_id, test_accuracy_id; /* -1: absent */
+    int info_id[N_PLANES][N_QUANTITIES];
+    int activation_epoch_id;
+    int *t_id;                    /* n_layers, when activations are stored */
+};
+
+static void plane_arrays(const ipm_plane_record *p, const double *a[N_QUANTITIES])
+{
+    a[0] = p->i_xt_simple;
+    a[1] = p->i_ty_simple;
+    a[2] = p->i_xt_pooled;
+    a[3] = p->i_ty_pooled;
+    a[4] = p->i_xt_sampled;
+    a[5] = p->i_ty_sampled;
+}
+
+/* "PATH: WHAT: NetCDF's reason", WHAT naming the variable, dimension or attribute. */
+static int nc_fail(const ipm_output *o, int status, const char *what, const char *name, char *err)
+{
+    return ipm_fail(err, "%s: %s%s%s: %s", o->path, what, *name ? " " : "", name,
+                    nc_strerror(status));
+}
+
+static int put_text_att(ipm_output *o, int varid, const char *name, const char *text, char *err)
+{
+    if (!text)
+        text = "";
+    int s = nc_put_att_text(o->ncid, varid, name, strlen(text), text);
+    return s ? nc_fail(o, s, "attribute", name, err) : 0;
+}
+
+static int put_int_att(ipm_output *o, const char *name, int v, char *err)
+{
+    int s = nc_put_att_int(o->ncid, NC_GLOBAL, name, NC_INT, 1, &v);
+    return s ? nc_fail(o, s, "attribute", name, err) : 0;
+}
+
+static int put_double_att(ipm_output *o, const char *name, double v, char *err)
+{
+    int s = nc_put_att_double(o->ncid, NC_GLOBAL, name, NC_DOUBLE, 1, &v);
+    return s ? nc_fail(o, s, "attribute", name, err) : 0;
+}
+
+static int def_dim(ipm_output *o, const char *name, size_t len, int *dimid, char *err)
+{
+    int s = nc_def_dim(o->ncid, name, len, dimid);
+    return s ? nc_fail(o, s, "dimension", name, err) : 0;
+}
+
+/* Defines a variable with its chunk shape (NULL: contiguous), long_name and
+ * units (NULL: none). */
+static int def_var(ipm_output *o, const char *name, nc_type type, int ndims, const int *dims,
+                   const size_t *chunks, const char *long_name, const char *units, int *varid,
+                   char *err)
+{
+    int s = nc_def_var(o->ncid, name, type, ndims, dims, varid);
+    if (!s && chunks)
+        s = nc_def_var_chunking(o->ncid, *varid, NC_CHUNKED, chunks);
+    if (s)
+        return nc_fail(o, s, "variable", name, err);
+    if (put_text_att(o, *varid, "long_name", long_name, err))
+        return -1;
+    return units ? put_text_att(o, *varid, "units", units, err) : 0;
+}
+
+static int def_global_atts(ipm_output *o, const ipm_output_meta *m, char *err)
+{
+    if (put_text_att(o, NC_GLOBAL, "title", "ipmpi information-plane run", err)
+        || put_text_att(o, NC_GLOBAL, "config", m->config_text, err)
+        || put_text_att(o, NC_GLOBAL, "ipmpi_version", m->version, err)
+        || put_int_att(o, "ranks", m->ranks, err) || put_int_att(o, "replicas", m->replicas, err)
+        || put_double_att(o, "H_X", m->h_x, err) || put_double_att(o, "H_Y", m->h_y, err)
+        || put_double_att(o, "I_XY", m->i_xy, err))
+        return -1;
+    if ((m->planes & IPM_ON_TEST)
+        && (put_double_att(o, "test_H_X", m->test_h_x, err)
+            || put_double_att(o, "test_H_Y", m->test_h_y, err)
+            || put_double_att(o, "test_I_XY", m->test_i_xy, err)))
+        return -1;
+    return put_int_att(o, "bins", m->bins, err) || put_double_att(o, "range_lo", m->range_lo, err)
+                   || put_double_att(o, "range_hi", m->range_hi, err)
+               ? -1
+               : 0;
+}
+
+static int def_plane_vars(ipm_output *o, const ipm_output_meta *m, int plane, int epoch_dim,
+                          int replica_dim, int layer_dim, char *err)
+{
+    int per_replica[3] = {epoch_dim, replica_dim, layer_dim};
+    int per_layer[2] = {epoch_dim, layer_dim};
+    size_t chunk_r[3] = {1, (size_t)m->replicas, (size_t)m->n_layers};
+    size_t chunk_l[2] = {1, (size_t)m->n_layers};
+    if (!(m->planes & plane_bit[plane]))
+        return 0;
+    for (int q = 0; q < N_QUANTITIES; q++) {
+        const quantity *qu = &quantities[q];
+        if (!(m->estimators & qu->estimator))
+            continue;
+        char name[64], long_name[128];
+        snprintf(name, sizeof name, "%s%s", plane_prefix[plane], qu->name);
+        snprintf(long_name, sizeof long_name, "%s%s", qu->long_name,
+                 plane ? ", on the test set" : "");
+        int rc = qu->per_replica
+                     ? def_var(o, name, NC_DOUBLE, 3, per_replica, chunk_r, long_name, "bits",
+                               &o->info_id[plane][q], err)
+                     : def_var(o, name, NC_DOUBLE, 2, per_layer, chunk_l, long_name, "bits",
+                               &o->info_id[plane][q], err);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+static int def_activation_vars(ipm_output *o, const ipm_output_meta *m, int replica_dim,
+                               int *x_varid, int *y_varid, char *err)
+{
+    int slot_dim, sample_dim;
+    if (def_dim(o, "activation_epoch", (size_t)m->n_activation_epochs, &slot_dim, err)
+        || def_dim(o, "sample", (size_t)m->activation_samples, &sample_dim, err))
+        return -1;
+    if (def_var(o, "activation_epoch", NC_INT, 1, &slot_dim, NULL,
+                "training epochs completed when the activations were stored", NULL,
+                &o->activation_epoch_id, err)
+        || def_var(o, "sample_x_id", NC_INT, 1, &sample_dim, NULL,
+                   "distinct input id (x id) of each stored sample", NULL, x_varid, err)
+        || def_var(o, "sample_y", NC_INT, 1, &sample_dim, NULL, "class label of each stored sample",
+                   NULL, y_varid, err))
+        return -1;
+    for (int k = 1; k <= m->n_layers; k++) {
+        char dim_name[32], name[32], long_name[64];
+        snprintf(dim_name, sizeof dim_name, "unit%d", k);
+        snprintf(name, sizeof name, "T%d", k);
+        snprintf(long_name, sizeof long_name, "activations of layer %d", k);
+        int unit_dim;
+        if (def_dim(o, dim_name, (size_t)m->layer_width[k - 1], &unit_dim, err))
+            return -1;
+        int dims[4] = {slot_dim, replica_dim, sample_dim, unit_dim};
+        size_t chunks[4] = {1, 1, (size_t)m->activation_samples, (size_t)m->layer_width[k - 1]};
+        if (def_var(o, name, NC_FLOAT, 4, dims, chunks, long_name, NULL, &o->t_id[k - 1], err))
+            return -1;
+    }
+    return 0;
+}
+
+static int def_schema(ipm_output *o, const ipm_output_meta *m, char *err)
+{
+    int fill_was, s = nc_set_fill(o->ncid, NC_FILL, &fill_was);
+    if (s)
+        return nc_fail(o, s, "nc_set_fill", "", err);
+    int epoch_dim, replica_dim, layer_dim;
+    if (def_dim(o, "epoch", NC_UNLIMITED, &epoch_dim, err)
+        || def_dim(o, "replica", (size_t)m->replicas, &replica_dim, err)
+        || def_dim(o, "layer", (size_t)m->n_layers, &layer_dim, err))
+        return -1;
+    size_t chunk_e = 1, chunk_r[2] = {1, (size_t)m->replicas};
+    int per_replica[2] = {epoch_dim, replica_dim};
+    int width_id, x_varid = -1, y_varid = -1;
+    if (def_var(o, "epoch", NC_INT, 1, &epoch_dim, &chunk_e, "training epochs completed", NULL,
+                &o->epoch_id, err)
+        || def_var(o, "layer_width", NC_INT, 1, &layer_dim, NULL, "units in each layer", NULL,
+                   &width_id, err)
+        || def_var(o, "loss", NC_DOUBLE, 2, per_replica, chunk_r,
+                   "training loss per replica", NULL, &o->loss_id, err)
+        || def_var(o, "accuracy", NC_DOUBLE, 2, per_replica, chunk_r,
+                   "training accuracy per replica", NULL, &o->accuracy_id, err))
+        return -1;
+    if (m->has_test
+        && (def_var(o, "test_loss", NC_DOUBLE, 2, per_replica, chunk_r,
+                    "test loss per replica", NULL, &o->test_loss_id, err)
+            || def_var(o, "test_accuracy", NC_DOUBLE, 2, per_replica, chunk_r,
+                       "test accuracy per replica", NULL, &o->test_accuracy_id, err)))
+        return -1;
+    for (int p = 0; p < N_PLANES; p++)
+        if (def_plane_vars(o, m, p, epoch_dim, replica_dim, layer_dim, err))
+            return -1;
+    if (m->n_activation_epochs > 0
+        && def_activation_vars(o, m, replica_dim, &x_varid, &y_varid, err))
+        return -1;
+    if (def_global_atts(o, m, err))
+        return -1;
+    if ((s = nc_enddef(o->ncid)))
+        return nc_fail(o, s, "nc_enddef", "", err);
+    if ((s = nc_put_var_int(o->ncid, width_id, m->layer_width)))
+        return nc_fail(o, s, "variable", "layer_width", err);
+    if (m->n_activation_epochs > 0) {
+        if ((s = nc_put_var_int(o->ncid, x_varid, m->sample_x_id)))
+            return nc_fail(o, s, "variable", "sample_x_id", err);
+        if ((s = nc_put_var_int(o->ncid, y_varid, m->sample_y)))
+            return nc_fail(o, s, "variable", "sample_y", err);
+    }
+    return 0;
+}
+
+static int check_meta(const ipm_output_meta *m, char *err)
+{
+    if (!m->path || !*m->path)
+        return ipm_fail(err, "output: no file name given");
+    if (m->replicas < 1 || m->n_layers < 1 || m->n_layers > IPM_MAX_LAYERS || !m->layer_width)
+        return ipm_fail(err, "%s: need at least one replica and 1..%d layers", m->path,
+                        IPM_MAX_LAYERS);
+    for (int l = 0; l < m->n_layers; l++)
+        if (m->layer_width[l] < 1)
+            return ipm_fail(err, "%s: layer_width[%d] = %d is not positive", m->path, l,
+                            m->layer_width[l]);
+    if (m->n_activation_epochs > 0
+        && (m->activation_samples < 1 || !m->sample_x_id || !m->sample_y))
+        return ipm_fail(err, "%s: stored activations need samples, sample_x_id and sample_y",
+                        m->path);
+    return 0;
+}
+
+static void output_free(ipm_output *o)
+{
+    free(o->path);
+    free(o->width);
+    free(o->t_id);
+    free(o);
+}
+
+static ipm_output *output_alloc(const ipm_output_meta *m)
+{
+    ipm_output *o = calloc(1, sizeof *o);
+    if (!o)
+        return NULL;
+    o->path = malloc(strlen(m->path) + 1);
+    o->width = malloc((size_t)m->n_layers * sizeof *o->width);
+    o->t_id = malloc((size_t)m->n_layers * sizeof *o->t_id);
+    if (!o->path || !o->width || !o->t_id) {
+        output_free(o);
+        return NULL;
+    }
+    strcpy(o->path, m->path);
+    memcpy(o->width, m->layer_width, (size_t)m->n_layers * sizeof *o->width);
+    o->replicas = m->replicas;
+    o->n_layers = m->n_layers;
+    o->n_activation_epochs = m->n_activation_epochs > 0 ? m->n_activation_epochs : 0;
+    o->activation_samples = m->activation_samples;
+    o->test_loss_id = o->test_accuracy_id = o->activation_epoch_id = -1;
+    for (int p = 0; p < N_PLANES; p++)
+        for (int q = 0; q < N_QUANTITIES; q++)
+            o->info_id[p][q] = -1;
+    for (int l = 0; l < m->n_layers; l++)
+        o->t_id[l] = -1;
+    return o;
+}
+
+/* NetCDF-4 reports any HDF5 create failure as EACCES ("Permission denied"),
+ * even for a missing directory, so look at the directory ourselves. */
+static int create_failed(const char *path, int status, char *err)
+{
+    char *dir = strdup(path);
+    char *slash = dir ? strrchr(dir, '/') : NULL;
+    struct stat st;
+    int rc;
+    if (!slash)
+        rc = ipm_fail(err, "cannot create NetCDF file %s: %s", path, nc_strerror(status));
+    else {
+        slash[slash == dir] = '\0'; /* keep "/" for a file in the root */
+        if (stat(dir, &st) != 0)
+            rc = ipm_fail(err, "cannot create NetCDF file %s: directory %s: %s", path, dir,
+                          strerror(errno));
+        else if (!S_ISDIR(st.st_mode))
+            rc = ipm_fail(err, "cannot create NetCDF file %s: %s is not a directory", path, dir);
+        else
+            rc = ipm_fail(err, "cannot create NetCDF file %s: %s", path, nc_strerror(status));
+    }
+    free(dir);
+    return rc;
+}
+
+int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err)
+{
+    *out = NULL;
+    if (check_meta(meta, err))
+        return -1;
+    ipm_output *o = output_alloc(meta);
+    if (!o)
+        return ipm_fail(err, "%s: out of memory", meta->path);
+    int s = nc_create(o->path, NC_CLOBBER | NC_NETCDF4, &o->ncid);
+    if (s) {
+        create_failed(o->path, s, err);
+        output_free(o);
+        return -1;
+    }
+    if (def_schema(o, meta, err)) {
+        /* Leave no half-written file behind: nc_abort deletes a file still in
+         * define mode, remove() covers a failure after nc_enddef. */
+        nc_abort(o->ncid);
+        remove(o->path);
+        output_free(o);
+        return -1;
+    }
+    *out = o;
+    return 0;
+}
+
+/* Writes one record of a per-replica (epoch, replica) variable; NULL data or
+ * an absent variable leaves it alone (reads as fill). */
+static int put_replica_row(ipm_output *o, int varid, const char *name, const double *v, char *err)
+{
+    if (varid < 0 || !v)
+        return 0;
+    size_t start[2] = {o->records, 0}, count[2] = {1, (size_t)o->replicas};
+    int s = nc_put_vara_double(o->ncid, varid, start, count, v);
+    return s ? nc_fail(o, s, "variable", name, err) : 0;
+}
+
+static int put_plane(ipm_output *o, int plane, const ipm_plane_record *rec, char *err)
+{
+    const double *v[N_QUANTITIES];
+    plane_arrays(rec, v);
+    for (int q = 0; q < N_QUANTITIES; q++) {
+        int varid = o->info_id[plane][q];
+        if (varid < 0 || !v[q])
+            continue;
+        size_t start[3] = {o->records, 0, 0};
+        size_t per_replica[3] = {1, (size_t)o->replicas, (size_t)o->n_layers};
+        size_t per_layer[2] = {1, (size_t)o->n_layers};
+        const size_t *count = quantities[q].per_replica ? per_replica : per_layer;
+        int s = nc_put_vara_double(o->ncid, varid, start, count, v[q]);
+        if (s) {
+            char name[64];
+            snprintf(name, sizeof name, "%s%s", plane_prefix[plane], quantities[q].name);
+            return nc_fail(o, s, "variable", name, err);
+        }
+    }
+    return 0;
+}
+
+int ipm_output_append(ipm_output *o, const ipm_epoch_record *rec, char *err)
+{
+    size_t start = o->records, one = 1;
+    int s = nc_put_vara_int(o->ncid, o->epoch_id, &start, &one, &rec->epoch);
+    if (s)
+        return nc_fail(o, s, "variable", "epoch", err);
+    if (put_replica_row(o, o->loss_id, "loss", rec->loss, err)
+        || put_replica_row(o, o->accuracy_id, "accuracy", rec->accuracy, err)
+        || put_replica_row(o, o->test_loss_id, "test_loss", rec->test_loss, err)
+        || put_replica_row(o, o->test_accuracy_id, "test_accuracy", rec->test_accuracy, err)
+        || put_plane(o, 0, &rec->train, err) || put_plane(o, 1, &rec->test, err))
+        return -1;
+    if ((s = nc_sync(o->ncid)))
+        return nc_fail(o, s, "nc_sync", "", err);
+    o->records++;
+    return 0;
+}
+
+int ipm_output_activations(ipm_output *o, int slot, int epoch, int replica, int layer,
+                           const float *values, char *err)
+{
+    if (o->n_activation_epochs == 0)
+        return ipm_fail(err, "%s: variable T%d: the file stores no activations", o->path,
+                        layer + 1);
+    if (layer < 0 || layer >= o->n_layers)
+        return ipm_fail(err, "%s: activations of layer %d: the file has %d layers", o->path,
+                        layer, o->n_layers);
+    if (slot < 0 || slot >= o->n_activation_epochs || replica < 0 || replica >= o->replicas)
+        return ipm_fail(err, "%s: variable T%d: slot %d or replica %d out of range (%d, %d)",
+                        o->path, layer + 1, slot, replica, o->n_activation_epochs, o->replicas);
+    size_t start[4] = {(size_t)slot, (size_t)replica, 0, 0};
+    size_t count[4] = {1, 1, (size_t)o->activation_samples, (size_t)o->width[layer]};
+    int s = nc_put_vara_float(o->ncid, o->t_id[layer], start, count, values);
+    if (s) {
+        char name[32];
+        snprintf(name, sizeof name, "T%d", layer + 1);
+        return nc_fail(o, s, "variable", name, err);
+    }
+    size_t at = (size_t)slot, one = 1;
+    s = nc_put_vara_int(o->ncid, o->activation_epoch_id, &at, &one, &epoch);
+    return s ? nc_fail(o, s, "variable", "activation_epoch", err) : 0;
+}
+
+int ipm_output_close(ipm_output *o, char *err)
+{
+    if (!o)
+        return 0;
+    int s = nc_close(o->ncid);
+    int rc = s ? nc_fail(o, s, "nc_close", "", err) : 0;
+    output_free(o);
+    return rc;
+}

@@ -1,0 +1,515 @@
+#include "ipmpi/run.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipmpi/dataset.h"
+#include "ipmpi/error.h"
+#include "ipmpi/measure.h"
+#include "ipmpi/output.h"
+#include "ipmpi/train.h"
+
+enum { PLANE_TRAIN, PLANE_TEST, N_PLANES };
+enum { TAG_ACTIVATIONS = 100 };
+
+typedef struct run {
+    const ipm_config *cfg;
+    MPI_Comm comm;
+    int rank, size;
+    ipm_dataset data[N_PLANES];         /* train, test (test.n may be 0) */
+    int n_replicas, n_local;
+    ipm_replica *local;                 /* replicas rank, rank + P, ... */
+    ipm_workspace eval_ws;
+    int measured[N_PLANES];
+    ipm_measure plane[N_PLANES];
+    int *log_epochs, n_log;
+    int *act_epochs, n_act, act_slot;
+    ipm_output *out;
+    double *loss, *accuracy, *test_loss, *test_accuracy; /* n_replicas each */
+    float *act_buffer;                  /* local replicas' activations at a stored epoch */
+    int *diverged_at;                   /* local: first epoch with a non-finite batch loss */
+    double t_start, t_train, t_forward, t_output;
+    int trained_epochs;
+} run;
+
+int ipm_agree(int rc, char *err, MPI_Comm comm)
+{
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    int mine = rc ? rank : size, first;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+    if (first == size)
+        return 0;
+    MPI_Bcast(err, IPM_ERRLEN, MPI_CHAR, first, comm);
+    return -1;
+}
+
+static int contains(const int *sorted, int n, int value)
+{
+    for (int lo = 0, hi = n - 1; lo <= hi;) {
+        int mid = lo + (hi - lo) / 2;
+        if (sorted[mid] == value)
+            return 1;
+        if (sorted[mid] < value)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return 0;
+}
+
+static int alloc_replica_arrays(run *r, char *err)
+{
+    size_t n = (size_t)r->n_replicas;
+    r->loss = calloc(n, sizeof(double));
+    r->accuracy = calloc(n, sizeof(double));
+    r->test_loss = calloc(n, sizeof(double));
+    r->test_accuracy = calloc(n, sizeof(double));
+    r->local = calloc((size_t)r->n_local + 1, sizeof(ipm_replica));
+    r->diverged_at = calloc((size_t)r->n_local + 1, sizeof(int));
+    if (!r->loss || !r->accuracy || !r->test_loss || !r->test_accuracy || !r->local ||
+        !r->diverged_at)
+        return ipm_fail(err, "out of memory for %d replicas", r->n_replicas);
+    return 0;
+}
+
+static int setup_replicas(run *r, char *err)
+{
+    const ipm_config *cfg = r->cfg;
+    r->n_replicas = cfg->replicas > 0 ? cfg->replicas : r->size;
+    r->n_local = r->rank < r->n_replicas ? (r->n_replicas - 1 - r->rank) / r->size + 1 : 0;
+    if (alloc_replica_arrays(r, err))
+        return -1;
+    const ipm_layer_spec *last = &cfg->layers[cfg->n_layers - 1];
+    if (ipm_loss_check(cfg->loss, last, r->data[PLANE_TRAIN].n_classes, err))
+        return -1;
+    for (int k = 0; k < r->n_local; k++) {
+        r->diverged_at[k] = -1;
+        if (ipm_replica_init(&r->local[k], cfg, &r->data[PLANE_TRAIN], r->rank + k * r->size,
+                             err))
+            return -1;
+    }
+    return 0;
+}
+
+/* Every rank builds a throwaway net for the layer shapes when it has no replica. */
+static int setup_measures(run *r, char *err)
+{
+    const ipm_config *cfg = r->cfg;
+    ipm_net shape;
+    ipm_rng rng;
+    ipm_rng_init(&rng, cfg->seed, 0, IPM_RNG_INIT);
+    if (ipm_net_init(&shape, r->data[PLANE_TRAIN].dim, cfg->layers, cfg->n_layers, cfg->init,
+                     cfg->init_stddev, &rng, err))
+        return -1;
+    int capacity = r->data[PLANE_TRAIN].n > r->data[PLANE_TEST].n ? r->data[PLANE_TRAIN].n
+                                                                   : r->data[PLANE_TEST].n;
+    int rc = ipm_workspace_init(&r->eval_ws, &shape, capacity, err);
+    r->measured[PLANE_TRAIN] = (cfg->on & IPM_ON_TRAIN) != 0;
+    r->measured[PLANE_TEST] = (cfg->on & IPM_ON_TEST) != 0;
+    if (rc == 0 && r->measured[PLANE_TEST] && r->data[PLANE_TEST].n == 0)
+        rc = ipm_fail(err, "%s: [information] on = %s needs a test set ([data] train_fraction < 1)",
+                      cfg->file, cfg->on == IPM_ON_ALL ? "all" : "test");
+    for (int p = 0; p < N_PLANES && rc == 0; p++)
+        if (r->measured[p])
+            rc = ipm_measure_init(&r->plane[p], cfg, &r->data[p], p, &shape, r->n_replicas, err);
+    ipm_net_free(&shape);
+    return rc;
+}
+
+static int setup_schedule(run *r, char *err)
+{
+    const ipm_config *cfg = r->cfg;
+    if (ipm_epochs_expand(&cfg->info_epochs, cfg->epochs, &r->log_epochs, &r->n_log, err))
+        return -1;
+    return ipm_epochs_expand(&cfg->activation_epochs, cfg->epochs, &r->act_epochs, &r->n_act, err);
+}
+
+static int setup_output(run *r, char *err)
+{
+    if (r->rank != 0)
+        return 0;
+    const ipm_config *cfg = r->cfg;
+    char *text = ipm_config_format(cfg);
+    if (!text)
+        return ipm_fail(err, "out of memory formatting the config");
+    int width[IPM_MAX_LAYERS];
+    for (int l = 0; l < cfg->n_layers; l++)
+        width[l] = cfg->layers[l].units;
+    const ipm_dataset *train = &r->data[PLANE_TRAIN];
+    ipm_output_meta meta = {
+        .path = cfg->output, .config_text = text, .version = IPMPI_VERSION,
+        .ranks = r->size, .replicas = r->n_replicas, .n_layers = cfg->n_layers,
+        .layer_width = width, .estimators = cfg->estimators, .planes = cfg->on,
+        .has_test = r->data[PLANE_TEST].n > 0, .bins = cfg->bins,
+        .range_lo = cfg->range_lo, .range_hi = cfg->range_hi,
+        .n_activation_epochs = r->n_act, .activation_samples = train->n,
+        .sample_x_id = train->x_id, .sample_y = train->y,
+    };
+    if (r->measured[PLANE_TRAIN]) {
+        meta.h_x = r->plane[PLANE_TRAIN].h_x;
+        meta.h_y = r->plane[PLANE_TRAIN].h_y;
+        meta.i_xy = r->plane[PLANE_TRAIN].i_xy;
+    } else if (ipm_data_information(train->x_id, train->y, train->n, &meta.h_x, &meta.h_y,
+                                    &meta.i_xy, err)) {
+        free(text);
+        return -1;
+    }
+    if (r->measured[PLANE_TEST]) {
+        meta.test_h_x = r->plane[PLANE_TEST].h_x;
+        meta.test_h_y = r->plane[PLANE_TEST].h_y;
+        meta.test_i_xy = r->plane[PLANE_TEST].i_xy;
+    }
+    int rc = ipm_output_create(&r->out, &meta, err);
+    free(text);
+    return rc;
+}
+
+static int setup(run *r, char *err)
+{
+    const ipm_config *cfg = r->cfg;
+    openblas_set_num_threads(cfg->threads);
+    if (ipm_dataset_load(cfg, &r->data[PLANE_TRAIN], &r->data[PLANE_TEST], err))
+        return -1;
+    if (setup_schedule(r, err) || setup_replicas(r, err) || setup_measures(r, err))
+        return -1;
+    /* The output exists only once every rank is ready: a bad config leaves no file. */
+    if (ipm_agree(0, err, r->comm))
+        return -1;
+    return setup_output(r, err);
+}
+
+static void teardown(run *r)
+{
+    for (int k = 0; k < r->n_local; k++)
+        ipm_replica_free(&r->local[k]);
+    for (int p = 0; p < N_PLANES; p++)
+        if (r->measured[p])
+            ipm_measure_free(&r->plane[p]);
+    ipm_workspace_free(&r->eval_ws);
+    for (int p = 0; p < N_PLANES; p++)
+        ipm_dataset_free(&r->data[p]);
+    free(r->local);
+    free(r->diverged_at);
+    free(r->act_buffer);
+    free(r->loss);
+    free(r->accuracy);
+    free(r->test_loss);
+    free(r->test_accuracy);
+    free(r->log_epochs);
+    free(r->act_epochs);
+}
+
+static void train_epoch(run *r, int epoch)
+{
+    double t0 = MPI_Wtime();
+    for (int k = 0; k < r->n_local; k++) {
+        ipm_replica_train_epoch(&r->local[k], &r->data[PLANE_TRAIN]);
+        if (r->diverged_at[k] < 0 && !isfinite(r->local[k].last_batch_loss))
+            r->diverged_at[k] = epoch;
+    }
+    r->t_train += MPI_Wtime() - t0;
+    r->trained_epochs = epoch;
+}
+
+static size_t activation_floats(const run *r)
+{
+    size_t units = 0;
+    for (int l = 0; l < r->cfg->n_layers; l++)
+        units += (size_t)r->cfg->layers[l].units;
+    return units * (size_t)r->data[PLANE_TRAIN].n;
+}
+
+/* Keeps local replica k's activations until every rank knows the epoch went well. */
+static int keep_activations(run *r, int k, char *err)
+{
+    size_t per_replica = activation_floats(r);
+    if (!r->act_buffer) {
+        r->act_buffer = malloc(per_replica * (size_t)r->n_local * sizeof(float));
+        if (!r->act_buffer)
+            return ipm_fail(err, "out of memory for stored activations (%zu floats)",
+                            per_replica * (size_t)r->n_local);
+    }
+    float *dst = r->act_buffer + per_replica * (size_t)k;
+    for (int l = 0; l < r->cfg->n_layers; l++) {
+        size_t count = (size_t)r->data[PLANE_TRAIN].n * (size_t)r->cfg->layers[l].units;
+        memcpy(dst, r->eval_ws.act[l], count * sizeof(float));
+        dst += count;
+    }
+    return 0;
+}
+
+/* Rank 0 writes every replica's activations in replica order; the other
+ * ranks send theirs. Rank 0 keeps receiving after a write error so that no
+ * sender is left blocked. MPI keeps each sender's messages in order. */
+static int transfer_activations(run *r, int epoch, char *err)
+{
+    size_t per_replica = activation_floats(r);
+    if (r->rank != 0) {
+        for (int k = 0; k < r->n_local; k++)
+            MPI_Send(r->act_buffer + per_replica * (size_t)k, (int)per_replica, MPI_FLOAT, 0,
+                     TAG_ACTIVATIONS, r->comm);
+        return 0;
+    }
+    float *incoming = malloc(per_replica * sizeof(float));
+    if (!incoming)
+        return ipm_fail(err, "out of memory receiving activations");
+    int rc = 0;
+    for (int rep = 0; rep < r->n_replicas; rep++) {
+        const float *values = r->act_buffer + per_replica * (size_t)(rep / r->size);
+        if (rep % r->size != 0) {
+            MPI_Recv(incoming, (int)per_replica, MPI_FLOAT, rep % r->size, TAG_ACTIVATIONS,
+                     r->comm, MPI_STATUS_IGNORE);
+            values = incoming;
+        }
+        for (int l = 0; l < r->cfg->n_layers && rc == 0; l++) {
+            rc = ipm_output_activations(r->out, r->act_slot, epoch, rep, l, values, err);
+            values += (size_t)r->data[PLANE_TRAIN].n * (size_t)r->cfg->layers[l].units;
+        }
+    }
+    free(incoming);
+    return rc;
+}
+
+static int measure_replica(run *r, int k, int store, char *err)
+{
+    ipm_replica *rep = &r->local[k];
+    double t0 = MPI_Wtime();
+    ipm_replica_evaluate(rep, &r->data[PLANE_TRAIN], &r->eval_ws, &r->loss[rep->index],
+                         &r->accuracy[rep->index]);
+    r->t_forward += MPI_Wtime() - t0;
+    if (r->measured[PLANE_TRAIN] &&
+        ipm_measure_replica(&r->plane[PLANE_TRAIN], rep->index, &r->eval_ws, err))
+        return -1;
+    if (store && keep_activations(r, k, err))
+        return -1;
+    if (r->data[PLANE_TEST].n == 0)
+        return 0;
+    t0 = MPI_Wtime();
+    ipm_replica_evaluate(rep, &r->data[PLANE_TEST], &r->eval_ws, &r->test_loss[rep->index],
+                         &r->test_accuracy[rep->index]);
+    r->t_forward += MPI_Wtime() - t0;
+    if (r->measured[PLANE_TEST] &&
+        ipm_measure_replica(&r->plane[PLANE_TEST], rep->index, &r->eval_ws, err))
+        return -1;
+    return 0;
+}
+
+static int reduce_losses(run *r)
+{
+    double *vals[4] = {r->loss, r->accuracy, r->test_loss, r->test_accuracy};
+    int n = r->data[PLANE_TEST].n > 0 ? 4 : 2;
+    for (int k = 0; k < n; k++) {
+        void *send = r->rank == 0 ? MPI_IN_PLACE : (void *)vals[k];
+        if (MPI_Reduce(send, vals[k], r->n_replicas, MPI_DOUBLE, MPI_SUM, 0, r->comm) !=
+            MPI_SUCCESS)
+            return -1;
+    }
+    return 0;
+}
+
+static void clear_losses(run *r)
+{
+    size_t n = (size_t)r->n_replicas * sizeof(double);
+    memset(r->loss, 0, n);
+    memset(r->accuracy, 0, n);
+    memset(r->test_loss, 0, n);
+    memset(r->test_accuracy, 0, n);
+}
+
+/* A diverged replica stops the run with the epoch where it diverged. */
+static int check_divergence(run *r, int epoch, char *err)
+{
+    for (int k = 0; k < r->n_local; k++) {
+        int index = r->local[k].index;
+        if (r->diverged_at[k] >= 0 || !isfinite(r->loss[index])) {
+            int at = r->diverged_at[k] >= 0 ? r->diverged_at[k] : epoch;
+            return ipm_fail(err,
+                            "replica %d diverged: its training loss became %s at epoch %d "
+                            "(detected at logged epoch %d); lower [training] learning_rate. "
+                            "Epochs logged before are kept in %s",
+                            index, isnan(r->local[k].last_batch_loss) ? "NaN" : "infinite", at,
+                            epoch, r->cfg->output);
+        }
+    }
+    return 0;
+}
+
+static void plane_record(const run *r, int p, ipm_plane_record *rec)
+{
+    const ipm_measure *m = &r->plane[p];
+    unsigned est = r->cfg->estimators;
+    memset(rec, 0, sizeof *rec);
+    if (!r->measured[p])
+        return;
+    if (est & IPM_EST_SIMPLE) {
+        rec->i_xt_simple = m->simple_xt;
+        rec->i_ty_simple = m->simple_ty;
+    }
+    if (est & IPM_EST_POOLED) {
+        rec->i_xt_pooled = m->pooled_xt;
+        rec->i_ty_pooled = m->pooled_ty;
+    }
+    if (est & IPM_EST_SAMPLED) {
+        rec->i_xt_sampled = m->sampled_xt;
+        rec->i_ty_sampled = m->sampled_ty;
+    }
+}
+
+static double mean(const double *v, int n)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++)
+        s += v[i];
+    return n ? s / n : 0;
+}
+
+/* The last layer's point of the best estimator this run computes. */
+static void headline_point(const run *r, double *i_xt, double *i_ty)
+{
+    int p = r->measured[PLANE_TRAIN] ? PLANE_TRAIN : PLANE_TEST, last = r->cfg->n_layers - 1;
+    const ipm_measure *m = &r->plane[p];
+    unsigned est = r->cfg->estimators;
+    if (est & IPM_EST_POOLED) {
+        *i_xt = m->pooled_xt[last];
+        *i_ty = m->pooled_ty[last];
+    } else if (est & IPM_EST_SAMPLED) {
+        *i_xt = m->sampled_xt[last];
+        *i_ty = m->sampled_ty[last];
+    } else {
+        double sx = 0, sy = 0;
+        for (int rep = 0; rep < r->n_replicas; rep++) {
+            sx += m->simple_xt[rep * r->cfg->n_layers + last];
+            sy += m->simple_ty[rep * r->cfg->n_layers + last];
+        }
+        *i_xt = sx / r->n_replicas;
+        *i_ty = sy / r->n_replicas;
+    }
+}
+
+static void progress_line(const run *r, int epoch)
+{
+    double elapsed = MPI_Wtime() - r->t_start, i_xt, i_ty;
+    int total = r->cfg->epochs;
+    double eta = epoch > 0 ? elapsed / epoch * (total - epoch) : 0;
+    headline_point(r, &i_xt, &i_ty);
+    printf("epoch %*d/%d  loss %.4f  acc %.4f  last layer I(X;T) %.4f  I(T;Y) %.4f bits  "
+           "elapsed %.1fs  eta %.1fs\n",
+           (int)snprintf(NULL, 0, "%d", total), epoch, total, mean(r->loss, r->n_replicas),
+           mean(r->accuracy, r->n_replicas), i_xt, i_ty, elapsed, eta);
+}
+
+static int write_record(run *r, int epoch, char *err)
+{
+    double t0 = MPI_Wtime();
+    ipm_epoch_record rec = {
+        .epoch = epoch, .loss = r->loss, .accuracy = r->accuracy,
+        .test_loss = r->test_loss, .test_accuracy = r->test_accuracy,
+    };
+    plane_record(r, PLANE_TRAIN, &rec.train);
+    plane_record(r, PLANE_TEST, &rec.test);
+    int rc = ipm_output_append(r->out, &rec, err);
+    r->t_output += MPI_Wtime() - t0;
+    if (rc == 0)
+        progress_line(r, epoch);
+    return rc;
+}
+
+static int measure_replicas(run *r, int epoch, int store, char *err)
+{
+    for (int p = 0; p < N_PLANES; p++)
+        if (r->measured[p])
+            ipm_measure_begin(&r->plane[p], epoch);
+    for (int k = 0; k < r->n_local; k++)
+        if (measure_replica(r, k, store, err))
+            return -1;
+    return 0;
+}
+
+static int log_epoch(run *r, int epoch, char *err)
+{
+    int store = contains(r->act_epochs, r->n_act, epoch);
+    clear_losses(r);
+    int rc = measure_replicas(r, epoch, store, err);
+    if (rc == 0)
+        rc = check_divergence(r, epoch, err);
+    /* Before a collective step every rank must know whether to go on. */
+    if (ipm_agree(rc, err, r->comm))
+        return -1;
+    if (store && ipm_agree(transfer_activations(r, epoch, err), err, r->comm))
+        return -1;
+    r->act_slot += store;
+    if (reduce_losses(r))
+        rc = ipm_fail(err, "MPI_Reduce of losses failed at epoch %d", epoch);
+    for (int p = 0; p < N_PLANES && rc == 0; p++)
+        if (r->measured[p])
+            rc = ipm_measure_finish(&r->plane[p], r->comm, err);
+    if (rc == 0 && r->rank == 0)
+        rc = write_record(r, epoch, err);
+    return ipm_agree(rc, err, r->comm);
+}
+
+static void print_summary(const run *r)
+{
+    if (r->rank != 0)
+        return;
+    double wall = MPI_Wtime() - r->t_start, bin = 0, merge = 0;
+    for (int p = 0; p < N_PLANES; p++)
+        if (r->measured[p]) {
+            bin += r->plane[p].seconds_binning;
+            merge += r->plane[p].seconds_merge;
+        }
+    int epochs = r->trained_epochs > 0 ? r->trained_epochs : 1, logs = r->n_log > 0 ? r->n_log : 1;
+    printf("done: %d epochs, %d logged, %d replicas on %d ranks, wall %.3fs\n", r->trained_epochs,
+           r->n_log, r->n_replicas, r->size, wall);
+    printf("time (rank 0): train %.3fs (%.4f ms/epoch)  forward %.3fs  binning+tables %.3fs  "
+           "merge %.3fs (%.4f ms/logged epoch)  output %.3fs\n",
+           r->t_train, 1e3 * r->t_train / epochs, r->t_forward, bin, merge, 1e3 * merge / logs,
+           r->t_output);
+    printf("wrote %s\n", r->cfg->output);
+}
+
+static int epoch_loop(run *r, char *err)
+{
+    r->t_start = MPI_Wtime();
+    for (int epoch = 0, next = 0; epoch <= r->cfg->epochs; epoch++) {
+        if (epoch > 0)
+            train_epoch(r, epoch);
+        if (next < r->n_log && r->log_epochs[next] == epoch) {
+            next++;
+            if (log_epoch(r, epoch, err))
+                return -1;
+        }
+    }
+    /* Divergence after the last logged epoch must not pass silently. */
+    clear_losses(r);
+    return ipm_agree(check_divergence(r, r->cfg->epochs, err), err, r->comm);
+}
+
+int ipm_run(const ipm_config *cfg, MPI_Comm comm, char *err)
+{
+    run r;
+    memset(&r, 0, sizeof r);
+    r.cfg = cfg;
+    r.comm = comm;
+    MPI_Comm_rank(comm, &r.rank);
+    MPI_Comm_size(comm, &r.size);
+    int rc = ipm_agree(setup(&r, err), err, comm);
+    if (rc == 0)
+        rc = epoch_loop(&r, err);
+    char close_err[IPM_ERRLEN] = "";
+    int close_rc = ipm_output_close(r.out, close_err);
+    if (rc == 0 && close_rc) {
+        rc = -1;
+        memcpy(err, close_err, IPM_ERRLEN);
+    }
+    rc = ipm_agree(rc, err, comm);
+    if (rc == 0)
+        print_summary(&r);
+    teardown(&r);
+    return rc;
+}

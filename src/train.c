@@ -1,0 +1,330 @@
+/* train: losses, optimizers and the per-replica training loop. */
+#include "ipmpi/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipmpi/error.h"
+
+/* Smallest probability the cross-entropy's value takes a log of. */
+#define IPM_PROB_FLOOR 1e-12
+
+/* ---- losses ------------------------------------------------------------- */
+
+int ipm_loss_check(enum ipm_loss loss, const ipm_layer_spec *last, int n_classes, char *err)
+{
+    const char *act = ipm_activation_name(last->activation);
+    if (loss == IPM_LOSS_CROSS_ENTROPY) {
+        int softmax = last->activation == IPM_ACT_SOFTMAX && last->units >= 2;
+        int sigmoid = last->activation == IPM_ACT_SIGMOID && last->units == 1;
+        if (!softmax && !sigmoid)
+            return ipm_fail(err,
+                            "[training] loss = cross_entropy needs a softmax output with >= 2 "
+                            "units or a single sigmoid unit (last layer is dense:%d:%s)",
+                            last->units, act);
+    }
+    if (last->units == 1 && n_classes > 2)
+        return ipm_fail(err,
+                        "[network] layers: one output unit can only separate 2 classes, the data "
+                        "has %d (last layer is dense:1:%s)",
+                        n_classes, act);
+    if (last->units > 1 && last->units < n_classes)
+        return ipm_fail(err,
+                        "[network] layers: %d output units cannot represent %d classes (last "
+                        "layer is dense:%d:%s)",
+                        last->units, n_classes, last->units, act);
+    return 0;
+}
+
+static int argmax(const float *v, int n)
+{
+    int best = 0;
+    for (int j = 1; j < n; j++)
+        if (v[j] > v[best])
+            best = j;
+    return best;
+}
+
+static int predict(enum ipm_activation out_act, const float *row, int units)
+{
+    if (units > 1)
+        return argmax(row, units);
+    float threshold = out_act == IPM_ACT_TANH || out_act == IPM_ACT_LINEAR ? 0.0f : 0.5f;
+    return row[0] > threshold;
+}
+
+static double clamped_log(double p)
+{
+    return log(p > IPM_PROB_FLOOR ? p : IPM_PROB_FLOOR);
+}
+
+/* Softmax + CE (several units) or sigmoid + binary CE (one unit); in both
+ * the gradient with respect to the pre-activation is (p - target) / rows. */
+static double cross_entropy(const float *out, const int32_t *y, int rows, int units,
+                            float *grad)
+{
+    double sum = 0.0;
+    float inv_rows = 1.0f / (float)rows;
+    for (int r = 0; r < rows; r++) {
+        const float *o = out + (size_t)r * (size_t)units;
+        if (units == 1)
+            sum -= y[r] ? clamped_log(o[0]) : clamped_log(1.0 - (double)o[0]);
+        else
+            sum -= clamped_log(o[y[r]]);
+        if (!grad)
+            continue;
+        float *g = grad + (size_t)r * (size_t)units;
+        for (int j = 0; j < units; j++) {
+            float target = units == 1 ? (float)(y[r] != 0) : (float)(j == y[r]);
+            g[j] = (o[j] - target) * inv_rows;
+        }
+    }
+    return sum / rows;
+}
+
+/* Target of output unit j for label y: one unit is binary (-1/+1 under
+ * tanh, 0/1 otherwise), several are one-hot. */
+static float mse_target(enum ipm_activation out_act, int units, int j, int32_t y)
+{
+    if (units == 1) {
+        if (out_act == IPM_ACT_TANH)
+            return y ? 1.0f : -1.0f;
+        return y ? 1.0f : 0.0f;
+    }
+    return j == y ? 1.0f : 0.0f;
+}
+
+static double mean_squared_error(enum ipm_activation out_act, const float *out,
+                                 const int32_t *y, int rows, int units, float *grad)
+{
+    size_t count = (size_t)rows * (size_t)units;
+    float scale = 2.0f / (float)count;
+    double sum = 0.0;
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < units; j++) {
+            size_t i = (size_t)r * (size_t)units + (size_t)j;
+            float diff = out[i] - mse_target(out_act, units, j, y[r]);
+            sum += (double)diff * diff;
+            if (grad)
+                grad[i] = diff * scale;
+        }
+    return sum / (double)count;
+}
+
+double ipm_loss_eval(enum ipm_loss loss, enum ipm_activation out_act, const float *out,
+                     const int32_t *y, int rows, int units, long *correct, float *grad,
+                     int *grad_is_preactivation)
+{
+    if (correct)
+        for (int r = 0; r < rows; r++)
+            *correct += predict(out_act, out + (size_t)r * (size_t)units, units) == y[r];
+    if (loss == IPM_LOSS_CROSS_ENTROPY) {
+        if (grad_is_preactivation)
+            *grad_is_preactivation = 1;
+        return cross_entropy(out, y, rows, units, grad);
+    }
+    if (grad_is_preactivation)
+        *grad_is_preactivation = 0;
+    return mean_squared_error(out_act, out, y, rows, units, grad);
+}
+
+/* ---- optimizers --------------------------------------------------------- */
+/* Parameters and moments are stored as float; each update is computed in
+ * double and rounded once. */
+
+int ipm_optimizer_init(ipm_optimizer_state *opt, const ipm_config *cfg, size_t n_params,
+                       char *err)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->kind = cfg->optimizer;
+    opt->learning_rate = cfg->learning_rate;
+    opt->momentum = cfg->momentum;
+    opt->n = n_params;
+    if (opt->kind == IPM_OPT_SGD)
+        return 0;
+    opt->m = calloc(n_params, sizeof(float));
+    opt->v = opt->kind == IPM_OPT_ADAM ? calloc(n_params, sizeof(float)) : NULL;
+    if (!opt->m || (opt->kind == IPM_OPT_ADAM && !opt->v)) {
+        ipm_optimizer_free(opt);
+        return ipm_fail(err, "out of memory for optimizer state (%zu parameters)", n_params);
+    }
+    return 0;
+}
+
+static void sgd_step(const ipm_optimizer_state *opt, float *p, const float *g)
+{
+    for (size_t i = 0; i < opt->n; i++)
+        p[i] = (float)(p[i] - opt->learning_rate * g[i]);
+}
+
+/* v = momentum v + g; p -= lr v. */
+static void momentum_step(ipm_optimizer_state *opt, float *p, const float *g)
+{
+    for (size_t i = 0; i < opt->n; i++) {
+        double v = opt->momentum * opt->m[i] + g[i];
+        opt->m[i] = (float)v;
+        p[i] = (float)(p[i] - opt->learning_rate * v);
+    }
+}
+
+/* Kingma & Ba (2015), Algorithm 1, with bias-corrected moments. */
+static void adam_step(ipm_optimizer_state *opt, float *p, const float *g)
+{
+    const double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+    double correction1 = 1.0 - pow(beta1, (double)opt->step);
+    double correction2 = 1.0 - pow(beta2, (double)opt->step);
+    for (size_t i = 0; i < opt->n; i++) {
+        double m = beta1 * opt->m[i] + (1.0 - beta1) * g[i];
+        double v = beta2 * opt->v[i] + (1.0 - beta2) * (double)g[i] * g[i];
+        opt->m[i] = (float)m;
+        opt->v[i] = (float)v;
+        double m_hat = m / correction1, v_hat = v / correction2;
+        p[i] = (float)(p[i] - opt->learning_rate * m_hat / (sqrt(v_hat) + eps));
+    }
+}
+
+void ipm_optimizer_step(ipm_optimizer_state *opt, float *params, const float *grads)
+{
+    opt->step++;
+    switch (opt->kind) {
+    case IPM_OPT_SGD:
+        sgd_step(opt, params, grads);
+        break;
+    case IPM_OPT_MOMENTUM:
+        momentum_step(opt, params, grads);
+        break;
+    case IPM_OPT_ADAM:
+        adam_step(opt, params, grads);
+        break;
+    }
+}
+
+void ipm_optimizer_free(ipm_optimizer_state *opt)
+{
+    free(opt->m);
+    free(opt->v);
+    memset(opt, 0, sizeof *opt);
+}
+
+/* ---- replicas ----------------------------------------------------------- */
+
+static int alloc_batch(ipm_replica *rep, const ipm_dataset *train, char *err)
+{
+    int units = rep->net.layer[rep->net.n_layers - 1].out;
+    size_t rows = (size_t)rep->batch_size;
+    rep->order = malloc((size_t)train->n * sizeof(int32_t));
+    rep->xb = malloc(rows * (size_t)train->dim * sizeof(float));
+    rep->grad = malloc(rows * (size_t)units * sizeof(float));
+    rep->yb = malloc(rows * sizeof(int32_t));
+    if (!rep->order || !rep->xb || !rep->grad || !rep->yb)
+        return ipm_fail(err, "out of memory for replica %d's batches", rep->index);
+    return ipm_workspace_init(&rep->batch_ws, &rep->net, rep->batch_size, err);
+}
+
+int ipm_replica_init(ipm_replica *rep, const ipm_config *cfg, const ipm_dataset *train,
+                     int index, char *err)
+{
+    memset(rep, 0, sizeof *rep);
+    rep->index = index;
+    rep->loss = cfg->loss;
+    rep->batches_per_epoch = cfg->batches_per_epoch;
+    if (train->n <= 0)
+        return ipm_fail(err, "replica %d: the training set is empty", index);
+    if (cfg->batch_size <= 0)
+        return ipm_fail(err, "[training] batch_size must be positive (got %d)", cfg->batch_size);
+    /* A batch larger than the set is the whole set (full-batch training). */
+    rep->batch_size = cfg->batch_size < train->n ? cfg->batch_size : train->n;
+    ipm_rng init_rng;
+    ipm_rng_init(&init_rng, cfg->seed, (uint32_t)index, IPM_RNG_INIT);
+    int rc = ipm_net_init(&rep->net, train->dim, cfg->layers, cfg->n_layers, cfg->init,
+                          cfg->init_stddev, &init_rng, err);
+    if (rc == 0)
+        rc = ipm_optimizer_init(&rep->opt, cfg, rep->net.n_params, err);
+    if (rc == 0)
+        rc = alloc_batch(rep, train, err);
+    if (rc) {
+        ipm_replica_free(rep);
+        return -1;
+    }
+    ipm_rng_init(&rep->batch_rng, cfg->seed, (uint32_t)index, IPM_RNG_BATCH);
+    for (int i = 0; i < train->n; i++)
+        rep->order[i] = i;
+    ipm_rng_shuffle(&rep->batch_rng, rep->order, train->n);
+    rep->position = 0;
+    return 0;
+}
+
+void ipm_replica_free(ipm_replica *rep)
+{
+    ipm_net_free(&rep->net);
+    ipm_optimizer_free(&rep->opt);
+    ipm_workspace_free(&rep->batch_ws);
+    free(rep->order);
+    free(rep->xb);
+    free(rep->grad);
+    free(rep->yb);
+    memset(rep, 0, sizeof *rep);
+}
+
+/* Batches are consecutive slices of the shuffled order. The last slice of a
+ * pass may be short (n mod batch_size rows, like Keras): we take it rather
+ * than drop it, so a full-pass epoch (batches_per_epoch = 0) sees every
+ * sample exactly once. Once the order is used up it is reshuffled (the
+ * stream continues) and the next batch starts the new pass. Returns the
+ * rows gathered into xb/yb. */
+static int next_batch(ipm_replica *rep, const ipm_dataset *train)
+{
+    if (rep->position >= train->n) {
+        ipm_rng_shuffle(&rep->batch_rng, rep->order, train->n);
+        rep->position = 0;
+    }
+    int rows = train->n - rep->position;
+    rows = rows < rep->batch_size ? rows : rep->batch_size;
+    size_t dim = (size_t)train->dim;
+    for (int r = 0; r < rows; r++) {
+        int32_t s = rep->order[rep->position + r];
+        memcpy(rep->xb + (size_t)r * dim, train->x + (size_t)s * dim, dim * sizeof(float));
+        rep->yb[r] = train->y[s];
+    }
+    rep->position += rows;
+    return rows;
+}
+
+static void train_step(ipm_replica *rep, const ipm_dataset *train)
+{
+    int rows = next_batch(rep, train);
+    const ipm_dense *last = &rep->net.layer[rep->net.n_layers - 1];
+    ipm_net_forward(&rep->net, rep->xb, rows, &rep->batch_ws);
+    int preactivation = 0;
+    rep->last_batch_loss =
+        ipm_loss_eval(rep->loss, last->activation, rep->batch_ws.act[rep->net.n_layers - 1],
+                      rep->yb, rows, last->out, NULL, rep->grad, &preactivation);
+    ipm_net_backward(&rep->net, rep->xb, rows, &rep->batch_ws, rep->grad, preactivation);
+    ipm_optimizer_step(&rep->opt, rep->net.params, rep->net.grads);
+}
+
+void ipm_replica_train_epoch(ipm_replica *rep, const ipm_dataset *train)
+{
+    int batches = rep->batches_per_epoch;
+    if (batches <= 0)
+        batches = (train->n + rep->batch_size - 1) / rep->batch_size;
+    for (int b = 0; b < batches; b++)
+        train_step(rep, train);
+}
+
+void ipm_replica_evaluate(const ipm_replica *rep, const ipm_dataset *d, ipm_workspace *ws,
+                          double *loss, double *accuracy)
+{
+    if (d->n <= 0 || ws->capacity < d->n) {
+        *loss = NAN;
+        *accuracy = NAN;
+        return;
+    }
+    const ipm_dense *last = &rep->net.layer[rep->net.n_layers - 1];
+    ipm_net_forward(&rep->net, d->x, d->n, ws);
+    long correct = 0;
+    *loss = ipm_loss_eval(rep->loss, last->activation, ws->act[rep->net.n_layers - 1], d->y,
+                          d->n, last->out, &correct, NULL, NULL);
+    *accuracy = (double)correct / d->n;
+}

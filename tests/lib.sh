@@ -1,0 +1,26 @@
+# Shared by the script tests: where things are, and a scratch directory.
+set -u
+: "${IPMPI:?IPMPI must name the ipmpi binary (meson test sets it)}"
+: "${IPMPI_SOURCE_ROOT:?}"
+PY=${IPMPI_PYTHON:-/usr/bin/python3}
+MPIRUN="$IPMPI_SOURCE_ROOT/tests/mpirun.sh"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ipmpi-test.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+failures=0
+
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+
+finish() {
+    [ "$failures" -eq 0 ] && echo "all checks passed" || echo "$failures check(s) failed"
+    [ "$failures" -eq 0 ]
+}
+
+needs_python() {
+    if ! "$PY" -c 'import numpy, netCDF4' 2>/dev/null; then
+        echo "skipped: $PY lacks numpy/netCDF4"
+        exit 77
+    fi
+}

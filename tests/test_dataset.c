@@ -1,0 +1,527 @@
+/* dataset: the 12-bit task's rule and symmetry, generated sets, dedup,
+ * label mapping, split, NetCDF reading and its errors.
+ * Usage: test_dataset [path/to/var_u.nc] (default ../shared/data/var_u.nc);
+ * returns 77 (skip) when every other check passed but var_u.nc is absent. */
+#include "ipmpi/dataset.h"
+
+#include <errno.h>
+#include <math.h>
+#include <netcdf.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "ipmpi/error.h"
+#include "ipmpi/rng.h"
+
+static ipm_config make_config(enum ipm_data_source source, int samples, double fraction,
+                              uint64_t seed)
+{
+    ipm_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.source = source;
+    cfg.samples = samples;
+    cfg.train_fraction = fraction;
+    cfg.seed = seed;
+    return cfg;
+}
+
+static unsigned row_pattern(const float *row)
+{
+    unsigned p = 0;
+    for (int j = 0; j < 12; j++)
+        p |= (unsigned)(row[j] != 0.0f) << j;
+    return p;
+}
+
+/* ---- the 12-bit task, checked against geometry ---------------------------- */
+
+/* Unit vectors of the icosahedron in the layout dataset.h's rule states. */
+static void ico_coordinates(double v[12][3])
+{
+    const double pi = 3.14159265358979323846;
+    double z = 1 / sqrt(5.0), r = 2 / sqrt(5.0);
+    v[0][0] = 0, v[0][1] = 0, v[0][2] = 1;
+    v[11][0] = 0, v[11][1] = 0, v[11][2] = -1;
+    for (int k = 0; k < 5; k++) {
+        double up = 2 * pi * k / 5, down = up + pi / 5;
+        v[1 + k][0] = r * cos(up), v[1 + k][1] = r * sin(up), v[1 + k][2] = z;
+        v[6 + k][0] = r * cos(down), v[6 + k][1] = r * sin(down), v[6 + k][2] = -z;
+    }
+}
+
+/* Rotation of the vertices by angle about vertex `axis` (Rodrigues), as a
+ * vertex permutation; -1 entries if a rotated point misses every vertex. */
+static void rotation_permutation(double v[12][3], int axis, double angle, int perm[12])
+{
+    const double *a = v[axis];
+    double c = cos(angle), s = sin(angle);
+    for (int i = 0; i < 12; i++) {
+        const double *p = v[i];
+        double dot = a[0] * p[0] + a[1] * p[1] + a[2] * p[2];
+        double cross[3] = {a[1] * p[2] - a[2] * p[1], a[2] * p[0] - a[0] * p[2],
+                           a[0] * p[1] - a[1] * p[0]};
+        double q[3];
+        for (int d = 0; d < 3; d++)
+            q[d] = p[d] * c + cross[d] * s + a[d] * dot * (1 - c);
+        perm[i] = -1;
+        for (int j = 0; j < 12; j++) {
+            double dx = q[0] - v[j][0], dy = q[1] - v[j][1], dz = q[2] - v[j][2];
+            if (dx * dx + dy * dy + dz * dz < 1e-12)
+                perm[i] = j;
+        }
+    }
+}
+
+static unsigned permute_pattern(unsigned p, const int perm[12])
+{
+    unsigned q = 0;
+    for (int j = 0; j < 12; j++)
+        if (p >> j & 1u)
+            q |= 1u << perm[j];
+    return q;
+}
+
+static void check_rotation_invariance(const ipm_dataset *d, const int perm[12])
+{
+    int is_permutation = 1, seen = 0;
+    for (int j = 0; j < 12; j++) {
+        is_permutation &= perm[j] >= 0;
+        if (perm[j] >= 0)
+            seen |= 1 << perm[j];
+    }
+    CHECK(is_permutation && seen == 0xfff);
+    if (!is_permutation || seen != 0xfff)
+        return;
+    int changed = 0;
+    for (unsigned p = 0; p < 4096; p++)
+        changed += d->y[p] != d->y[permute_pattern(p, perm)];
+    CHECK(changed == 0);
+}
+
+static void check_tishby12(void)
+{
+    char err[IPM_ERRLEN];
+    ipm_dataset d;
+    CHECK(ipm_dataset_tishby12(&d, err) == 0);
+    CHECK(d.n == 4096 && d.dim == 12 && d.n_x == 4096 && d.n_classes == 2);
+
+    int bits_ok = 1, ids_ok = 1, ones = 0;
+    int by_k[13][2] = {{0}};
+    for (int i = 0; i < 4096; i++) {
+        bits_ok &= row_pattern(d.x + 12 * i) == (unsigned)i;
+        for (int j = 0; j < 12; j++)
+            bits_ok &= d.x[12 * i + j] == (float)((i >> j) & 1);
+        ids_ok &= d.x_id[i] == i;
+        ones += d.y[i];
+        int k = 0;
+        for (int j = 0; j < 12; j++)
+            k += (i >> j) & 1;
+        by_k[k][d.y[i] != 0]++;
+    }
+    CHECK(bits_ok);
+    CHECK(ids_ok); /* all distinct, ids in order of first appearance */
+    CHECK(ones >= 0.45 * 4096 && ones <= 0.55 * 4096);
+    for (int k = 0; k <= 4; k++)
+        CHECK(by_k[k][1] == 0);
+    for (int k = 8; k <= 12; k++)
+        CHECK(by_k[k][0] == 0);
+    for (int k = 5; k <= 7; k++)
+        CHECK(by_k[k][0] > 0 && by_k[k][1] > 0);
+    /* The rule's stated counts (the original data's per-k counts). */
+    CHECK(by_k[5][1] == 60 && by_k[6][1] == 532 && by_k[7][1] == 732 && ones == 2118);
+
+    /* The rule from coordinates: y = [k + |sum of the ones' unit vectors| > 7.625]. */
+    double v[12][3];
+    ico_coordinates(v);
+    int agree = 0;
+    for (int i = 0; i < 4096; i++) {
+        double s[3] = {0, 0, 0};
+        int k = 0;
+        for (int j = 0; j < 12; j++)
+            if ((i >> j) & 1)
+                k++, s[0] += v[j][0], s[1] += v[j][1], s[2] += v[j][2];
+        double f = k + sqrt(s[0] * s[0] + s[1] * s[1] + s[2] * s[2]);
+        agree += (f > 7.625) == (d.y[i] != 0);
+    }
+    CHECK(agree == 4096);
+
+    /* Two 5-fold rotations about different vertices generate the whole
+     * rotation group (order 60): one computed as a ring shift, one from
+     * the geometry. */
+    int about_pole[12] = {0, 2, 3, 4, 5, 1, 7, 8, 9, 10, 6, 11};
+    check_rotation_invariance(&d, about_pole);
+    int about_vertex1[12];
+    rotation_permutation(v, 1, 2 * 3.14159265358979323846 / 5, about_vertex1);
+    CHECK(about_vertex1[1] == 1 && about_vertex1[0] != 0);
+    check_rotation_invariance(&d, about_vertex1);
+    /* A reflection is no rotation, but f uses distances only: still invariant. */
+    int mirror[12] = {0, 1, 5, 4, 3, 2, 10, 9, 8, 7, 6, 11}; /* y -> -y */
+    check_rotation_invariance(&d, mirror);
+
+    const char *rule = ipm_tishby12_rule();
+    CHECK(rule && strstr(rule, "7.625") && strstr(rule, "icosahedron"));
+    ipm_dataset_free(&d);
+    CHECK(d.x == NULL && d.n == 0);
+}
+
+/* ---- dedup ---------------------------------------------------------------- */
+
+static void check_dedup(void)
+{
+    char err[IPM_ERRLEN];
+    float rows[6][2] = {{1, 2}, {3, 4}, {1, 2}, {0.0f, 1}, {3, 4}, {-0.0f, 1}};
+    ipm_dataset d = {0};
+    d.n = 6, d.dim = 2;
+    d.x = malloc(sizeof rows);
+    memcpy(d.x, rows, sizeof rows);
+    CHECK(ipm_dataset_dedup(&d, err) == 0);
+    int32_t expect[6] = {0, 1, 0, 2, 1, 3}; /* -0 and +0 differ in their bits */
+    CHECK(d.n_x == 4);
+    for (int i = 0; i < 6; i++)
+        CHECK(d.x_id[i] == expect[i]);
+    ipm_dataset_free(&d);
+
+    /* Many duplicates, against a quadratic scan. */
+    enum { N = 3000, DIM = 3 };
+    ipm_rng rng;
+    ipm_rng_init(&rng, 11, 0, IPM_RNG_DATA);
+    d.n = N, d.dim = DIM;
+    d.x = malloc(sizeof(float) * N * DIM);
+    for (int i = 0; i < N * DIM; i++)
+        d.x[i] = (float)ipm_rng_below(&rng, 6) * 0.5f;
+    CHECK(ipm_dataset_dedup(&d, err) == 0);
+    int32_t *first = malloc(sizeof(int32_t) * N);
+    int n_x = 0, agree = 1;
+    for (int i = 0; i < N; i++) {
+        int j = 0;
+        while (j < i && memcmp(d.x + j * DIM, d.x + i * DIM, sizeof(float) * DIM) != 0)
+            j++;
+        first[i] = j == i ? n_x++ : first[j];
+        agree &= d.x_id[i] == first[i];
+    }
+    CHECK(agree);
+    CHECK(d.n_x == n_x && n_x == 216);
+    free(first);
+    ipm_dataset_free(&d);
+}
+
+/* ---- generated sets ------------------------------------------------------- */
+
+static int same_dataset(const ipm_dataset *a, const ipm_dataset *b)
+{
+    return a->n == b->n && a->dim == b->dim &&
+           memcmp(a->x, b->x, sizeof(float) * a->n * a->dim) == 0 &&
+           memcmp(a->y, b->y, sizeof(int32_t) * a->n) == 0;
+}
+
+static void check_generated(enum ipm_data_source source)
+{
+    char err[IPM_ERRLEN];
+    const int n = 4000;
+    ipm_config cfg = make_config(source, n, 1.0, 17);
+    ipm_dataset a, b, test, other;
+    CHECK(ipm_dataset_load(&cfg, &a, &test, err) == 0);
+    CHECK(test.n == 0 && test.x == NULL);
+    CHECK(ipm_dataset_load(&cfg, &b, &test, err) == 0);
+    CHECK(a.n == n && a.dim == 12 && a.n_classes == 2);
+    CHECK(same_dataset(&a, &b));
+    cfg.seed = 18;
+    CHECK(ipm_dataset_load(&cfg, &other, &test, err) == 0);
+    CHECK(memcmp(a.x, other.x, sizeof(float) * 12) != 0);
+
+    /* Features come first in each sample's draws: sample 0 is the stream's
+     * first 12 below(5) draws, minus one. */
+    ipm_rng rng;
+    ipm_rng_init(&rng, 17, 0, IPM_RNG_DATA);
+    for (int j = 0; j < 12; j++)
+        CHECK(a.x[j] == (float)ipm_rng_below(&rng, 5) - 1.0f);
+
+    int count[5] = {0}, in_set = 1;
+    for (int i = 0; i < n * 12; i++) {
+        float v = a.x[i];
+        in_set &= v == -1 || v == 0 || v == 1 || v == 2 || v == 3;
+        if (v >= -1 && v <= 3)
+            count[(int)v + 1]++;
+    }
+    CHECK(in_set);
+    for (int v = 0; v < 5; v++)
+        CHECK_NEAR(count[v], n * 12 / 5.0, 400); /* sd ~ 98 */
+    CHECK(a.n_x > n - 5); /* 5^12 patterns: duplicates are rare */
+
+    /* Noise-free labels agree with the stored ones most of the time. */
+    double *score = malloc(sizeof(double) * n), mean = 0;
+    for (int i = 0; i < n; i++) {
+        const float *x = a.x + 12 * i;
+        double s = 0;
+        if (source == IPM_DATA_SIMPLE) {
+            for (int j = 0; j < 12; j++)
+                s += x[j] / 12.0;
+        } else {
+            s = x[2] * x[3] + x[4] * x[5] + x[6] * x[7] + x[8] * x[9] + x[10] * x[11] -
+                x[0] * x[0];
+        }
+        score[i] = s;
+        mean += s / n;
+    }
+    double threshold = source == IPM_DATA_SIMPLE ? 0.7 : mean;
+    int agree = 0, ones = 0;
+    for (int i = 0; i < n; i++) {
+        agree += (score[i] > threshold) == (a.y[i] == 1);
+        ones += a.y[i];
+    }
+    CHECK(agree > 0.8 * n);
+    CHECK(agree < n); /* the noise does flip some labels */
+    if (source == IPM_DATA_SIMPLE)
+        CHECK(ones > 0.65 * n && ones < 0.85 * n); /* P(mean + noise > 0.7) ~ 0.76 */
+    else
+        CHECK(ones > 0.35 * n && ones < 0.65 * n);
+    free(score);
+    ipm_dataset_free(&a);
+    ipm_dataset_free(&b);
+    ipm_dataset_free(&other);
+}
+
+/* ---- split ------------------------------------------------------------------ */
+
+static void check_split(void)
+{
+    char err[IPM_ERRLEN];
+    ipm_dataset all, train, test;
+    CHECK(ipm_dataset_tishby12(&all, err) == 0);
+    ipm_config cfg = make_config(IPM_DATA_TISHBY12, 0, 0.75, 99);
+    CHECK(ipm_dataset_load(&cfg, &train, &test, err) == 0);
+    CHECK(train.n == 3072 && test.n == 1024);
+    CHECK(train.n_x == 3072 && test.n_x == 1024);
+    CHECK(train.n_classes == 2 && test.n_classes == 2);
+
+    /* train then test is the SPLIT permutation of the source. */
+    int32_t order[4096];
+    for (int i = 0; i < 4096; i++)
+        order[i] = i;
+    ipm_rng rng;
+    ipm_rng_init(&rng, 99, 0, IPM_RNG_SPLIT);
+    ipm_rng_shuffle(&rng, order, 4096);
+    int seen[4096] = {0}, in_order = 1, labels_ok = 1, ids_ok = 1;
+    for (int i = 0; i < 4096; i++) {
+        const ipm_dataset *part = i < 3072 ? &train : &test;
+        int row = i < 3072 ? i : i - 3072;
+        unsigned p = row_pattern(part->x + 12 * row);
+        seen[p]++;
+        in_order &= p == (unsigned)order[i];
+        labels_ok &= part->y[row] == all.y[p];
+        ids_ok &= part->x_id[row] == row;
+    }
+    int union_ok = 1;
+    for (int p = 0; p < 4096; p++)
+        union_ok &= seen[p] == 1;
+    CHECK(union_ok);
+    CHECK(in_order);
+    CHECK(labels_ok);
+    CHECK(ids_ok);
+    ipm_dataset_free(&train);
+    ipm_dataset_free(&test);
+
+    /* Whole set: the source's order, empty test. */
+    cfg.train_fraction = 1.0;
+    CHECK(ipm_dataset_load(&cfg, &train, &test, err) == 0);
+    CHECK(same_dataset(&train, &all) && test.n == 0 && test.n_classes == 2);
+    ipm_dataset_free(&train);
+
+    /* A split that leaves a side empty names the key. */
+    double bad[] = {0.0001, 0.9999, 0.0, 1.5};
+    for (int i = 0; i < 4; i++) {
+        cfg.train_fraction = bad[i];
+        err[0] = 0;
+        CHECK(ipm_dataset_load(&cfg, &train, &test, err) == -1);
+        CHECK(strstr(err, "[data] train_fraction") != NULL);
+        CHECK(train.x == NULL && test.x == NULL);
+    }
+    /* Generated sets split the same way: round(0.3 * 10) = 3. */
+    cfg = make_config(IPM_DATA_SIMPLE, 10, 0.3, 1);
+    CHECK(ipm_dataset_load(&cfg, &train, &test, err) == 0);
+    CHECK(train.n == 3 && test.n == 7);
+    ipm_dataset_free(&train);
+    ipm_dataset_free(&test);
+    ipm_dataset_free(&all);
+}
+
+/* ---- NetCDF ------------------------------------------------------------------ */
+
+enum y_kind { Y_NONE, Y_INT64, Y_FLOAT };
+
+/* X double (n_x, 2, 3) with rows 0 and 2 equal; y (n_y) or none. */
+static int write_file(const char *path, int n_x, int n_y, enum y_kind y_kind)
+{
+    int nc, dims[3], ydim, xv, yv;
+    if (nc_create(path, NC_CLOBBER | NC_NETCDF4, &nc) != NC_NOERR)
+        return -1;
+    nc_def_dim(nc, "sample", (size_t)n_x, &dims[0]);
+    nc_def_dim(nc, "a", 2, &dims[1]);
+    nc_def_dim(nc, "b", 3, &dims[2]);
+    nc_def_var(nc, "X", NC_DOUBLE, 3, dims, &xv);
+    ydim = dims[0];
+    if (n_y != n_x)
+        nc_def_dim(nc, "label_sample", (size_t)n_y, &ydim);
+    if (y_kind != Y_NONE)
+        nc_def_var(nc, "y", y_kind == Y_INT64 ? NC_INT64 : NC_FLOAT, 1, &ydim, &yv);
+    nc_enddef(nc);
+    double x[8 * 6];
+    for (int i = 0; i < n_x * 6; i++)
+        x[i] = (i / 6 == 2) ? x[i - 12] : 0.25 * i;
+    nc_put_var_double(nc, xv, x);
+    long long labels[8] = {7, -3, 7, 100, 7, 7, 7, 7};
+    float flabels[8] = {0, 1, 0, 1, 0, 1, 0, 1};
+    if (y_kind == Y_INT64)
+        nc_put_var_longlong(nc, yv, labels);
+    if (y_kind == Y_FLOAT)
+        nc_put_var_float(nc, yv, flabels);
+    return nc_close(nc) == NC_NOERR ? 0 : -1;
+}
+
+static void expect_error(const char *path, const char *part1, const char *part2)
+{
+    char err[IPM_ERRLEN] = "";
+    ipm_config cfg = make_config(IPM_DATA_NETCDF, 0, 1.0, 0);
+    snprintf(cfg.data_path, sizeof cfg.data_path, "%s", path);
+    ipm_dataset train, test;
+    CHECK(ipm_dataset_load(&cfg, &train, &test, err) == -1);
+    CHECK(strstr(err, path) != NULL);
+    CHECK(strstr(err, part1) != NULL);
+    CHECK(strstr(err, part2) != NULL);
+    CHECK(train.x == NULL && test.x == NULL);
+}
+
+static void check_netcdf_files(void)
+{
+    char dir[] = "/tmp/ipm_test_dataset_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char good[256], no_y[256], mismatch[256], float_y[256], missing[256];
+    snprintf(good, sizeof good, "%s/good.nc", dir);
+    snprintf(no_y, sizeof no_y, "%s/no_y.nc", dir);
+    snprintf(mismatch, sizeof mismatch, "%s/mismatch.nc", dir);
+    snprintf(float_y, sizeof float_y, "%s/float_y.nc", dir);
+    snprintf(missing, sizeof missing, "%s/missing.nc", dir);
+    CHECK(write_file(good, 4, 4, Y_INT64) == 0);
+    CHECK(write_file(no_y, 4, 4, Y_NONE) == 0);
+    CHECK(write_file(mismatch, 4, 5, Y_INT64) == 0);
+    CHECK(write_file(float_y, 4, 4, Y_FLOAT) == 0);
+
+    char err[IPM_ERRLEN] = "";
+    ipm_config cfg = make_config(IPM_DATA_NETCDF, 0, 1.0, 0);
+    snprintf(cfg.data_path, sizeof cfg.data_path, "%s", good);
+    ipm_dataset d, test;
+    int rc = ipm_dataset_load(&cfg, &d, &test, err);
+    CHECK(rc == 0);
+    if (rc == 0) {
+        CHECK(d.n == 4 && d.dim == 6 && d.n_x == 3 && d.n_classes == 3);
+        CHECK(d.x[7] == 1.75f && d.x[23] == 5.75f && d.x[12] == 0.0f);
+        int32_t ids[4] = {0, 1, 0, 2}, labels[4] = {1, 0, 1, 2}; /* -3 < 7 < 100 */
+        for (int i = 0; i < 4; i++)
+            CHECK(d.x_id[i] == ids[i] && d.y[i] == labels[i]);
+        ipm_dataset_free(&d);
+    }
+
+    expect_error(no_y, "variable y", nc_strerror(NC_ENOTVAR));
+    expect_error(mismatch, "variable y", "samples");
+    expect_error(float_y, "variable y", "integer type");
+    expect_error(missing, "cannot open", nc_strerror(ENOENT));
+
+    unlink(good), unlink(no_y), unlink(mismatch), unlink(float_y);
+    CHECK(rmdir(dir) == 0);
+}
+
+/* The original labels follow ipm_tishby12_rule on an icosahedron of their
+ * own bit order: recover the graph from how often two bits are both set in
+ * the 60 positive five-ones patterns (14 times for nearest neighbours, 6
+ * for second neighbours, never for antipodes), then apply the rule. */
+static void check_var_u_rule(const ipm_dataset *d)
+{
+    int co[12][12] = {{0}};
+    for (int i = 0; i < d->n; i++) {
+        const float *x = d->x + 12 * i;
+        int k = 0;
+        for (int j = 0; j < 12; j++)
+            k += x[j] != 0;
+        for (int a = 0; k == 5 && d->y[i] == 1 && a < 12; a++)
+            for (int b = 0; b < 12; b++)
+                co[a][b] += x[a] != 0 && x[b] != 0;
+    }
+    double cosine[12][12];
+    int graph_ok = 1;
+    for (int a = 0; a < 12; a++) {
+        int near = 0, second = 0, antipodal = 0;
+        for (int b = 0; b < 12; b++) {
+            if (a == b) {
+                cosine[a][b] = 1;
+                continue;
+            }
+            near += co[a][b] == 14, second += co[a][b] == 6, antipodal += co[a][b] == 0;
+            cosine[a][b] = co[a][b] == 14 ? 1 / sqrt(5.0) : co[a][b] == 6 ? -1 / sqrt(5.0) : -1;
+        }
+        graph_ok &= near == 5 && second == 5 && antipodal == 1;
+    }
+    CHECK(graph_ok);
+    int agree = 0;
+    for (int i = 0; i < d->n; i++) {
+        const float *x = d->x + 12 * i;
+        double k = 0, r2 = 0;
+        for (int a = 0; a < 12; a++) {
+            k += x[a] != 0;
+            for (int b = 0; b < 12; b++)
+                r2 += (x[a] != 0 && x[b] != 0) ? cosine[a][b] : 0;
+        }
+        agree += (k + sqrt(r2 > 0 ? r2 : 0) > 7.625) == (d->y[i] == 1);
+    }
+    CHECK(agree == d->n);
+}
+
+/* Returns 0 when checked, 1 when the file is absent. */
+static int check_var_u(const char *path)
+{
+    if (access(path, R_OK) != 0)
+        return 1;
+    char err[IPM_ERRLEN] = "";
+    ipm_config cfg = make_config(IPM_DATA_NETCDF, 0, 1.0, 0);
+    snprintf(cfg.data_path, sizeof cfg.data_path, "%s", path);
+    ipm_dataset d, test;
+    int rc = ipm_dataset_load(&cfg, &d, &test, err);
+    CHECK(rc == 0);
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 0;
+    }
+    CHECK(d.n == 4096 && d.dim == 12 && d.n_x == 4096 && d.n_classes == 2);
+    int ones = 0;
+    for (int i = 0; i < d.n; i++)
+        ones += d.y[i];
+    CHECK(ones == 2118); /* H(Y) = 0.99916 bits */
+    check_var_u_rule(&d);
+    ipm_dataset_free(&d);
+    return 0;
+}
+
+/* usage: test_dataset           everything but the original data
+ *        test_dataset VAR_U.nc  only the checks on the original data (77 = absent) */
+int main(int argc, char **argv)
+{
+    if (argc > 1) {
+        int absent = check_var_u(argv[1]);
+        int rc = check_report("test_dataset");
+        if (rc == 0 && absent) {
+            printf("test_dataset: %s absent: skipped\n", argv[1]);
+            return 77;
+        }
+        return rc;
+    }
+    check_tishby12();
+    check_dedup();
+    check_generated(IPM_DATA_SIMPLE);
+    check_generated(IPM_DATA_COMPLICATED);
+    check_split();
+    check_netcdf_files();
+    return check_report("test_dataset");
+}
