@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "ipmpi/config.h"
 #include "ipmpi/error.h"
@@ -48,7 +49,19 @@ struct ipm_output {
     int info_id[N_PLANES][N_QUANTITIES];
     int activation_epoch_id;
     int *t_id;                    /* n_layers, when activations are stored */
+    /* Records not yet in the file: appended records are kept here and written
+     * (one nc_put_vara per variable) and synced together at most every
+     * flush_seconds, so the file always holds whole records as of the last
+     * flush. */
+    double flush_seconds, last_flush;
+    size_t pending, capacity;     /* records buffered / room for */
+    int *pending_epoch;
+    double *pending_values[5 + N_PLANES * N_QUANTITIES];
+    int dirty;                    /* activations written since the last sync */
 };
+
+enum { COL_LOSS, COL_ACCURACY, COL_TEST_LOSS, COL_TEST_ACCURACY, COL_INFO };
+#define N_COLUMNS (COL_INFO + N_PLANES * N_QUANTITIES)
 
 static void plane_arrays(const ipm_plane_record *p, const double *a[N_QUANTITIES])
 {
@@ -257,6 +270,9 @@ static int check_meta(const ipm_output_meta *m, char *err)
 
 static void output_free(ipm_output *o)
 {
+    free(o->pending_epoch);
+    for (int c = 0; c < N_COLUMNS; c++)
+        free(o->pending_values[c]);
     free(o->path);
     free(o->width);
     free(o->t_id);
@@ -282,6 +298,8 @@ static ipm_output *output_alloc(const ipm_output_meta *m)
     o->n_activation_epochs = m->n_activation_epochs > 0 ? m->n_activation_epochs : 0;
     o->activation_samples = m->activation_samples;
     o->test_loss_id = o->test_accuracy_id = o->activation_epoch_id = -1;
+    o->flush_seconds = m->flush_seconds > 0 ? m->flush_seconds : 0;
+    o->last_flush = -1e300;
     for (int p = 0; p < N_PLANES; p++)
         for (int q = 0; q < N_QUANTITIES; q++)
             o->info_id[p][q] = -1;
@@ -340,54 +358,122 @@ int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err)
     return 0;
 }
 
-/* Writes one record of a per-replica (epoch, replica) variable; NULL data or
- * an absent variable leaves it alone (reads as fill). */
-static int put_replica_row(ipm_output *o, int varid, const char *name, const double *v, char *err)
+static double now_seconds(void)
 {
-    if (varid < 0 || !v)
-        return 0;
-    size_t start[2] = {o->records, 0}, count[2] = {1, (size_t)o->replicas};
-    int s = nc_put_vara_double(o->ncid, varid, start, count, v);
-    return s ? nc_fail(o, s, "variable", name, err) : 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int put_plane(ipm_output *o, int plane, const ipm_plane_record *rec, char *err)
+/* Column c's variable id, name and values per record (0: absent). */
+static int column_var(const ipm_output *o, int c, char *name, size_t size, size_t *per_record)
 {
-    const double *v[N_QUANTITIES];
-    plane_arrays(rec, v);
-    for (int q = 0; q < N_QUANTITIES; q++) {
-        int varid = o->info_id[plane][q];
-        if (varid < 0 || !v[q])
-            continue;
-        size_t start[3] = {o->records, 0, 0};
-        size_t per_replica[3] = {1, (size_t)o->replicas, (size_t)o->n_layers};
-        size_t per_layer[2] = {1, (size_t)o->n_layers};
-        const size_t *count = quantities[q].per_replica ? per_replica : per_layer;
-        int s = nc_put_vara_double(o->ncid, varid, start, count, v[q]);
-        if (s) {
-            char name[64];
-            snprintf(name, sizeof name, "%s%s", plane_prefix[plane], quantities[q].name);
-            return nc_fail(o, s, "variable", name, err);
-        }
+    static const char *const replica_vars[] = {"loss", "accuracy", "test_loss", "test_accuracy"};
+    const int replica_ids[] = {o->loss_id, o->accuracy_id, o->test_loss_id, o->test_accuracy_id};
+    if (c < COL_INFO) {
+        snprintf(name, size, "%s", replica_vars[c]);
+        *per_record = (size_t)o->replicas;
+        return replica_ids[c];
     }
+    int plane = (c - COL_INFO) / N_QUANTITIES, q = (c - COL_INFO) % N_QUANTITIES;
+    snprintf(name, size, "%s%s", plane_prefix[plane], quantities[q].name);
+    *per_record = (size_t)o->n_layers * (quantities[q].per_replica ? (size_t)o->replicas : 1);
+    return o->info_id[plane][q];
+}
+
+static void record_columns(const ipm_epoch_record *rec, const double *v[N_COLUMNS])
+{
+    v[COL_LOSS] = rec->loss;
+    v[COL_ACCURACY] = rec->accuracy;
+    v[COL_TEST_LOSS] = rec->test_loss;
+    v[COL_TEST_ACCURACY] = rec->test_accuracy;
+    plane_arrays(&rec->train, v + COL_INFO);
+    plane_arrays(&rec->test, v + COL_INFO + N_QUANTITIES);
+}
+
+static int grow_pending(ipm_output *o, char *err)
+{
+    size_t cap = o->capacity ? 2 * o->capacity : 16;
+    int *e = realloc(o->pending_epoch, cap * sizeof *e);
+    if (!e)
+        return ipm_fail(err, "%s: out of memory buffering records", o->path);
+    o->pending_epoch = e;
+    for (int c = 0; c < N_COLUMNS; c++) {
+        char name[64];
+        size_t per;
+        if (column_var(o, c, name, sizeof name, &per) < 0)
+            continue;
+        double *v = realloc(o->pending_values[c], cap * per * sizeof *v);
+        if (!v)
+            return ipm_fail(err, "%s: out of memory buffering records", o->path);
+        o->pending_values[c] = v;
+    }
+    o->capacity = cap;
+    return 0;
+}
+
+/* A value the record does not carry is written as the fill value, as if never written. */
+static void buffer_record(ipm_output *o, const ipm_epoch_record *rec)
+{
+    const double *v[N_COLUMNS];
+    record_columns(rec, v);
+    o->pending_epoch[o->pending] = rec->epoch;
+    for (int c = 0; c < N_COLUMNS; c++) {
+        char name[64];
+        size_t per;
+        if (column_var(o, c, name, sizeof name, &per) < 0)
+            continue;
+        double *dst = o->pending_values[c] + o->pending * per;
+        for (size_t i = 0; i < per; i++)
+            dst[i] = v[c] ? v[c][i] : NC_FILL_DOUBLE;
+    }
+    o->pending++;
+}
+
+static int put_pending(ipm_output *o, char *err)
+{
+    size_t start[3] = {o->records, 0, 0};
+    int s = nc_put_vara_int(o->ncid, o->epoch_id, start, &o->pending, o->pending_epoch);
+    if (s)
+        return nc_fail(o, s, "variable", "epoch", err);
+    for (int c = 0; c < N_COLUMNS; c++) {
+        char name[64];
+        size_t per;
+        int varid = column_var(o, c, name, sizeof name, &per);
+        if (varid < 0)
+            continue;
+        size_t count[3] = {o->pending, (size_t)o->replicas, (size_t)o->n_layers};
+        if (c >= COL_INFO && !quantities[(c - COL_INFO) % N_QUANTITIES].per_replica)
+            count[1] = (size_t)o->n_layers;
+        if ((s = nc_put_vara_double(o->ncid, varid, start, count, o->pending_values[c])))
+            return nc_fail(o, s, "variable", name, err);
+    }
+    return 0;
+}
+
+int ipm_output_flush(ipm_output *o, char *err)
+{
+    if (!o || (o->pending == 0 && !o->dirty))
+        return 0;
+    if (o->pending && put_pending(o, err))
+        return -1;
+    int s = nc_sync(o->ncid);
+    if (s)
+        return nc_fail(o, s, "nc_sync", "", err);
+    o->records += o->pending;
+    o->pending = 0;
+    o->dirty = 0;
+    o->last_flush = now_seconds();
     return 0;
 }
 
 int ipm_output_append(ipm_output *o, const ipm_epoch_record *rec, char *err)
 {
-    size_t start = o->records, one = 1;
-    int s = nc_put_vara_int(o->ncid, o->epoch_id, &start, &one, &rec->epoch);
-    if (s)
-        return nc_fail(o, s, "variable", "epoch", err);
-    if (put_replica_row(o, o->loss_id, "loss", rec->loss, err)
-        || put_replica_row(o, o->accuracy_id, "accuracy", rec->accuracy, err)
-        || put_replica_row(o, o->test_loss_id, "test_loss", rec->test_loss, err)
-        || put_replica_row(o, o->test_accuracy_id, "test_accuracy", rec->test_accuracy, err)
-        || put_plane(o, 0, &rec->train, err) || put_plane(o, 1, &rec->test, err))
+    if (o->pending == o->capacity && grow_pending(o, err))
         return -1;
-    if ((s = nc_sync(o->ncid)))
-        return nc_fail(o, s, "nc_sync", "", err);
-    o->records++;
+    buffer_record(o, rec);
+    if (now_seconds() - o->last_flush >= o->flush_seconds)
+        return ipm_output_flush(o, err);
     return 0;
 }
 
@@ -413,6 +499,7 @@ int ipm_output_activations(ipm_output *o, int slot, int epoch, int replica, int 
     }
     size_t at = (size_t)slot, one = 1;
     s = nc_put_vara_int(o->ncid, o->activation_epoch_id, &at, &one, &epoch);
+    o->dirty = 1;
     return s ? nc_fail(o, s, "variable", "activation_epoch", err) : 0;
 }
 
@@ -420,8 +507,10 @@ int ipm_output_close(ipm_output *o, char *err)
 {
     if (!o)
         return 0;
+    int rc = ipm_output_flush(o, err);
     int s = nc_close(o->ncid);
-    int rc = s ? nc_fail(o, s, "nc_close", "", err) : 0;
+    if (s && rc == 0)
+        rc = nc_fail(o, s, "nc_close", "", err);
     output_free(o);
     return rc;
 }

@@ -15,6 +15,10 @@
 enum { PLANE_TRAIN, PLANE_TEST, N_PLANES };
 enum { TAG_ACTIVATIONS = 100 };
 
+/* A sync costs ~0.3 ms, as much as a whole fast epoch; syncing at most once
+ * a second bounds what a killed job can lose to the last second of epochs. */
+#define OUTPUT_FLUSH_SECONDS 1.0
+
 typedef struct run {
     const ipm_config *cfg;
     MPI_Comm comm;
@@ -149,6 +153,7 @@ static int setup_output(run *r, char *err)
         .range_lo = cfg->range_lo, .range_hi = cfg->range_hi,
         .n_activation_epochs = r->n_act, .activation_samples = train->n,
         .sample_x_id = train->x_id, .sample_y = train->y,
+        .flush_seconds = OUTPUT_FLUSH_SECONDS,
     };
     if (r->measured[PLANE_TRAIN]) {
         meta.h_x = r->plane[PLANE_TRAIN].h_x;

@@ -170,6 +170,36 @@ static void check_killed_writer(const char *path)
     CHECK(nc_close(ncid) == NC_NOERR);
 }
 
+static void check_records(int ncid);
+
+/* With a long flush interval the first record is written at once, later ones
+ * only at ipm_output_flush (or close): the file never holds part of a record. */
+static void check_buffered_flush(const char *path)
+{
+    char err[IPM_ERRLEN] = "";
+    ipm_output_meta m = full_meta(path);
+    m.n_activation_epochs = 0;
+    m.flush_seconds = 3600;
+    ipm_output *out = NULL;
+    CHECK(ipm_output_create(&out, &m, err) == 0);
+    if (!out)
+        return;
+    for (int k = 0; k < RECORDS; k++) {
+        record_data d;
+        ipm_epoch_record rec;
+        fill_record(&d, &rec, k);
+        CHECK(ipm_output_append(out, &rec, err) == 0);
+    }
+    check_readable_by_other_process(path, 1, epochs[0]);
+    CHECK(ipm_output_flush(out, err) == 0);
+    check_readable_by_other_process(path, RECORDS, epochs[RECORDS - 1]);
+    CHECK(ipm_output_close(out, err) == 0);
+    int ncid;
+    CHECK(nc_open(path, NC_NOWRITE, &ncid) == NC_NOERR);
+    check_records(ncid);
+    CHECK(nc_close(ncid) == NC_NOERR);
+}
+
 static void write_full(const char *path)
 {
     char err[IPM_ERRLEN] = "";
@@ -497,12 +527,16 @@ int main(void)
     char path3[512];
     snprintf(path3, sizeof path3, "%s/killed.nc", dir);
     check_killed_writer(path3);
+    char path4[512];
+    snprintf(path4, sizeof path4, "%s/buffered.nc", dir);
+    check_buffered_flush(path4);
     if (getenv("KEEP_OUTPUT"))
         fprintf(stderr, "kept %s\n", path);
     else {
         remove(path);
         remove(path2);
         remove(path3);
+        remove(path4);
         rmdir(dir);
     }
     return check_report("test_output");

@@ -1,6 +1,7 @@
 /* output: the run's NetCDF-4 file (written by rank 0 only).
  * Dimensions epoch (unlimited), replica, layer; one record per logged epoch,
- * synced after each append so a killed job keeps everything logged. Schema
+ * synced at least every flush_seconds, so a killed job keeps all it logged
+ * up to the last flush. Schema
  * (names are user-facing and fixed):
  *   epoch(epoch) int; layer_width(layer) int;
  *   loss, accuracy (epoch, replica) [+ test_loss, test_accuracy];
@@ -37,6 +38,7 @@ typedef struct ipm_output_meta {
     int n_activation_epochs;      /* 0: no activations stored */
     int activation_samples;       /* samples stored per replica */
     const int32_t *sample_x_id, *sample_y; /* activation_samples each */
+    double flush_seconds;         /* write + sync appended records at most this often (0: every append) */
 } ipm_output_meta;
 
 /* One plane's estimates at one epoch; arrays may be NULL when not estimated. */
@@ -56,8 +58,13 @@ typedef struct ipm_epoch_record {
 /* Creates (clobbers) the file and writes the schema and attributes. */
 int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err);
 
-/* Appends one logged epoch, then nc_sync. */
+/* Appends one logged epoch. Records are buffered and written + synced
+ * together when flush_seconds have passed since the last flush (the first
+ * append flushes at once), so the file on disk always holds whole records. */
 int ipm_output_append(ipm_output *out, const ipm_epoch_record *rec, char *err);
+
+/* Writes and syncs whatever is buffered. Close flushes too. */
+int ipm_output_flush(ipm_output *out, char *err);
 
 /* Stores layer `layer` (0-based) of replica at activation slot index
  * (0-based, in order of the activation epochs): samples x units floats. */
