@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# A diverging run (a huge learning rate) stops with an error naming the
+# replica and the epoch, and every epoch logged before stays readable.
+. "$(dirname "$0")/lib.sh"
+cd "$WORK"
+cat >job.ini <<'INI'
+[run]
+replicas = 3
+output = diverged.nc
+[data]
+source = simple
+samples = 300
+[network]
+layers = dense:8:relu, dense:1:linear
+[training]
+epochs = 50
+batch_size = 30
+optimizer = sgd
+learning_rate = 1e6
+loss = mse
+[information]
+epochs = all
+INI
+"$MPIRUN" 2 "$IPMPI" job.ini >run.out 2>run.err
+status=$?
+[ $status -eq 1 ] || fail "exit status $status, expected 1"
+grep -Eq '^ipmpi: replica [0-9]+ diverged: its training loss became (NaN|infinite) at epoch 1 ' run.err ||
+    fail "no divergence message naming replica and epoch: $(cat run.err)"
+[ "$(grep -c '^ipmpi: ' run.err)" -eq 1 ] || fail "message not printed exactly once"
+if command -v ncdump >/dev/null; then
+    ncdump -v epoch diverged.nc >dump.txt 2>&1 || fail "diverged.nc unreadable: $(cat dump.txt)"
+    grep -q 'epoch = 0 ;' dump.txt || fail "epoch 0 was not kept: $(tail -3 dump.txt)"
+fi
+finish
