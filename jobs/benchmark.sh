@@ -20,9 +20,6 @@ run() { # run NP LOG ARGS...: one ipmpi run, its summary kept in LOG
     shift 2
     mpirun --oversubscribe --bind-to none --mca btl self,vader -np "$np" "$build/ipmpi" "$@" >"$log"
 }
-field() { # field LOG NAME: seconds after "NAME " on the time line
-    sed -n "s/.* $2 \([0-9.]*\)s.*/\1/p" "$1" | tail -n 1
-}
 wall() { sed -n 's/.*wall \([0-9.]*\)s.*/\1/p' "$1" | tail -n 1; }
 
 echo "== 1. seed Experiment 2: 5 replicas, N = 1000, 6 layers, 50 bins, MI at each of 1000 epochs, 1 rank"
@@ -40,22 +37,8 @@ awk -v w="$s2_wall" -v b="$baseline" 'BEGIN {
     printf "ratio (original MI / ipmpi all): %6.0fx\n", b / ms }'
 
 echo
-echo "== 2. 12-bit task (4096 samples, 12-10-7-5-4-3-2), 4 replicas, 200 epochs, MI every 5 epochs"
-printf "%6s %10s %14s %22s %16s %10s\n" ranks wall_s "train_ms/ep" "info_ms/logged/layer" "merge_ms/logged" "merge_x1"
-merge1=""
-for np in 1 2 4 8 16 32; do
-    [ "$np" -le "$max_ranks" ] || break
-    log="$work/t$np.log"
-    run "$np" "$log" "$here/jobs/tishby.ini" --set run.output="$work/t$np.nc" --set run.replicas=4 \
-        --set training.epochs=200 --set information.epochs=every:5
-    logged=$(sed -n 's/.* \([0-9]*\) logged.*/\1/p' "$log")
-    train=$(field "$log" train); fwd=$(field "$log" forward)
-    bin=$(field "$log" 'binning+tables'); merge=$(field "$log" merge)
-    [ -n "$merge1" ] || merge1=$merge
-    awk -v np="$np" -v w="$(wall "$log")" -v t="$train" -v f="$fwd" -v b="$bin" -v m="$merge" \
-        -v n="$logged" -v m1="$merge1" 'BEGIN {
-        printf "%6d %10.3f %14.4f %22.4f %16.4f %10.2f\n", np, w, 1000 * t / 200,
-               1000 * (f + b + m) / n / 6, 1000 * m / n, (m1 > 0 ? m / m1 : 0) }'
-done
-echo "(times are rank 0's; with more ranks than cores the ranks share 2 cores, so merge"
-echo " time includes waiting for the slowest rank)"
+echo "== 2. 12-bit task (4096 samples, 12-10-7-5-4-3-2), 8 replicas, 200 epochs, MI every 5 epochs"
+IPMPI="$build/ipmpi" MAX_RANKS=$max_ranks MPIRUN_ARGS="--mca btl self,vader" bash "$here/jobs/scaling.sh" \
+    "$here/jobs/tishby.ini" --set run.replicas=8 --set training.epochs=200 --set information.epochs=every:5 |
+    tee "$work/scaling.txt"
+awk '$1 == 1 { printf "12-bit, one rank, 8 replicas: training %.4f ms per epoch, information %.4f ms per logged epoch and layer\n", 1000 * $3 / 200, 1000 * ($4 + $5) / 41 / 6 }' "$work/scaling.txt"
