@@ -627,6 +627,16 @@ static int double_in_range(const key_def *k, const char *s, double v, char *why)
                     k->dlo, k->dhi, k->open_hi ? ')' : ']');
 }
 
+/* inih ends a value at a ';' that follows whitespace; ipm_config_format
+ * writes "key = value", so a leading ';' would end it too. */
+static int starts_inline_comment(const char *v)
+{
+    for (const char *p = v; *p; p++)
+        if (*p == ';' && (p == v || isspace((unsigned char)p[-1])))
+            return 1;
+    return 0;
+}
+
 /* Parses v (trimmed) into c; on error writes the reason into why. */
 static int apply_key(ipm_config *c, const key_def *k, const char *v, char *why)
 {
@@ -654,6 +664,9 @@ static int apply_key(ipm_config *c, const key_def *k, const char *v, char *why)
     case K_STRING:
         if (strlen(v) >= IPM_PATH_MAX)
             return ipm_fail(why, "longer than %d characters", IPM_PATH_MAX - 1);
+        if (starts_inline_comment(v))
+            return ipm_fail(why, "'%s': a ';' at the start or after a space begins a comment in "
+                            "INI files, so this value could not be written back", v);
         memcpy(field, v, strlen(v) + 1);
         return 0;
     case K_ENUM: {
@@ -905,6 +918,12 @@ static void continue_pending(loader *L, const char *value)
     if (L->pending < 0)
         return; /* continuation of an unknown key, already reported */
     const key_def *k = &keys[L->pending];
+    if (k->kind == K_STRING) {
+        /* A path has no list items to continue; joining would invent ", ". */
+        record_error(L, L->line, "[%s] %s: indented line '%s' would continue this value, which "
+                     "is not a list (remove its indentation)", k->section, k->name, value);
+        return;
+    }
     if (strchr(value, '=')) {
         record_error(L, L->line, "[%s] %s: indented line '%s' continues this value "
                      "(remove its indentation)", k->section, k->name, value);

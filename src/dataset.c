@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ipmpi/error.h"
 #include "ipmpi/rng.h"
@@ -15,6 +16,11 @@
 #define TISHBY_BITS 12
 #define TISHBY_N 4096
 #define GENERATED_DIM 12
+
+/* List tags of the classic NetCDF header. */
+#define NC_DIMENSION_TAG 0x0A
+#define NC_VARIABLE_TAG 0x0B
+#define NC_ATTRIBUTE_TAG 0x0C
 
 void ipm_dataset_free(ipm_dataset *d)
 {
@@ -269,12 +275,44 @@ static int y_shape_check(int ncid, const char *path, const nc_var_shape *y, int 
     return 0;
 }
 
+static int is_classic_format(int ncid)
+{
+    int format = 0;
+    return nc_inq_format(ncid, &format) == NC_NOERR &&
+           (format == NC_FORMAT_CLASSIC || format == NC_FORMAT_64BIT_OFFSET ||
+            format == NC_FORMAT_CDF5);
+}
+
+/* Checked before allocating, so that a small hostile file cannot make us
+ * allocate gigabytes: the documented bound, and, in the classic formats
+ * (which store every value uncompressed), that the declared data fit in the
+ * file at all; a file shorter than that is truncated or corrupt. */
+static int check_declared_size(int ncid, const char *path, const char *name,
+                               const nc_var_shape *v, size_t values, char *err)
+{
+    if (values > IPM_DATASET_MAX_VALUES)
+        return ipm_fail(err, "%s: variable %s: %zu values, more than the %lld a data set may hold",
+                        path, name, values, (long long)IPM_DATASET_MAX_VALUES);
+    size_t type_size = 0;
+    struct stat st;
+    if (!is_classic_format(ncid) || nc_inq_type(ncid, v->type, NULL, &type_size) != NC_NOERR ||
+        type_size == 0 || stat(path, &st) != 0)
+        return 0;
+    if (values > (size_t)st.st_size / type_size)
+        return ipm_fail(err, "%s: variable %s declares %zu values of %zu bytes but the file has "
+                        "only %lld bytes (truncated or corrupt)", path, name, values, type_size,
+                        (long long)st.st_size);
+    return 0;
+}
+
 static int read_open_netcdf(int ncid, const char *path, ipm_dataset *d, char *err)
 {
     nc_var_shape x, y;
     int n = 0, dim = 0;
     if (inquire_var(ncid, path, "X", &x, err) || x_shape(ncid, path, &x, &n, &dim, err) ||
+        check_declared_size(ncid, path, "X", &x, (size_t)n * (size_t)dim, err) ||
         inquire_var(ncid, path, "y", &y, err) || y_shape_check(ncid, path, &y, n, err) ||
+        check_declared_size(ncid, path, "y", &y, (size_t)n, err) ||
         dataset_alloc(d, n, dim, err))
         return -1;
     int status = nc_get_var_float(ncid, x.varid, d->x);
@@ -290,10 +328,136 @@ static int read_open_netcdf(int ncid, const char *path, ipm_dataset *d, char *er
     return 0;
 }
 
+/* Classic-format header pre-check. libnetcdf 4.9.0 allocates every array
+ * the header declares before reading it and does not check all of those
+ * allocations (a variable declaring 2^37 dimensions crashes nc_open, ncdump
+ * too). We walk the header first (the CDL grammar of the classic format
+ * specification) and refuse any count whose items could not fit in the
+ * rest of the file, so libnetcdf only ever allocates what the file holds. */
+typedef struct header_reader {
+    FILE *f;
+    int count_bytes;   /* 8 in CDF5, else 4 */
+    int offset_bytes;  /* a variable's begin: 4 in CDF1, else 8 */
+    uint64_t left;     /* bytes of the file not read yet */
+    int ok;
+} header_reader;
+
+static uint64_t header_uint(header_reader *r, int bytes)
+{
+    unsigned char b[8];
+    if (!r->ok || (uint64_t)bytes > r->left || fread(b, 1, (size_t)bytes, r->f) != (size_t)bytes) {
+        r->ok = 0;
+        return 0;
+    }
+    r->left -= (uint64_t)bytes;
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+
+/* Skips n items of size bytes, padded to 4; fails when the file is shorter. */
+static void header_skip(header_reader *r, uint64_t n, uint64_t size)
+{
+    if (!r->ok || (size && n > r->left / size)) {
+        r->ok = 0;
+        return;
+    }
+    uint64_t bytes = (n * size + 3) / 4 * 4;
+    if (bytes > r->left || fseeko(r->f, (off_t)bytes, SEEK_CUR) != 0) {
+        r->ok = 0;
+        return;
+    }
+    r->left -= bytes;
+}
+
+static uint64_t header_count(header_reader *r)
+{
+    return header_uint(r, r->count_bytes);
+}
+
+static void header_name(header_reader *r)
+{
+    header_skip(r, header_count(r), 1);
+}
+
+static uint64_t header_type_size(header_reader *r)
+{
+    static const uint64_t size[] = {0, 1, 1, 2, 4, 4, 8, 1, 2, 4, 8, 8}; /* NC_BYTE..NC_UINT64 */
+    uint64_t t = header_uint(r, 4);
+    if (t < 1 || t > 11)
+        r->ok = 0;
+    return r->ok ? size[t] : 0;
+}
+
+/* A list: ABSENT (two zeros) or its tag and element count. */
+static uint64_t header_list(header_reader *r, uint64_t tag)
+{
+    uint64_t t = header_uint(r, 4), n = header_count(r);
+    if (t != tag && !(t == 0 && n == 0))
+        r->ok = 0;
+    return r->ok ? n : 0;
+}
+
+static void header_attributes(header_reader *r)
+{
+    uint64_t n = header_list(r, NC_ATTRIBUTE_TAG);
+    for (uint64_t i = 0; r->ok && i < n; i++) {
+        header_name(r);
+        uint64_t size = header_type_size(r);
+        header_skip(r, header_count(r), size);
+    }
+}
+
+static int classic_header_ok(FILE *f, int version, uint64_t file_size)
+{
+    header_reader r = {f, version == 5 ? 8 : 4, version == 1 ? 4 : 8, file_size, 1};
+    header_uint(&r, 4); /* magic, checked by the caller */
+    header_count(&r);   /* numrecs */
+    uint64_t n = header_list(&r, NC_DIMENSION_TAG);
+    for (uint64_t i = 0; r.ok && i < n; i++) {
+        header_name(&r);
+        header_count(&r);
+    }
+    header_attributes(&r);
+    n = header_list(&r, NC_VARIABLE_TAG);
+    for (uint64_t i = 0; r.ok && i < n; i++) {
+        header_name(&r);
+        header_skip(&r, header_count(&r), (uint64_t)r.count_bytes); /* dimension ids */
+        header_attributes(&r);
+        header_type_size(&r);
+        header_count(&r);                                        /* vsize */
+        header_uint(&r, r.offset_bytes);                         /* begin */
+    }
+    return r.ok;
+}
+
+/* 0 for files that are not classic NetCDF (libnetcdf judges those). */
+static int check_classic_header(const char *path, char *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0; /* nc_open reports it */
+    unsigned char magic[4];
+    struct stat st;
+    int rc = 0;
+    if (fread(magic, 1, 4, f) == 4 && memcmp(magic, "CDF", 3) == 0 &&
+        (magic[3] == 1 || magic[3] == 2 || magic[3] == 5) && fstat(fileno(f), &st) == 0) {
+        rewind(f);
+        if (!classic_header_ok(f, magic[3], (uint64_t)st.st_size))
+            rc = ipm_fail(err, "%s: malformed NetCDF header (it declares more than the file's %lld "
+                          "bytes hold, or is cut short)", path, (long long)st.st_size);
+    }
+    fclose(f);
+    return rc;
+}
+
 static int read_netcdf(const char *path, ipm_dataset *d, char *err)
 {
     if (!path[0])
         return ipm_fail(err, "[data] path: source = netcdf needs a file");
+    if (check_classic_header(path, err))
+        return -1;
     int ncid;
     int status = nc_open(path, NC_NOWRITE, &ncid);
     if (status != NC_NOERR)

@@ -357,6 +357,30 @@ static void test_continuation_lines(void)
                  "t.ini:4: [network] layers: item 2 'dense:x:tanh'", "units");
 }
 
+/* Found by fuzz_config: string values the format could not write back. */
+static void test_unwritable_strings(void)
+{
+    /* inih passes ";x" (no space before the ';'), but the formatted
+     * "output = ;x" reads back as empty. */
+    expect_error("[run]\noutput =;seed.nc\n", "t.ini:2: [run] output", "begins a comment");
+    static const char *const set_comment[] = {"run.output=a ;b"};
+    expect_error_with("", set_comment, 1, "--set run.output=a ;b", "begins a comment");
+    /* A ';' elsewhere is part of the value and survives the round trip. */
+    ipm_config cfg, again;
+    char err[IPM_ERRLEN];
+    CHECK(load_text(&cfg, "[run]\noutput = a;b.nc\n", NULL, 0, err) == 0);
+    CHECK(strcmp(cfg.output, "a;b.nc") == 0);
+    char *text = ipm_config_format(&cfg);
+    CHECK(load_text(&again, text, NULL, 0, err) == 0 && strcmp(again.output, "a;b.nc") == 0);
+    free(text);
+    ipm_config_free(&cfg);
+    ipm_config_free(&again);
+    /* A path is not a list: continuation lines would join pieces into one
+     * with ", " and could build a line longer than inih reads back. */
+    expect_error("[data]\npath = /tmp/a\n  b.nc\n", "t.ini:3: [data] path",
+                 "indented line 'b.nc'");
+}
+
 /* format -> file -> load -> format gives the same text. */
 static void check_round_trip(const ipm_config *cfg)
 {
@@ -524,6 +548,7 @@ int main(void)
     test_errors();
     test_overrides();
     test_continuation_lines();
+    test_unwritable_strings();
     test_format();
     test_epoch_expansion();
     unlink(path);

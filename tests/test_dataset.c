@@ -434,6 +434,74 @@ static void check_netcdf_files(void)
     CHECK(rmdir(dir) == 0);
 }
 
+/* Hand-built 64-bit-offset (CDF2) headers for the hostile-file checks,
+ * found by fuzz_netcdf. Big-endian, names padded to 4 bytes. */
+typedef struct bytes {
+    unsigned char b[256];
+    size_t n;
+} bytes;
+
+static void put_u32(bytes *o, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--)
+        o->b[o->n++] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_name(bytes *o, const char *name)
+{
+    size_t len = strlen(name);
+    put_u32(o, (uint32_t)len);
+    memcpy(o->b + o->n, name, len);
+    o->n += (len + 3) / 4 * 4;
+}
+
+/* X byte (samples, features), y int (samples), no data; x_ndims overrides
+ * X's dimension count in the header (the dimension ids stay two). */
+static int write_header(const char *path, uint32_t samples, uint32_t features, uint32_t x_ndims)
+{
+    bytes o = {{0}, 0};
+    memcpy(o.b, "CDF\002", 4);
+    o.n = 4;
+    put_u32(&o, 0);                 /* numrecs */
+    put_u32(&o, 0x0A), put_u32(&o, 2);
+    put_name(&o, "sample"), put_u32(&o, samples);
+    put_name(&o, "f"), put_u32(&o, features);
+    put_u32(&o, 0), put_u32(&o, 0); /* no global attributes */
+    put_u32(&o, 0x0B), put_u32(&o, 2);
+    put_name(&o, "X"), put_u32(&o, x_ndims), put_u32(&o, 0), put_u32(&o, 1);
+    put_u32(&o, 0), put_u32(&o, 0), put_u32(&o, NC_BYTE);
+    put_u32(&o, samples * features), put_u32(&o, 0), put_u32(&o, 200);
+    put_name(&o, "y"), put_u32(&o, 1), put_u32(&o, 0);
+    put_u32(&o, 0), put_u32(&o, 0), put_u32(&o, NC_INT);
+    uint64_t y_begin = 200 + (uint64_t)samples * features; /* after X, or nc_open refuses */
+    put_u32(&o, 4 * samples), put_u32(&o, (uint32_t)(y_begin >> 32)), put_u32(&o, (uint32_t)y_begin);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    int ok = fwrite(o.b, 1, o.n, f) == o.n;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+static void check_hostile_netcdf(void)
+{
+    char dir[] = "/tmp/ipm_test_hostile_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[256];
+    snprintf(path, sizeof path, "%s/h.nc", dir);
+    /* 3e9 values (header only): refused by the documented bound. */
+    CHECK(write_header(path, 100000, 30000, 2) == 0);
+    expect_error(path, "variable X", "more than the 2147483647");
+    /* 1e8 values in a ~150-byte file: truncated, refused before allocating. */
+    CHECK(write_header(path, 100000, 1000, 2) == 0);
+    expect_error(path, "variable X declares 100000000 values", "truncated or corrupt");
+    /* 2^30 dimension ids: libnetcdf 4.9.0 itself crashes on such counts
+     * when their allocation fails; the header pre-check refuses them. */
+    CHECK(write_header(path, 4, 2, 1u << 30) == 0);
+    expect_error(path, "malformed NetCDF header", "bytes hold");
+    unlink(path);
+    CHECK(rmdir(dir) == 0);
+}
+
 /* The original labels follow ipm_tishby12_rule on an icosahedron of their
  * own bit order: recover the graph from how often two bits are both set in
  * the 60 positive five-ones patterns (14 times for nearest neighbours, 6
@@ -523,5 +591,6 @@ int main(int argc, char **argv)
     check_generated(IPM_DATA_COMPLICATED);
     check_split();
     check_netcdf_files();
+    check_hostile_netcdf();
     return check_report("test_dataset");
 }

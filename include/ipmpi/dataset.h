@@ -3,13 +3,19 @@
  * run's seed), netcdf (variables X(sample, feature...) any numeric type,
  * y(sample) integer labels). Rows of X are deduplicated into dense x ids
  * 0..n_x-1 (ids in order of first appearance), labels are mapped to
- * 0..n_classes-1 in increasing order of their original value. */
+ * 0..n_classes-1 in increasing order of their original value.
+ * A NetCDF X may hold at most IPM_DATASET_MAX_VALUES values (samples x
+ * features); in the classic formats its and y's declared data must also fit
+ * in the file. Both are checked before anything is allocated. */
 #ifndef IPMPI_DATASET_H
 #define IPMPI_DATASET_H
 
 #include <stdint.h>
 
 #include "ipmpi/config.h"
+
+/* 2^31 - 1 values (8 GiB as float), so that every value's index fits an int. */
+#define IPM_DATASET_MAX_VALUES 2147483647LL
 
 typedef struct ipm_dataset {
     int n;            /* samples */
