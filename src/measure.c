@@ -22,12 +22,34 @@ static int alloc_results(ipm_measure *m, char *err)
     return 0;
 }
 
-/* Tables start sized for one replica's distinct keys; they grow as needed. */
+/* Per sample and local replica: its pattern id in every layer. */
+static int alloc_ids(ipm_measure *m, char *err)
+{
+    size_t n = (size_t)m->data->n, local = (size_t)m->n_local;
+    m->patterns = malloc(n * sizeof *m->patterns);
+    m->choice = malloc(n * sizeof *m->choice);
+    m->pick = malloc(n * sizeof *m->pick);
+    m->ids = malloc(((size_t)m->n_layers * local * n + 1) * sizeof *m->ids);
+    m->seen_replica = malloc((local + 1) * sizeof *m->seen_replica);
+    m->rows = malloc((local + 1) * sizeof *m->rows);
+    m->each = malloc((local + 1) * sizeof *m->each);
+    m->local_slot = malloc((size_t)m->n_replicas * sizeof *m->local_slot);
+    m->dict = calloc((size_t)m->n_layers, sizeof *m->dict);
+    if (!m->patterns || !m->choice || !m->pick || !m->ids || !m->seen_replica || !m->rows || !m->each ||
+        !m->local_slot || !m->dict)
+        return ipm_fail(err, "out of memory for the pattern ids of %d samples", m->data->n);
+    for (int l = 0; l < m->n_layers; l++)
+        if (ipm_dict_init(&m->dict[l], n, err))
+            return -1;
+    return 0;
+}
+
+/* Count tables only travel between ranks; one rank counts without them. */
 static int alloc_tables(ipm_measure *m, char *err)
 {
+    if (m->n_ranks <= 1)
+        return 0;
     size_t expect = (size_t)m->data->n;
-    if (ipm_layer_tables_init(&m->simple, expect, err))
-        return -1;
     m->pooled = calloc((size_t)m->n_layers, sizeof(ipm_layer_tables));
     m->sampled = calloc((size_t)m->n_layers, sizeof(ipm_layer_tables));
     if (!m->pooled || !m->sampled)
@@ -42,48 +64,69 @@ static int alloc_tables(ipm_measure *m, char *err)
     return 0;
 }
 
+static int alloc_counting(ipm_measure *m, char *err)
+{
+    const ipm_dataset *d = m->data;
+    if (ipm_x_groups_init(&m->groups, d->x_id, d->n, err))
+        return -1;
+    return ipm_counter_init(&m->counter, d->n, m->n_local, d->n_classes, m->groups.largest, err);
+}
+
 int ipm_measure_init(ipm_measure *m, const ipm_config *cfg, const ipm_dataset *data, int plane,
-                     const ipm_net *shape, int n_replicas, char *err)
+                     const ipm_net *shape, int n_replicas, int n_local, int n_ranks, char *err)
 {
     memset(m, 0, sizeof *m);
     m->data = data;
     m->plane = plane;
     m->n_layers = shape->n_layers;
     m->n_replicas = n_replicas;
+    m->n_local = n_local;
+    m->n_ranks = n_ranks;
     for (int l = 0; l < shape->n_layers; l++)
         m->width[l] = shape->layer[l].out;
     m->estimators = cfg->estimators;
     m->seed = cfg->seed;
     m->n_edges = cfg->bins;
     m->edges = malloc((size_t)cfg->bins * sizeof(float));
-    m->patterns = malloc((size_t)data->n * sizeof(ipm_pattern));
-    m->choice = malloc((size_t)data->n * sizeof(uint32_t));
-    m->keep = malloc((size_t)data->n);
-    if (!m->edges || !m->patterns || !m->choice || !m->keep)
-        return ipm_fail(err, "out of memory for binning %d samples", data->n);
+    if (!m->edges)
+        return ipm_fail(err, "out of memory for %d bin edges", cfg->bins);
     ipm_bin_edges(m->edges, cfg->bins, cfg->range_lo, cfg->range_hi);
+    ipm_binner_init(&m->binner, m->edges, m->n_edges);
     if (ipm_data_information(data->x_id, data->y, data->n, &m->h_x, &m->h_y, &m->i_xy, err))
         return -1;
-    if (alloc_results(m, err) || alloc_tables(m, err))
+    if (alloc_results(m, err) || alloc_ids(m, err) || alloc_tables(m, err) ||
+        alloc_counting(m, err))
         return -1;
     return 0;
 }
 
+static void free_tables(ipm_layer_tables *sets, int n)
+{
+    if (sets)
+        for (int l = 0; l < n; l++)
+            ipm_layer_tables_free(&sets[l]);
+    free(sets);
+}
+
 void ipm_measure_free(ipm_measure *m)
 {
-    if (m->pooled)
+    free_tables(m->pooled, m->n_layers);
+    free_tables(m->sampled, m->n_layers);
+    if (m->dict)
         for (int l = 0; l < m->n_layers; l++)
-            ipm_layer_tables_free(&m->pooled[l]);
-    if (m->sampled)
-        for (int l = 0; l < m->n_layers; l++)
-            ipm_layer_tables_free(&m->sampled[l]);
-    ipm_layer_tables_free(&m->simple);
-    free(m->pooled);
-    free(m->sampled);
+            ipm_dict_free(&m->dict[l]);
+    free(m->dict);
+    ipm_x_groups_free(&m->groups);
+    ipm_counter_free(&m->counter);
     free(m->edges);
     free(m->patterns);
+    free(m->ids);
+    free(m->seen_replica);
+    free(m->rows);
+    free(m->each);
+    free(m->local_slot);
     free(m->choice);
-    free(m->keep);
+    free(m->pick);
     free(m->simple_xt);
     free(m->simple_ty);
     free(m->pooled_xt);
@@ -98,10 +141,12 @@ void ipm_measure_begin(ipm_measure *m, int epoch)
     size_t rl = (size_t)m->n_replicas * (size_t)m->n_layers;
     memset(m->simple_xt, 0, rl * sizeof(double));
     memset(m->simple_ty, 0, rl * sizeof(double));
+    m->n_seen = 0;
     for (int l = 0; l < m->n_layers; l++) {
-        if (m->estimators & IPM_EST_POOLED)
+        ipm_dict_clear(&m->dict[l]);
+        if (m->pooled && (m->estimators & IPM_EST_POOLED))
             ipm_layer_tables_clear(&m->pooled[l]);
-        if (m->estimators & IPM_EST_SAMPLED)
+        if (m->sampled && (m->estimators & IPM_EST_SAMPLED))
             ipm_layer_tables_clear(&m->sampled[l]);
     }
     if (!(m->estimators & IPM_EST_SAMPLED))
@@ -114,37 +159,113 @@ void ipm_measure_begin(ipm_measure *m, int epoch)
     }
 }
 
-static int measure_layer(ipm_measure *m, int replica, int layer, const float *act, char *err)
+static int32_t *layer_ids(const ipm_measure *m, int layer, int slot)
 {
-    const ipm_dataset *d = m->data;
-    ipm_patterns(act, d->n, m->width[layer], m->edges, m->n_edges, m->patterns);
-    if (m->estimators & IPM_EST_SIMPLE) {
-        size_t at = (size_t)replica * (size_t)m->n_layers + (size_t)layer;
-        ipm_layer_tables_clear(&m->simple);
-        if (ipm_layer_tables_add(&m->simple, m->patterns, d->x_id, d->y, d->n, NULL, err))
-            return -1;
-        ipm_plane_point(&m->simple, m->h_x, m->h_y, &m->simple_xt[at], &m->simple_ty[at]);
-    }
-    if ((m->estimators & IPM_EST_POOLED) &&
-        ipm_layer_tables_add(&m->pooled[layer], m->patterns, d->x_id, d->y, d->n, NULL, err))
-        return -1;
-    if ((m->estimators & IPM_EST_SAMPLED) &&
-        ipm_layer_tables_add(&m->sampled[layer], m->patterns, d->x_id, d->y, d->n, m->keep, err))
-        return -1;
-    return 0;
+    size_t n = (size_t)m->data->n;
+    return m->ids + ((size_t)layer * (size_t)m->n_local + (size_t)slot) * n;
 }
 
 int ipm_measure_replica(ipm_measure *m, int replica, const ipm_workspace *ws, char *err)
 {
+    if (m->n_seen >= m->n_local)
+        return ipm_fail(err, "measure: more than %d local replicas in one epoch", m->n_local);
     double t0 = MPI_Wtime();
-    if (m->estimators & IPM_EST_SAMPLED)
-        for (int i = 0; i < m->data->n; i++)
-            m->keep[i] = m->choice[i] == (uint32_t)replica;
-    int rc = 0;
-    for (int l = 0; l < m->n_layers && rc == 0; l++)
-        rc = measure_layer(m, replica, l, ws->act[l], err);
+    int slot = m->n_seen++, n = m->data->n, rc = 0;
+    m->seen_replica[slot] = replica;
+    for (int l = 0; l < m->n_layers && rc == 0; l++) {
+        ipm_binner_patterns(&m->binner, ws->act[l], n, m->width[l], m->patterns);
+        rc = ipm_dict_map(&m->dict[l], m->patterns, n, layer_ids(m, l, slot), err);
+    }
     m->seconds_binning += MPI_Wtime() - t0;
     return rc;
+}
+
+/* pick[i]: the local slot of sample i's sampled replica, -1 when remote. */
+static void pick_local(ipm_measure *m)
+{
+    for (int r = 0; r < m->n_replicas; r++)
+        m->local_slot[r] = -1;
+    for (int k = 0; k < m->n_seen; k++)
+        m->local_slot[m->seen_replica[k]] = k;
+    for (int i = 0; i < m->data->n; i++)
+        m->pick[i] = m->local_slot[m->choice[i]];
+}
+
+static void store_point(const ipm_measure *m, const ipm_entropies *h, double *i_xt,
+                        double *i_ty)
+{
+    ipm_plane_point_from(h->t, h->xt, h->yt, m->h_x, m->h_y, i_xt, i_ty);
+}
+
+static void point_of(ipm_measure *m, const ipm_pairs *pairs, double *i_xt, double *i_ty)
+{
+    ipm_entropies h;
+    ipm_count_entropies(&m->counter, pairs, &m->groups, m->data->y, &h);
+    store_point(m, &h, i_xt, i_ty);
+}
+
+/* Simple estimates of every local replica and, on one rank, the pooled one
+ * in the same counting pass. */
+static void count_simple(ipm_measure *m, int layer, const ipm_pairs *all)
+{
+    int pooled_here = m->n_ranks <= 1 && (m->estimators & IPM_EST_POOLED);
+    ipm_entropies pooled;
+    ipm_count_replicas(&m->counter, all, &m->groups, m->data->y, m->each,
+                       pooled_here ? &pooled : NULL);
+    for (int k = 0; k < m->n_seen; k++) {
+        size_t at = (size_t)m->seen_replica[k] * (size_t)m->n_layers + (size_t)layer;
+        store_point(m, &m->each[k], &m->simple_xt[at], &m->simple_ty[at]);
+    }
+    if (pooled_here)
+        store_point(m, &pooled, &m->pooled_xt[layer], &m->pooled_ty[layer]);
+}
+
+static int export_pairs(ipm_measure *m, int layer, const ipm_pairs *pairs, ipm_layer_tables *lt,
+                        char *err)
+{
+    return ipm_count_export(&m->counter, pairs, &m->groups, m->data->y, m->dict[layer].key,
+                            &lt->t, &lt->xt, &lt->yt, err);
+}
+
+/* Simple estimates of every local replica; with one rank also the extended
+ * ones, else the extended counts go into the tables for the merge. */
+static int count_layer(ipm_measure *m, int layer, char *err)
+{
+    const int32_t **ids = m->rows;
+    for (int k = 0; k < m->n_seen; k++)
+        ids[k] = layer_ids(m, layer, k);
+    ipm_pairs all = {ids, m->n_seen, NULL}, sampled = {ids, m->n_seen, m->pick};
+    int one_rank = m->n_ranks <= 1;
+    if (m->estimators & IPM_EST_SIMPLE)
+        count_simple(m, layer, &all);
+    if (m->estimators & IPM_EST_POOLED) {
+        if (one_rank && !(m->estimators & IPM_EST_SIMPLE))
+            point_of(m, &all, &m->pooled_xt[layer], &m->pooled_ty[layer]);
+        else if (!one_rank && export_pairs(m, layer, &all, &m->pooled[layer], err))
+            return -1;
+    }
+    if (m->estimators & IPM_EST_SAMPLED) {
+        if (one_rank)
+            point_of(m, &sampled, &m->sampled_xt[layer], &m->sampled_ty[layer]);
+        else if (export_pairs(m, layer, &sampled, &m->sampled[layer], err))
+            return -1;
+    }
+    return 0;
+}
+
+static int count_all(ipm_measure *m, char *err)
+{
+    size_t most = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        most = m->dict[l].len > most ? m->dict[l].len : most;
+    if (ipm_counter_reserve(&m->counter, most, err))
+        return -1;
+    if (m->estimators & IPM_EST_SAMPLED)
+        pick_local(m);
+    for (int l = 0; l < m->n_layers; l++)
+        if (count_layer(m, l, err))
+            return -1;
+    return 0;
 }
 
 /* The extended tables of every layer, in one list for a single tree merge. */
@@ -181,13 +302,12 @@ static int reduce_simple(ipm_measure *m, MPI_Comm comm, int rank)
     return 0;
 }
 
-int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err)
+/* Every rank takes part in the merge even after a local failure, so none
+ * waits forever; all then learn the outcome. */
+static int merge_extended(ipm_measure *m, MPI_Comm comm, int rank, int counted, char *err)
 {
-    double t0 = MPI_Wtime();
-    int rank;
-    MPI_Comm_rank(comm, &rank);
-    if ((m->estimators & IPM_EST_SIMPLE) && reduce_simple(m, comm, rank))
-        return ipm_fail(err, "MPI_Reduce of the simple estimates failed");
+    if (!ipm_all_ok(counted == 0, comm))
+        return counted ? -1 : ipm_fail(err, "counting failed on another rank");
     ipm_table *list[6 * IPM_MAX_LAYERS];
     int n = collect_tables(m, list);
     if (n > 0 && ipm_reduce_tables(list, n, comm, err))
@@ -200,6 +320,27 @@ int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err)
                 ipm_plane_point(&m->sampled[l], m->h_x, m->h_y, &m->sampled_xt[l],
                                 &m->sampled_ty[l]);
         }
-    m->seconds_merge += MPI_Wtime() - t0;
     return 0;
+}
+
+int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err)
+{
+    double t0 = MPI_Wtime();
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    int counted = count_all(m, err);
+    double t1 = MPI_Wtime();
+    m->seconds_binning += t1 - t0;
+    if ((size > 1) != (m->n_ranks > 1))
+        return ipm_fail(err, "measure: prepared for %d ranks, finishing on %d", m->n_ranks,
+                        size);
+    int rc = counted;
+    if ((m->estimators & IPM_EST_SIMPLE) && reduce_simple(m, comm, rank))
+        rc = ipm_fail(err, "MPI_Reduce of the simple estimates failed");
+    if (m->n_ranks > 1 && (m->estimators & (IPM_EST_POOLED | IPM_EST_SAMPLED)) &&
+        merge_extended(m, comm, rank, counted, err))
+        rc = -1;
+    m->seconds_merge += MPI_Wtime() - t1;
+    return rc;
 }

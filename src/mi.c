@@ -45,12 +45,18 @@ static double clamp_roundoff(double v)
     return v < 0 && v > -1e-12 ? 0.0 : v;
 }
 
+void ipm_plane_point_from(double h_t, double h_xt, double h_yt, double h_x, double h_y,
+                          double *i_xt, double *i_ty)
+{
+    *i_xt = clamp_roundoff(h_t + h_x - h_xt);
+    *i_ty = clamp_roundoff(h_t + h_y - h_yt);
+}
+
 void ipm_plane_point(const ipm_layer_tables *lt, double h_x, double h_y,
                      double *i_xt, double *i_ty)
 {
-    double h_t = ipm_table_entropy(&lt->t);
-    *i_xt = clamp_roundoff(h_t + h_x - ipm_table_entropy(&lt->xt));
-    *i_ty = clamp_roundoff(h_t + h_y - ipm_table_entropy(&lt->yt));
+    ipm_plane_point_from(ipm_table_entropy(&lt->t), ipm_table_entropy(&lt->xt),
+                         ipm_table_entropy(&lt->yt), h_x, h_y, i_xt, i_ty);
 }
 
 /* Counts x ids (group 0), labels (group y, empty pattern) and (x, y) pairs. */

@@ -120,7 +120,8 @@ static int setup_measures(run *r, char *err)
                       cfg->file, cfg->on == IPM_ON_ALL ? "all" : "test");
     for (int p = 0; p < N_PLANES && rc == 0; p++)
         if (r->measured[p])
-            rc = ipm_measure_init(&r->plane[p], cfg, &r->data[p], p, &shape, r->n_replicas, err);
+            rc = ipm_measure_init(&r->plane[p], cfg, &r->data[p], p, &shape, r->n_replicas,
+                                  r->n_local, r->size, err);
     ipm_net_free(&shape);
     return rc;
 }

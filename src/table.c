@@ -198,10 +198,30 @@ int ipm_table_merge(ipm_table *t, const ipm_count *entries, size_t n, char *err)
     return rc;
 }
 
-static inline double clog2c(uint64_t c)
+double ipm_clog2c(uint64_t c)
 {
     double d = (double)c;
     return d * log2(d);
+}
+
+/* One term of the canonical sum: m keys with count c. */
+static inline double clog2c_term(uint64_t c, uint64_t m, const double *clog, size_t n_clog)
+{
+    return (double)m * (c < n_clog ? clog[c] : ipm_clog2c(c));
+}
+
+double ipm_sum_clog2c_hist(double s, uint32_t *hist, uint64_t top, const double *clog,
+                           size_t n_clog)
+{
+    for (uint64_t c = 2; c <= top; c++)
+        if (hist[c]) {
+            s += clog2c_term(c, hist[c], clog, n_clog);
+            hist[c] = 0;
+        }
+    hist[0] = 0;
+    if (top >= 1)
+        hist[1] = 0;
+    return s;
 }
 
 static int compare_u64(const void *a, const void *b)
@@ -214,7 +234,7 @@ static double sum_in_table_order(const ipm_table *t)
 {
     double s = 0;
     for (size_t k = 0; k < t->len; k++)
-        s += clog2c(t->slot[t->filled[k]].count);
+        s += ipm_clog2c(t->slot[t->filled[k]].count);
     return s;
 }
 
@@ -234,8 +254,8 @@ static uint64_t *sorted_large_counts(const ipm_table *t, uint64_t limit, size_t 
     return large;
 }
 
-/* Every term is hist[c] * c log2 c, added in increasing c: the result depends
- * only on the multiset of counts, never on how the table was filled. */
+/* Small counts through a histogram, the rest sorted and run-length grouped:
+ * the same terms in the same increasing order as one big histogram. */
 double ipm_table_sum_clog2c(const ipm_table *t)
 {
     uint64_t max_count = 0;
@@ -261,23 +281,30 @@ double ipm_table_sum_clog2c(const ipm_table *t)
         if (c <= limit)
             hist[c]++;
     }
-    double s = 0;
-    for (uint64_t c = 2; c <= limit; c++)
-        if (hist[c])
-            s += (double)hist[c] * clog2c(c);
-    for (size_t k = 0; k < n_large; k++)
-        s += clog2c(large[k]);
+    double s = ipm_sum_clog2c_hist(0.0, hist, limit, NULL, 0);
+    for (size_t k = 0; k < n_large;) {
+        size_t run = k + 1;
+        while (run < n_large && large[run] == large[k])
+            run++;
+        s += clog2c_term(large[k], run - k, NULL, 0);
+        k = run;
+    }
     if (hist != on_stack)
         free(hist);
     free(large);
     return s;
 }
 
+double ipm_entropy_from_sum(double sum_clog2c, uint64_t total)
+{
+    if (total == 0)
+        return 0.0;
+    double n = (double)total;
+    double h = log2(n) - sum_clog2c / n;
+    return h > 0 ? h : 0.0; /* one key: log2(n) - n log2(n) / n may round below 0 */
+}
+
 double ipm_table_entropy(const ipm_table *t)
 {
-    if (t->total == 0)
-        return 0.0;
-    double n = (double)t->total;
-    double h = log2(n) - ipm_table_sum_clog2c(t) / n;
-    return h > 0 ? h : 0.0; /* one key: log2(n) - n log2(n) / n may round below 0 */
+    return ipm_entropy_from_sum(ipm_table_sum_clog2c(t), t->total);
 }

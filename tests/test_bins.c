@@ -239,8 +239,63 @@ static void test_fingerprints(void)
     free(p);
 }
 
+/* ipm_patterns' bulk paths (SIMD, guess-and-correct, binary search) on
+ * every edge, its neighbours, NaN, infinities and random values, in a
+ * one-unit layer so each pattern is one bin; 1 + 3n + 5 + 997 values leave
+ * a tail beyond any vector width. */
+static int bulk_mismatches(const float *e, int n)
+{
+    enum { RANDOM = 997 };
+    int count = 0;
+    float *v = malloc(sizeof(float) * (size_t)(3 * n + 6 + RANDOM));
+    ipm_pattern *p = malloc(sizeof *p * (size_t)(3 * n + 6 + RANDOM));
+    for (int j = 0; j < n; j++) {
+        v[count++] = e[j];
+        v[count++] = nextafterf(e[j], -INFINITY);
+        v[count++] = nextafterf(e[j], INFINITY);
+    }
+    const float special[6] = {NAN, -NAN, INFINITY, -INFINITY, 3e38f, -3e38f};
+    for (int k = 0; k < 6; k++)
+        v[count++] = special[k];
+    float span = e[n - 1] - e[0];
+    for (int k = 0; k < RANDOM; k++)
+        v[count++] = uniform(e[0] - span / 4, e[n - 1] + span / 4);
+    ipm_patterns(v, count, 1, e, n, p);
+    int bad = 0;
+    for (int i = 0; i < count; i++)
+        bad += p[i].lo != (uint64_t)brute_digitize(v[i], e, n) || p[i].hi != 0;
+    free(v);
+    free(p);
+    return bad;
+}
+
+static void test_bulk_binning(void)
+{
+    float e[100];
+    const int sizes[6] = {2, 30, 50, 64, 65, 100};
+    for (int k = 0; k < 6; k++) {
+        ipm_bin_edges(e, sizes[k], -1.0, 1.0);
+        CHECK(bulk_mismatches(e, sizes[k]) == 0);
+    }
+    ipm_bin_edges(e, 50, -1e-3, 2.5e-3);
+    CHECK(bulk_mismatches(e, 50) == 0);
+    CHECK(bulk_mismatches(numpy_33, 33) == 0);
+    float squares[40];
+    for (int j = 0; j < 40; j++)
+        squares[j] = (float)(j * j) / 1521.0f;
+    CHECK(bulk_mismatches(squares, 40) == 0);
+    /* a wide layer goes through the guess-and-correct binner too */
+    ipm_binner b;
+    ipm_bin_edges(e, 50, -1.0, 1.0);
+    ipm_binner_init(&b, e, 50);
+    CHECK(b.guess_in_reach);
+    ipm_binner_init(&b, squares, 40);
+    CHECK(!b.guess_in_reach && !b.simd);
+}
+
 int main(void)
 {
+    test_bulk_binning();
     test_edges_match_numpy();
     test_digitize_against_brute_force();
     test_digitize_special_values();

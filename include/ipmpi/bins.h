@@ -36,4 +36,23 @@ int ipm_patterns_exact(int units, int n_edges);
 void ipm_patterns(const float *act, int rows, int units, const float *edges, int n_edges,
                   ipm_pattern *out);
 
+/* What binning with one set of edges needs, prepared once (ipm_patterns
+ * prepares it on every call). The fast paths are chosen here: a guess from
+ * the spacing corrected by the two neighbouring edges when that is proven
+ * exact for these edges, with AVX-512 when the CPU has it and n <= 64. */
+typedef struct ipm_binner {
+    const float *e;     /* the edges; must outlive the binner */
+    int n;
+    float lo, hi, inv_step, top;
+    int guess_in_reach; /* the guess is never more than one bin off */
+    int simd;           /* AVX-512 path usable */
+    float table[64];    /* the edges padded with the last, for the SIMD lookup */
+} ipm_binner;
+
+void ipm_binner_init(ipm_binner *b, const float *edges, int n_edges);
+
+/* The same as ipm_patterns with b's edges. */
+void ipm_binner_patterns(const ipm_binner *b, const float *act, int rows, int units,
+                         ipm_pattern *out);
+
 #endif

@@ -1,11 +1,15 @@
 /* measure: one plane's information estimates at one logged epoch.
  * A plane is a data set (train or test). For every local replica the driver
- * forwards all samples and hands the workspace here; each layer is binned,
- * its simple estimate computed on the spot, and its pairs added to the
- * pooled and sampled tables. ipm_measure_finish merges everything onto
- * rank 0 (binomial tree for tables, a sum-reduce of per-replica values that
- * exactly one rank fills) and computes the extended estimates there.
- * The sampled estimator keeps sample i from replica
+ * forwards all samples and hands the workspace here; each layer is binned and
+ * its patterns mapped to dense ids by the layer's dictionary (shared by the
+ * local replicas of the epoch). ipm_measure_finish counts on those ids
+ * (count.h): the simple estimates on every rank; with one rank the pooled
+ * and sampled ones too, directly; with more, it exports the pooled and
+ * sampled counts into count tables, merges them onto rank 0 (binomial tree)
+ * and computes the extended estimates there. Both ways give bitwise the
+ * same numbers (every entropy is the canonical sum over its count multiset).
+ * Per-replica simple values travel by a sum-reduce that exactly one rank
+ * fills. The sampled estimator keeps sample i from replica
  * floor(u * R / 2^32), u = Philox(seed; i | plane << 32, epoch, SAMPLED). */
 #ifndef IPMPI_MEASURE_H
 #define IPMPI_MEASURE_H
@@ -13,7 +17,9 @@
 #include <mpi.h>
 #include <stdint.h>
 
+#include "ipmpi/bins.h"
 #include "ipmpi/config.h"
+#include "ipmpi/count.h"
 #include "ipmpi/dataset.h"
 #include "ipmpi/mi.h"
 #include "ipmpi/net.h"
@@ -22,34 +28,46 @@ typedef struct ipm_measure {
     const ipm_dataset *data;
     int plane;                      /* 0 train, 1 test */
     int n_layers, n_replicas;
+    int n_local, n_ranks;           /* replicas measured on this rank; ranks */
     int width[IPM_MAX_LAYERS];
     unsigned estimators;
     uint64_t seed;
     float *edges;
     int n_edges;
+    ipm_binner binner;
     double h_x, h_y, i_xy;          /* of the data set */
-    ipm_pattern *patterns;          /* data->n */
+    ipm_pattern *patterns;          /* data->n: one layer's patterns */
+    ipm_dict *dict;                 /* n_layers */
+    int32_t *ids;                   /* n_layers x n_local x data->n pattern ids */
+    int n_seen;                     /* local replicas measured this epoch */
+    int *seen_replica;              /* n_local: their global indices */
+    const int32_t **rows;           /* n_local: one layer's ids per local slot */
+    ipm_entropies *each;            /* n_local: one layer's simple entropies */
+    int *local_slot;                /* n_replicas: global index -> local slot or -1 */
     uint32_t *choice;               /* data->n: sampled replica per sample */
-    uint8_t *keep;                  /* data->n */
-    ipm_layer_tables simple;        /* reused for each replica and layer */
-    ipm_layer_tables *pooled, *sampled; /* n_layers each */
+    int32_t *pick;                  /* data->n: local slot of choice[i], or -1 */
+    ipm_x_groups groups;
+    ipm_counter counter;
+    ipm_layer_tables *pooled, *sampled; /* n_layers each, only with n_ranks > 1 */
     /* Results; complete on rank 0 after ipm_measure_finish. */
     double *simple_xt, *simple_ty;  /* n_replicas x n_layers */
     double *pooled_xt, *pooled_ty, *sampled_xt, *sampled_ty; /* n_layers */
     double seconds_binning, seconds_merge; /* accumulated */
 } ipm_measure;
 
+/* n_local replicas will be measured on this rank (of n_ranks) per epoch. */
 int ipm_measure_init(ipm_measure *m, const ipm_config *cfg, const ipm_dataset *data, int plane,
-                     const ipm_net *shape, int n_replicas, char *err);
+                     const ipm_net *shape, int n_replicas, int n_local, int n_ranks, char *err);
 void ipm_measure_free(ipm_measure *m);
 
-/* Clears the tables and draws the sampled estimator's replicas for epoch. */
+/* Clears the dictionaries and draws the sampled estimator's replicas for epoch. */
 void ipm_measure_begin(ipm_measure *m, int epoch);
 
-/* ws holds replica's forward pass over every sample of the plane. */
+/* ws holds replica's forward pass over every sample of the plane; at most
+ * n_local calls per epoch. Bins and maps patterns to ids; counts nothing yet. */
 int ipm_measure_replica(ipm_measure *m, int replica, const ipm_workspace *ws, char *err);
 
-/* Collective: merges onto rank 0 and computes pooled and sampled there. */
+/* Collective: counts, merges onto rank 0 and computes pooled and sampled there. */
 int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err);
 
 #endif

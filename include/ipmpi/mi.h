@@ -30,6 +30,11 @@ int ipm_layer_tables_add(ipm_layer_tables *lt, const ipm_pattern *p, const int32
 void ipm_plane_point(const ipm_layer_tables *lt, double h_x, double h_y,
                      double *i_xt, double *i_ty);
 
+/* The same from the entropies H(T), H(X,T), H(Y,T) of some pair set, for
+ * callers that count without tables. */
+void ipm_plane_point_from(double h_t, double h_xt, double h_yt, double h_x, double h_y,
+                          double *i_xt, double *i_ty);
+
 /* H(X), H(Y) and I(X;Y) of a data set's (x id, label) pairs. */
 int ipm_data_information(const int32_t *x_id, const int32_t *y, int n,
                          double *h_x, double *h_y, double *i_xy, char *err);

@@ -47,10 +47,30 @@ size_t ipm_table_export(const ipm_table *t, ipm_count *out);
 /* Adds every entry of a exported array. */
 int ipm_table_merge(ipm_table *t, const ipm_count *entries, size_t n, char *err);
 
-/* sum over keys of c * log2(c), independent of key order (summed over the
- * count histogram in increasing c; should its scratch space fail to
- * allocate, it falls back to a plain sum, correct but order-dependent). */
+/* The canonical sum every entropy here uses: over the distinct counts c in
+ * increasing order, add (double)m_c * c log2 c, m_c the number of keys with
+ * count c. It depends only on the multiset of counts, so tables filled or
+ * merged in any order, and the dense counters of count.h, give bitwise
+ * identical sums. */
+
+/* c log2 c in double, the one place it is computed (tables of it cached by
+ * callers hold bitwise the same values). */
+double ipm_clog2c(uint64_t c);
+
+/* The canonical sum over hist[c] = m_c for 2 <= c <= top (counts 0 and 1 add
+ * nothing), continuing from s; clears hist[0..top]. clog[c] = ipm_clog2c(c)
+ * for c < n_clog (clog may be NULL with n_clog 0), computed above. */
+double ipm_sum_clog2c_hist(double s, uint32_t *hist, uint64_t top, const double *clog,
+                           size_t n_clog);
+
+/* The canonical sum over the table's counts (histogram for small counts,
+ * sorting above; should scratch space fail to allocate, it falls back to a
+ * plain sum, correct but order-dependent). */
 double ipm_table_sum_clog2c(const ipm_table *t);
+
+/* Plug-in entropy in bits of total samples whose counts sum to
+ * sum_clog2c: log2(total) - S/total, 0 for total 0, never below 0. */
+double ipm_entropy_from_sum(double sum_clog2c, uint64_t total);
 
 /* Plug-in entropy in bits of the table's distribution: log2(total) - S/total
  * (0 for an empty table). */
