@@ -10,15 +10,6 @@ for dir in build build-sanitize; do
     echo "== meson test in $dir"
     meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
 done
-/usr/bin/python3 - build/meson-logs/testlog.json build-sanitize/meson-logs/testlog.json <<'PY'
-import json, sys
-counts = {"OK": 0, "FAIL": 0, "SKIP": 0}
-for path in sys.argv[1:]:
-    for line in open(path):
-        r = json.loads(line)["result"]
-        key = "OK" if r in ("OK", "EXPECTEDFAIL") else "SKIP" if r == "SKIP" else "FAIL"
-        counts[key] += 1
-print(f"skipped: {counts['SKIP']}")
-print(f"{counts['OK']} passed, {counts['FAIL']} failed")
-PY
+/usr/bin/python3 tests/summarize.py build/meson-logs/testlog.json \
+    build-sanitize/meson-logs/testlog.json || status=1
 exit $status
