@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "table_util.h"
 #include "ipmpi/error.h"
 #include "ipmpi/mi.h"
 #include "ipmpi/table.h"
@@ -201,35 +202,6 @@ static void add_in_order(ipm_table *t, const keyed_count *k, const int *order, i
             uint64_t first = e->count / 3;
             CHECK(ipm_table_add(t, e->group, e->p, pass ? e->count - first : first, err) == 0);
         }
-}
-
-static int compare_count(const void *a, const void *b)
-{
-    const ipm_count *x = a, *y = b;
-    if (x->group != y->group)
-        return x->group < y->group ? -1 : 1;
-    if (x->hi != y->hi)
-        return x->hi < y->hi ? -1 : 1;
-    return (x->lo > y->lo) - (x->lo < y->lo);
-}
-
-static ipm_count *sorted_export(const ipm_table *t)
-{
-    ipm_count *out = malloc(sizeof *out * (t->len ? t->len : 1));
-    CHECK(ipm_table_export(t, out) == t->len);
-    qsort(out, t->len, sizeof *out, compare_count);
-    return out;
-}
-
-static int same_tables(const ipm_table *a, const ipm_table *b)
-{
-    if (a->len != b->len || a->total != b->total)
-        return 0;
-    ipm_count *ea = sorted_export(a), *eb = sorted_export(b);
-    int same = memcmp(ea, eb, sizeof *ea * a->len) == 0;
-    free(ea);
-    free(eb);
-    return same;
 }
 
 static void test_order_independence(void)

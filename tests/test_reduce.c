@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "table_util.h"
 #include "ipmpi/error.h"
 #include "ipmpi/reduce.h"
 #include "ipmpi/table.h"
@@ -63,26 +64,6 @@ static void build(ipm_table *t, int r, int k)
     default:
         break;
     }
-}
-
-static int compare_count(const void *a, const void *b)
-{
-    const ipm_count *x = a, *y = b;
-    if (x->group != y->group)
-        return x->group < y->group ? -1 : 1;
-    if (x->hi != y->hi)
-        return x->hi < y->hi ? -1 : 1;
-    if (x->lo != y->lo)
-        return x->lo < y->lo ? -1 : 1;
-    return (x->count > y->count) - (x->count < y->count);
-}
-
-static ipm_count *sorted_export(const ipm_table *t)
-{
-    ipm_count *out = malloc(sizeof *out * (t->len ? t->len : 1));
-    ipm_table_export(t, out);
-    qsort(out, t->len, sizeof *out, compare_count);
-    return out;
 }
 
 static void check_same(const ipm_table *got, const ipm_table *want, int k)
