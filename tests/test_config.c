@@ -417,8 +417,8 @@ static void test_format(void)
     static const char *const lines[] = {
         "\n[run]\nseed = 0\n", "\nreplicas = 0\n", "# replicas = 0: one replica per MPI rank\n",
         "\noutput = ipmpi.nc\n", "\npath = \n",
-        "\nlayers = dense:10:tanh, dense:7:tanh, dense:5:tanh, dense:4:tanh, dense:3:tanh, "
-        "dense:2:softmax\n",
+        ("\nlayers = dense:10:tanh, dense:7:tanh, dense:5:tanh, dense:4:tanh, dense:3:tanh, "
+         "dense:2:softmax\n"),
         "\ninit = xavier\n", "\nlearning_rate = 0.001\n", "\nmomentum = 0.9\n",
         "\n[information]\nepochs = log:100\n", "\nrange = -1, 1\n",
         "\nestimators = simple, pooled, sampled\n", "\non = train\n",
