@@ -1,6 +1,7 @@
 /* train: losses, optimizers and the per-replica training loop. */
 #include "ipmpi/train.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +249,7 @@ int ipm_replica_init(ipm_replica *rep, const ipm_config *cfg, const ipm_dataset 
         return -1;
     }
     ipm_rng_init(&rep->batch_rng, cfg->seed, (uint32_t)index, IPM_RNG_BATCH);
+    rep->n_train = train->n;
     for (int i = 0; i < train->n; i++)
         rep->order[i] = i;
     ipm_rng_shuffle(&rep->batch_rng, rep->order, train->n);
@@ -327,4 +329,259 @@ void ipm_replica_evaluate(const ipm_replica *rep, const ipm_dataset *d, ipm_work
     *loss = ipm_loss_eval(rep->loss, last->activation, ws->act[rep->net.n_layers - 1], d->y,
                           d->n, last->out, &correct, NULL, NULL);
     *accuracy = (double)correct / d->n;
+}
+
+/* ---- state blobs (checkpoints) ----------------------------------------- */
+/* Little-endian, fixed width, in this order:
+ *   u32 magic "IRS1", u32 index, u32 in_dim, u32 n_layers,
+ *   n_layers x (u32 in, u32 out, u32 activation), u32 n_train,
+ *   u32 optimizer, u64 n_params                                  -- identity
+ *   u64 step, f64 last_batch_loss, batch rng (u32 key[2], stream, purpose,
+ *   u64 counter, u32 block[4], u32 used), u32 position           -- scalars
+ *   f32 params[n_params], moments (f32 m[] unless SGD, f32 v[] for Adam),
+ *   i32 order[n_train]                                           -- arrays */
+
+#define STATE_MAGIC 0x31535249u /* "IRS1" */
+
+typedef struct blob_cursor {
+    unsigned char *out;         /* pack */
+    const unsigned char *in;    /* unpack */
+    size_t pos, size;
+    int short_read;
+} blob_cursor;
+
+static void blob_put(blob_cursor *c, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        c->out[c->pos++] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t blob_get(blob_cursor *c, int bytes)
+{
+    if (c->size - c->pos < (size_t)bytes) {
+        c->short_read = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--)
+        v = v << 8 | c->in[c->pos + (size_t)i];
+    c->pos += (size_t)bytes;
+    return v;
+}
+
+static uint32_t float_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float bits_float(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static int moment_arrays(enum ipm_optimizer kind)
+{
+    return kind == IPM_OPT_ADAM ? 2 : kind == IPM_OPT_MOMENTUM ? 1 : 0;
+}
+
+static size_t identity_bytes(const ipm_replica *rep)
+{
+    return 4 * 4 + 12 * (size_t)rep->net.n_layers + 4 + 4 + 8;
+}
+
+enum { SCALAR_BYTES = 8 + 8 + (4 * 4 + 8 + 4 * 4 + 4) + 4 };
+
+size_t ipm_replica_state_size(const ipm_replica *rep)
+{
+    size_t floats = rep->net.n_params * (size_t)(1 + moment_arrays(rep->opt.kind));
+    return identity_bytes(rep) + SCALAR_BYTES + 4 * floats + 4 * (size_t)rep->n_train;
+}
+
+static void put_floats(blob_cursor *c, const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        blob_put(c, float_bits(v[i]), 4);
+}
+
+static void put_identity(blob_cursor *c, const ipm_replica *rep)
+{
+    blob_put(c, STATE_MAGIC, 4);
+    blob_put(c, (uint32_t)rep->index, 4);
+    blob_put(c, (uint32_t)rep->net.in_dim, 4);
+    blob_put(c, (uint32_t)rep->net.n_layers, 4);
+    for (int l = 0; l < rep->net.n_layers; l++) {
+        blob_put(c, (uint32_t)rep->net.layer[l].in, 4);
+        blob_put(c, (uint32_t)rep->net.layer[l].out, 4);
+        blob_put(c, (uint32_t)rep->net.layer[l].activation, 4);
+    }
+    blob_put(c, (uint32_t)rep->n_train, 4);
+    blob_put(c, (uint32_t)rep->opt.kind, 4);
+    blob_put(c, rep->net.n_params, 8);
+}
+
+int ipm_replica_pack(const ipm_replica *rep, unsigned char *buf, size_t size, char *err)
+{
+    if (size != ipm_replica_state_size(rep))
+        return ipm_fail(err, "replica %d: state buffer of %zu bytes, needs %zu", rep->index, size,
+                        ipm_replica_state_size(rep));
+    blob_cursor c = {.out = buf, .size = size};
+    put_identity(&c, rep);
+    uint64_t loss_bits;
+    memcpy(&loss_bits, &rep->last_batch_loss, sizeof loss_bits);
+    blob_put(&c, (uint64_t)rep->opt.step, 8);
+    blob_put(&c, loss_bits, 8);
+    const ipm_rng *g = &rep->batch_rng;
+    blob_put(&c, g->key[0], 4);
+    blob_put(&c, g->key[1], 4);
+    blob_put(&c, g->stream, 4);
+    blob_put(&c, g->purpose, 4);
+    blob_put(&c, g->counter, 8);
+    for (int i = 0; i < 4; i++)
+        blob_put(&c, g->block[i], 4);
+    blob_put(&c, (uint32_t)g->used, 4);
+    blob_put(&c, (uint32_t)rep->position, 4);
+    put_floats(&c, rep->net.params, rep->net.n_params);
+    if (moment_arrays(rep->opt.kind) >= 1)
+        put_floats(&c, rep->opt.m, rep->opt.n);
+    if (moment_arrays(rep->opt.kind) == 2)
+        put_floats(&c, rep->opt.v, rep->opt.n);
+    for (int i = 0; i < rep->n_train; i++)
+        blob_put(&c, (uint32_t)rep->order[i], 4);
+    return 0;
+}
+
+static int check_layers(blob_cursor *c, const ipm_replica *rep, char *err)
+{
+    uint64_t in_dim = blob_get(c, 4), n_layers = blob_get(c, 4);
+    if (in_dim != (uint64_t)rep->net.in_dim || n_layers != (uint64_t)rep->net.n_layers)
+        return ipm_fail(err,
+                        "replica %d: saved state is of a net with %llu inputs and %llu layers, "
+                        "this one has %d and %d",
+                        rep->index, (unsigned long long)in_dim, (unsigned long long)n_layers,
+                        rep->net.in_dim, rep->net.n_layers);
+    for (int l = 0; l < rep->net.n_layers; l++) {
+        const ipm_dense *d = &rep->net.layer[l];
+        uint64_t in = blob_get(c, 4), out = blob_get(c, 4), act = blob_get(c, 4);
+        if (in != (uint64_t)d->in || out != (uint64_t)d->out || act != (uint64_t)d->activation)
+            return ipm_fail(err, "replica %d: saved state's layer %d differs from this net's",
+                            rep->index, l + 1);
+    }
+    return 0;
+}
+
+static int check_identity(blob_cursor *c, const ipm_replica *rep, char *err)
+{
+    if (c->size < identity_bytes(rep))
+        return ipm_fail(err, "replica %d: saved state is truncated (%zu bytes)", rep->index,
+                        c->size);
+    if (blob_get(c, 4) != STATE_MAGIC)
+        return ipm_fail(err, "replica %d: not a replica state (bad magic)", rep->index);
+    uint64_t index = blob_get(c, 4);
+    if (index != (uint64_t)rep->index)
+        return ipm_fail(err, "replica %d: saved state belongs to replica %llu", rep->index,
+                        (unsigned long long)index);
+    if (check_layers(c, rep, err))
+        return -1;
+    uint64_t n_train = blob_get(c, 4), kind = blob_get(c, 4), n_params = blob_get(c, 8);
+    if (c->short_read)
+        return ipm_fail(err, "replica %d: saved state is truncated", rep->index);
+    if (n_train != (uint64_t)rep->n_train || kind != (uint64_t)rep->opt.kind ||
+        n_params != rep->net.n_params)
+        return ipm_fail(err,
+                        "replica %d: saved state has %llu training samples, optimizer %llu, %llu "
+                        "params; this replica %d, %d, %zu",
+                        rep->index, (unsigned long long)n_train, (unsigned long long)kind,
+                        (unsigned long long)n_params, rep->n_train, (int)rep->opt.kind,
+                        rep->net.n_params);
+    if (c->size != ipm_replica_state_size(rep))
+        return ipm_fail(err, "replica %d: saved state has %zu bytes, expected %zu", rep->index,
+                        c->size, ipm_replica_state_size(rep));
+    return 0;
+}
+
+typedef struct saved_scalars {
+    long step;
+    double last_batch_loss;
+    ipm_rng batch_rng;
+    int position;
+} saved_scalars;
+
+static int get_scalars(blob_cursor *c, const ipm_replica *rep, saved_scalars *s, char *err)
+{
+    uint64_t step = blob_get(c, 8), loss_bits = blob_get(c, 8);
+    ipm_rng g;
+    g.key[0] = (uint32_t)blob_get(c, 4);
+    g.key[1] = (uint32_t)blob_get(c, 4);
+    g.stream = (uint32_t)blob_get(c, 4);
+    g.purpose = (uint32_t)blob_get(c, 4);
+    g.counter = blob_get(c, 8);
+    for (int i = 0; i < 4; i++)
+        g.block[i] = (uint32_t)blob_get(c, 4);
+    uint64_t used = blob_get(c, 4), position = blob_get(c, 4);
+    const ipm_rng *own = &rep->batch_rng;
+    if (g.key[0] != own->key[0] || g.key[1] != own->key[1] || g.stream != own->stream ||
+        g.purpose != own->purpose)
+        return ipm_fail(err, "replica %d: saved batch stream has another seed or replica",
+                        rep->index);
+    if (used > 4 || position > (uint64_t)rep->n_train || step > (uint64_t)LONG_MAX)
+        return ipm_fail(err, "replica %d: corrupt saved state (rng words used %llu, position %llu)",
+                        rep->index, (unsigned long long)used, (unsigned long long)position);
+    g.used = (int)used;
+    s->batch_rng = g;
+    s->position = (int)position;
+    s->step = (long)step;
+    memcpy(&s->last_batch_loss, &loss_bits, sizeof loss_bits);
+    return 0;
+}
+
+/* The saved order must be a permutation of 0..n-1: batches index the data with it. */
+static int check_order(blob_cursor c, const ipm_replica *rep, char *err)
+{
+    int n = rep->n_train;
+    unsigned char *seen = calloc((size_t)n, 1);
+    if (!seen)
+        return ipm_fail(err, "replica %d: out of memory", rep->index);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        uint64_t s = blob_get(&c, 4);
+        if (s >= (uint64_t)n || seen[s]++)
+            rc = ipm_fail(err, "replica %d: corrupt saved batch order (entry %d)", rep->index, i);
+    }
+    free(seen);
+    return rc;
+}
+
+static void get_floats(blob_cursor *c, float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = bits_float((uint32_t)blob_get(c, 4));
+}
+
+int ipm_replica_unpack(ipm_replica *rep, const unsigned char *buf, size_t size, char *err)
+{
+    blob_cursor c = {.in = buf, .size = size};
+    saved_scalars scalars = {0};
+    if (check_identity(&c, rep, err) || get_scalars(&c, rep, &scalars, err))
+        return -1;
+    size_t n = rep->net.n_params, arrays = (size_t)(1 + moment_arrays(rep->opt.kind));
+    blob_cursor order_at = c;
+    order_at.pos += 4 * n * arrays;
+    if (check_order(order_at, rep, err))
+        return -1;
+    rep->batch_rng = scalars.batch_rng;
+    rep->position = scalars.position;
+    rep->opt.step = scalars.step;
+    rep->last_batch_loss = scalars.last_batch_loss;
+    get_floats(&c, rep->net.params, n);
+    if (arrays >= 2)
+        get_floats(&c, rep->opt.m, n);
+    if (arrays == 3)
+        get_floats(&c, rep->opt.v, n);
+    for (int i = 0; i < rep->n_train; i++)
+        rep->order[i] = (int32_t)blob_get(&c, 4);
+    return 0;
 }

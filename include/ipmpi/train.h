@@ -49,6 +49,7 @@ typedef struct ipm_replica {
     ipm_workspace batch_ws;
     ipm_rng batch_rng;
     int32_t *order;      /* shuffled sample order; reshuffled at every wrap */
+    int n_train;         /* length of order: the training set's samples */
     int position;        /* next index into order */
     int batch_size;
     int batches_per_epoch;
@@ -72,5 +73,22 @@ void ipm_replica_train_epoch(ipm_replica *rep, const ipm_dataset *train);
  * loss and accuracy. */
 void ipm_replica_evaluate(const ipm_replica *rep, const ipm_dataset *d, ipm_workspace *ws,
                           double *loss, double *accuracy);
+
+/* A replica's whole training state as a portable byte blob (little-endian,
+ * fixed width), for checkpoints: its index and shape (layers, optimizer,
+ * training-set size, to refuse a blob of another replica or config), the
+ * optimizer step, last batch loss, batch stream state, position, params,
+ * optimizer moments and batch order. Unpacking it into a replica initialised
+ * from the same config and index, then training, gives bitwise the same
+ * params as training the original on. */
+size_t ipm_replica_state_size(const ipm_replica *rep);
+
+/* size must be ipm_replica_state_size(rep). */
+int ipm_replica_pack(const ipm_replica *rep, unsigned char *buf, size_t size, char *err);
+
+/* Validates the whole blob (size, index, shape, stream, that order is a
+ * permutation, position) before changing anything: on failure rep is
+ * untouched. */
+int ipm_replica_unpack(ipm_replica *rep, const unsigned char *buf, size_t size, char *err);
 
 #endif
