@@ -52,6 +52,22 @@ int ipm_agree(int rc, char *err, MPI_Comm comm)
     return -1;
 }
 
+/* Test-only fault injection: IPMPI_INJECT_FAULT="setup:RANK" fails that
+ * rank's setup, "epoch:RANK:EPOCH" its measurement at that logged epoch, as
+ * a failed allocation or read would; the other ranks must stop with it. */
+static int injected_fault(const run *r, const char *where, int epoch, char *err)
+{
+    const char *spec = getenv("IPMPI_INJECT_FAULT");
+    char kind[16];
+    int rank = -1, at = -1;
+    if (!spec || sscanf(spec, "%15[a-z]:%d:%d", kind, &rank, &at) < 2)
+        return 0;
+    if (strcmp(kind, where) != 0 || rank != r->rank || (at >= 0 && at != epoch))
+        return 0;
+    return ipm_fail(err, "rank %d: injected fault in %s (IPMPI_INJECT_FAULT=%s)", r->rank, where,
+                    spec);
+}
+
 static int contains(const int *sorted, int n, int value)
 {
     for (int lo = 0, hi = n - 1; lo <= hi;) {
@@ -181,12 +197,10 @@ static int setup(run *r, char *err)
     openblas_set_num_threads(cfg->threads);
     if (ipm_dataset_load(cfg, &r->data[PLANE_TRAIN], &r->data[PLANE_TEST], err))
         return -1;
-    if (setup_schedule(r, err) || setup_replicas(r, err) || setup_measures(r, err))
-        return -1;
-    /* The output exists only once every rank is ready: a bad config leaves no file. */
-    if (ipm_agree(0, err, r->comm))
-        return -1;
-    return setup_output(r, err);
+    return setup_schedule(r, err) || setup_replicas(r, err) || setup_measures(r, err) ||
+                   injected_fault(r, "setup", -1, err)
+               ? -1
+               : 0;
 }
 
 static void teardown(run *r)
@@ -442,6 +456,8 @@ static int log_epoch(run *r, int epoch, char *err)
     clear_losses(r);
     int rc = measure_replicas(r, epoch, store, err);
     if (rc == 0)
+        rc = injected_fault(r, "epoch", epoch, err);
+    if (rc == 0)
         rc = check_divergence(r, epoch, err);
     /* Before a collective step every rank must know whether to go on. */
     if (ipm_agree(rc, err, r->comm))
@@ -504,7 +520,11 @@ int ipm_run(const ipm_config *cfg, MPI_Comm comm, char *err)
     r.comm = comm;
     MPI_Comm_rank(comm, &r.rank);
     MPI_Comm_size(comm, &r.size);
+    /* Each step ends in agreement, so every rank takes the same path. The
+     * output exists only once every rank is ready: a bad setup leaves no file. */
     int rc = ipm_agree(setup(&r, err), err, comm);
+    if (rc == 0)
+        rc = ipm_agree(setup_output(&r, err), err, comm);
     if (rc == 0)
         rc = epoch_loop(&r, err);
     char close_err[IPM_ERRLEN] = "";
