@@ -1,6 +1,7 @@
 /* ipmpi: the command line. Reads like the table of contents of a run:
  * arguments -> config -> (check | collective run) -> exit status. */
 #include <mpi.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,17 +12,40 @@
 #include "ipmpi/run.h"
 #include "ipmpi/train.h"
 
-enum { EXIT_RUN_FAILED = 1, EXIT_USAGE = 2 };
+/* 75 is sysexits' EX_TEMPFAIL: stopped on a signal, resubmit with --restart. */
+enum { EXIT_RUN_FAILED = 1, EXIT_USAGE = 2, EXIT_STOPPED = 75 };
 
 typedef struct cli {
     const char *config_path;
     const char **overrides;
     int n_overrides;
-    int check, help, version;
+    int check, help, version, restart;
 } cli;
 
+/* The one piece of global state: a signal handler can reach nothing else.
+ * The run polls it at every epoch boundary. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+/* SIGUSR1 (Slurm's --signal, forwarded by mpirun), SIGTERM (PBS walltime,
+ * scancel) and SIGINT all mean: checkpoint at the next epoch and stop. */
+static void install_stop_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    const int signals[] = {SIGUSR1, SIGTERM, SIGINT};
+    for (size_t i = 0; i < sizeof signals / sizeof *signals; i++)
+        sigaction(signals[i], &sa, NULL);
+}
+
 static const char usage_text[] =
-    "usage: ipmpi [--check] [--set SECTION.KEY=VALUE]... CONFIG.ini\n"
+    "usage: ipmpi [--check] [--restart] [--set SECTION.KEY=VALUE]... CONFIG.ini\n"
     "       mpirun -np P ipmpi CONFIG.ini\n"
     "\n"
     "Trains an ensemble of networks (one replica per MPI rank, replica r on rank r mod P)\n"
@@ -31,12 +55,19 @@ static const char usage_text[] =
     "options:\n"
     "  --check                validate CONFIG and its data set, print the effective config\n"
     "                         (every key, defaults included) and exit\n"
+    "  --restart              continue from the checkpoint ([run] checkpoint) of an earlier\n"
+    "                         run of the same config, appending to its output\n"
     "  --set SECTION.KEY=V    override one key of CONFIG (repeatable), e.g.\n"
     "                         --set run.replicas=32 --set training.epochs=100\n"
     "  --help                 this text\n"
     "  --version              the version\n"
     "\n"
-    "exit status: 0 done, 1 the run failed (message on stderr), 2 bad command line or config\n";
+    "On SIGUSR1, SIGTERM or SIGINT the run writes its checkpoint at the next epoch and stops\n"
+    "with status 75; a checkpoint is also written every [run] checkpoint_every epochs and\n"
+    "at the end.\n"
+    "\n"
+    "exit status: 0 done, 1 the run failed (message on stderr), 2 bad command line or config,\n"
+    "75 stopped on a signal after writing the checkpoint (resubmit with --restart)\n";
 
 static int parse_cli(int argc, char **argv, cli *c, char *err)
 {
@@ -52,6 +83,8 @@ static int parse_cli(int argc, char **argv, cli *c, char *err)
             c->version = 1;
         else if (!strcmp(a, "--check"))
             c->check = 1;
+        else if (!strcmp(a, "--restart"))
+            c->restart = 1;
         else if (!strcmp(a, "--set") && i + 1 < argc)
             c->overrides[c->n_overrides++] = argv[++i];
         else if (!strncmp(a, "--set=", 6))
@@ -99,13 +132,15 @@ static int run_collective(const cli *c, int *argc, char ***argv)
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    int status = 0;
+    install_stop_handlers();
+    ipm_run_options opt = {.restart = c->restart, .stop = &stop_signal};
+    int status = 0, rc;
     if (ipm_agree(ipm_config_load(&cfg, c->config_path, c->overrides, c->n_overrides, err), err,
                   MPI_COMM_WORLD))
         status = EXIT_USAGE;
-    else if (ipm_run(&cfg, MPI_COMM_WORLD, err))
-        status = EXIT_RUN_FAILED;
-    if (status && rank == 0)
+    else if ((rc = ipm_run(&cfg, &opt, MPI_COMM_WORLD, err)) != 0)
+        status = rc == IPM_RUN_STOPPED ? EXIT_STOPPED : EXIT_RUN_FAILED;
+    if (status && status != EXIT_STOPPED && rank == 0)
         fprintf(stderr, "ipmpi: %s\n", err);
     ipm_config_free(&cfg);
     MPI_Finalize();

@@ -358,6 +358,84 @@ int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err)
     return 0;
 }
 
+static int find_var(ipm_output *o, const char *name, int *varid, char *err)
+{
+    int s = nc_inq_varid(o->ncid, name, varid);
+    return s ? nc_fail(o, s, "variable", name, err) : 0;
+}
+
+/* The variable ids def_schema would have defined for meta. */
+static int find_schema(ipm_output *o, const ipm_output_meta *m, char *err)
+{
+    if (find_var(o, "epoch", &o->epoch_id, err) || find_var(o, "loss", &o->loss_id, err)
+        || find_var(o, "accuracy", &o->accuracy_id, err))
+        return -1;
+    if (m->has_test && (find_var(o, "test_loss", &o->test_loss_id, err)
+                        || find_var(o, "test_accuracy", &o->test_accuracy_id, err)))
+        return -1;
+    for (int p = 0; p < N_PLANES; p++)
+        for (int q = 0; q < N_QUANTITIES; q++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s%s", plane_prefix[p], quantities[q].name);
+            if ((m->planes & plane_bit[p]) && (m->estimators & quantities[q].estimator)
+                && find_var(o, name, &o->info_id[p][q], err))
+                return -1;
+        }
+    if (m->n_activation_epochs > 0 && find_var(o, "activation_epoch", &o->activation_epoch_id, err))
+        return -1;
+    for (int k = 1; m->n_activation_epochs > 0 && k <= m->n_layers; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "T%d", k);
+        if (find_var(o, name, &o->t_id[k - 1], err))
+            return -1;
+    }
+    return 0;
+}
+
+static int check_records(ipm_output *o, long records, char *err)
+{
+    int dim;
+    size_t held;
+    int s = nc_inq_dimid(o->ncid, "epoch", &dim);
+    if (!s)
+        s = nc_inq_dimlen(o->ncid, dim, &held);
+    if (s)
+        return nc_fail(o, s, "dimension", "epoch", err);
+    if (records < 0 || (size_t)records > held)
+        return ipm_fail(err, "%s: holds %zu records, the checkpoint expects %ld", o->path, held,
+                        records);
+    o->records = (size_t)records;
+    return 0;
+}
+
+int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long records, char *err)
+{
+    *out = NULL;
+    if (check_meta(meta, err))
+        return -1;
+    ipm_output *o = output_alloc(meta);
+    if (!o)
+        return ipm_fail(err, "%s: out of memory", meta->path);
+    int s = nc_open(o->path, NC_WRITE, &o->ncid);
+    if (s) {
+        ipm_fail(err, "cannot reopen NetCDF file %s: %s", o->path, nc_strerror(s));
+        output_free(o);
+        return -1;
+    }
+    if (find_schema(o, meta, err) || check_records(o, records, err)) {
+        nc_close(o->ncid);
+        output_free(o);
+        return -1;
+    }
+    *out = o;
+    return 0;
+}
+
+long ipm_output_records(const ipm_output *o)
+{
+    return o ? (long)o->records : 0;
+}
+
 static double now_seconds(void)
 {
     struct timespec ts;

@@ -10,6 +10,7 @@
 #include "ipmpi/error.h"
 #include "ipmpi/measure.h"
 #include "ipmpi/output.h"
+#include "ipmpi/resume.h"
 #include "ipmpi/train.h"
 
 enum { PLANE_TRAIN, PLANE_TEST, N_PLANES };
@@ -21,6 +22,11 @@ enum { TAG_ACTIVATIONS = 100 };
 
 typedef struct run {
     const ipm_config *cfg;
+    ipm_run_options opt;
+    char checkpoint[IPM_PATH_MAX];
+    char *config_text;                  /* the effective config, for output and checkpoints */
+    int first_epoch;                    /* 0, or the checkpoint's epoch + 1 on restart */
+    long resume_records;                /* NetCDF records the checkpoint counts */
     MPI_Comm comm;
     int rank, size;
     ipm_dataset data[N_PLANES];         /* train, test (test.n may be 0) */
@@ -35,7 +41,7 @@ typedef struct run {
     double *loss, *accuracy, *test_loss, *test_accuracy; /* n_replicas each */
     float *act_buffer;                  /* local replicas' activations at a stored epoch */
     int *diverged_at;                   /* local: first epoch with a non-finite batch loss */
-    double t_start, t_train, t_forward, t_output;
+    double t_start, t_train, t_forward, t_output, t_checkpoint;
     int trained_epochs;
 } run;
 
@@ -155,15 +161,12 @@ static int setup_output(run *r, char *err)
     if (r->rank != 0)
         return 0;
     const ipm_config *cfg = r->cfg;
-    char *text = ipm_config_format(cfg);
-    if (!text)
-        return ipm_fail(err, "out of memory formatting the config");
     int width[IPM_MAX_LAYERS];
     for (int l = 0; l < cfg->n_layers; l++)
         width[l] = cfg->layers[l].units;
     const ipm_dataset *train = &r->data[PLANE_TRAIN];
     ipm_output_meta meta = {
-        .path = cfg->output, .config_text = text, .version = IPMPI_VERSION,
+        .path = cfg->output, .config_text = r->config_text, .version = IPMPI_VERSION,
         .ranks = r->size, .replicas = r->n_replicas, .n_layers = cfg->n_layers,
         .layer_width = width, .estimators = cfg->estimators, .planes = cfg->on,
         .has_test = r->data[PLANE_TEST].n > 0, .bins = cfg->bins,
@@ -178,7 +181,6 @@ static int setup_output(run *r, char *err)
         meta.i_xy = r->plane[PLANE_TRAIN].i_xy;
     } else if (ipm_data_information(train->x_id, train->y, train->n, &meta.h_x, &meta.h_y,
                                     &meta.i_xy, err)) {
-        free(text);
         return -1;
     }
     if (r->measured[PLANE_TEST]) {
@@ -186,15 +188,23 @@ static int setup_output(run *r, char *err)
         meta.test_h_y = r->plane[PLANE_TEST].h_y;
         meta.test_i_xy = r->plane[PLANE_TEST].i_xy;
     }
-    int rc = ipm_output_create(&r->out, &meta, err);
-    free(text);
-    return rc;
+    /* A restart appends after the checkpoint's records. The file may hold
+     * more (logged after the checkpoint, or after .prev's) and NetCDF cannot
+     * shrink the epoch dimension, but nothing needs removing: the restarted
+     * run has the same config and state, so it logs exactly those epochs
+     * again, bitwise the same, over them (tests/test_restart.sh checks it). */
+    return r->opt.restart ? ipm_output_reopen(&r->out, &meta, r->resume_records, err)
+                          : ipm_output_create(&r->out, &meta, err);
 }
 
 static int setup(run *r, char *err)
 {
     const ipm_config *cfg = r->cfg;
     openblas_set_num_threads(cfg->threads);
+    ipm_checkpoint_path(cfg, r->checkpoint);
+    r->config_text = ipm_config_format(cfg);
+    if (!r->config_text)
+        return ipm_fail(err, "out of memory formatting the config");
     if (ipm_dataset_load(cfg, &r->data[PLANE_TRAIN], &r->data[PLANE_TEST], err))
         return -1;
     return setup_schedule(r, err) || setup_replicas(r, err) || setup_measures(r, err) ||
@@ -222,6 +232,7 @@ static void teardown(run *r)
     free(r->test_accuracy);
     free(r->log_epochs);
     free(r->act_epochs);
+    free(r->config_text);
 }
 
 static void train_epoch(run *r, int epoch)
@@ -415,7 +426,8 @@ static void progress_line(const run *r, int epoch)
 {
     double elapsed = MPI_Wtime() - r->t_start, i_xt, i_ty;
     int total = r->cfg->epochs;
-    double eta = epoch > 0 ? elapsed / epoch * (total - epoch) : 0;
+    int done = epoch - (r->first_epoch > 0 ? r->first_epoch - 1 : 0);
+    double eta = done > 0 ? elapsed / done * (total - epoch) : 0;
     headline_point(r, &i_xt, &i_ty);
     printf("epoch %*d/%d  loss %.4f  acc %.4f  last layer I(X;T) %.4f  I(T;Y) %.4f bits  "
            "elapsed %.1fs  eta %.1fs\n",
@@ -489,16 +501,72 @@ static void print_summary(const run *r)
     printf("done: %d epochs, %d logged, %d replicas on %d ranks, wall %.3fs\n", r->trained_epochs,
            r->n_log, r->n_replicas, r->size, wall);
     printf("time (rank 0): train %.3fs (%.4f ms/epoch)  forward %.3fs  binning+tables %.3fs  "
-           "merge %.3fs (%.4f ms/logged epoch)  output %.3fs\n",
+           "merge %.3fs (%.4f ms/logged epoch)  output %.3fs  checkpoints %.3fs\n",
            r->t_train, 1e3 * r->t_train / epochs, r->t_forward, bin, merge, 1e3 * merge / logs,
-           r->t_output);
+           r->t_output, r->t_checkpoint);
     printf("wrote %s\n", r->cfg->output);
+}
+
+/* Rank 0 flushes first, so the records the checkpoint counts are on disk. */
+static int save_checkpoint(run *r, int epoch, char *err)
+{
+    double t0 = MPI_Wtime();
+    if (ipm_agree(r->rank == 0 ? ipm_output_flush(r->out, err) : 0, err, r->comm))
+        return -1;
+    ipm_ensemble e = {r->local, r->n_local, r->n_replicas, r->comm};
+    int rc = ipm_resume_save(&e, r->checkpoint, r->config_text, epoch,
+                             ipm_output_records(r->out), err);
+    r->t_checkpoint += MPI_Wtime() - t0;
+    return rc;
+}
+
+/* The highest signal number any rank has seen (0: none). One MPI_Allreduce
+ * of an int per epoch: about a microsecond on one node (see the report). */
+static int agreed_signal(const run *r)
+{
+    int mine = r->opt.stop ? (int)*r->opt.stop : 0, any = 0;
+    MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, r->comm);
+    return any;
+}
+
+static const char *signal_name(int sig)
+{
+    return sig == SIGUSR1 ? "SIGUSR1" : sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "?";
+}
+
+/* After epoch's training and logging: 0 go on, IPM_RUN_STOPPED, -1 failed. */
+static int epoch_boundary(run *r, int epoch, char *err)
+{
+    int sig = agreed_signal(r), every = r->cfg->checkpoint_every;
+    if (sig) {
+        if (save_checkpoint(r, epoch, err))
+            return -1;
+        if (r->rank == 0)
+            printf("stopped early at epoch %d on signal %s: checkpoint written to %s; "
+                   "resubmit with --restart\n",
+                   epoch, signal_name(sig), r->checkpoint);
+        return IPM_RUN_STOPPED;
+    }
+    if (every > 0 && epoch > 0 && epoch % every == 0 && epoch < r->cfg->epochs)
+        return save_checkpoint(r, epoch, err);
+    return 0;
+}
+
+/* The schedule positions a restart continues from: logged epochs and
+ * activation slots before first_epoch were done by the run that wrote the
+ * checkpoint. */
+static int skip_done(run *r)
+{
+    int next = 0;
+    while (next < r->n_log && r->log_epochs[next] < r->first_epoch)
+        r->act_slot += contains(r->act_epochs, r->n_act, r->log_epochs[next++]);
+    return next;
 }
 
 static int epoch_loop(run *r, char *err)
 {
     r->t_start = MPI_Wtime();
-    for (int epoch = 0, next = 0; epoch <= r->cfg->epochs; epoch++) {
+    for (int epoch = r->first_epoch, next = skip_done(r); epoch <= r->cfg->epochs; epoch++) {
         if (epoch > 0)
             train_epoch(r, epoch);
         if (next < r->n_log && r->log_epochs[next] == epoch) {
@@ -506,36 +574,66 @@ static int epoch_loop(run *r, char *err)
             if (log_epoch(r, epoch, err))
                 return -1;
         }
+        int rc = epoch_boundary(r, epoch, err);
+        if (rc)
+            return rc;
     }
     /* Divergence after the last logged epoch must not pass silently. */
     clear_losses(r);
-    return ipm_agree(check_divergence(r, r->cfg->epochs, err), err, r->comm);
+    if (ipm_agree(check_divergence(r, r->cfg->epochs, err), err, r->comm))
+        return -1;
+    return save_checkpoint(r, r->cfg->epochs, err);
 }
 
-int ipm_run(const ipm_config *cfg, MPI_Comm comm, char *err)
+/* Replaces the fresh replicas' states with the checkpoint's. */
+static int resume(run *r, char *err)
+{
+    ipm_ensemble e = {r->local, r->n_local, r->n_replicas, r->comm};
+    ipm_resume_point at;
+    if (ipm_resume_load(&e, r->checkpoint, r->config_text, &at, err))
+        return -1;
+    if (at.epoch > r->cfg->epochs)
+        return ipm_fail(err, "%s: the checkpoint is at epoch %d, beyond [training] epochs = %d",
+                        r->checkpoint, at.epoch, r->cfg->epochs);
+    r->first_epoch = at.epoch + 1;
+    r->trained_epochs = at.epoch;
+    r->resume_records = at.records;
+    if (r->rank == 0 && at.used_prev)
+        printf("checkpoint refused (%s): using %s.prev\n", at.refused, r->checkpoint);
+    if (r->rank == 0)
+        printf("resuming after epoch %d from %s\n", at.epoch, r->checkpoint);
+    return 0;
+}
+
+int ipm_run(const ipm_config *cfg, const ipm_run_options *opt, MPI_Comm comm, char *err)
 {
     run r;
     memset(&r, 0, sizeof r);
     r.cfg = cfg;
+    if (opt)
+        r.opt = *opt;
     r.comm = comm;
     MPI_Comm_rank(comm, &r.rank);
     MPI_Comm_size(comm, &r.size);
     /* Each step ends in agreement, so every rank takes the same path. The
      * output exists only once every rank is ready: a bad setup leaves no file. */
     int rc = ipm_agree(setup(&r, err), err, comm);
+    if (rc == 0 && r.opt.restart)
+        rc = resume(&r, err);
     if (rc == 0)
         rc = ipm_agree(setup_output(&r, err), err, comm);
     if (rc == 0)
         rc = epoch_loop(&r, err);
     char close_err[IPM_ERRLEN] = "";
     int close_rc = ipm_output_close(r.out, close_err);
-    if (rc == 0 && close_rc) {
+    if (rc >= 0 && close_rc) {
         rc = -1;
         memcpy(err, close_err, IPM_ERRLEN);
     }
-    rc = ipm_agree(rc, err, comm);
-    if (rc == 0)
+    int stopped = rc == IPM_RUN_STOPPED;
+    rc = ipm_agree(rc < 0, err, comm);
+    if (rc == 0 && !stopped)
         print_summary(&r);
     teardown(&r);
-    return rc;
+    return rc == 0 && stopped ? IPM_RUN_STOPPED : rc;
 }

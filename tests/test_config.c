@@ -66,6 +66,8 @@ static void test_defaults(void)
     CHECK(cfg.replicas == 0);
     CHECK(strcmp(cfg.output, "ipmpi.nc") == 0);
     CHECK(cfg.threads == 1);
+    CHECK(cfg.checkpoint[0] == '\0');
+    CHECK(cfg.checkpoint_every == 0);
     CHECK(cfg.source == IPM_DATA_TISHBY12);
     CHECK(cfg.data_path[0] == '\0');
     CHECK(cfg.samples == 1000);
@@ -110,6 +112,8 @@ static const char full_file[] =
     "replicas = 5\n"
     "output = /tmp/some dir/run.nc\n"
     "threads = 2\n"
+    "checkpoint = /tmp/some dir/run.ckpt\n"
+    "checkpoint_every = 30\n"
     "\n"
     "[data]\n"
     "source = netcdf\n"
@@ -148,6 +152,8 @@ static void test_full_file(void)
     CHECK(cfg.replicas == 5);
     CHECK(strcmp(cfg.output, "/tmp/some dir/run.nc") == 0);
     CHECK(cfg.threads == 2);
+    CHECK(strcmp(cfg.checkpoint, "/tmp/some dir/run.ckpt") == 0);
+    CHECK(cfg.checkpoint_every == 30);
     CHECK(cfg.source == IPM_DATA_NETCDF);
     CHECK(strcmp(cfg.data_path, "data/var_u.nc") == 0);
     CHECK(cfg.samples == 250);
@@ -207,6 +213,7 @@ static void test_errors(void)
     expect_error("[training]\nepochs = abc\n", "t.ini:2: [training] epochs", "'abc'");
     expect_error("[training]\n\nbatch_size = 1.5\n", "t.ini:3: [training] batch_size", "'1.5'");
     expect_error("[run]\nthreads = 10x\n", "t.ini:2: [run] threads", "'10x'");
+    expect_error("[run]\ncheckpoint_every = -1\n", "t.ini:2: [run] checkpoint_every", "'-1'");
     expect_error("[run]\nseed = -1\n", "t.ini:2: [run] seed", "'-1'");
     expect_error("[run]\nseed = 18446744073709551616\n", "t.ini:2: [run] seed", "out of range");
     expect_error("[training]\nepochs = 99999999999\n", "t.ini:2: [training] epochs",
@@ -416,7 +423,7 @@ static void test_format(void)
     CHECK(text != NULL);
     static const char *const lines[] = {
         "\n[run]\nseed = 0\n", "\nreplicas = 0\n", "# replicas = 0: one replica per MPI rank\n",
-        "\noutput = ipmpi.nc\n", "\npath = \n",
+        "\noutput = ipmpi.nc\n", "\npath = \n", "\ncheckpoint = \n", "\ncheckpoint_every = 0\n",
         ("\nlayers = dense:10:tanh, dense:7:tanh, dense:5:tanh, dense:4:tanh, dense:3:tanh, "
          "dense:2:softmax\n"),
         "\ninit = xavier\n", "\nlearning_rate = 0.001\n", "\nmomentum = 0.9\n",

@@ -44,6 +44,8 @@ typedef struct ipm_config {
     int replicas;                     /* 0 = number of ranks */
     char output[IPM_PATH_MAX];        /* default "ipmpi.nc" */
     int threads;                      /* BLAS threads per rank, default 1 */
+    char checkpoint[IPM_PATH_MAX];    /* default "": output with .nc -> .ckpt */
+    int checkpoint_every;             /* epochs; 0 = only on a signal and at the end */
 
     /* [data] */
     enum ipm_data_source source;      /* default tishby12 */

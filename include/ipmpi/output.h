@@ -58,6 +58,17 @@ typedef struct ipm_epoch_record {
 /* Creates (clobbers) the file and writes the schema and attributes. */
 int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err);
 
+/* Opens a file that ipm_output_create made with the same meta (a restart)
+ * for appending after its first `records` records: the next append writes
+ * record `records`, so records logged after the checkpoint are overwritten
+ * as the run proceeds (the unlimited epoch dimension cannot shrink). The
+ * schema and attributes are left as they are. Fails when a variable the meta
+ * implies is missing or the file holds fewer than `records` records. */
+int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long records, char *err);
+
+/* Records in the file as of the last flush (buffered ones not counted). */
+long ipm_output_records(const ipm_output *out);
+
 /* Appends one logged epoch. Records are buffered and written + synced
  * together when flush_seconds have passed since the last flush (the first
  * append flushes at once), so the file on disk always holds whole records. */
