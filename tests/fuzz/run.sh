@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=${2:-$here/../../build-fuzz}
 work=$(mktemp -d "${TMPDIR:-/tmp}/ipmpi-fuzz.XXXXXX")
 status=0
-for target in fuzz_config fuzz_netcdf fuzz_checkpoint; do
+for target in fuzz_config fuzz_netcdf fuzz_checkpoint fuzz_idx; do
     exe=$build/tests/fuzz/$target
     if [ ! -x "$exe" ]; then
         echo "$target: $exe not built (meson setup with -Dfuzz=true)" >&2
