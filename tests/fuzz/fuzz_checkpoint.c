@@ -35,14 +35,6 @@ static struct {
     size_t pristine_size[REPLICAS];
 } fx;
 
-static void require(int ok, const char *what, const char *detail)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_checkpoint: %s\n%s\n", what, detail ? detail : "");
-        abort();
-    }
-}
-
 static void cleanup(void)
 {
     unlink(fx.file.path);
@@ -63,12 +55,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fixture_config(&fx.cfg);
     fixture_data(&fx.data, FIXTURE_SAMPLES, FIXTURE_DATA_SEED);
     fx.config_text = ipm_config_format(&fx.cfg);
-    require(fx.config_text != NULL, "out of memory", NULL);
+    fuzz_require(fx.config_text != NULL, "out of memory", NULL);
     for (int r = 0; r < REPLICAS; r++) {
-        require(ipm_replica_init(&fx.rep[r], &fx.cfg, &fx.data, r, err) == 0, "init", err);
+        fuzz_require(ipm_replica_init(&fx.rep[r], &fx.cfg, &fx.data, r, err) == 0, "init", err);
         fx.pristine_size[r] = ipm_replica_state_size(&fx.rep[r]);
         fx.pristine[r] = malloc(fx.pristine_size[r]);
-        require(ipm_replica_pack(&fx.rep[r], fx.pristine[r], fx.pristine_size[r], err) == 0,
+        fuzz_require(ipm_replica_pack(&fx.rep[r], fx.pristine[r], fx.pristine_size[r], err) == 0,
                 "pack", err);
     }
     atexit(cleanup);
@@ -77,20 +69,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static void require_message(const char *err)
 {
-    require(strnlen(err, IPM_ERRLEN) < IPM_ERRLEN && strchr(err, '\n') == NULL,
+    fuzz_require(strnlen(err, IPM_ERRLEN) < IPM_ERRLEN && strchr(err, '\n') == NULL,
             "message not one line", err);
-    require(strstr(err, fx.file.path) != NULL, "message does not name the file", err);
+    fuzz_require(strstr(err, fx.file.path) != NULL, "message does not name the file", err);
 }
 
 static void try_state(int r, const unsigned char *blob, size_t size)
 {
     char err[IPM_ERRLEN] = "";
     if (ipm_replica_unpack(&fx.rep[r], blob, size, err) != 0) {
-        require(strchr(err, '\n') == NULL && err[0], "unpack message", err);
+        fuzz_require(strchr(err, '\n') == NULL && err[0], "unpack message", err);
         return;
     }
     ipm_replica_train_epoch(&fx.rep[r], &fx.data);
-    require(ipm_replica_unpack(&fx.rep[r], fx.pristine[r], fx.pristine_size[r], err) == 0,
+    fuzz_require(ipm_replica_unpack(&fx.rep[r], fx.pristine[r], fx.pristine_size[r], err) == 0,
             "pristine state refused", err);
 }
 
@@ -103,7 +95,7 @@ static void check_read(void)
         ipm_checkpoint_free(&ck);
         return;
     }
-    require(ck.config_text && ck.n_replicas >= 1 && ck.epoch >= 0 && ck.records >= 0,
+    fuzz_require(ck.config_text && ck.n_replicas >= 1 && ck.epoch >= 0 && ck.records >= 0,
             "inconsistent checkpoint", NULL);
     (void)ipm_checkpoint_config_check(ck.config_text, fx.config_text, err);
     for (int r = 0; r < ck.n_replicas && r < REPLICAS; r++)
@@ -111,7 +103,7 @@ static void check_read(void)
     ipm_checkpoint_free(&ck);
     ipm_checkpoint load;
     if (ipm_checkpoint_load(fx.file.path, fx.config_text, REPLICAS, &load, err) != 0)
-        require(strchr(err, '\n') == NULL, "load message not one line", err);
+        fuzz_require(strchr(err, '\n') == NULL, "load message not one line", err);
     ipm_checkpoint_free(&load);
 }
 

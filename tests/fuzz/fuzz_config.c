@@ -13,34 +13,19 @@
 
 static fuzz_scratch input_file, format_file;
 
-static void remove_files(void)
-{
-    unlink(input_file.path);
-    unlink(format_file.path);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    fuzz_scratch_open(&input_file);
-    fuzz_scratch_open(&format_file);
-    atexit(remove_files);
+    fuzz_scratch_open_temporary(&input_file);
+    fuzz_scratch_open_temporary(&format_file);
     return 0;
-}
-
-static void require(int ok, const char *what, const char *detail)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_config: %s\n%s\n", what, detail ? detail : "");
-        abort();
-    }
 }
 
 static void check_message(const char *err)
 {
     size_t len = strnlen(err, IPM_ERRLEN);
-    require(len > 0 && len < IPM_ERRLEN, "failure without a message", NULL);
-    require(strchr(err, '\n') == NULL, "message spans lines", err);
+    fuzz_require(len > 0 && len < IPM_ERRLEN, "failure without a message", NULL);
+    fuzz_require(strchr(err, '\n') == NULL, "message spans lines", err);
 }
 
 static void check_expansion(const ipm_epoch_spec *spec, int last)
@@ -49,7 +34,7 @@ static void check_expansion(const ipm_epoch_spec *spec, int last)
     char err[IPM_ERRLEN] = "";
     if (ipm_epochs_expand(spec, last, &epochs, &n, err) == 0) {
         for (int i = 0; i < n; i++)
-            require(epochs[i] >= 0 && epochs[i] <= last && (i == 0 || epochs[i] > epochs[i - 1]),
+            fuzz_require(epochs[i] >= 0 && epochs[i] <= last && (i == 0 || epochs[i] > epochs[i - 1]),
                     "expanded epochs not sorted, unique and in [0, last]", NULL);
     } else {
         check_message(err);
@@ -61,19 +46,19 @@ static void check_expansion(const ipm_epoch_spec *spec, int last)
 static void check_round_trip(const ipm_config *cfg)
 {
     char *text = ipm_config_format(cfg);
-    require(text != NULL, "ipm_config_format returned NULL", NULL);
+    fuzz_require(text != NULL, "ipm_config_format returned NULL", NULL);
     fuzz_scratch_write(&format_file, text, strlen(text));
     ipm_config again;
     char err[IPM_ERRLEN] = "";
     if (ipm_config_load(&again, format_file.path, NULL, 0, err) != 0) {
         fprintf(stderr, "formatted text:\n%s\n", text);
-        require(0, "formatted config does not load", err);
+        fuzz_require(0, "formatted config does not load", err);
     }
     char *text2 = ipm_config_format(&again);
-    require(text2 != NULL, "ipm_config_format returned NULL", NULL);
+    fuzz_require(text2 != NULL, "ipm_config_format returned NULL", NULL);
     if (strcmp(text, text2) != 0) {
         fprintf(stderr, "first:\n%s\nsecond:\n%s\n", text, text2);
-        require(0, "format -> load -> format changed the text", NULL);
+        fuzz_require(0, "format -> load -> format changed the text", NULL);
     }
     free(text2);
     free(text);

@@ -24,25 +24,11 @@ const char *__asan_default_options(void)
 
 static fuzz_scratch input_file;
 
-static void remove_file(void)
-{
-    unlink(input_file.path);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    fuzz_scratch_open(&input_file);
-    atexit(remove_file);
+    fuzz_scratch_open_temporary(&input_file);
     return 0;
-}
-
-static void require(int ok, const char *what, const char *detail)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_idx: %s\n%s\n", what, detail ? detail : "");
-        abort();
-    }
 }
 
 typedef struct outcome {
@@ -57,20 +43,20 @@ static void read_checked(outcome *o)
     o->rc = ipm_idx_read(input_file.path, &o->x, o->err);
     if (o->rc == 0) {
         const ipm_idx *x = &o->x;
-        require(x->ndims >= 1 && x->ndims <= IPM_IDX_MAX_DIMS, "bad ndims", NULL);
+        fuzz_require(x->ndims >= 1 && x->ndims <= IPM_IDX_MAX_DIMS, "bad ndims", NULL);
         size_t count = 1;
         for (int i = 0; i < x->ndims; i++)
             count *= x->dims[i];
-        require(count == x->count && count >= 1 && count <= (size_t)IPM_IDX_MAX_VALUES,
+        fuzz_require(count == x->count && count >= 1 && count <= (size_t)IPM_IDX_MAX_VALUES,
                 "count is not the product of the dims", NULL);
-        require(x->values != NULL, "no values", NULL);
+        fuzz_require(x->values != NULL, "no values", NULL);
         volatile float sink = x->values[0] + x->values[count - 1]; /* both ends allocated */
         (void)sink;
     } else {
-        require(o->rc == -1, "return code neither 0 nor -1", NULL);
-        require(strchr(o->err, '\n') == NULL, "message not one line", o->err);
-        require(strstr(o->err, input_file.path) != NULL, "message does not name the file", o->err);
-        require(o->x.values == NULL && o->x.count == 0, "failed read left values", NULL);
+        fuzz_require(o->rc == -1, "return code neither 0 nor -1", NULL);
+        fuzz_require(strchr(o->err, '\n') == NULL, "message not one line", o->err);
+        fuzz_require(strstr(o->err, input_file.path) != NULL, "message does not name the file", o->err);
+        fuzz_require(o->x.values == NULL && o->x.count == 0, "failed read left values", NULL);
     }
 }
 
@@ -82,15 +68,15 @@ static void read_pair_checked(void)
     char err[IPM_ERRLEN] = "";
     if (ipm_idx_read_pair(input_file.path, input_file.path, &x, &y, &n, err) == 0) {
         /* the same file as labels: one dimension of an integer type */
-        require(x.ndims == 1 && n == (int)x.dims[0] && y != NULL, "pair inconsistent", NULL);
+        fuzz_require(x.ndims == 1 && n == (int)x.dims[0] && y != NULL, "pair inconsistent", NULL);
         for (int i = 0; i < n; i++)
-            require((float)y[i] == x.values[i], "labels differ from the values", NULL);
+            fuzz_require((float)y[i] == x.values[i], "labels differ from the values", NULL);
         ipm_idx_free(&x);
         free(y);
     } else {
-        require(strchr(err, '\n') == NULL && strstr(err, input_file.path) != NULL,
+        fuzz_require(strchr(err, '\n') == NULL && strstr(err, input_file.path) != NULL,
                 "pair message not one line naming the file", err);
-        require(x.values == NULL && y == NULL && n == 0, "failed pair left data", NULL);
+        fuzz_require(x.values == NULL && y == NULL && n == 0, "failed pair left data", NULL);
     }
 }
 
@@ -120,10 +106,10 @@ static unsigned char *gzip_bytes(const uint8_t *data, size_t size, size_t *out_s
 
 static void require_same(const outcome *a, const outcome *b)
 {
-    require(a->rc == b->rc, "plain and gzip reads disagree", b->err);
-    require(strcmp(a->err, b->err) == 0, "plain and gzip messages differ", b->err);
+    fuzz_require(a->rc == b->rc, "plain and gzip reads disagree", b->err);
+    fuzz_require(strcmp(a->err, b->err) == 0, "plain and gzip messages differ", b->err);
     if (a->rc == 0)
-        require(a->x.type == b->x.type && a->x.ndims == b->x.ndims && a->x.count == b->x.count &&
+        fuzz_require(a->x.type == b->x.type && a->x.ndims == b->x.ndims && a->x.count == b->x.count &&
                 memcmp(a->x.dims, b->x.dims, sizeof a->x.dims) == 0 &&
                 memcmp(a->x.values, b->x.values, a->x.count * sizeof(float)) == 0,
                 "plain and gzip values differ", NULL);

@@ -28,25 +28,11 @@ const char *__asan_default_options(void)
     return "allocator_may_return_null=1:max_allocation_size_mb=64";
 }
 
-static void remove_file(void)
-{
-    unlink(input_file.path);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    fuzz_scratch_open(&input_file);
-    atexit(remove_file);
+    fuzz_scratch_open_temporary(&input_file);
     return 0;
-}
-
-static void require(int ok, const char *what, const char *detail)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_netcdf: %s\n%s\n", what, detail ? detail : "");
-        abort();
-    }
 }
 
 static int is_classic(const uint8_t *data, size_t size)
@@ -57,12 +43,12 @@ static int is_classic(const uint8_t *data, size_t size)
 
 static void check_dataset(const ipm_dataset *d, int n_classes)
 {
-    require(d->n >= 0 && d->dim > 0, "bad shape", NULL);
-    require(d->n_classes == n_classes, "train and test disagree on classes", NULL);
-    require(d->n == 0 || (d->n_x >= 1 && d->n_x <= d->n), "bad n_x", NULL);
+    fuzz_require(d->n >= 0 && d->dim > 0, "bad shape", NULL);
+    fuzz_require(d->n_classes == n_classes, "train and test disagree on classes", NULL);
+    fuzz_require(d->n == 0 || (d->n_x >= 1 && d->n_x <= d->n), "bad n_x", NULL);
     for (int i = 0; i < d->n; i++) {
-        require(d->x_id[i] >= 0 && d->x_id[i] < d->n_x, "x id out of range", NULL);
-        require(d->y[i] >= 0 && d->y[i] < d->n_classes, "label out of range", NULL);
+        fuzz_require(d->x_id[i] >= 0 && d->x_id[i] < d->n_x, "x id out of range", NULL);
+        fuzz_require(d->y[i] >= 0 && d->y[i] < d->n_classes, "label out of range", NULL);
     }
 }
 
@@ -77,18 +63,18 @@ static void load(double train_fraction)
     ipm_dataset train, test;
     char err[IPM_ERRLEN] = "";
     if (ipm_dataset_load(&cfg, &train, &test, err) == 0) {
-        require(train.n >= 1, "empty training set", NULL);
-        require(train_fraction < 1 ? test.n >= 1 : test.n == 0, "bad split", NULL);
+        fuzz_require(train.n >= 1, "empty training set", NULL);
+        fuzz_require(train_fraction < 1 ? test.n >= 1 : test.n == 0, "bad split", NULL);
         check_dataset(&train, train.n_classes);
         check_dataset(&test, train.n_classes);
         ipm_dataset_free(&train);
         ipm_dataset_free(&test);
     } else {
-        require(strnlen(err, IPM_ERRLEN) < IPM_ERRLEN && strchr(err, '\n') == NULL,
+        fuzz_require(strnlen(err, IPM_ERRLEN) < IPM_ERRLEN && strchr(err, '\n') == NULL,
                 "message not one line", err);
-        require(strstr(err, input_file.path) != NULL || strstr(err, "[data]") != NULL,
+        fuzz_require(strstr(err, input_file.path) != NULL || strstr(err, "[data]") != NULL,
                 "message names neither the file nor the config key", err);
-        require(train.x == NULL && test.x == NULL, "failed load left data", NULL);
+        fuzz_require(train.x == NULL && test.x == NULL, "failed load left data", NULL);
     }
     ipm_config_free(&cfg);
 }
