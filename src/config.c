@@ -602,6 +602,7 @@ static const key_def keys[] = {
     INT_KEY("training", "batches_per_epoch", batches_per_epoch, 0, INT_MAX),
     CUSTOM_KEY("information", "epochs", set_info_epochs, fmt_info_epochs),
     INT_KEY("information", "bins", bins, 2, 65535),
+    INT_KEY("information", "max_table_mb", max_table_mb, 1, INT_MAX),
     CUSTOM_KEY("information", "range", set_range, fmt_range),
     CUSTOM_KEY("information", "estimators", set_estimators, fmt_estimators),
     ENUM_KEY("information", "on", on, plane_names),
@@ -779,6 +780,7 @@ void ipm_config_defaults(ipm_config *cfg)
     cfg->batches_per_epoch = 0;
     cfg->info_epochs = (ipm_epoch_spec){IPM_EPOCHS_LOG, 100, NULL, 0};
     cfg->bins = 30;
+    cfg->max_table_mb = 4096;
     cfg->range_lo = -1.0;
     cfg->range_hi = 1.0;
     cfg->estimators = IPM_EST_SIMPLE | IPM_EST_POOLED | IPM_EST_SAMPLED;

@@ -122,6 +122,33 @@ static int setup_replicas(run *r, char *err)
     return 0;
 }
 
+/* Worst case, every pattern distinct, on rank 0 after the merge: per layer
+ * and measured plane, the pooled T, (X,T), (Y,T) tables hold up to N*R keys
+ * (64 bytes a key at the tables' load) plus the 32-byte entries in flight,
+ * the sampled ones up to N keys. Refusing here beats an out-of-memory kill. */
+static int check_table_memory(const run *r, char *err)
+{
+    const ipm_config *cfg = r->cfg;
+    double worst = 0;
+    for (int p = 0; p < N_PLANES; p++) {
+        if (!r->measured[p])
+            continue;
+        double n = r->data[p].n, pairs = n * r->n_replicas;
+        double per_layer = (cfg->estimators & IPM_EST_POOLED ? 3 * pairs * (64 + 32) : 0) +
+                           (cfg->estimators & IPM_EST_SAMPLED ? 3 * n * (64 + 32) : 0);
+        worst += per_layer * cfg->n_layers;
+    }
+    double mb = worst / (1024.0 * 1024.0);
+    if (mb <= cfg->max_table_mb)
+        return 0;
+    return ipm_fail(err,
+                    "%s: [information] max_table_mb = %d: the count tables may need up to %.0f MB "
+                    "on rank 0 (%d samples x %d replicas x %d layers, every pattern distinct); "
+                    "raise max_table_mb, or use fewer replicas, samples or estimators",
+                    cfg->file, cfg->max_table_mb, mb, r->data[PLANE_TRAIN].n, r->n_replicas,
+                    cfg->n_layers);
+}
+
 /* Every rank builds a throwaway net for the layer shapes when it has no replica. */
 static int setup_measures(run *r, char *err)
 {
@@ -140,6 +167,8 @@ static int setup_measures(run *r, char *err)
     if (rc == 0 && r->measured[PLANE_TEST] && r->data[PLANE_TEST].n == 0)
         rc = ipm_fail(err, "%s: [information] on = %s needs a test set ([data] train_fraction < 1)",
                       cfg->file, cfg->on == IPM_ON_ALL ? "all" : "test");
+    if (rc == 0)
+        rc = check_table_memory(r, err);
     for (int p = 0; p < N_PLANES && rc == 0; p++)
         if (r->measured[p])
             rc = ipm_measure_init(&r->plane[p], cfg, &r->data[p], p, &shape, r->n_replicas,

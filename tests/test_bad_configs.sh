@@ -49,6 +49,9 @@ expect_error bad-activation "bad\.ini:6: \[network\] layers: .*tanhh"
 good | sed 's|^source = tishby12$|source = netcdf\npath = /nonexistent/data.nc|' >bad.ini
 expect_error missing-data '/nonexistent/data\.nc'
 
+good | sed 's/^epochs = 2$/epochs = 2\n[information]\nmax_table_mb = 1/' >bad.ini
+expect_error table-memory 'bad\.ini: \[information\] max_table_mb = 1: the count tables may need up to [0-9]+ MB'
+
 rm -f bad.ini
 expect_error missing-config 'bad\.ini: cannot open'
 finish

@@ -71,6 +71,7 @@ typedef struct ipm_config {
     /* [information] */
     ipm_epoch_spec info_epochs;       /* key "epochs", default log:100 */
     int bins;                         /* number of edges, default 30 */
+    int max_table_mb;                 /* bound on the count tables' memory, default 4096 */
     double range_lo, range_hi;        /* default -1, 1 */
     unsigned estimators;              /* ipm_estimator mask, default all */
     unsigned on;                      /* ipm_plane_set, default train */
