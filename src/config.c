@@ -1087,6 +1087,15 @@ int ipm_config_load(ipm_config *cfg, const char *path,
 /* ------------------------------------------------------------------------ */
 /* Epoch selections. */
 
+/* With N - 1 >= 2 (L+1)(ln(L+1) + 1) points on [1, L+1], successive values
+ * differ by less than one, so every epoch 0..L is hit: the answer is all of
+ * them, found without N pow() calls (N may be 2^31 - 1). */
+static int log_covers_all(int n_points, int last)
+{
+    double span = (double)last + 1.0;
+    return (double)n_points - 1.0 >= 2.0 * span * (log(span) + 1.0);
+}
+
 /* log:N as the original code's
  *   np.unique(np.logspace(np.log2(1), np.log2(last+1), N, base=2, dtype=int)) - 1
  * i.e. trunc(2^(i * log2(last+1) / (N-1))) - 1 computed in double, except
@@ -1094,12 +1103,18 @@ int ipm_config_load(ipm_config *cfg, const char *path,
  * below last+1 (e.g. last = 1000 ends at 999). N = 1 gives {last}. */
 static int expand_log(int n_points, int last, int *out)
 {
+    if (log_covers_all(n_points, last)) {
+        for (int e = 0; e <= last; e++)
+            out[e] = e;
+        return last + 1;
+    }
     int n = 0;
     double step = n_points > 1 ? log2((double)last + 1.0) / (n_points - 1) : 0;
     for (int i = 0; i < n_points - 1; i++) {
         double v = pow(2.0, i * step);
         long long epoch = (long long)v - 1;
-        if (epoch >= 0 && epoch <= last)
+        /* v never decreases, so a repeat can only follow its equal */
+        if (epoch >= 0 && epoch <= last && (n == 0 || out[n - 1] != epoch))
             out[n++] = (int)epoch;
     }
     out[n++] = last;
@@ -1119,7 +1134,9 @@ int ipm_epochs_expand(const ipm_epoch_spec *spec, int last, int **epochs, int *n
     switch (spec->rule) {
     case IPM_EPOCHS_ALL: cap = (size_t)last + 1; break;
     case IPM_EPOCHS_EVERY: cap = (size_t)(last / spec->param) + 2; break;
-    case IPM_EPOCHS_LOG: cap = (size_t)spec->param; break;
+    case IPM_EPOCHS_LOG: /* distinct epochs, plus the endpoint */
+        cap = (size_t)(spec->param < last ? spec->param : last) + 2;
+        break;
     case IPM_EPOCHS_LIST: cap = (size_t)spec->n_list + 1; break;
     }
     int *out = malloc(cap * sizeof *out);

@@ -7,6 +7,7 @@
 
 #include "check.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -521,6 +522,16 @@ static void test_epoch_expansion(void)
     check_expansion(&spec, 10, (const int[]){10}, 1);
     spec.param = 5;
     check_expansion(&spec, 0, (const int[]){0}, 1);
+    /* Dense enough to hit every epoch: computed point by point (3000 is
+     * below the shortcut's threshold for last = 300) and by the shortcut
+     * (INT_MAX points, which must not allocate or loop per point). */
+    int all_301[301];
+    for (int e = 0; e <= 300; e++)
+        all_301[e] = e;
+    spec.param = 3000;
+    check_expansion(&spec, 300, all_301, 301);
+    spec.param = INT_MAX;
+    check_expansion(&spec, 300, all_301, 301);
 
     ipm_epoch_spec all = {IPM_EPOCHS_ALL, 0, NULL, 0};
     check_expansion(&all, 4, (const int[]){0, 1, 2, 3, 4}, 5);
