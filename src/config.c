@@ -240,12 +240,15 @@ static int split_items(const char *value, char sep, item_list *l, char *why)
 /* ------------------------------------------------------------------------ */
 /* Names of enum values (index = value). */
 
-static const char *const source_names[] = {"tishby12", "simple", "complicated", "netcdf"};
+static const char *const source_names[] = {"tishby12", "simple", "complicated", "netcdf", "idx"};
 static const char *const activation_names[] = {"linear", "tanh", "relu", "sigmoid", "softmax"};
 static const char *const optimizer_names[] = {"sgd", "momentum", "adam"};
 static const char *const loss_names[] = {"cross_entropy", "mse"};
 static const char *const plane_names[] = {NULL, "train", "test", "all"};
 static const char *const estimator_names[] = {"simple", "pooled", "sampled"};
+static const char *const bool_names[] = {"false", "true"};
+static const char *const criterion_names[] = {"none", "mi"};
+static const char *const scope_names[] = {"ensemble", "replica"};
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -257,6 +260,63 @@ const char *ipm_activation_name(enum ipm_activation a)
 /* ------------------------------------------------------------------------ */
 /* Keys whose values are more than a number or a word. */
 
+/* "KHxKW" with both sides in 1..4096. */
+static int parse_kernel(const char *v, int *kh, int *kw, char *why)
+{
+    item_list sides;
+    if (split_items(v, 'x', &sides, why))
+        return -1;
+    int rc = sides.n == 2 ? 0 : -1;
+    if (rc == 0)
+        rc = parse_int(sides.item[0], 1, 4096, kh, why) || parse_int(sides.item[1], 1, 4096, kw, why)
+                 ? -1 : 0;
+    free_items(&sides);
+    return rc;
+}
+
+static int parse_activation(const char *v, int is_last, enum ipm_activation *out, char *why)
+{
+    int act = 0;
+    if (parse_word(v, activation_names, COUNT(activation_names), &act, why))
+        return ipm_fail(why, "unknown activation '%s' (tanh, relu, sigmoid, linear, softmax)", v);
+    if (act == IPM_ACT_SOFTMAX && !is_last)
+        return ipm_fail(why, "softmax is only allowed on the last layer");
+    *out = (enum ipm_activation)act;
+    return 0;
+}
+
+/* The parts of one item split at ':' into kind and fields. */
+static int parse_layer_parts(char **part, int n, int is_last, ipm_layer_spec *out, char *why)
+{
+    *out = (ipm_layer_spec){0, IPM_ACT_LINEAR, IPM_LAYER_DENSE, 0, 0};
+    if (strcmp(part[0], "dense") == 0) {
+        if (n != 3)
+            return ipm_fail(why, "expected dense:UNITS:ACTIVATION");
+        if (parse_int(part[1], 1, 1 << 24, &out->units, why))
+            return ipm_fail(why, "units must be a positive integer");
+        return parse_activation(part[2], is_last, &out->activation, why);
+    }
+    if (strcmp(part[0], "conv") == 0) {
+        out->kind = IPM_LAYER_CONV;
+        if (n != 3 && n != 4)
+            return ipm_fail(why, "expected conv:CHANNELS:KHxKW[:ACTIVATION]");
+        if (parse_int(part[1], 1, 1 << 16, &out->units, why))
+            return ipm_fail(why, "channels must be a positive integer");
+        if (parse_kernel(part[2], &out->kernel_h, &out->kernel_w, why))
+            return ipm_fail(why, "kernel '%s' must be KHxKW, e.g. 5x5", part[2]);
+        return n == 4 ? parse_activation(part[3], is_last, &out->activation, why) : 0;
+    }
+    if (strcmp(part[0], "maxpool") == 0) {
+        out->kind = IPM_LAYER_MAXPOOL;
+        if (n != 2)
+            return ipm_fail(why, "expected maxpool:KHxKW");
+        if (parse_kernel(part[1], &out->kernel_h, &out->kernel_w, why))
+            return ipm_fail(why, "window '%s' must be KHxKW, e.g. 2x2", part[1]);
+        return 0;
+    }
+    return ipm_fail(why, "unknown layer kind '%s' (dense, conv or maxpool)", part[0]);
+}
+
 static int parse_layer(char *item, int index, int is_last, ipm_layer_spec *out, char *why)
 {
     char text[128];
@@ -264,21 +324,10 @@ static int parse_layer(char *item, int index, int is_last, ipm_layer_spec *out, 
     item_list parts;
     if (split_items(item, ':', &parts, why))
         return -1;
-    int rc = 0;
-    int act = 0;
-    if (parts.n != 3)
-        rc = ipm_fail(why, "item %d '%s': expected dense:UNITS:ACTIVATION", index, text);
-    else if (strcmp(parts.item[0], "dense") != 0)
-        rc = ipm_fail(why, "item %d '%s': unknown layer kind '%s' (only dense)", index, text,
-                      parts.item[0]);
-    else if (parse_int(parts.item[1], 1, 1 << 24, &out->units, why))
-        rc = ipm_fail(why, "item %d '%s': units must be a positive integer", index, text);
-    else if (parse_word(parts.item[2], activation_names, COUNT(activation_names), &act, why))
-        rc = ipm_fail(why, "item %d '%s': unknown activation '%s' (tanh, relu, sigmoid, linear, "
-                      "softmax)", index, text, parts.item[2]);
-    else if (act == IPM_ACT_SOFTMAX && !is_last)
-        rc = ipm_fail(why, "item %d '%s': softmax is only allowed on the last layer", index, text);
-    out->activation = (enum ipm_activation)act;
+    char reason[IPM_ERRLEN] = "";
+    int rc = parse_layer_parts(parts.item, parts.n, is_last, out, reason);
+    if (rc)
+        ipm_fail(why, "item %d '%s': %s", index, text, reason);
     free_items(&parts);
     return rc;
 }
@@ -309,9 +358,15 @@ static int set_layers(ipm_config *c, const char *v, char *why)
 static void fmt_layers(const ipm_config *c, strbuf *b)
 {
     for (int i = 0; i < c->n_layers; i++) {
+        const ipm_layer_spec *l = &c->layers[i];
         char item[64];
-        snprintf(item, sizeof item, "dense:%d:%s", c->layers[i].units,
-                 ipm_activation_name(c->layers[i].activation));
+        if (l->kind == IPM_LAYER_CONV)
+            snprintf(item, sizeof item, "conv:%d:%dx%d:%s", l->units, l->kernel_h, l->kernel_w,
+                     ipm_activation_name(l->activation));
+        else if (l->kind == IPM_LAYER_MAXPOOL)
+            snprintf(item, sizeof item, "maxpool:%dx%d", l->kernel_h, l->kernel_w);
+        else
+            snprintf(item, sizeof item, "dense:%d:%s", l->units, ipm_activation_name(l->activation));
         sb_list_item(b, i, item);
     }
 }
@@ -484,6 +539,10 @@ static void fmt_activations(const ipm_config *c, strbuf *b)
 
 static int set_range(ipm_config *c, const char *v, char *why)
 {
+    if (strcmp(v, "adaptive") == 0) {
+        c->range_adaptive = 1;
+        return 0;
+    }
     item_list items;
     if (split_items(v, ',', &items, why))
         return -1;
@@ -498,6 +557,7 @@ static int set_range(ipm_config *c, const char *v, char *why)
     if (rc == 0) {
         c->range_lo = lo;
         c->range_hi = hi;
+        c->range_adaptive = 0;
     }
     free_items(&items);
     return rc;
@@ -505,6 +565,10 @@ static int set_range(ipm_config *c, const char *v, char *why)
 
 static void fmt_range(const ipm_config *c, strbuf *b)
 {
+    if (c->range_adaptive) {
+        sb_printf(b, "adaptive");
+        return;
+    }
     char lo[40], hi[40];
     format_double(c->range_lo, lo);
     format_double(c->range_hi, hi);
@@ -540,6 +604,57 @@ static void fmt_estimators(const ipm_config *c, strbuf *b)
     for (int i = 0; i < COUNT(estimator_names); i++)
         if (c->estimators & (1u << i))
             sb_list_item(b, n++, estimator_names[i]);
+}
+
+/* all | a list of 1-based layer numbers. */
+static int set_info_layers(ipm_config *c, const char *v, char *why)
+{
+    if (strcmp(v, "all") == 0) {
+        c->n_info_layers = 0;
+        return 0;
+    }
+    item_list items;
+    if (split_items(v, ',', &items, why))
+        return -1;
+    int list[IPM_MAX_LAYERS];
+    int rc = items.n > IPM_MAX_LAYERS ? ipm_fail(why, "more than %d layers", IPM_MAX_LAYERS) : 0;
+    for (int i = 0; rc == 0 && i < items.n; i++)
+        if (parse_int(items.item[i], 1, IPM_MAX_LAYERS, &list[i], why))
+            rc = ipm_fail(why, "item %d '%s': expected all or layer numbers 1..%d", i + 1,
+                          items.item[i], IPM_MAX_LAYERS);
+    if (rc == 0) {
+        c->n_info_layers = sort_unique(list, items.n);
+        memcpy(c->info_layers, list, (size_t)c->n_info_layers * sizeof list[0]);
+    }
+    free_items(&items);
+    return rc;
+}
+
+static void fmt_info_layers(const ipm_config *c, strbuf *b)
+{
+    if (c->n_info_layers == 0)
+        sb_printf(b, "all");
+    for (int i = 0; i < c->n_info_layers; i++) {
+        char item[16];
+        snprintf(item, sizeof item, "%d", c->info_layers[i]);
+        sb_list_item(b, i, item);
+    }
+}
+
+static int set_stop_estimator(ipm_config *c, const char *v, char *why)
+{
+    int which = 0;
+    if (parse_word(v, estimator_names, COUNT(estimator_names), &which, why))
+        return -1;
+    c->stop_estimator = 1 << which;
+    return 0;
+}
+
+static void fmt_stop_estimator(const ipm_config *c, strbuf *b)
+{
+    for (int i = 0; i < COUNT(estimator_names); i++)
+        if (c->stop_estimator == 1 << i)
+            sb_printf(b, "%s", estimator_names[i]);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -591,6 +706,19 @@ static const key_def keys[] = {
      .allow_empty = 1, .comment = "path: the NetCDF file of source = netcdf (empty: none)"},
     INT_KEY("data", "samples", samples, 1, INT_MAX),
     DOUBLE_KEY("data", "train_fraction", train_fraction, 0, 1, 1, 0),
+    {.section = "data", .name = "images", .kind = K_STRING, .offset = AT(images),
+     .allow_empty = 1, .comment = "images, labels: the IDX files of source = idx (raw or .gz)"},
+    {.section = "data", .name = "labels", .kind = K_STRING, .offset = AT(labels),
+     .allow_empty = 1},
+    {.section = "data", .name = "test_images", .kind = K_STRING, .offset = AT(test_images),
+     .allow_empty = 1, .comment = "test_images, test_labels: optional held-out IDX files"},
+    {.section = "data", .name = "test_labels", .kind = K_STRING, .offset = AT(test_labels),
+     .allow_empty = 1},
+    {.section = "data", .name = "subset", .kind = K_INT, .offset = AT(subset), .lo = 0,
+     .hi = INT_MAX, .comment = "subset = 0: every training image"},
+    INT_KEY("data", "pool", pool, 1, 64),
+    INT_KEY("data", "quantize", quantize, 1, INT_MAX),
+    ENUM_KEY("data", "scale", scale, bool_names),
     CUSTOM_KEY("network", "layers", set_layers, fmt_layers),
     CUSTOM_KEY("network", "init", set_init, fmt_init),
     INT_KEY("training", "epochs", epochs, 0, INT_MAX - 1),
@@ -603,16 +731,30 @@ static const key_def keys[] = {
     CUSTOM_KEY("information", "epochs", set_info_epochs, fmt_info_epochs),
     INT_KEY("information", "bins", bins, 2, 65535),
     INT_KEY("information", "max_table_mb", max_table_mb, 1, INT_MAX),
-    CUSTOM_KEY("information", "range", set_range, fmt_range),
+    {.section = "information", .name = "range", .kind = K_CUSTOM, .parse = set_range,
+     .format = fmt_range,
+     .comment = "range = adaptive: each layer's min..max at each epoch, over all replicas"},
+    {.section = "information", .name = "layers", .kind = K_CUSTOM, .parse = set_info_layers,
+     .format = fmt_info_layers,
+     .comment = "layers = all: every layer with an activation (all but maxpool)"},
     CUSTOM_KEY("information", "estimators", set_estimators, fmt_estimators),
     ENUM_KEY("information", "on", on, plane_names),
     CUSTOM_KEY("output", "activations", set_activations, fmt_activations),
+    ENUM_KEY("stopping", "criterion", stop_criterion, criterion_names),
+    DOUBLE_KEY("stopping", "beta", stop_beta, 0, 0, INFINITY, 1),
+    {.section = "stopping", .name = "layer", .kind = K_INT, .offset = AT(stop_layer), .lo = 0,
+     .hi = IPM_MAX_LAYERS, .comment = "layer = 0: the last layer"},
+    CUSTOM_KEY("stopping", "estimator", set_stop_estimator, fmt_stop_estimator),
+    INT_KEY("stopping", "check_every", stop_check_every, 1, INT_MAX),
+    DOUBLE_KEY("stopping", "tolerance", stop_tolerance, 0, 0, INFINITY, 1),
+    INT_KEY("stopping", "patience", stop_patience, 1, INT_MAX),
+    ENUM_KEY("stopping", "scope", stop_scope, scope_names),
 };
 
 enum { N_KEYS = COUNT(keys) };
 
-static const char *const sections[] = {"run", "data", "network", "training", "information",
-                                       "output"};
+static const char *const sections[] = {"run",         "data",   "network", "training",
+                                       "information", "output", "stopping"};
 
 static int int_get(const ipm_config *c, const key_def *k)
 {
@@ -767,7 +909,7 @@ void ipm_config_defaults(ipm_config *cfg)
     cfg->train_fraction = 1.0;
     cfg->n_layers = COUNT(units);
     for (int i = 0; i < cfg->n_layers; i++)
-        cfg->layers[i] = (ipm_layer_spec){units[i], IPM_ACT_TANH};
+        cfg->layers[i] = (ipm_layer_spec){.units = units[i], .activation = IPM_ACT_TANH};
     cfg->layers[cfg->n_layers - 1].activation = IPM_ACT_SOFTMAX;
     cfg->init = IPM_INIT_XAVIER;
     cfg->init_stddev = 0.1; /* used only by truncated_normal */
@@ -786,6 +928,30 @@ void ipm_config_defaults(ipm_config *cfg)
     cfg->estimators = IPM_EST_SIMPLE | IPM_EST_POOLED | IPM_EST_SAMPLED;
     cfg->on = IPM_ON_TRAIN;
     cfg->activation_epochs = (ipm_epoch_spec){IPM_EPOCHS_LIST, 0, NULL, 0};
+    cfg->pool = 1;
+    cfg->quantize = 1;
+    cfg->stop_criterion = IPM_STOP_NONE;
+    cfg->stop_beta = 1.0;
+    cfg->stop_estimator = IPM_EST_POOLED;
+    cfg->stop_check_every = 10;
+    cfg->stop_tolerance = 0.0;
+    cfg->stop_patience = 10;
+    cfg->stop_scope = IPM_SCOPE_ENSEMBLE;
+}
+
+int ipm_config_measures_layer(const ipm_config *cfg, int l)
+{
+    if (cfg->n_info_layers == 0)
+        return cfg->layers[l].kind != IPM_LAYER_MAXPOOL;
+    for (int i = 0; i < cfg->n_info_layers; i++)
+        if (cfg->info_layers[i] == l + 1)
+            return 1;
+    return 0;
+}
+
+int ipm_config_stop_layer(const ipm_config *cfg)
+{
+    return cfg->stop_layer ? cfg->stop_layer - 1 : cfg->n_layers - 1;
 }
 
 void ipm_config_free(ipm_config *cfg)
@@ -1051,14 +1217,85 @@ static int check_epoch_list(const loader *L, const char *section, const char *na
                     name, last, L->cfg->epochs);
 }
 
-static int cross_checks(const loader *L, char *err)
+/* "where: [section] name: " + reason, where = the key's origin. */
+static int key_error(const loader *L, const char *section, const char *name, char *err,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int key_error(const loader *L, const char *section, const char *name, char *err,
+                     const char *fmt, ...)
+{
+    char where[IPM_ERRLEN / 2], reason[IPM_ERRLEN / 2];
+    origin_text(L, key_index(section, name), where, sizeof where);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    return ipm_fail(err, "%s: [%s] %s: %s", where, section, name, reason);
+}
+
+static int check_data(const loader *L, char *err)
 {
     const ipm_config *c = L->cfg;
-    char where[IPM_ERRLEN / 2];
     if (c->source == IPM_DATA_NETCDF && !c->data_path[0]) {
+        char where[IPM_ERRLEN / 2];
         origin_text(L, key_index("data", "source"), where, sizeof where);
         return ipm_fail(err, "%s: [data] path: required when source = netcdf", where);
     }
+    if (c->source != IPM_DATA_IDX)
+        return 0;
+    if (!c->images[0] || !c->labels[0])
+        return key_error(L, "data", "source", err, "source = idx needs [data] images and labels");
+    if (!c->test_images[0] != !c->test_labels[0])
+        return key_error(L, "data", c->test_images[0] ? "test_images" : "test_labels", err,
+                         "test_images and test_labels go together");
+    if (c->test_images[0] && c->train_fraction < 1)
+        return key_error(L, "data", "train_fraction", err,
+                         "with test_images the held-out set is given; keep train_fraction = 1");
+    return 0;
+}
+
+static int check_layers(const loader *L, char *err)
+{
+    const ipm_config *c = L->cfg;
+    for (int i = 0; i < c->n_info_layers; i++)
+        if (c->info_layers[i] > c->n_layers)
+            return key_error(L, "information", "layers", err,
+                             "layer %d does not exist ([network] layers has %d)",
+                             c->info_layers[i], c->n_layers);
+    if (c->layers[c->n_layers - 1].kind != IPM_LAYER_DENSE)
+        return key_error(L, "network", "layers", err, "the last layer must be dense");
+    return 0;
+}
+
+static int check_stopping(const loader *L, char *err)
+{
+    const ipm_config *c = L->cfg;
+    if (c->stop_criterion == IPM_STOP_NONE)
+        return 0;
+    if (c->stop_layer > c->n_layers)
+        return key_error(L, "stopping", "layer", err, "layer %d does not exist ([network] layers "
+                         "has %d)", c->stop_layer, c->n_layers);
+    if (!ipm_config_measures_layer(c, ipm_config_stop_layer(c)))
+        return key_error(L, "stopping", "layer", err, "layer %d is not measured ([information] "
+                         "layers)", ipm_config_stop_layer(c) + 1);
+    if (!(c->estimators & (unsigned)c->stop_estimator))
+        return key_error(L, "stopping", "estimator", err,
+                         "the run does not compute it ([information] estimators)");
+    if (c->stop_scope == IPM_SCOPE_REPLICA && c->stop_estimator != IPM_EST_SIMPLE)
+        return key_error(L, "stopping", "scope", err, "scope = replica stops each replica on "
+                         "its own estimate: set [stopping] estimator = simple");
+    if (!(c->on & IPM_ON_TRAIN))
+        return key_error(L, "stopping", "criterion", err,
+                         "the objective is measured on the training set: [information] on "
+                         "must be train or all");
+    return 0;
+}
+
+static int cross_checks(const loader *L, char *err)
+{
+    const ipm_config *c = L->cfg;
+    if (check_data(L, err) || check_layers(L, err) || check_stopping(L, err))
+        return -1;
     if (check_epoch_list(L, "information", "epochs", &c->info_epochs, err) ||
         check_epoch_list(L, "output", "activations", &c->activation_epochs, err))
         return -1;

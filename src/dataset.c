@@ -609,6 +609,8 @@ static int load_source(const ipm_config *cfg, ipm_dataset *d, char *err)
         return generate(cfg, d, err);
     case IPM_DATA_NETCDF:
         return read_netcdf(cfg->data_path, d, err);
+    case IPM_DATA_IDX:
+        return ipm_fail(err, "[data] source = idx: not implemented yet");
     }
     return ipm_fail(err, "[data] source: unknown source %d", (int)cfg->source);
 }

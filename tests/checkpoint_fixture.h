@@ -43,8 +43,8 @@ static void fixture_config(ipm_config *cfg)
     ipm_config_defaults(cfg);
     cfg->seed = 11;
     cfg->n_layers = 2;
-    cfg->layers[0] = (ipm_layer_spec){4, IPM_ACT_TANH};
-    cfg->layers[1] = (ipm_layer_spec){2, IPM_ACT_SOFTMAX};
+    cfg->layers[0] = (ipm_layer_spec){.units = 4, .activation = IPM_ACT_TANH};
+    cfg->layers[1] = (ipm_layer_spec){.units = 2, .activation = IPM_ACT_SOFTMAX};
     cfg->batch_size = 4;
     cfg->batches_per_epoch = 3;
     cfg->learning_rate = 0.05;

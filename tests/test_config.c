@@ -254,8 +254,28 @@ static void test_errors(void)
     expect_error("[output]\nactivations = 1, -3\n", "t.ini:2: [output] activations", "'-3'");
 
     /* Layer specs name the item. */
+    expect_error("[network]\nlayers = dense:4:tanh, lstm:3:relu\n",
+                 "t.ini:2: [network] layers: item 2 'lstm:3:relu'", "unknown layer kind");
     expect_error("[network]\nlayers = dense:4:tanh, conv:3:relu\n",
-                 "t.ini:2: [network] layers: item 2 'conv:3:relu'", "unknown layer kind");
+                 "t.ini:2: [network] layers: item 2 'conv:3:relu'", "must be KHxKW");
+    expect_error("[network]\nlayers = conv:3:5x5:relu, maxpool:2\n",
+                 "item 2 'maxpool:2'", "window '2' must be KHxKW");
+    expect_error("[network]\nlayers = conv:3:5x5:softmax, dense:2:softmax\n",
+                 "item 1 'conv:3:5x5:softmax'", "softmax is only allowed on the last layer");
+    expect_error("[network]\nlayers = dense:4:tanh, maxpool:2x2\n",
+                 "[network] layers", "the last layer must be dense");
+    expect_error("[information]\nlayers = 1, 9\n", "t.ini:2: [information] layers",
+                 "layer 9 does not exist");
+    expect_error("[stopping]\ncriterion = mi\nscope = replica\n",
+                 "[stopping] scope", "set [stopping] estimator = simple");
+    expect_error("[information]\nestimators = simple\n[stopping]\ncriterion = mi\n",
+                 "[stopping] estimator", "does not compute it");
+    expect_error("[information]\nlayers = 1\n[stopping]\ncriterion = mi\n",
+                 "[stopping] layer", "layer 6 is not measured");
+    expect_error("[data]\nsource = idx\nimages = a.idx\n",
+                 "[data] source", "needs [data] images and labels");
+    expect_error("[data]\nsource = idx\nimages = a\nlabels = b\ntest_images = c\n",
+                 "t.ini:5: [data] test_images", "go together");
     expect_error("[network]\nlayers = dense:4:tanh, dense:x:tanh, dense:2:softmax\n",
                  "t.ini:2: [network] layers: item 2 'dense:x:tanh'",
                  "units must be a positive integer");
@@ -447,7 +467,7 @@ static void test_format(void)
     cfg.range_lo = -1.0 / 3.0;
     cfg.n_layers = IPM_MAX_LAYERS;
     for (int i = 0; i < cfg.n_layers; i++)
-        cfg.layers[i] = (ipm_layer_spec){1000 + i, IPM_ACT_SIGMOID};
+        cfg.layers[i] = (ipm_layer_spec){.units = 1000 + i, .activation = IPM_ACT_SIGMOID};
     cfg.epochs = 100000;
     free(cfg.info_epochs.list);
     cfg.info_epochs.n_list = 300;
@@ -553,6 +573,67 @@ static void test_epoch_expansion(void)
     CHECK(ipm_epochs_expand(&every, 5, &epochs, &n, err) == -1);
 }
 
+/* Image data, convolutional layers, measured layers and the stopping rule:
+ * parsed, and printed back to text that parses to the same values. */
+static void test_images_and_stopping(void)
+{
+    static const char text[] =
+        "[data]\nsource = idx\nimages = a.gz\nlabels = b.gz\ntest_images = c\ntest_labels = d\n"
+        "subset = 1000\npool = 2\nquantize = 20\nscale = true\n"
+        "[network]\nlayers = conv:8:5x3:relu, maxpool:2x2, conv:2:1x1, dense:10:softmax\n"
+        "[information]\nrange = adaptive\nlayers = 3, 1, 3\n"
+        "[stopping]\ncriterion = mi\nbeta = 0.5\nlayer = 3\nestimator = sampled\n"
+        "check_every = 25\ntolerance = 0.01\npatience = 4\n";
+    ipm_config cfg;
+    char err[IPM_ERRLEN] = "";
+    int rc = load_text(&cfg, text, NULL, 0, err);
+    CHECK(rc == 0);
+    if (rc)
+        fprintf(stderr, "  %s\n", err);
+    CHECK(cfg.source == IPM_DATA_IDX && strcmp(cfg.images, "a.gz") == 0);
+    CHECK(strcmp(cfg.test_labels, "d") == 0 && cfg.subset == 1000 && cfg.pool == 2);
+    CHECK(cfg.quantize == 20 && cfg.scale == 1);
+    CHECK(cfg.n_layers == 4 && cfg.layers[0].kind == IPM_LAYER_CONV && cfg.layers[0].units == 8);
+    CHECK(cfg.layers[0].kernel_h == 5 && cfg.layers[0].kernel_w == 3);
+    CHECK(cfg.layers[0].activation == IPM_ACT_RELU);
+    CHECK(cfg.layers[1].kind == IPM_LAYER_MAXPOOL && cfg.layers[1].kernel_h == 2);
+    CHECK(cfg.layers[2].kind == IPM_LAYER_CONV && cfg.layers[2].activation == IPM_ACT_LINEAR);
+    CHECK(cfg.layers[3].kind == IPM_LAYER_DENSE);
+    CHECK(cfg.range_adaptive == 1);
+    CHECK(cfg.n_info_layers == 2 && cfg.info_layers[0] == 1 && cfg.info_layers[1] == 3);
+    CHECK(ipm_config_measures_layer(&cfg, 0) && !ipm_config_measures_layer(&cfg, 1));
+    CHECK(cfg.stop_criterion == IPM_STOP_MI && cfg.stop_beta == 0.5);
+    CHECK(ipm_config_stop_layer(&cfg) == 2 && cfg.stop_estimator == IPM_EST_SAMPLED);
+    CHECK(cfg.stop_check_every == 25 && cfg.stop_tolerance == 0.01 && cfg.stop_patience == 4);
+    CHECK(cfg.stop_scope == IPM_SCOPE_ENSEMBLE);
+
+    char *formatted = ipm_config_format(&cfg);
+    CHECK(formatted && strstr(formatted, "layers = conv:8:5x3:relu, maxpool:2x2, conv:2:1x1:linear"));
+    CHECK(formatted && strstr(formatted, "range = adaptive\n"));
+    CHECK(formatted && strstr(formatted, "layers = 1, 3\n"));
+    ipm_config again;
+    rc = formatted ? load_text(&again, formatted, NULL, 0, err) : -1;
+    CHECK(rc == 0);
+    if (rc == 0) {
+        char *twice = ipm_config_format(&again);
+        CHECK(twice && strcmp(twice, formatted) == 0);
+        free(twice);
+        ipm_config_free(&again);
+    }
+    free(formatted);
+    ipm_config_free(&cfg);
+
+    /* Default measured layers: all but maxpool; a later range = lo, hi
+     * turns adaptive off. */
+    rc = load_text(&cfg, "[network]\nlayers = conv:1:4x4:relu, maxpool:3x3, dense:10:softmax\n"
+                   "[information]\nrange = adaptive\nrange = 0, 2\n", NULL, 0, err);
+    CHECK(rc == 0);
+    CHECK(ipm_config_measures_layer(&cfg, 0) && !ipm_config_measures_layer(&cfg, 1));
+    CHECK(ipm_config_measures_layer(&cfg, 2) && ipm_config_stop_layer(&cfg) == 2);
+    CHECK(cfg.range_adaptive == 0 && cfg.range_lo == 0 && cfg.range_hi == 2);
+    ipm_config_free(&cfg);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/test_config.XXXXXX");
@@ -569,6 +650,7 @@ int main(void)
     test_unwritable_strings();
     test_format();
     test_epoch_expansion();
+    test_images_and_stopping();
     unlink(path);
     rmdir(dir);
     return check_report("test_config");

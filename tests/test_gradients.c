@@ -114,7 +114,7 @@ static void test_activations(void)
 static void test_init(void)
 {
     char err[IPM_ERRLEN];
-    ipm_layer_spec spec[2] = {{6, IPM_ACT_TANH}, {2, IPM_ACT_SOFTMAX}};
+    ipm_layer_spec spec[2] = {{.units = 6, .activation = IPM_ACT_TANH}, {.units = 2, .activation = IPM_ACT_SOFTMAX}};
     ipm_net net;
     ipm_rng rng, ref;
 
@@ -139,7 +139,7 @@ static void test_init(void)
     ipm_net_free(&net);
 
     /* truncated normal: every weight within 2 stddev, and they are not all tiny */
-    ipm_layer_spec wide[1] = {{200, IPM_ACT_LINEAR}};
+    ipm_layer_spec wide[1] = {{.units = 200, .activation = IPM_ACT_LINEAR}};
     ipm_rng_init(&rng, 3, 1, IPM_RNG_INIT);
     CHECK(ipm_net_init(&net, 50, wide, 1, IPM_INIT_TRUNCATED_NORMAL, 0.1, &rng, err) == 0);
     double max_abs = 0.0, sum_sq = 0.0;
@@ -172,7 +172,7 @@ static double act_double(enum ipm_activation a, double z)
 static void test_forward(void)
 {
     char err[IPM_ERRLEN];
-    ipm_layer_spec spec[3] = {{5, IPM_ACT_TANH}, {4, IPM_ACT_SIGMOID}, {3, IPM_ACT_SOFTMAX}};
+    ipm_layer_spec spec[3] = {{.units = 5, .activation = IPM_ACT_TANH}, {.units = 4, .activation = IPM_ACT_SIGMOID}, {.units = 3, .activation = IPM_ACT_SOFTMAX}};
     ipm_net net;
     ipm_workspace ws;
     ipm_rng rng;
@@ -324,16 +324,16 @@ static void test_gradients(void)
 {
     const grad_case cases[] = {
         {"tanh+softmax/cross_entropy",
-         {{5, IPM_ACT_TANH}, {4, IPM_ACT_TANH}, {3, IPM_ACT_SOFTMAX}}, 3,
+         {{.units = 5, .activation = IPM_ACT_TANH}, {.units = 4, .activation = IPM_ACT_TANH}, {.units = 3, .activation = IPM_ACT_SOFTMAX}}, 3,
          IPM_LOSS_CROSS_ENTROPY, 3},
         {"sigmoid+sigmoid1/binary_cross_entropy",
-         {{5, IPM_ACT_SIGMOID}, {1, IPM_ACT_SIGMOID}}, 2, IPM_LOSS_CROSS_ENTROPY, 2},
-        {"relu+tanh1/mse", {{6, IPM_ACT_RELU}, {1, IPM_ACT_TANH}}, 2, IPM_LOSS_MSE, 2},
+         {{.units = 5, .activation = IPM_ACT_SIGMOID}, {.units = 1, .activation = IPM_ACT_SIGMOID}}, 2, IPM_LOSS_CROSS_ENTROPY, 2},
+        {"relu+tanh1/mse", {{.units = 6, .activation = IPM_ACT_RELU}, {.units = 1, .activation = IPM_ACT_TANH}}, 2, IPM_LOSS_MSE, 2},
         {"linear+tanh+softmax/mse",
-         {{5, IPM_ACT_LINEAR}, {4, IPM_ACT_TANH}, {3, IPM_ACT_SOFTMAX}}, 3, IPM_LOSS_MSE, 3},
-        {"sigmoid+linear2/mse", {{5, IPM_ACT_SIGMOID}, {2, IPM_ACT_LINEAR}}, 2, IPM_LOSS_MSE, 2},
+         {{.units = 5, .activation = IPM_ACT_LINEAR}, {.units = 4, .activation = IPM_ACT_TANH}, {.units = 3, .activation = IPM_ACT_SOFTMAX}}, 3, IPM_LOSS_MSE, 3},
+        {"sigmoid+linear2/mse", {{.units = 5, .activation = IPM_ACT_SIGMOID}, {.units = 2, .activation = IPM_ACT_LINEAR}}, 2, IPM_LOSS_MSE, 2},
         {"softmax hidden+sigmoid1/mse",
-         {{4, IPM_ACT_SOFTMAX}, {1, IPM_ACT_SIGMOID}}, 2, IPM_LOSS_MSE, 2},
+         {{.units = 4, .activation = IPM_ACT_SOFTMAX}, {.units = 1, .activation = IPM_ACT_SIGMOID}}, 2, IPM_LOSS_MSE, 2},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         check_gradient_case(&cases[c]);

@@ -231,13 +231,13 @@ static void test_learning(void)
 {
     const learn_case cases[] = {
         {"sgd softmax/cross_entropy", TOY_LINEAR, IPM_OPT_SGD, 0.5, IPM_LOSS_CROSS_ENTROPY,
-         {{8, IPM_ACT_TANH}, {2, IPM_ACT_SOFTMAX}}},
+         {{.units = 8, .activation = IPM_ACT_TANH}, {.units = 2, .activation = IPM_ACT_SOFTMAX}}},
         {"momentum tanh1/mse", TOY_LINEAR, IPM_OPT_MOMENTUM, 0.02, IPM_LOSS_MSE,
-         {{8, IPM_ACT_TANH}, {1, IPM_ACT_TANH}}},
+         {{.units = 8, .activation = IPM_ACT_TANH}, {.units = 1, .activation = IPM_ACT_TANH}}},
         {"adam sigmoid1/binary_ce", TOY_LINEAR, IPM_OPT_ADAM, 0.02, IPM_LOSS_CROSS_ENTROPY,
-         {{8, IPM_ACT_RELU}, {1, IPM_ACT_SIGMOID}}},
+         {{.units = 8, .activation = IPM_ACT_RELU}, {.units = 1, .activation = IPM_ACT_SIGMOID}}},
         {"adam xor softmax/cross_entropy", TOY_XOR, IPM_OPT_ADAM, 0.02, IPM_LOSS_CROSS_ENTROPY,
-         {{16, IPM_ACT_TANH}, {2, IPM_ACT_SOFTMAX}}},
+         {{.units = 16, .activation = IPM_ACT_TANH}, {.units = 2, .activation = IPM_ACT_SOFTMAX}}},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         check_learns(&cases[c]);
@@ -262,9 +262,9 @@ static void test_reproducible(void)
     base_config(&cfg);
     cfg.batch_size = 101; /* the seed experiment's batch; 300 = 2 x 101 + 98 */
     cfg.n_layers = 3;
-    cfg.layers[0] = (ipm_layer_spec){10, IPM_ACT_TANH};
-    cfg.layers[1] = (ipm_layer_spec){7, IPM_ACT_TANH};
-    cfg.layers[2] = (ipm_layer_spec){2, IPM_ACT_SOFTMAX};
+    cfg.layers[0] = (ipm_layer_spec){.units = 10, .activation = IPM_ACT_TANH};
+    cfg.layers[1] = (ipm_layer_spec){.units = 7, .activation = IPM_ACT_TANH};
+    cfg.layers[2] = (ipm_layer_spec){.units = 2, .activation = IPM_ACT_SOFTMAX};
     ipm_replica a, b, c;
     train_replica(&a, &cfg, &d, 5, 7);
     train_replica(&b, &cfg, &d, 5, 7);
@@ -286,9 +286,9 @@ static void test_reproducible(void)
 static void test_loss_check(void)
 {
     char err[IPM_ERRLEN] = "";
-    ipm_layer_spec tanh1 = {1, IPM_ACT_TANH}, sigmoid1 = {1, IPM_ACT_SIGMOID};
-    ipm_layer_spec softmax1 = {1, IPM_ACT_SOFTMAX}, softmax2 = {2, IPM_ACT_SOFTMAX};
-    ipm_layer_spec softmax4 = {4, IPM_ACT_SOFTMAX}, sigmoid2 = {2, IPM_ACT_SIGMOID};
+    ipm_layer_spec tanh1 = {.units = 1, .activation = IPM_ACT_TANH}, sigmoid1 = {.units = 1, .activation = IPM_ACT_SIGMOID};
+    ipm_layer_spec softmax1 = {.units = 1, .activation = IPM_ACT_SOFTMAX}, softmax2 = {.units = 2, .activation = IPM_ACT_SOFTMAX};
+    ipm_layer_spec softmax4 = {.units = 4, .activation = IPM_ACT_SOFTMAX}, sigmoid2 = {.units = 2, .activation = IPM_ACT_SIGMOID};
 
     CHECK(ipm_loss_check(IPM_LOSS_CROSS_ENTROPY, &tanh1, 2, err) == -1);
     CHECK(strstr(err, "[training] loss = cross_entropy") != NULL);

@@ -14,7 +14,8 @@
 #define IPM_MAX_LAYERS 64
 #define IPM_PATH_MAX 4096
 
-enum ipm_data_source { IPM_DATA_TISHBY12, IPM_DATA_SIMPLE, IPM_DATA_COMPLICATED, IPM_DATA_NETCDF };
+enum ipm_data_source { IPM_DATA_TISHBY12, IPM_DATA_SIMPLE, IPM_DATA_COMPLICATED, IPM_DATA_NETCDF,
+                       IPM_DATA_IDX };
 enum ipm_activation { IPM_ACT_LINEAR, IPM_ACT_TANH, IPM_ACT_RELU, IPM_ACT_SIGMOID, IPM_ACT_SOFTMAX };
 enum ipm_init { IPM_INIT_XAVIER, IPM_INIT_HE, IPM_INIT_TRUNCATED_NORMAL };
 enum ipm_optimizer { IPM_OPT_SGD, IPM_OPT_MOMENTUM, IPM_OPT_ADAM };
@@ -22,10 +23,18 @@ enum ipm_loss { IPM_LOSS_CROSS_ENTROPY, IPM_LOSS_MSE };
 enum ipm_plane_set { IPM_ON_TRAIN = 1, IPM_ON_TEST = 2, IPM_ON_ALL = 3 }; /* bit mask */
 enum ipm_estimator { IPM_EST_SIMPLE = 1, IPM_EST_POOLED = 2, IPM_EST_SAMPLED = 4 };
 enum ipm_epoch_rule { IPM_EPOCHS_ALL, IPM_EPOCHS_EVERY, IPM_EPOCHS_LOG, IPM_EPOCHS_LIST };
+enum ipm_layer_kind { IPM_LAYER_DENSE, IPM_LAYER_CONV, IPM_LAYER_MAXPOOL };
+enum ipm_stop_criterion { IPM_STOP_NONE, IPM_STOP_MI };
+enum ipm_stop_scope { IPM_SCOPE_ENSEMBLE, IPM_SCOPE_REPLICA };
 
+/* dense:UNITS:ACT, conv:CHANNELS:KHxKW[:ACT] (valid padding, stride 1; ACT
+ * default linear), maxpool:KHxKW (stride = kernel; activation linear).
+ * A zero kind is dense: {.units = 10, .activation = IPM_ACT_TANH}. */
 typedef struct ipm_layer_spec {
-    int units;
+    int units;                        /* dense: units; conv: output channels; maxpool: 0 */
     enum ipm_activation activation;
+    enum ipm_layer_kind kind;
+    int kernel_h, kernel_w;           /* conv and maxpool */
 } ipm_layer_spec;
 
 /* An epoch selection as written by the user; expand it with ipm_epochs_expand. */
@@ -52,6 +61,14 @@ typedef struct ipm_config {
     char data_path[IPM_PATH_MAX];     /* key "path" */
     int samples;                      /* generated sets, default 1000 */
     double train_fraction;            /* (0, 1], default 1 */
+    char images[IPM_PATH_MAX];        /* source = idx: IDX files, raw or gzip */
+    char labels[IPM_PATH_MAX];
+    char test_images[IPM_PATH_MAX];   /* optional: the held-out set */
+    char test_labels[IPM_PATH_MAX];
+    int subset;                       /* idx: training samples drawn with the seed; 0 = all */
+    int pool;                         /* idx: k x k sum pooling, default 1 (none) */
+    int quantize;                     /* idx: integer division after pooling, default 1 */
+    int scale;                        /* idx: 1 = divide by the largest possible value */
 
     /* [network] */
     ipm_layer_spec layers[IPM_MAX_LAYERS];
@@ -73,11 +90,24 @@ typedef struct ipm_config {
     int bins;                         /* number of edges, default 30 */
     int max_table_mb;                 /* bound on the count tables' memory, default 4096 */
     double range_lo, range_hi;        /* default -1, 1 */
+    int range_adaptive;               /* range = adaptive: per layer and epoch, min..max */
+    int info_layers[IPM_MAX_LAYERS];  /* key "layers": 1-based, sorted, unique */
+    int n_info_layers;                /* 0 = every layer with an activation (not maxpool) */
     unsigned estimators;              /* ipm_estimator mask, default all */
     unsigned on;                      /* ipm_plane_set, default train */
 
     /* [output] */
     ipm_epoch_spec activation_epochs; /* key "activations"; none = empty list */
+
+    /* [stopping] */
+    enum ipm_stop_criterion stop_criterion; /* key "criterion", default none */
+    double stop_beta;                 /* default 1 */
+    int stop_layer;                   /* 1-based; 0 = the last layer */
+    int stop_estimator;               /* key "estimator": one ipm_estimator bit, default pooled */
+    int stop_check_every;             /* epochs between checks, default 10 */
+    double stop_tolerance;            /* relative, default 0 */
+    int stop_patience;                /* checks, default 10 */
+    enum ipm_stop_scope stop_scope;   /* default ensemble */
 } ipm_config;
 
 /* Fills cfg with every default. */
@@ -100,5 +130,12 @@ char *ipm_config_format(const ipm_config *cfg);
 int ipm_epochs_expand(const ipm_epoch_spec *spec, int last, int **epochs, int *n, char *err);
 
 const char *ipm_activation_name(enum ipm_activation a);
+
+/* Whether layer l (0-based) is measured: listed in [information] layers, or,
+ * with no list, any layer but a maxpool. */
+int ipm_config_measures_layer(const ipm_config *cfg, int l);
+
+/* The stopping layer, 0-based (resolves 0 = last). */
+int ipm_config_stop_layer(const ipm_config *cfg);
 
 #endif
