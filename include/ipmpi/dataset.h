@@ -20,6 +20,8 @@
 typedef struct ipm_dataset {
     int n;            /* samples */
     int dim;          /* features per sample */
+    int height, width, channels; /* images: dim = height*width*channels, stored HWC;
+                                    0, 0, 0 for flat samples */
     float *x;         /* n * dim, row-major */
     int32_t *x_id;    /* n: id of the distinct row of x */
     int n_x;          /* distinct rows */
