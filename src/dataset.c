@@ -1,5 +1,5 @@
-/* dataset: built-in, generated and NetCDF data sets; label mapping, x dedup,
- * train/test split. */
+/* dataset: built-in, generated, NetCDF and IDX data sets; image
+ * preprocessing, label mapping, x dedup, train/test split. */
 #include "ipmpi/dataset.h"
 
 #include <limits.h>
@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "ipmpi/error.h"
+#include "ipmpi/idx.h"
 #include "ipmpi/rng.h"
 
 #define TISHBY_BITS 12
@@ -467,6 +468,133 @@ static int read_netcdf(const char *path, ipm_dataset *d, char *err)
     return rc;
 }
 
+/* ---- IDX images ----------------------------------------------------------- */
+
+typedef struct image_shape {
+    int height, width, channels;
+} image_shape;
+
+/* What [data] pool, quantize and scale do to every image. */
+typedef struct image_prep {
+    int pool;       /* k: k x k sum pooling, stride k */
+    int quantize;   /* q: integer division of the sums */
+    int scale;      /* divide by top */
+    uint64_t top;   /* largest possible value after pooling and quantizing */
+} image_prep;
+
+/* Pixels must be unsigned bytes so that every pooled sum and quotient is an
+ * exact integer in 0..top. */
+static int idx_image_shape(const ipm_idx *raw, const char *path, image_shape *s, char *err)
+{
+    if (raw->type != IPM_IDX_UBYTE || raw->ndims < 3)
+        return ipm_fail(err, "%s: images are %s of %d dimension(s); source = idx needs unsigned "
+                        "bytes n x h x w or n x h x w x c", path, ipm_idx_type_name(raw->type),
+                        raw->ndims);
+    s->height = (int)raw->dims[1];
+    s->width = (int)raw->dims[2];
+    s->channels = raw->ndims == 4 ? (int)raw->dims[3] : 1;
+    return 0;
+}
+
+static int image_prep_of(const ipm_config *cfg, const image_shape *s, const char *path,
+                         image_prep *p, char *err)
+{
+    *p = (image_prep){cfg->pool, cfg->quantize, cfg->scale, 0};
+    if (p->pool < 1 || p->quantize < 1)
+        return ipm_fail(err, "[data] pool = %d, quantize = %d: both must be at least 1", p->pool,
+                        p->quantize);
+    if (p->pool > s->height || p->pool > s->width)
+        return ipm_fail(err, "[data] pool = %d: larger than the %d x %d images of %s", p->pool,
+                        s->height, s->width, path);
+    p->top = 255 * (uint64_t)p->pool * (uint64_t)p->pool / (uint64_t)p->quantize;
+    if (p->top == 0)
+        return ipm_fail(err, "[data] quantize = %d: larger than the largest pooled sum "
+                        "255 * %d * %d, so every value would be 0", p->quantize, p->pool, p->pool);
+    return 0;
+}
+
+/* One image (HWC floats holding bytes) -> (height/k) x (width/k) x channels
+ * pooled, quantized, scaled values; trailing rows and columns are dropped. */
+static void prep_image(const float *in, const image_shape *s, const image_prep *p, float *out)
+{
+    size_t k = (size_t)p->pool, c = (size_t)s->channels, in_w = (size_t)s->width;
+    size_t h = (size_t)s->height / k, w = in_w / k;
+    for (size_t i = 0; i < h; i++)
+        for (size_t j = 0; j < w; j++)
+            for (size_t ch = 0; ch < c; ch++) {
+                uint64_t sum = 0;
+                for (size_t di = 0; di < k; di++)
+                    for (size_t dj = 0; dj < k; dj++)
+                        sum += (uint64_t)in[((i * k + di) * in_w + j * k + dj) * c + ch];
+                uint64_t v = sum / (uint64_t)p->quantize;
+                out[(i * w + j) * c + ch] = p->scale ? (float)v / (float)p->top : (float)v;
+            }
+}
+
+/* The n_rows of n rows kept, in increasing order: all of them, or a uniform
+ * subset by selection sampling (Knuth's algorithm S: row i is kept with
+ * probability still-needed / still-left, one Philox draw per row visited). */
+static int choose_rows(uint64_t seed, int n, int n_rows, int32_t **rows, char *err)
+{
+    *rows = malloc((size_t)n_rows * sizeof **rows);
+    if (!*rows)
+        return ipm_fail(err, "out of memory choosing %d of %d images", n_rows, n);
+    ipm_rng rng;
+    ipm_rng_init(&rng, seed, 0, IPM_RNG_SUBSET);
+    int kept = 0;
+    for (int i = 0; i < n && kept < n_rows; i++)
+        if (n_rows == n || (int)ipm_rng_below(&rng, (uint32_t)(n - i)) < n_rows - kept)
+            (*rows)[kept++] = i;
+    return 0;
+}
+
+static void fill_images(const ipm_idx *raw, const int32_t *labels, const int32_t *rows,
+                        const image_shape *s, const image_prep *p, ipm_dataset *d)
+{
+    size_t in_dim = (size_t)s->height * (size_t)s->width * (size_t)s->channels;
+    for (int i = 0; i < d->n; i++) {
+        prep_image(raw->values + (size_t)rows[i] * in_dim, s, p, d->x + (size_t)i * d->dim);
+        d->y[i] = labels[rows[i]];
+    }
+    d->height = s->height / p->pool;
+    d->width = s->width / p->pool;
+    d->channels = s->channels;
+}
+
+/* One pair of IDX files, preprocessed; subset 0 = every image. `keys` names
+ * the pair's config keys in messages. Labels are left unmapped, rows not
+ * deduplicated. */
+static int read_idx_set(const ipm_config *cfg, const char *keys, const char *images,
+                        const char *labels, int subset, ipm_dataset *d, char *err)
+{
+    char why[IPM_ERRLEN];
+    ipm_idx raw;
+    int32_t *y = NULL, *rows = NULL;
+    int n = 0;
+    if (!images[0] || !labels[0])
+        return ipm_fail(err, "[data] %s: source = idx needs both files", keys);
+    if (ipm_idx_read_pair(images, labels, &raw, &y, &n, why))
+        return ipm_fail(err, "[data] %s: %s", keys, why);
+    image_shape s = {0, 0, 0};
+    image_prep p = {0, 0, 0, 0};
+    int n_rows = subset > 0 ? subset : n;
+    int rc = idx_image_shape(&raw, images, &s, err);
+    if (rc == 0)
+        rc = image_prep_of(cfg, &s, images, &p, err);
+    if (rc == 0 && subset > n)
+        rc = ipm_fail(err, "[data] subset = %d: %s has only %d images", subset, images, n);
+    if (rc == 0)
+        rc = choose_rows(cfg->seed, n, n_rows, &rows, err);
+    if (rc == 0)
+        rc = dataset_alloc(d, n_rows, (s.height / p.pool) * (s.width / p.pool) * s.channels, err);
+    if (rc == 0)
+        fill_images(&raw, y, rows, &s, &p, d);
+    free(rows);
+    free(y);
+    ipm_idx_free(&raw);
+    return rc;
+}
+
 /* ---- labels, dedup, split ------------------------------------------------- */
 
 static int compare_int32(const void *a, const void *b)
@@ -475,27 +603,34 @@ static int compare_int32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Distinct label values -> 0..K-1 in increasing order. */
-static int map_labels(ipm_dataset *d, char *err)
+/* Distinct label values of a and b (b may be NULL) -> 0..K-1 in increasing
+ * order, so that a training and a test set share class ids. */
+static int map_labels(ipm_dataset *a, ipm_dataset *b, char *err)
 {
-    if (d->n == 0) {
-        d->n_classes = 0;
+    int n_a = a->n, n = n_a + (b ? b->n : 0);
+    a->n_classes = 0;
+    if (n == 0)
         return 0;
-    }
-    int32_t *values = malloc((size_t)d->n * sizeof *values);
+    int32_t *values = malloc((size_t)n * sizeof *values);
     if (!values)
-        return ipm_fail(err, "out of memory mapping %d labels", d->n);
-    memcpy(values, d->y, (size_t)d->n * sizeof *values);
-    qsort(values, (size_t)d->n, sizeof *values, compare_int32);
+        return ipm_fail(err, "out of memory mapping %d labels", n);
+    if (n_a)
+        memcpy(values, a->y, (size_t)n_a * sizeof *values);
+    if (n > n_a)
+        memcpy(values + n_a, b->y, (size_t)(n - n_a) * sizeof *values);
+    qsort(values, (size_t)n, sizeof *values, compare_int32);
     int k = 0;
-    for (int i = 0; i < d->n; i++)
+    for (int i = 0; i < n; i++)
         if (k == 0 || values[i] != values[k - 1])
             values[k++] = values[i];
-    for (int i = 0; i < d->n; i++) {
-        const int32_t *hit = bsearch(&d->y[i], values, (size_t)k, sizeof *values, compare_int32);
-        d->y[i] = (int32_t)(hit - values);
+    for (int i = 0; i < n; i++) {
+        int32_t *y = i < n_a ? &a->y[i] : &b->y[i - n_a];
+        const int32_t *hit = bsearch(y, values, (size_t)k, sizeof *values, compare_int32);
+        *y = (int32_t)(hit - values);
     }
-    d->n_classes = k;
+    a->n_classes = k;
+    if (b)
+        b->n_classes = k;
     free(values);
     return 0;
 }
@@ -547,6 +682,13 @@ int ipm_dataset_dedup(ipm_dataset *d, char *err)
     return 0;
 }
 
+static void copy_shape(const ipm_dataset *from, ipm_dataset *to)
+{
+    to->height = from->height;
+    to->width = from->width;
+    to->channels = from->channels;
+}
+
 /* part = the rows of all listed in rows[0..n), deduplicated on its own. */
 static int take_rows(const ipm_dataset *all, const int32_t *rows, int n, ipm_dataset *part,
                      char *err)
@@ -560,6 +702,7 @@ static int take_rows(const ipm_dataset *all, const int32_t *rows, int n, ipm_dat
         part->y[i] = all->y[rows[i]];
     }
     part->n_classes = all->n_classes;
+    copy_shape(all, part);
     return ipm_dataset_dedup(part, err);
 }
 
@@ -572,6 +715,7 @@ static int split(const ipm_config *cfg, ipm_dataset *all, ipm_dataset *train, ip
         memset(all, 0, sizeof *all);
         test->dim = train->dim;
         test->n_classes = train->n_classes;
+        copy_shape(train, test);
         return ipm_dataset_dedup(train, err);
     }
     int n = all->n;
@@ -610,9 +754,35 @@ static int load_source(const ipm_config *cfg, ipm_dataset *d, char *err)
     case IPM_DATA_NETCDF:
         return read_netcdf(cfg->data_path, d, err);
     case IPM_DATA_IDX:
-        return ipm_fail(err, "[data] source = idx: not implemented yet");
+        return read_idx_set(cfg, "images, labels", cfg->images, cfg->labels, cfg->subset, d, err);
     }
     return ipm_fail(err, "[data] source: unknown source %d", (int)cfg->source);
+}
+
+/* source = idx with test_images: the held-out set is given, not split off. */
+static int load_idx_held_out(const ipm_config *cfg, ipm_dataset *train, ipm_dataset *test,
+                             char *err)
+{
+    if (cfg->train_fraction < 1.0)
+        return ipm_fail(err, "[data] train_fraction = %g: with test_images the held-out set is "
+                        "given; keep train_fraction = 1", cfg->train_fraction);
+    int rc = read_idx_set(cfg, "images, labels", cfg->images, cfg->labels, cfg->subset, train, err);
+    if (rc == 0)
+        rc = read_idx_set(cfg, "test_images, test_labels", cfg->test_images, cfg->test_labels, 0,
+                          test, err);
+    if (rc == 0 && (test->height != train->height || test->width != train->width ||
+                    test->channels != train->channels))
+        rc = ipm_fail(err, "[data] test_images: %s gives %d x %d x %d images, "
+                      "%s gives %d x %d x %d (after pooling)", cfg->test_images, test->height,
+                      test->width, test->channels, cfg->images, train->height, train->width,
+                      train->channels);
+    if (rc == 0)
+        rc = map_labels(train, test, err);
+    if (rc == 0)
+        rc = ipm_dataset_dedup(train, err);
+    if (rc == 0)
+        rc = ipm_dataset_dedup(test, err);
+    return rc;
 }
 
 int ipm_dataset_load(const ipm_config *cfg, ipm_dataset *train, ipm_dataset *test, char *err)
@@ -621,14 +791,19 @@ int ipm_dataset_load(const ipm_config *cfg, ipm_dataset *train, ipm_dataset *tes
     memset(test, 0, sizeof *test);
     if (!(cfg->train_fraction > 0.0 && cfg->train_fraction <= 1.0))
         return ipm_fail(err, "[data] train_fraction = %g: must be in (0, 1]", cfg->train_fraction);
-    ipm_dataset all = {0};
-    /* Labels are mapped on the whole set so train and test share class ids. */
-    int rc = load_source(cfg, &all, err);
-    if (rc == 0)
-        rc = map_labels(&all, err);
-    if (rc == 0)
-        rc = split(cfg, &all, train, test, err);
-    ipm_dataset_free(&all);
+    int rc;
+    if (cfg->source == IPM_DATA_IDX && (cfg->test_images[0] || cfg->test_labels[0])) {
+        rc = load_idx_held_out(cfg, train, test, err);
+    } else {
+        ipm_dataset all = {0};
+        /* Labels are mapped on the whole set so train and test share class ids. */
+        rc = load_source(cfg, &all, err);
+        if (rc == 0)
+            rc = map_labels(&all, NULL, err);
+        if (rc == 0)
+            rc = split(cfg, &all, train, test, err);
+        ipm_dataset_free(&all);
+    }
     if (rc) {
         ipm_dataset_free(train);
         ipm_dataset_free(test);

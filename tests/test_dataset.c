@@ -1,5 +1,6 @@
 /* dataset: the 12-bit task's rule and symmetry, generated sets, dedup,
- * label mapping, split, NetCDF reading and its errors.
+ * label mapping, split, NetCDF reading and its errors, the IDX source's
+ * preprocessing (on tiny files written here, and Fashion-MNIST when installed).
  * Usage: test_dataset [path/to/var_u.nc] (default ../shared/data/var_u.nc);
  * returns 77 (skip) when every other check passed but var_u.nc is absent. */
 #include "ipmpi/dataset.h"
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "check.h"
 #include "ipmpi/error.h"
@@ -547,6 +549,430 @@ static void check_var_u_rule(const ipm_dataset *d)
     CHECK(agree == d->n);
 }
 
+/* ---- IDX source ---------------------------------------------------------------- */
+
+#define FASHION_IMAGES "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+#define FASHION_LABELS "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"
+
+/* An IDX file in memory: the header, then the caller's big-endian values. */
+typedef struct idx_file {
+    unsigned char b[4096];
+    size_t len;
+} idx_file;
+
+static void idx_header(idx_file *f, int type, int ndims, const uint32_t *dims)
+{
+    f->len = 0;
+    f->b[f->len++] = 0;
+    f->b[f->len++] = 0;
+    f->b[f->len++] = (unsigned char)type;
+    f->b[f->len++] = (unsigned char)ndims;
+    for (int i = 0; i < ndims; i++)
+        for (int s = 24; s >= 0; s -= 8)
+            f->b[f->len++] = (unsigned char)(dims[i] >> s);
+}
+
+static void idx_bytes_file(idx_file *f, int ndims, const uint32_t *dims, const unsigned char *v,
+                           size_t count)
+{
+    idx_header(f, 0x08, ndims, dims);
+    memcpy(f->b + f->len, v, count);
+    f->len += count;
+}
+
+/* Writes f to dir/name, gzip-compressed when gz; returns the path. */
+static const char *write_idx(const char *dir, const char *name, const idx_file *f, int gz,
+                             char path[512])
+{
+    snprintf(path, 512, "%s/%s", dir, name);
+    if (gz) {
+        gzFile g = gzopen(path, "wb");
+        CHECK(g != NULL);
+        if (g) {
+            CHECK(gzwrite(g, f->b, (unsigned)f->len) == (int)f->len);
+            CHECK(gzclose(g) == Z_OK);
+        }
+    } else {
+        FILE *fp = fopen(path, "wb");
+        CHECK(fp != NULL);
+        if (fp) {
+            CHECK(fwrite(f->b, 1, f->len, fp) == f->len);
+            CHECK(fclose(fp) == 0);
+        }
+    }
+    return path;
+}
+
+static ipm_config idx_config(const char *images, const char *labels, int pool, int quantize,
+                             int scale)
+{
+    ipm_config cfg = make_config(IPM_DATA_IDX, 0, 1.0, 3);
+    snprintf(cfg.images, sizeof cfg.images, "%s", images);
+    snprintf(cfg.labels, sizeof cfg.labels, "%s", labels);
+    cfg.pool = pool;
+    cfg.quantize = quantize;
+    cfg.scale = scale;
+    return cfg;
+}
+
+/* Four 4 x 5 images: 0 has pixel (r, c) = 10 r + c; 1 is all 255; 2 is 0
+ * with pixel (0,0) = 1; 3 is 0 with column 4 (dropped by 2 x 2 pooling) = 200.
+ * Labels 7, 2, 7, 9. */
+typedef struct small_set {
+    char images[512], labels[512], images_gz[512], labels_gz[512];
+} small_set;
+
+static void write_small_set(const char *dir, small_set *s)
+{
+    unsigned char px[4][4][5];
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 5; c++) {
+            px[0][r][c] = (unsigned char)(10 * r + c);
+            px[1][r][c] = 255;
+            px[2][r][c] = (unsigned char)(10 * r + c + (r == 0 && c == 0));
+            px[3][r][c] = (unsigned char)(c == 4 ? 200 : 10 * r + c);
+        }
+    const uint32_t dims[3] = {4, 4, 5}, label_dims[1] = {4};
+    const unsigned char labels[4] = {7, 2, 7, 9};
+    idx_file f;
+    idx_bytes_file(&f, 3, dims, &px[0][0][0], sizeof px);
+    write_idx(dir, "small-images", &f, 0, s->images);
+    write_idx(dir, "small-images.gz", &f, 1, s->images_gz);
+    idx_bytes_file(&f, 1, label_dims, labels, 4);
+    write_idx(dir, "small-labels", &f, 0, s->labels);
+    write_idx(dir, "small-labels.gz", &f, 1, s->labels_gz);
+}
+
+static int load_ok(const ipm_config *cfg, ipm_dataset *train, ipm_dataset *test)
+{
+    char err[IPM_ERRLEN] = "";
+    int rc = ipm_dataset_load(cfg, train, test, err);
+    if (rc)
+        fprintf(stderr, "unexpected: %s\n", err);
+    return rc == 0;
+}
+
+static void check_idx_preprocessing(const small_set *s)
+{
+    ipm_dataset d, test;
+    /* pool 2, quantize 3: the 2 x 2 block sums of image 0 are 0+1+10+11 = 22,
+     * 2+3+12+13 = 30, 20+21+30+31 = 102, 22+23+32+33 = 110 -> 7, 10, 34, 36;
+     * image 1: 1020 / 3 = 340; image 2's 23 / 3 is 7 too, image 3 differs
+     * only in the dropped column. */
+    ipm_config cfg = idx_config(s->images, s->labels, 2, 3, 0);
+    if (!load_ok(&cfg, &d, &test))
+        return;
+    CHECK(d.n == 4 && d.dim == 4 && d.height == 2 && d.width == 2 && d.channels == 1);
+    CHECK(test.n == 0 && test.dim == 4 && test.height == 2 && test.n_classes == 3);
+    const float expect[4][4] = {{7, 10, 34, 36}, {340, 340, 340, 340}, {7, 10, 34, 36},
+                                {7, 10, 34, 36}};
+    CHECK(memcmp(d.x, expect, sizeof expect) == 0);
+    const int32_t ids[4] = {0, 1, 0, 0}, classes[4] = {1, 0, 1, 2}; /* 2 < 7 < 9 */
+    for (int i = 0; i < 4; i++)
+        CHECK(d.x_id[i] == ids[i] && d.y[i] == classes[i]);
+    CHECK(d.n_x == 2 && d.n_classes == 3);
+    ipm_dataset_free(&d);
+
+    /* quantize 1 keeps the sums: image 2 now differs (23), image 3 does not. */
+    cfg.quantize = 1;
+    if (load_ok(&cfg, &d, &test)) {
+        CHECK(d.x[0] == 22 && d.x[3] == 110 && d.x[8] == 23 && d.x[4] == 1020);
+        CHECK(d.n_x == 3 && d.x_id[2] == 2 && d.x_id[3] == 0);
+        ipm_dataset_free(&d);
+    }
+
+    /* scale: divided by floor(255 * 4 / 3) = 340, the all-255 image gives 1. */
+    cfg.quantize = 3, cfg.scale = 1;
+    if (load_ok(&cfg, &d, &test)) {
+        CHECK(d.x[0] == 7.0f / 340.0f && d.x[3] == 36.0f / 340.0f);
+        for (int j = 4; j < 8; j++)
+            CHECK(d.x[j] == 1.0f);
+        ipm_dataset_free(&d);
+    }
+
+    /* pool 3 on 4 x 5: one output, the top-left 3 x 3 block: 3 (0 + 10 + 20) + 3 (0 + 1 + 2). */
+    cfg = idx_config(s->images, s->labels, 3, 1, 0);
+    if (load_ok(&cfg, &d, &test)) {
+        CHECK(d.dim == 1 && d.height == 1 && d.width == 1 && d.x[0] == 99 && d.x[1] == 2295);
+        ipm_dataset_free(&d);
+    }
+
+    /* pool 1, quantize 1: the raw bytes, all four images distinct. */
+    cfg = idx_config(s->images, s->labels, 1, 1, 0);
+    if (load_ok(&cfg, &d, &test)) {
+        CHECK(d.dim == 20 && d.height == 4 && d.width == 5 && d.n_x == 4);
+        CHECK(d.x[7] == 12 && d.x[20 * 3 + 4] == 200);
+        ipm_dataset_free(&d);
+    }
+
+    /* gzip files give the same set. */
+    ipm_dataset plain, gz;
+    cfg = idx_config(s->images, s->labels, 2, 3, 0);
+    ipm_config cfg_gz = idx_config(s->images_gz, s->labels_gz, 2, 3, 0);
+    if (load_ok(&cfg, &plain, &test) && load_ok(&cfg_gz, &gz, &test)) {
+        CHECK(same_dataset(&plain, &gz) && gz.n_x == plain.n_x);
+        ipm_dataset_free(&plain);
+        ipm_dataset_free(&gz);
+    }
+
+    /* train_fraction splits as for other sources; both parts keep the shape. */
+    cfg.train_fraction = 0.5;
+    if (load_ok(&cfg, &d, &test)) {
+        CHECK(d.n == 2 && test.n == 2 && d.height == 2 && test.height == 2 &&
+              test.width == 2 && test.channels == 1 && test.n_classes == 3);
+        ipm_dataset_free(&d);
+        ipm_dataset_free(&test);
+    }
+}
+
+/* Channels are pooled separately and stored HWC. */
+static void check_idx_channels(const char *dir)
+{
+    /* one 2 x 2 x 2 image: channel 0 = 1, 2, 3, 4; channel 1 = 100 everywhere. */
+    const unsigned char px[8] = {1, 100, 2, 100, 3, 100, 4, 100}, label[1] = {5};
+    const uint32_t dims[4] = {1, 2, 2, 2}, label_dims[1] = {1};
+    idx_file f;
+    char images[512], labels[512];
+    idx_bytes_file(&f, 4, dims, px, 8);
+    write_idx(dir, "rgb-images", &f, 0, images);
+    idx_bytes_file(&f, 1, label_dims, label, 1);
+    write_idx(dir, "rgb-labels", &f, 0, labels);
+    ipm_dataset d, test;
+    ipm_config cfg = idx_config(images, labels, 2, 1, 0);
+    if (load_ok(&cfg, &d, &test)) {
+        CHECK(d.n == 1 && d.dim == 2 && d.height == 1 && d.width == 1 && d.channels == 2);
+        CHECK(d.x[0] == 10 && d.x[1] == 400 && d.n_classes == 1 && d.y[0] == 0);
+        ipm_dataset_free(&d);
+    }
+    cfg.pool = 1; /* the file's own HWC order */
+    if (load_ok(&cfg, &d, &test)) {
+        CHECK(d.dim == 8 && d.channels == 2 && d.x[2] == 2 && d.x[3] == 100);
+        ipm_dataset_free(&d);
+    }
+}
+
+/* N = 50 images of 2 x 2 whose pixel 0 is their index; labels 1 + i % 4. */
+static void write_numbered_set(const char *dir, int n, char images[512], char labels[512])
+{
+    unsigned char px[50 * 4] = {0}, lab[50];
+    for (int i = 0; i < n; i++)
+        px[4 * i] = (unsigned char)i, lab[i] = (unsigned char)(1 + i % 4);
+    const uint32_t dims[3] = {(uint32_t)n, 2, 2}, label_dims[1] = {(uint32_t)n};
+    idx_file f;
+    idx_bytes_file(&f, 3, dims, px, 4 * (size_t)n);
+    write_idx(dir, "numbered-images", &f, 0, images);
+    idx_bytes_file(&f, 1, label_dims, lab, (size_t)n);
+    write_idx(dir, "numbered-labels", &f, 0, labels);
+}
+
+static void check_idx_subset(const char *dir)
+{
+    enum { N = 50, SUBSET = 20, SEEDS = 200 };
+    char images[512], labels[512];
+    write_numbered_set(dir, N, images, labels);
+    ipm_config cfg = idx_config(images, labels, 1, 1, 0);
+    cfg.subset = SUBSET;
+    ipm_dataset a, b, other, test;
+    if (!load_ok(&cfg, &a, &test))
+        return;
+    CHECK(a.n == SUBSET && test.n == 0 && a.n_x == SUBSET);
+    int sorted = 1, labels_follow = 1;
+    for (int i = 0; i < a.n; i++) {
+        int index = (int)a.x[4 * i];
+        sorted &= i == 0 || index > (int)a.x[4 * (i - 1)];
+        labels_follow &= a.y[i] == index % 4; /* labels 1..4 -> 0..3 (all four occur) */
+    }
+    CHECK(sorted);
+    CHECK(a.n_classes == 4);
+    CHECK(labels_follow);
+    CHECK(load_ok(&cfg, &b, &test));
+    CHECK(same_dataset(&a, &b));
+    cfg.seed = 4;
+    CHECK(load_ok(&cfg, &other, &test));
+    CHECK(other.n == SUBSET && !same_dataset(&a, &other));
+    ipm_dataset_free(&a), ipm_dataset_free(&b), ipm_dataset_free(&other);
+
+    /* Uniform: over many seeds each image is kept with probability 20/50
+     * (expected 80 of 200, sd 6.9), and only 20-subsets occur. */
+    int kept[N] = {0}, sizes_ok = 1;
+    for (int seed = 0; seed < SEEDS; seed++) {
+        cfg.seed = (uint64_t)seed + 1000;
+        if (!load_ok(&cfg, &a, &test))
+            return;
+        sizes_ok &= a.n == SUBSET;
+        for (int i = 0; i < a.n; i++)
+            kept[(int)a.x[4 * i]]++;
+        ipm_dataset_free(&a);
+    }
+    CHECK(sizes_ok);
+    for (int i = 0; i < N; i++)
+        CHECK_NEAR(kept[i], SEEDS * (double)SUBSET / N, 30);
+
+    /* subset = N keeps every image in the file's order. */
+    cfg.subset = N;
+    if (load_ok(&cfg, &a, &test)) {
+        int all = a.n == N;
+        for (int i = 0; all && i < N; i++)
+            all &= a.x[4 * i] == (float)i;
+        CHECK(all);
+        ipm_dataset_free(&a);
+    }
+}
+
+/* test_images: the held-out set, every image, labels mapped over the union. */
+static void check_idx_test_files(const char *dir, const small_set *s)
+{
+    unsigned char px[2][4][5];
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 5; c++)
+            px[0][r][c] = 255, px[1][r][c] = (unsigned char)(10 * r + c);
+    const uint32_t dims[3] = {2, 4, 5}, label_dims[1] = {2};
+    const unsigned char test_labels[2] = {9, 4};
+    idx_file f;
+    char images[512], labels[512];
+    idx_bytes_file(&f, 3, dims, &px[0][0][0], sizeof px);
+    write_idx(dir, "test-images.gz", &f, 1, images);
+    idx_bytes_file(&f, 1, label_dims, test_labels, 2);
+    write_idx(dir, "test-labels", &f, 0, labels);
+
+    ipm_config cfg = idx_config(s->images, s->labels, 2, 3, 0);
+    snprintf(cfg.test_images, sizeof cfg.test_images, "%s", images);
+    snprintf(cfg.test_labels, sizeof cfg.test_labels, "%s", labels);
+    ipm_dataset train, test;
+    if (load_ok(&cfg, &train, &test)) {
+        /* union {2, 4, 7, 9}: train 7, 2, 7, 9 -> 2, 0, 2, 3; test 9, 4 -> 3, 1 */
+        CHECK(train.n == 4 && test.n == 2 && train.n_classes == 4 && test.n_classes == 4);
+        CHECK(train.y[0] == 2 && train.y[1] == 0 && train.y[3] == 3);
+        CHECK(test.y[0] == 3 && test.y[1] == 1);
+        CHECK(test.dim == 4 && test.height == 2 && test.width == 2 && test.channels == 1);
+        CHECK(test.x[0] == 340 && test.x[4] == 7 && test.x[7] == 36);
+        CHECK(test.n_x == 2 && train.n_x == 2 && test.x_id[1] == 1);
+        ipm_dataset_free(&train);
+        ipm_dataset_free(&test);
+    }
+    /* subset draws from the training file only. */
+    cfg.subset = 3;
+    if (load_ok(&cfg, &train, &test)) {
+        CHECK(train.n == 3 && test.n == 2);
+        ipm_dataset_free(&train);
+        ipm_dataset_free(&test);
+    }
+}
+
+static void expect_idx_error(const ipm_config *cfg, const char *part1, const char *part2)
+{
+    char err[IPM_ERRLEN] = "";
+    ipm_dataset train, test;
+    CHECK(ipm_dataset_load(cfg, &train, &test, err) == -1);
+    int ok = strstr(err, part1) != NULL && strstr(err, part2) != NULL;
+    CHECK(ok);
+    if (!ok)
+        fprintf(stderr, "  message was: %s\n", err);
+    CHECK(train.x == NULL && test.x == NULL);
+}
+
+static void check_idx_errors(const char *dir, const small_set *s)
+{
+    char missing[512], flat[512], floats[512], three[512];
+    snprintf(missing, sizeof missing, "%s/missing-images", dir);
+    ipm_config cfg = idx_config(missing, s->labels, 1, 1, 0);
+    expect_idx_error(&cfg, "[data] images, labels", missing);
+    expect_idx_error(&cfg, missing, "cannot open");
+
+    idx_file f;
+    const unsigned char bytes[80] = {0};
+    const uint32_t flat_dims[2] = {4, 20};
+    idx_bytes_file(&f, 2, flat_dims, bytes, 80);
+    cfg = idx_config(write_idx(dir, "flat-images", &f, 0, flat), s->labels, 1, 1, 0);
+    expect_idx_error(&cfg, flat, "unsigned bytes n x h x w");
+
+    const uint32_t float_dims[3] = {4, 1, 1};
+    idx_header(&f, 0x0D, 3, float_dims);
+    memset(f.b + f.len, 0, 16), f.len += 16;
+    cfg = idx_config(write_idx(dir, "float-images", &f, 0, floats), s->labels, 1, 1, 0);
+    expect_idx_error(&cfg, floats, "images are float");
+
+    const uint32_t three_dims[1] = {3};
+    idx_bytes_file(&f, 1, three_dims, bytes, 3);
+    cfg = idx_config(s->images, write_idx(dir, "three-labels", &f, 0, three), 1, 1, 0);
+    expect_idx_error(&cfg, "count mismatch", three);
+
+    cfg = idx_config(s->images, s->labels, 5, 1, 0);
+    expect_idx_error(&cfg, "[data] pool = 5", s->images);
+    cfg = idx_config(s->images, s->labels, 2, 1021, 0);
+    expect_idx_error(&cfg, "[data] quantize = 1021", "255 * 2 * 2");
+    cfg = idx_config(s->images, s->labels, 1, 1, 0);
+    cfg.subset = 5;
+    expect_idx_error(&cfg, "[data] subset = 5", s->images);
+    cfg = idx_config("", s->labels, 1, 1, 0);
+    expect_idx_error(&cfg, "[data] images, labels", "needs both");
+    cfg = idx_config(s->images, s->labels, 1, 1, 0);
+    snprintf(cfg.test_images, sizeof cfg.test_images, "%s", s->images);
+    snprintf(cfg.test_labels, sizeof cfg.test_labels, "%s", missing);
+    expect_idx_error(&cfg, "[data] test_images, test_labels", missing);
+    cfg.train_fraction = 0.5;
+    expect_idx_error(&cfg, "[data] train_fraction", "test_images");
+    /* test images that pool to another shape */
+    snprintf(cfg.test_images, sizeof cfg.test_images, "%s", flat);
+    snprintf(cfg.test_labels, sizeof cfg.test_labels, "%s", s->labels);
+    cfg.train_fraction = 1;
+    expect_idx_error(&cfg, flat, "unsigned bytes");
+    /* test images of another size: 2 x 2 against 4 x 5 */
+    snprintf(cfg.test_images, sizeof cfg.test_images, "%s/numbered-images", dir);
+    snprintf(cfg.test_labels, sizeof cfg.test_labels, "%s/numbered-labels", dir);
+    expect_idx_error(&cfg, "[data] test_images", "gives 2 x 2 x 1 images");
+
+    unlink(missing), unlink(flat), unlink(floats), unlink(three);
+}
+
+static void check_fashion_mnist(void)
+{
+    if (access(FASHION_IMAGES, R_OK) != 0 || access(FASHION_LABELS, R_OK) != 0) {
+        printf("test_dataset: %s absent: Fashion-MNIST check skipped\n", FASHION_IMAGES);
+        return;
+    }
+    ipm_config cfg = idx_config(FASHION_IMAGES, FASHION_LABELS, 2, 20, 0);
+    cfg.subset = 2000;
+    ipm_dataset d, test;
+    if (!load_ok(&cfg, &d, &test))
+        return;
+    CHECK(d.n == 2000 && d.dim == 196 && d.height == 14 && d.width == 14 && d.channels == 1);
+    CHECK(d.n_classes == 10 && test.n == 0);
+    int integral = 1;
+    float top = 0;
+    for (size_t i = 0; i < (size_t)d.n * 196; i++) {
+        integral &= d.x[i] >= 0 && d.x[i] <= 51 && d.x[i] == floorf(d.x[i]);
+        top = d.x[i] > top ? d.x[i] : top;
+    }
+    CHECK(integral);
+    CHECK(top >= 45); /* 2 x 2 blocks of near-white pixels exist */
+    CHECK(d.n_x > 1900 && d.n_x <= 2000);
+    ipm_dataset_free(&d);
+}
+
+static void check_idx(void)
+{
+    char dir[] = "/tmp/ipm_test_idx_source_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    small_set s;
+    write_small_set(dir, &s);
+    check_idx_preprocessing(&s);
+    check_idx_channels(dir);
+    check_idx_subset(dir);
+    check_idx_test_files(dir, &s);
+    check_idx_errors(dir, &s); /* uses the numbered files of check_idx_subset */
+    const char *names[] = {"small-images", "small-images.gz", "small-labels", "small-labels.gz",
+                           "rgb-images", "rgb-labels", "numbered-images", "numbered-labels",
+                           "test-images.gz", "test-labels"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        CHECK(unlink(path) == 0);
+    }
+    CHECK(rmdir(dir) == 0);
+    check_fashion_mnist();
+}
+
 /* Returns 0 when checked, 1 when the file is absent. */
 static int check_var_u(const char *path)
 {
@@ -592,5 +1018,6 @@ int main(int argc, char **argv)
     check_split();
     check_netcdf_files();
     check_hostile_netcdf();
+    check_idx();
     return check_report("test_dataset");
 }

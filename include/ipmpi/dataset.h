@@ -6,7 +6,23 @@
  * 0..n_classes-1 in increasing order of their original value.
  * A NetCDF X may hold at most IPM_DATASET_MAX_VALUES values (samples x
  * features); in the classic formats its and y's declared data must also fit
- * in the file. Both are checked before anything is allocated. */
+ * in the file. Both are checked before anything is allocated.
+ *
+ * source = idx: [data] images and labels (IDX, raw or gzip; see idx.h) hold
+ * unsigned-byte images n x h x w (one channel) or n x h x w x c, and integer
+ * labels. Preprocessing, in this order:
+ *  1. subset = N > 0: N images of the images file, drawn without replacement
+ *     by selection sampling with Philox(seed, 0, SUBSET) and kept in the
+ *     file's order (N = n keeps all); then train_fraction splits those N.
+ *  2. pool = k: k x k sum pooling, stride k, per channel: floor(h/k) x
+ *     floor(w/k) outputs, trailing rows and columns dropped (28/3 -> 9).
+ *  3. quantize = q: integer division of the sums by q.
+ *  4. scale = 1: division by top = floor(255 k^2 / q), the largest possible
+ *     value, so values lie in [0, 1] (else integers 0..top).
+ * height, width, channels are the preprocessed shape (HWC). With
+ * test_images/test_labels the held-out set is those files, preprocessed the
+ * same way but never subsampled (train_fraction must be 1), and labels map to
+ * class ids over the union of both sets' labels. */
 #ifndef IPMPI_DATASET_H
 #define IPMPI_DATASET_H
 

@@ -13,7 +13,8 @@ enum ipm_rng_purpose {
     IPM_RNG_BATCH = 2,   /* batch order of replica `stream` */
     IPM_RNG_DATA = 3,    /* generated data sets */
     IPM_RNG_SPLIT = 4,   /* train/test split */
-    IPM_RNG_SAMPLED = 5  /* sampled estimator's replica choice; stream = epoch */
+    IPM_RNG_SAMPLED = 5, /* sampled estimator's replica choice; stream = epoch */
+    IPM_RNG_SUBSET = 6   /* [data] subset of an IDX source's training images */
 };
 
 typedef struct ipm_rng {
