@@ -236,9 +236,13 @@ int ipm_replica_init(ipm_replica *rep, const ipm_config *cfg, const ipm_dataset 
         return ipm_fail(err, "[training] batch_size must be positive (got %d)", cfg->batch_size);
     /* A batch larger than the set is the whole set (full-batch training). */
     rep->batch_size = cfg->batch_size < train->n ? cfg->batch_size : train->n;
+    ipm_shape input = {train->height, train->width, train->height ? train->channels : train->dim};
+    if (train->height && (long long)input.height * input.width * input.channels != train->dim)
+        return ipm_fail(err, "replica %d: images of %dx%dx%d do not hold %d values", index,
+                        input.height, input.width, input.channels, train->dim);
     ipm_rng init_rng;
     ipm_rng_init(&init_rng, cfg->seed, (uint32_t)index, IPM_RNG_INIT);
-    int rc = ipm_net_init(&rep->net, train->dim, cfg->layers, cfg->n_layers, cfg->init,
+    int rc = ipm_net_init(&rep->net, input, cfg->layers, cfg->n_layers, cfg->init,
                           cfg->init_stddev, &init_rng, err);
     if (rc == 0)
         rc = ipm_optimizer_init(&rep->opt, cfg, rep->net.n_params, err);
@@ -296,7 +300,7 @@ static int next_batch(ipm_replica *rep, const ipm_dataset *train)
 static void train_step(ipm_replica *rep, const ipm_dataset *train)
 {
     int rows = next_batch(rep, train);
-    const ipm_dense *last = &rep->net.layer[rep->net.n_layers - 1];
+    const ipm_layer *last = &rep->net.layer[rep->net.n_layers - 1];
     ipm_net_forward(&rep->net, rep->xb, rows, &rep->batch_ws);
     int preactivation = 0;
     rep->last_batch_loss =
@@ -323,7 +327,7 @@ void ipm_replica_evaluate(const ipm_replica *rep, const ipm_dataset *d, ipm_work
         *accuracy = NAN;
         return;
     }
-    const ipm_dense *last = &rep->net.layer[rep->net.n_layers - 1];
+    const ipm_layer *last = &rep->net.layer[rep->net.n_layers - 1];
     ipm_net_forward(&rep->net, d->x, d->n, ws);
     long correct = 0;
     *loss = ipm_loss_eval(rep->loss, last->activation, ws->act[rep->net.n_layers - 1], d->y,
@@ -333,15 +337,17 @@ void ipm_replica_evaluate(const ipm_replica *rep, const ipm_dataset *d, ipm_work
 
 /* ---- state blobs (checkpoints) ----------------------------------------- */
 /* Little-endian, fixed width, in this order:
- *   u32 magic "IRS1", u32 index, u32 in_dim, u32 n_layers,
- *   n_layers x (u32 in, u32 out, u32 activation), u32 n_train,
- *   u32 optimizer, u64 n_params                                  -- identity
+ *   u32 magic "IRS2", u32 index, u32 in_dim, u32 n_layers,
+ *   u32 input height, width, channels (flat: 0, 0, in_dim),
+ *   n_layers x (u32 in, out, activation, kind, kernel_h, kernel_w),
+ *   u32 n_train, u32 optimizer, u64 n_params                     -- identity
  *   u64 step, f64 last_batch_loss, batch rng (u32 key[2], stream, purpose,
  *   u64 counter, u32 block[4], u32 used), u32 position           -- scalars
  *   f32 params[n_params], moments (f32 m[] unless SGD, f32 v[] for Adam),
  *   i32 order[n_train]                                           -- arrays */
 
-#define STATE_MAGIC 0x31535249u /* "IRS1" */
+#define STATE_MAGIC 0x32535249u /* "IRS2"; "IRS1" had dense layers only */
+enum { LAYER_WORDS = 6 };
 
 typedef struct blob_cursor {
     unsigned char *out;         /* pack */
@@ -390,7 +396,7 @@ static int moment_arrays(enum ipm_optimizer kind)
 
 static size_t identity_bytes(const ipm_replica *rep)
 {
-    return 4 * 4 + 12 * (size_t)rep->net.n_layers + 4 + 4 + 8;
+    return 4 * 4 + 3 * 4 + 4 * LAYER_WORDS * (size_t)rep->net.n_layers + 4 + 4 + 8;
 }
 
 enum { SCALAR_BYTES = 8 + 8 + (4 * 4 + 8 + 4 * 4 + 4) + 4 };
@@ -407,16 +413,32 @@ static void put_floats(blob_cursor *c, const float *v, size_t n)
         blob_put(c, float_bits(v[i]), 4);
 }
 
+/* What identifies layer l's shape and function in a blob. */
+static void layer_words(const ipm_layer *d, uint32_t word[LAYER_WORDS])
+{
+    word[0] = (uint32_t)d->in;
+    word[1] = (uint32_t)d->out;
+    word[2] = (uint32_t)d->activation;
+    word[3] = (uint32_t)d->kind;
+    word[4] = (uint32_t)d->kernel_h;
+    word[5] = (uint32_t)d->kernel_w;
+}
+
 static void put_identity(blob_cursor *c, const ipm_replica *rep)
 {
+    const ipm_net *net = &rep->net;
     blob_put(c, STATE_MAGIC, 4);
     blob_put(c, (uint32_t)rep->index, 4);
-    blob_put(c, (uint32_t)rep->net.in_dim, 4);
-    blob_put(c, (uint32_t)rep->net.n_layers, 4);
-    for (int l = 0; l < rep->net.n_layers; l++) {
-        blob_put(c, (uint32_t)rep->net.layer[l].in, 4);
-        blob_put(c, (uint32_t)rep->net.layer[l].out, 4);
-        blob_put(c, (uint32_t)rep->net.layer[l].activation, 4);
+    blob_put(c, (uint32_t)net->in_dim, 4);
+    blob_put(c, (uint32_t)net->n_layers, 4);
+    blob_put(c, (uint32_t)net->input.height, 4);
+    blob_put(c, (uint32_t)net->input.width, 4);
+    blob_put(c, (uint32_t)net->input.channels, 4);
+    for (int l = 0; l < net->n_layers; l++) {
+        uint32_t word[LAYER_WORDS];
+        layer_words(&net->layer[l], word);
+        for (int i = 0; i < LAYER_WORDS; i++)
+            blob_put(c, word[i], 4);
     }
     blob_put(c, (uint32_t)rep->n_train, 4);
     blob_put(c, (uint32_t)rep->opt.kind, 4);
@@ -456,17 +478,30 @@ int ipm_replica_pack(const ipm_replica *rep, unsigned char *buf, size_t size, ch
 
 static int check_layers(blob_cursor *c, const ipm_replica *rep, char *err)
 {
+    const ipm_net *net = &rep->net;
     uint64_t in_dim = blob_get(c, 4), n_layers = blob_get(c, 4);
-    if (in_dim != (uint64_t)rep->net.in_dim || n_layers != (uint64_t)rep->net.n_layers)
+    if (in_dim != (uint64_t)net->in_dim || n_layers != (uint64_t)net->n_layers)
         return ipm_fail(err,
                         "replica %d: saved state is of a net with %llu inputs and %llu layers, "
                         "this one has %d and %d",
                         rep->index, (unsigned long long)in_dim, (unsigned long long)n_layers,
-                        rep->net.in_dim, rep->net.n_layers);
-    for (int l = 0; l < rep->net.n_layers; l++) {
-        const ipm_dense *d = &rep->net.layer[l];
-        uint64_t in = blob_get(c, 4), out = blob_get(c, 4), act = blob_get(c, 4);
-        if (in != (uint64_t)d->in || out != (uint64_t)d->out || act != (uint64_t)d->activation)
+                        net->in_dim, net->n_layers);
+    uint64_t h = blob_get(c, 4), w = blob_get(c, 4), ch = blob_get(c, 4);
+    if (h != (uint64_t)net->input.height || w != (uint64_t)net->input.width ||
+        ch != (uint64_t)net->input.channels)
+        return ipm_fail(err,
+                        "replica %d: saved state is of a net with %llux%llux%llu input, this "
+                        "one has %dx%dx%d",
+                        rep->index, (unsigned long long)h, (unsigned long long)w,
+                        (unsigned long long)ch, net->input.height, net->input.width,
+                        net->input.channels);
+    for (int l = 0; l < net->n_layers; l++) {
+        uint32_t own[LAYER_WORDS];
+        layer_words(&net->layer[l], own);
+        int same = 1;
+        for (int i = 0; i < LAYER_WORDS; i++)
+            same &= blob_get(c, 4) == own[i];
+        if (!same)
             return ipm_fail(err, "replica %d: saved state's layer %d differs from this net's",
                             rep->index, l + 1);
     }

@@ -137,20 +137,24 @@ static void blob_layout(void)
     ipm_replica rep;
     CHECK(ipm_replica_init(&rep, &cfg, &data, 1, err) == 0);
     ipm_replica_train_epoch(&rep, &data);
-    /* 2*4+4 + 4*2+2 = 22 params; Adam: 3 arrays; identity 4*4 + 2*12 + 16 = 56; scalars 64. */
+    /* 2*4+4 + 4*2+2 = 22 params; Adam: 3 arrays; identity 4*4 + 3*4 + 2*24 + 16 = 92;
+     * scalars 64. */
     size_t size;
     unsigned char *b = pack(&rep, &size);
     CHECK(rep.net.n_params == 22);
-    CHECK(size == 56 + 64 + 4 * 22 * 3 + 4 * FIXTURE_SAMPLES);
-    CHECK(memcmp(b, "IRS1", 4) == 0);
+    CHECK(size == 92 + 64 + 4 * 22 * 3 + 4 * FIXTURE_SAMPLES);
+    CHECK(memcmp(b, "IRS2", 4) == 0);
     CHECK(le32(b + 4) == 1);                       /* index */
     CHECK(le32(b + 8) == 2 && le32(b + 12) == 2);  /* in_dim, layers */
-    CHECK(le32(b + 16) == 2 && le32(b + 20) == 4 && le32(b + 24) == IPM_ACT_TANH);
-    CHECK(le32(b + 40) == FIXTURE_SAMPLES && le32(b + 44) == IPM_OPT_ADAM);
-    CHECK(le32(b + 56) == 3);                      /* step after 3 batches */
-    CHECK(le32(b + 56 + 60) == 10);                /* position: batches of 4, 4, 2 */
+    CHECK(le32(b + 16) == 0 && le32(b + 20) == 0 && le32(b + 24) == 2); /* flat input of 2 */
+    /* layer 1: in, out, activation, kind, kernel_h, kernel_w */
+    CHECK(le32(b + 28) == 2 && le32(b + 32) == 4 && le32(b + 36) == IPM_ACT_TANH);
+    CHECK(le32(b + 40) == IPM_LAYER_DENSE && le32(b + 44) == 0 && le32(b + 48) == 0);
+    CHECK(le32(b + 76) == FIXTURE_SAMPLES && le32(b + 80) == IPM_OPT_ADAM);
+    CHECK(le32(b + 92) == 3);                      /* step after 3 batches */
+    CHECK(le32(b + 92 + 60) == 10);                /* position: batches of 4, 4, 2 */
     float p0;
-    uint32_t bits = le32(b + 120);
+    uint32_t bits = le32(b + 156);
     memcpy(&p0, &bits, sizeof p0);
     CHECK(memcmp(&p0, &rep.net.params[0], sizeof p0) == 0);
     CHECK((int32_t)le32(b + size - 4) == rep.order[FIXTURE_SAMPLES - 1]);
@@ -210,13 +214,13 @@ static void unpack_refusals(void)
     bad[order_at + 3] = 0x80; /* negative entry */
     expect_refused(&r0, bad, size, "batch order");
     memcpy(bad, b0, size);
-    bad[56 + 60] = FIXTURE_SAMPLES + 1; /* position past the end */
+    bad[92 + 60] = FIXTURE_SAMPLES + 1; /* position past the end */
     expect_refused(&r0, bad, size, "corrupt");
     memcpy(bad, b0, size);
-    bad[56 + 56] = 5; /* rng words used */
+    bad[92 + 56] = 5; /* rng words used */
     expect_refused(&r0, bad, size, "corrupt");
     memcpy(bad, b0, size);
-    bad[56 + 16] ^= 1; /* seed */
+    bad[92 + 16] ^= 1; /* seed */
     expect_refused(&r0, bad, size, "batch stream");
     /* Moving the state of replica 1 to a replica 1 elsewhere works. */
     ipm_replica other;

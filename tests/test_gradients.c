@@ -119,7 +119,7 @@ static void test_init(void)
     ipm_rng rng, ref;
 
     ipm_rng_init(&rng, 3, 1, IPM_RNG_INIT);
-    CHECK(ipm_net_init(&net, 4, spec, 2, IPM_INIT_XAVIER, 0.0, &rng, err) == 0);
+    CHECK(ipm_net_init(&net, ipm_shape_flat(4), spec, 2, IPM_INIT_XAVIER, 0.0, &rng, err) == 0);
     CHECK(net.n_params == 4 * 6 + 6 + 6 * 2 + 2);
     CHECK(net.layer[1].w == net.params + 30 && net.layer[1].b == net.params + 42);
     ipm_rng_init(&ref, 3, 1, IPM_RNG_INIT);
@@ -133,7 +133,7 @@ static void test_init(void)
     ipm_net_free(&net);
 
     ipm_rng_init(&rng, 3, 1, IPM_RNG_INIT);
-    CHECK(ipm_net_init(&net, 4, spec, 2, IPM_INIT_HE, 0.0, &rng, err) == 0);
+    CHECK(ipm_net_init(&net, ipm_shape_flat(4), spec, 2, IPM_INIT_HE, 0.0, &rng, err) == 0);
     ipm_rng_init(&ref, 3, 1, IPM_RNG_INIT);
     CHECK(net.layer[0].w[0] == (float)(ipm_rng_normal(&ref) * sqrt(2.0 / 4.0)));
     ipm_net_free(&net);
@@ -141,7 +141,7 @@ static void test_init(void)
     /* truncated normal: every weight within 2 stddev, and they are not all tiny */
     ipm_layer_spec wide[1] = {{.units = 200, .activation = IPM_ACT_LINEAR}};
     ipm_rng_init(&rng, 3, 1, IPM_RNG_INIT);
-    CHECK(ipm_net_init(&net, 50, wide, 1, IPM_INIT_TRUNCATED_NORMAL, 0.1, &rng, err) == 0);
+    CHECK(ipm_net_init(&net, ipm_shape_flat(50), wide, 1, IPM_INIT_TRUNCATED_NORMAL, 0.1, &rng, err) == 0);
     double max_abs = 0.0, sum_sq = 0.0;
     for (int i = 0; i < 50 * 200; i++) {
         max_abs = fmax(max_abs, fabs(net.layer[0].w[i]));
@@ -153,8 +153,8 @@ static void test_init(void)
     CHECK_NEAR(sqrt(sum_sq / 10000.0), 0.1 * sqrt(0.7737), 0.003);
     ipm_net_free(&net);
 
-    CHECK(ipm_net_init(&net, 0, spec, 2, IPM_INIT_XAVIER, 0.0, &rng, err) == -1);
-    CHECK(ipm_net_init(&net, 4, spec, 2, IPM_INIT_TRUNCATED_NORMAL, 0.0, &rng, err) == -1);
+    CHECK(ipm_net_init(&net, ipm_shape_flat(0), spec, 2, IPM_INIT_XAVIER, 0.0, &rng, err) == -1);
+    CHECK(ipm_net_init(&net, ipm_shape_flat(4), spec, 2, IPM_INIT_TRUNCATED_NORMAL, 0.0, &rng, err) == -1);
 }
 
 /* ---- forward against a double re-computation ------------------------------ */
@@ -177,7 +177,7 @@ static void test_forward(void)
     ipm_workspace ws;
     ipm_rng rng;
     ipm_rng_init(&rng, 11, 0, IPM_RNG_INIT);
-    CHECK(ipm_net_init(&net, 3, spec, 3, IPM_INIT_XAVIER, 0.0, &rng, err) == 0);
+    CHECK(ipm_net_init(&net, ipm_shape_flat(3), spec, 3, IPM_INIT_XAVIER, 0.0, &rng, err) == 0);
     for (size_t i = 0; i < net.n_params; i++) /* nonzero biases too */
         net.params[i] += uniform_in(&rng, -0.3, 0.3);
     CHECK(ipm_workspace_init(&ws, &net, 4, err) == 0);
@@ -191,7 +191,7 @@ static void test_forward(void)
             in[i] = x[r * 3 + i];
         int width = 3;
         for (int l = 0; l < 3; l++) {
-            const ipm_dense *d = &net.layer[l];
+            const ipm_layer *d = &net.layer[l];
             double zmax = -INFINITY, sum = 0.0;
             for (int j = 0; j < d->out; j++) {
                 double z = d->b[j];
@@ -237,7 +237,7 @@ static double batch_loss(const grad_case *gc, ipm_net *net, const float *x, cons
                          ipm_workspace *ws)
 {
     ipm_net_forward(net, x, ROWS, ws);
-    const ipm_dense *last = &net->layer[net->n_layers - 1];
+    const ipm_layer *last = &net->layer[net->n_layers - 1];
     return ipm_loss_eval(gc->loss, last->activation, ws->act[net->n_layers - 1], y, ROWS,
                          last->out, NULL, NULL, NULL);
 }
@@ -246,7 +246,7 @@ static double batch_loss(const grad_case *gc, ipm_net *net, const float *x, cons
  * kink cannot fall between the finite-difference points. */
 static void draw_inputs(const ipm_net *net, ipm_rng *rng, float *x)
 {
-    const ipm_dense *d = &net->layer[0];
+    const ipm_layer *d = &net->layer[0];
     for (int r = 0; r < ROWS; r++) {
         double margin;
         do {
@@ -270,7 +270,7 @@ static void check_gradient_case(const grad_case *gc)
     ipm_workspace ws;
     ipm_rng rng;
     ipm_rng_init(&rng, 5, 0, IPM_RNG_INIT);
-    CHECK(ipm_net_init(&net, IN, gc->spec, gc->n_layers, IPM_INIT_XAVIER, 0.0, &rng, err) == 0);
+    CHECK(ipm_net_init(&net, ipm_shape_flat(IN), gc->spec, gc->n_layers, IPM_INIT_XAVIER, 0.0, &rng, err) == 0);
     for (size_t i = 0; i < net.n_params; i++) /* nonzero biases exercise db */
         net.params[i] += uniform_in(&rng, -0.2, 0.2);
     CHECK(ipm_workspace_init(&ws, &net, ROWS, err) == 0);
@@ -280,7 +280,7 @@ static void check_gradient_case(const grad_case *gc)
     for (int r = 0; r < ROWS; r++)
         y[r] = r % gc->n_classes;
 
-    const ipm_dense *last = &net.layer[net.n_layers - 1];
+    const ipm_layer *last = &net.layer[net.n_layers - 1];
     float grad[ROWS * 8];
     int preactivation = -1;
     ipm_net_forward(&net, x, ROWS, &ws);
