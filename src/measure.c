@@ -1,5 +1,6 @@
 #include "ipmpi/measure.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +40,7 @@ static int alloc_ids(ipm_measure *m, char *err)
         !m->local_slot || !m->dict)
         return ipm_fail(err, "out of memory for the pattern ids of %d samples", m->data->n);
     for (int l = 0; l < m->n_layers; l++)
-        if (ipm_dict_init(&m->dict[l], n, err))
+        if (m->measured[l] && ipm_dict_init(&m->dict[l], n, err))
             return -1;
     return 0;
 }
@@ -55,6 +56,8 @@ static int alloc_tables(ipm_measure *m, char *err)
     if (!m->pooled || !m->sampled)
         return ipm_fail(err, "out of memory for the count tables");
     for (int l = 0; l < m->n_layers; l++) {
+        if (!m->measured[l])
+            continue;
         if ((m->estimators & IPM_EST_POOLED) && ipm_layer_tables_init(&m->pooled[l], expect, err))
             return -1;
         if ((m->estimators & IPM_EST_SAMPLED) &&
@@ -72,6 +75,15 @@ static int alloc_counting(ipm_measure *m, char *err)
     return ipm_counter_init(&m->counter, d->n, m->n_local, d->n_classes, m->groups.largest, err);
 }
 
+static void set_range(ipm_measure *m, int layer, double lo, double hi)
+{
+    float *edges = m->edges + (size_t)layer * (size_t)m->n_edges;
+    m->range_lo[layer] = lo;
+    m->range_hi[layer] = hi;
+    ipm_bin_edges(edges, m->n_edges, lo, hi);
+    ipm_binner_init(&m->binner[layer], edges, m->n_edges);
+}
+
 int ipm_measure_init(ipm_measure *m, const ipm_config *cfg, const ipm_dataset *data, int plane,
                      const ipm_net *shape, int n_replicas, int n_local, int n_ranks, char *err)
 {
@@ -82,16 +94,19 @@ int ipm_measure_init(ipm_measure *m, const ipm_config *cfg, const ipm_dataset *d
     m->n_replicas = n_replicas;
     m->n_local = n_local;
     m->n_ranks = n_ranks;
-    for (int l = 0; l < shape->n_layers; l++)
+    for (int l = 0; l < shape->n_layers; l++) {
         m->width[l] = shape->layer[l].out;
+        m->measured[l] = ipm_config_measures_layer(cfg, l);
+    }
     m->estimators = cfg->estimators;
     m->seed = cfg->seed;
+    m->adaptive = cfg->range_adaptive;
     m->n_edges = cfg->bins;
-    m->edges = malloc((size_t)cfg->bins * sizeof(float));
+    m->edges = malloc((size_t)m->n_layers * (size_t)cfg->bins * sizeof(float));
     if (!m->edges)
         return ipm_fail(err, "out of memory for %d bin edges", cfg->bins);
-    ipm_bin_edges(m->edges, cfg->bins, cfg->range_lo, cfg->range_hi);
-    ipm_binner_init(&m->binner, m->edges, m->n_edges);
+    for (int l = 0; l < m->n_layers; l++)
+        set_range(m, l, cfg->range_lo, cfg->range_hi);
     if (ipm_data_information(data->x_id, data->y, data->n, &m->h_x, &m->h_y, &m->i_xy, err))
         return -1;
     if (alloc_results(m, err) || alloc_ids(m, err) || alloc_tables(m, err) ||
@@ -143,6 +158,10 @@ void ipm_measure_begin(ipm_measure *m, int epoch)
     memset(m->simple_ty, 0, rl * sizeof(double));
     m->n_seen = 0;
     for (int l = 0; l < m->n_layers; l++) {
+        m->seen_lo[l] = INFINITY;
+        m->seen_hi[l] = -INFINITY;
+        if (!m->measured[l])
+            continue;
         ipm_dict_clear(&m->dict[l]);
         if (m->pooled && (m->estimators & IPM_EST_POOLED))
             ipm_layer_tables_clear(&m->pooled[l]);
@@ -173,11 +192,53 @@ int ipm_measure_replica(ipm_measure *m, int replica, const ipm_workspace *ws, ch
     int slot = m->n_seen++, n = m->data->n, rc = 0;
     m->seen_replica[slot] = replica;
     for (int l = 0; l < m->n_layers && rc == 0; l++) {
-        ipm_binner_patterns(&m->binner, ws->act[l], n, m->width[l], m->patterns);
+        if (!m->measured[l])
+            continue;
+        ipm_binner_patterns(&m->binner[l], ws->act[l], n, m->width[l], m->patterns);
         rc = ipm_dict_map(&m->dict[l], m->patterns, n, layer_ids(m, l, slot), err);
     }
     m->seconds_binning += MPI_Wtime() - t0;
     return rc;
+}
+
+/* NaN is skipped: comparisons with it are false. */
+static void min_max(const float *v, size_t n, float *lo, float *hi)
+{
+    float a = *lo, b = *hi;
+    for (size_t i = 0; i < n; i++) {
+        a = v[i] < a ? v[i] : a;
+        b = v[i] > b ? v[i] : b;
+    }
+    *lo = a;
+    *hi = b;
+}
+
+void ipm_measure_observe_range(ipm_measure *m, const ipm_workspace *ws)
+{
+    double t0 = MPI_Wtime();
+    size_t n = (size_t)m->data->n;
+    for (int l = 0; l < m->n_layers; l++)
+        if (m->measured[l])
+            min_max(ws->act[l], n * (size_t)m->width[l], &m->seen_lo[l], &m->seen_hi[l]);
+    m->seconds_binning += MPI_Wtime() - t0;
+}
+
+int ipm_measure_agree_ranges(ipm_measure *m, MPI_Comm comm, char *err)
+{
+    float lo[IPM_MAX_LAYERS], hi[IPM_MAX_LAYERS];
+    int n = m->n_layers;
+    if (MPI_Allreduce(m->seen_lo, lo, n, MPI_FLOAT, MPI_MIN, comm) != MPI_SUCCESS ||
+        MPI_Allreduce(m->seen_hi, hi, n, MPI_FLOAT, MPI_MAX, comm) != MPI_SUCCESS)
+        return ipm_fail(err, "MPI_Allreduce of the adaptive binning ranges failed");
+    for (int l = 0; l < n; l++) {
+        if (!m->measured[l])
+            continue;
+        if (!isfinite(lo[l]) || !isfinite(hi[l]))
+            set_range(m, l, -1.0, 1.0);
+        else
+            set_range(m, l, lo[l], lo[l] < hi[l] ? (double)hi[l] : (double)lo[l] + 1.0);
+    }
+    return 0;
 }
 
 /* pick[i]: the local slot of sample i's sampled replica, -1 when remote. */
@@ -257,13 +318,13 @@ static int count_all(ipm_measure *m, char *err)
 {
     size_t most = 0;
     for (int l = 0; l < m->n_layers; l++)
-        most = m->dict[l].len > most ? m->dict[l].len : most;
+        most = m->measured[l] && m->dict[l].len > most ? m->dict[l].len : most;
     if (ipm_counter_reserve(&m->counter, most, err))
         return -1;
     if (m->estimators & IPM_EST_SAMPLED)
         pick_local(m);
     for (int l = 0; l < m->n_layers; l++)
-        if (count_layer(m, l, err))
+        if (m->measured[l] && count_layer(m, l, err))
             return -1;
     return 0;
 }
@@ -273,6 +334,8 @@ static int collect_tables(ipm_measure *m, ipm_table **list)
 {
     int n = 0;
     for (int l = 0; l < m->n_layers; l++) {
+        if (!m->measured[l])
+            continue;
         ipm_layer_tables *sets[2] = {
             (m->estimators & IPM_EST_POOLED) ? &m->pooled[l] : NULL,
             (m->estimators & IPM_EST_SAMPLED) ? &m->sampled[l] : NULL,
@@ -314,6 +377,8 @@ static int merge_extended(ipm_measure *m, MPI_Comm comm, int rank, int counted, 
         return -1;
     if (rank == 0)
         for (int l = 0; l < m->n_layers; l++) {
+            if (!m->measured[l])
+                continue;
             if (m->estimators & IPM_EST_POOLED)
                 ipm_plane_point(&m->pooled[l], m->h_x, m->h_y, &m->pooled_xt[l], &m->pooled_ty[l]);
             if (m->estimators & IPM_EST_SAMPLED)

@@ -38,6 +38,11 @@ static const quantity quantities[N_QUANTITIES] = {
 static const char *const plane_prefix[N_PLANES] = {"", "test_"};
 static const unsigned plane_bit[N_PLANES] = {IPM_ON_TRAIN, IPM_ON_TEST};
 
+/* Per-record columns: losses, information, stop_J, bin ranges. */
+enum { COL_LOSS, COL_ACCURACY, COL_TEST_LOSS, COL_TEST_ACCURACY, COL_INFO,
+       COL_STOP_J = COL_INFO + N_PLANES * N_QUANTITIES, COL_RANGE, N_COLUMNS_MAX = COL_RANGE + 4 };
+#define N_COLUMNS N_COLUMNS_MAX
+
 struct ipm_output {
     int ncid;
     char *path;
@@ -45,8 +50,11 @@ struct ipm_output {
     size_t records;               /* records appended so far */
     int n_activation_epochs, activation_samples;
     int *width;                   /* n_layers */
+    int *measured;                /* n_layers: 0 = write fill values */
     int epoch_id, loss_id, accuracy_id, test_loss_id, test_accuracy_id; /* -1: absent */
     int info_id[N_PLANES][N_QUANTITIES];
+    int range_id[N_PLANES][2];    /* bin_lo, bin_hi per plane (adaptive range) */
+    int stop_j_id, stop_epoch_id, stop_rules;
     int activation_epoch_id;
     int *t_id;                    /* n_layers, when activations are stored */
     /* Records not yet in the file: appended records are kept here and written
@@ -56,12 +64,10 @@ struct ipm_output {
     double flush_seconds, last_flush;
     size_t pending, capacity;     /* records buffered / room for */
     int *pending_epoch;
-    double *pending_values[5 + N_PLANES * N_QUANTITIES];
+    double *pending_values[N_COLUMNS_MAX];
     int dirty;                    /* activations written since the last sync */
 };
 
-enum { COL_LOSS, COL_ACCURACY, COL_TEST_LOSS, COL_TEST_ACCURACY, COL_INFO };
-#define N_COLUMNS (COL_INFO + N_PLANES * N_QUANTITIES)
 
 static void plane_arrays(const ipm_plane_record *p, const double *a[N_QUANTITIES])
 {
@@ -136,10 +142,54 @@ static int def_global_atts(ipm_output *o, const ipm_output_meta *m, char *err)
             || put_double_att(o, "test_H_Y", m->test_h_y, err)
             || put_double_att(o, "test_I_XY", m->test_i_xy, err)))
         return -1;
-    return put_int_att(o, "bins", m->bins, err) || put_double_att(o, "range_lo", m->range_lo, err)
+    if (put_int_att(o, "bins", m->bins, err))
+        return -1;
+    if (m->adaptive_range)
+        return put_text_att(o, NC_GLOBAL, "binning", "adaptive", err);
+    return put_double_att(o, "range_lo", m->range_lo, err)
                    || put_double_att(o, "range_hi", m->range_hi, err)
                ? -1
                : 0;
+}
+
+static int def_range_vars(ipm_output *o, const ipm_output_meta *m, int epoch_dim, int layer_dim,
+                          char *err)
+{
+    int dims[2] = {epoch_dim, layer_dim};
+    size_t chunks[2] = {1, (size_t)m->n_layers};
+    for (int p = 0; m->adaptive_range && p < N_PLANES; p++) {
+        if (!(m->planes & plane_bit[p]))
+            continue;
+        for (int hi = 0; hi < 2; hi++) {
+            char name[32], long_name[96];
+            snprintf(name, sizeof name, "%sbin_%s", plane_prefix[p], hi ? "hi" : "lo");
+            snprintf(long_name, sizeof long_name, "%s of the binning range of each layer%s",
+                     hi ? "upper end" : "lower end", p ? ", on the test set" : "");
+            if (def_var(o, name, NC_DOUBLE, 2, dims, chunks, long_name, NULL, &o->range_id[p][hi],
+                        err))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int def_stop_vars(ipm_output *o, const ipm_output_meta *m, int epoch_dim, int replica_dim,
+                         char *err)
+{
+    if (m->stop_rules <= 0)
+        return 0;
+    int dims[2] = {epoch_dim, replica_dim}, fill = -1;
+    size_t chunks[2] = {1, (size_t)m->replicas};
+    int per_replica = m->stop_rules > 1;
+    if (def_var(o, "stop_J", NC_DOUBLE, per_replica ? 2 : 1, dims, chunks,
+                m->stop_description ? m->stop_description : "stopping objective", "bits",
+                &o->stop_j_id, err)
+        || def_var(o, "stop_epoch", NC_INT, 1, &replica_dim, NULL,
+                   "epoch at which each replica stopped training (-1: it did not stop)", NULL,
+                   &o->stop_epoch_id, err))
+        return -1;
+    int s = nc_def_var_fill(o->ncid, o->stop_epoch_id, 0, &fill);
+    return s ? nc_fail(o, s, "variable", "stop_epoch", err) : 0;
 }
 
 static int def_plane_vars(ipm_output *o, const ipm_output_meta *m, int plane, int epoch_dim,
@@ -213,11 +263,14 @@ static int def_schema(ipm_output *o, const ipm_output_meta *m, char *err)
         return -1;
     size_t chunk_e = 1, chunk_r[2] = {1, (size_t)m->replicas};
     int per_replica[2] = {epoch_dim, replica_dim};
-    int width_id, x_varid = -1, y_varid = -1;
+    int width_id, measured_id, x_varid = -1, y_varid = -1;
     if (def_var(o, "epoch", NC_INT, 1, &epoch_dim, &chunk_e, "training epochs completed", NULL,
                 &o->epoch_id, err)
         || def_var(o, "layer_width", NC_INT, 1, &layer_dim, NULL, "units in each layer", NULL,
                    &width_id, err)
+        || def_var(o, "layer_measured", NC_INT, 1, &layer_dim, NULL,
+                   "1 where the layer's information is estimated ([information] layers)", NULL,
+                   &measured_id, err)
         || def_var(o, "loss", NC_DOUBLE, 2, per_replica, chunk_r,
                    "training loss per replica", NULL, &o->loss_id, err)
         || def_var(o, "accuracy", NC_DOUBLE, 2, per_replica, chunk_r,
@@ -232,6 +285,9 @@ static int def_schema(ipm_output *o, const ipm_output_meta *m, char *err)
     for (int p = 0; p < N_PLANES; p++)
         if (def_plane_vars(o, m, p, epoch_dim, replica_dim, layer_dim, err))
             return -1;
+    if (def_range_vars(o, m, epoch_dim, layer_dim, err)
+        || def_stop_vars(o, m, epoch_dim, replica_dim, err))
+        return -1;
     if (m->n_activation_epochs > 0
         && def_activation_vars(o, m, replica_dim, &x_varid, &y_varid, err))
         return -1;
@@ -241,6 +297,8 @@ static int def_schema(ipm_output *o, const ipm_output_meta *m, char *err)
         return nc_fail(o, s, "nc_enddef", "", err);
     if ((s = nc_put_var_int(o->ncid, width_id, m->layer_width)))
         return nc_fail(o, s, "variable", "layer_width", err);
+    if ((s = nc_put_var_int(o->ncid, measured_id, o->measured)))
+        return nc_fail(o, s, "variable", "layer_measured", err);
     if (m->n_activation_epochs > 0) {
         if ((s = nc_put_var_int(o->ncid, x_varid, m->sample_x_id)))
             return nc_fail(o, s, "variable", "sample_x_id", err);
@@ -275,6 +333,7 @@ static void output_free(ipm_output *o)
         free(o->pending_values[c]);
     free(o->path);
     free(o->width);
+    free(o->measured);
     free(o->t_id);
     free(o);
 }
@@ -286,13 +345,16 @@ static ipm_output *output_alloc(const ipm_output_meta *m)
         return NULL;
     o->path = malloc(strlen(m->path) + 1);
     o->width = malloc((size_t)m->n_layers * sizeof *o->width);
+    o->measured = malloc((size_t)m->n_layers * sizeof *o->measured);
     o->t_id = malloc((size_t)m->n_layers * sizeof *o->t_id);
-    if (!o->path || !o->width || !o->t_id) {
+    if (!o->path || !o->width || !o->measured || !o->t_id) {
         output_free(o);
         return NULL;
     }
     strcpy(o->path, m->path);
     memcpy(o->width, m->layer_width, (size_t)m->n_layers * sizeof *o->width);
+    for (int l = 0; l < m->n_layers; l++)
+        o->measured[l] = m->layer_measured ? m->layer_measured[l] != 0 : 1;
     o->replicas = m->replicas;
     o->n_layers = m->n_layers;
     o->n_activation_epochs = m->n_activation_epochs > 0 ? m->n_activation_epochs : 0;
@@ -300,9 +362,13 @@ static ipm_output *output_alloc(const ipm_output_meta *m)
     o->test_loss_id = o->test_accuracy_id = o->activation_epoch_id = -1;
     o->flush_seconds = m->flush_seconds > 0 ? m->flush_seconds : 0;
     o->last_flush = -1e300;
-    for (int p = 0; p < N_PLANES; p++)
+    for (int p = 0; p < N_PLANES; p++) {
         for (int q = 0; q < N_QUANTITIES; q++)
             o->info_id[p][q] = -1;
+        o->range_id[p][0] = o->range_id[p][1] = -1;
+    }
+    o->stop_j_id = o->stop_epoch_id = -1;
+    o->stop_rules = m->stop_rules;
     for (int l = 0; l < m->n_layers; l++)
         o->t_id[l] = -1;
     return o;
@@ -381,6 +447,16 @@ static int find_schema(ipm_output *o, const ipm_output_meta *m, char *err)
                 && find_var(o, name, &o->info_id[p][q], err))
                 return -1;
         }
+    for (int p = 0; m->adaptive_range && p < N_PLANES; p++)
+        for (int hi = 0; (m->planes & plane_bit[p]) && hi < 2; hi++) {
+            char name[32];
+            snprintf(name, sizeof name, "%sbin_%s", plane_prefix[p], hi ? "hi" : "lo");
+            if (find_var(o, name, &o->range_id[p][hi], err))
+                return -1;
+        }
+    if (m->stop_rules > 0 && (find_var(o, "stop_J", &o->stop_j_id, err)
+                              || find_var(o, "stop_epoch", &o->stop_epoch_id, err)))
+        return -1;
     if (m->n_activation_epochs > 0 && find_var(o, "activation_epoch", &o->activation_epoch_id, err))
         return -1;
     for (int k = 1; m->n_activation_epochs > 0 && k <= m->n_layers; k++) {
@@ -443,20 +519,34 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Column c's variable id, name and values per record (0: absent). */
-static int column_var(const ipm_output *o, int c, char *name, size_t size, size_t *per_record)
+/* Column c's variable id (-1: absent), name, and the extent of one record
+ * after the epoch dimension: shape[0] x shape[1]. */
+static int column_var(const ipm_output *o, int c, char *name, size_t size, size_t shape[2])
 {
     static const char *const replica_vars[] = {"loss", "accuracy", "test_loss", "test_accuracy"};
     const int replica_ids[] = {o->loss_id, o->accuracy_id, o->test_loss_id, o->test_accuracy_id};
+    shape[0] = shape[1] = 1;
     if (c < COL_INFO) {
         snprintf(name, size, "%s", replica_vars[c]);
-        *per_record = (size_t)o->replicas;
+        shape[0] = (size_t)o->replicas;
         return replica_ids[c];
     }
-    int plane = (c - COL_INFO) / N_QUANTITIES, q = (c - COL_INFO) % N_QUANTITIES;
-    snprintf(name, size, "%s%s", plane_prefix[plane], quantities[q].name);
-    *per_record = (size_t)o->n_layers * (quantities[q].per_replica ? (size_t)o->replicas : 1);
-    return o->info_id[plane][q];
+    if (c < COL_STOP_J) {
+        int plane = (c - COL_INFO) / N_QUANTITIES, q = (c - COL_INFO) % N_QUANTITIES;
+        snprintf(name, size, "%s%s", plane_prefix[plane], quantities[q].name);
+        shape[0] = quantities[q].per_replica ? (size_t)o->replicas : (size_t)o->n_layers;
+        shape[1] = quantities[q].per_replica ? (size_t)o->n_layers : 1;
+        return o->info_id[plane][q];
+    }
+    if (c == COL_STOP_J) {
+        snprintf(name, size, "stop_J");
+        shape[0] = (size_t)(o->stop_rules > 0 ? o->stop_rules : 1);
+        return o->stop_j_id;
+    }
+    int plane = (c - COL_RANGE) / 2, hi = (c - COL_RANGE) % 2;
+    snprintf(name, size, "%sbin_%s", plane_prefix[plane], hi ? "hi" : "lo");
+    shape[0] = (size_t)o->n_layers;
+    return o->range_id[plane][hi];
 }
 
 static void record_columns(const ipm_epoch_record *rec, const double *v[N_COLUMNS])
@@ -467,6 +557,12 @@ static void record_columns(const ipm_epoch_record *rec, const double *v[N_COLUMN
     v[COL_TEST_ACCURACY] = rec->test_accuracy;
     plane_arrays(&rec->train, v + COL_INFO);
     plane_arrays(&rec->test, v + COL_INFO + N_QUANTITIES);
+    v[COL_STOP_J] = rec->stop_j;
+    const ipm_plane_record *planes[N_PLANES] = {&rec->train, &rec->test};
+    for (int p = 0; p < N_PLANES; p++) {
+        v[COL_RANGE + 2 * p] = planes[p]->bin_lo;
+        v[COL_RANGE + 2 * p + 1] = planes[p]->bin_hi;
+    }
 }
 
 static int grow_pending(ipm_output *o, char *err)
@@ -478,10 +574,10 @@ static int grow_pending(ipm_output *o, char *err)
     o->pending_epoch = e;
     for (int c = 0; c < N_COLUMNS; c++) {
         char name[64];
-        size_t per;
-        if (column_var(o, c, name, sizeof name, &per) < 0)
+        size_t shape[2];
+        if (column_var(o, c, name, sizeof name, shape) < 0)
             continue;
-        double *v = realloc(o->pending_values[c], cap * per * sizeof *v);
+        double *v = realloc(o->pending_values[c], cap * shape[0] * shape[1] * sizeof *v);
         if (!v)
             return ipm_fail(err, "%s: out of memory buffering records", o->path);
         o->pending_values[c] = v;
@@ -498,12 +594,15 @@ static void buffer_record(ipm_output *o, const ipm_epoch_record *rec)
     o->pending_epoch[o->pending] = rec->epoch;
     for (int c = 0; c < N_COLUMNS; c++) {
         char name[64];
-        size_t per;
-        if (column_var(o, c, name, sizeof name, &per) < 0)
+        size_t shape[2];
+        if (column_var(o, c, name, sizeof name, shape) < 0)
             continue;
+        size_t per = shape[0] * shape[1];
         double *dst = o->pending_values[c] + o->pending * per;
+        int by_layer = c >= COL_INFO && c != COL_STOP_J; /* layer is the last index */
         for (size_t i = 0; i < per; i++)
-            dst[i] = v[c] ? v[c][i] : NC_FILL_DOUBLE;
+            dst[i] = v[c] && (!by_layer || o->measured[i % (size_t)o->n_layers])
+                         ? v[c][i] : NC_FILL_DOUBLE;
     }
     o->pending++;
 }
@@ -516,13 +615,11 @@ static int put_pending(ipm_output *o, char *err)
         return nc_fail(o, s, "variable", "epoch", err);
     for (int c = 0; c < N_COLUMNS; c++) {
         char name[64];
-        size_t per;
-        int varid = column_var(o, c, name, sizeof name, &per);
+        size_t shape[2];
+        int varid = column_var(o, c, name, sizeof name, shape);
         if (varid < 0)
             continue;
-        size_t count[3] = {o->pending, (size_t)o->replicas, (size_t)o->n_layers};
-        if (c >= COL_INFO && !quantities[(c - COL_INFO) % N_QUANTITIES].per_replica)
-            count[1] = (size_t)o->n_layers;
+        size_t count[3] = {o->pending, shape[0], shape[1]}; /* trailing extents beyond ndims unused */
         if ((s = nc_put_vara_double(o->ncid, varid, start, count, o->pending_values[c])))
             return nc_fail(o, s, "variable", name, err);
     }
@@ -579,6 +676,16 @@ int ipm_output_activations(ipm_output *o, int slot, int epoch, int replica, int 
     s = nc_put_vara_int(o->ncid, o->activation_epoch_id, &at, &one, &epoch);
     o->dirty = 1;
     return s ? nc_fail(o, s, "variable", "activation_epoch", err) : 0;
+}
+
+int ipm_output_stop_epochs(ipm_output *o, const int32_t *stop_epoch, char *err)
+{
+    if (o->stop_epoch_id < 0)
+        return ipm_fail(err, "%s: variable stop_epoch: the run has no stopping criterion",
+                        o->path);
+    int s = nc_put_var_int(o->ncid, o->stop_epoch_id, stop_epoch);
+    o->dirty = 1;
+    return s ? nc_fail(o, s, "variable", "stop_epoch", err) : 0;
 }
 
 int ipm_output_close(ipm_output *o, char *err)

@@ -83,18 +83,19 @@ static int gather_blobs(const ipm_ensemble *e, unsigned char **local, size_t *lo
     return rc;
 }
 
-static int write_checkpoint(const char *path, const char *config_text, int epoch, long records,
-                            int n, unsigned char **blob, size_t *size, char *err)
+static int write_checkpoint(const char *path, const ipm_resume_extra *extra, int n,
+                            unsigned char **blob, size_t *size, char *err)
 {
     ipm_checkpoint ck = {
-        .config_text = (char *)config_text, .epoch = epoch, .records = records,
-        .n_replicas = n, .replica = (const unsigned char **)blob, .replica_size = size,
+        .config_text = (char *)extra->config_text, .epoch = extra->epoch,
+        .records = extra->records, .n_replicas = n, .replica = (const unsigned char **)blob,
+        .replica_size = size, .stop = extra->stop, .stop_size = extra->stop_size,
     };
     return ipm_checkpoint_write(path, &ck, err);
 }
 
-int ipm_resume_save(const ipm_ensemble *e, const char *path, const char *config_text, int epoch,
-                    long records, char *err)
+int ipm_resume_save(const ipm_ensemble *e, const char *path, const ipm_resume_extra *extra,
+                    char *err)
 {
     int rank;
     MPI_Comm_rank(e->comm, &rank);
@@ -114,7 +115,7 @@ int ipm_resume_save(const ipm_ensemble *e, const char *path, const char *config_
             for (int k = 0; k < e->n_local; k++)
                 MPI_Send(blob[k], (int)size[k], MPI_BYTE, 0, TAG_STATE, e->comm);
         else if ((rc = gather_blobs(e, blob, size, all, all_size, err)) == 0)
-            rc = write_checkpoint(path, config_text, epoch, records, all_n, all, all_size, err);
+            rc = write_checkpoint(path, extra, all_n, all, all_size, err);
         rc = ipm_agree(rc, err, e->comm);
     } else {
         rc = -1;
@@ -159,6 +160,28 @@ static int unpack_local(const ipm_ensemble *e, const ipm_checkpoint *ck, char *e
     return rc;
 }
 
+/* Every rank gets a copy of rank 0's stopping-state blob. Collective; ends
+ * in agreement. */
+static int share_stop_state(const ipm_checkpoint *ck, ipm_resume_point *at, MPI_Comm comm,
+                            char *err)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    unsigned long long size = rank == 0 ? ck->stop_size : 0;
+    MPI_Bcast(&size, 1, MPI_UNSIGNED_LONG_LONG, 0, comm);
+    at->stop_size = (size_t)size;
+    at->stop = malloc(size ? size : 1);
+    int rc = at->stop ? 0
+                      : ipm_fail(err, "out of memory for the stopping state (%llu bytes)", size);
+    if (ipm_agree(rc, err, comm))
+        return -1;
+    if (rank == 0 && size)
+        memcpy(at->stop, ck->stop, size);
+    if (size)
+        MPI_Bcast(at->stop, (int)size, MPI_BYTE, 0, comm);
+    return 0;
+}
+
 int ipm_resume_load(const ipm_ensemble *e, const char *path, const char *config_text,
                     ipm_resume_point *at, char *err)
 {
@@ -177,9 +200,11 @@ int ipm_resume_load(const ipm_ensemble *e, const char *path, const char *config_
     if (ipm_agree(rc, err, e->comm) == 0) {
         MPI_Bcast(&at->epoch, 1, MPI_INT, 0, e->comm);
         MPI_Bcast(&at->records, 1, MPI_LONG, 0, e->comm);
-        if (rank == 0)
+        rc = share_stop_state(&ck, at, e->comm, err);
+        if (rc == 0 && rank == 0)
             scatter_blobs(e, &ck);
-        rc = ipm_agree(unpack_local(e, &ck, err), err, e->comm);
+        if (rc == 0)
+            rc = ipm_agree(unpack_local(e, &ck, err), err, e->comm);
     } else {
         rc = -1;
     }

@@ -11,6 +11,7 @@
 #include "ipmpi/measure.h"
 #include "ipmpi/output.h"
 #include "ipmpi/resume.h"
+#include "ipmpi/stopping.h"
 #include "ipmpi/train.h"
 
 enum { PLANE_TRAIN, PLANE_TEST, N_PLANES };
@@ -33,6 +34,9 @@ typedef struct run {
     int n_replicas, n_local;
     ipm_replica *local;                 /* replicas rank, rank + P, ... */
     ipm_workspace eval_ws;
+    int width[IPM_MAX_LAYERS];          /* units of each layer (a conv map flattened) */
+    int layer_measured[IPM_MAX_LAYERS]; /* [information] layers */
+    int n_measured_layers;
     int measured[N_PLANES];
     ipm_measure plane[N_PLANES];
     int *log_epochs, n_log;
@@ -41,8 +45,10 @@ typedef struct run {
     double *loss, *accuracy, *test_loss, *test_accuracy; /* n_replicas each */
     float *act_buffer;                  /* local replicas' activations at a stored epoch */
     int *diverged_at;                   /* local: first epoch with a non-finite batch loss */
+    ipm_stop_monitor stop;              /* [stopping]; the same on every rank */
     double t_start, t_train, t_forward, t_output, t_checkpoint;
     int trained_epochs;
+    int logged;                         /* epochs logged by this process */
 } run;
 
 int ipm_agree(int rc, char *err, MPI_Comm comm)
@@ -119,7 +125,7 @@ static int setup_replicas(run *r, char *err)
                              err))
             return -1;
     }
-    return 0;
+    return ipm_stop_monitor_init(&r->stop, cfg, r->n_replicas, err);
 }
 
 /* Worst case, every pattern distinct, on rank 0 after the merge: per layer
@@ -136,7 +142,7 @@ static int check_table_memory(const run *r, char *err)
         double n = r->data[p].n, pairs = n * r->n_replicas;
         double per_layer = (cfg->estimators & IPM_EST_POOLED ? 3 * pairs * (64 + 32) : 0) +
                            (cfg->estimators & IPM_EST_SAMPLED ? 3 * n * (64 + 32) : 0);
-        worst += per_layer * cfg->n_layers;
+        worst += per_layer * r->n_measured_layers;
     }
     double mb = worst / (1024.0 * 1024.0);
     if (mb <= cfg->max_table_mb)
@@ -146,7 +152,7 @@ static int check_table_memory(const run *r, char *err)
                     "on rank 0 (%d samples x %d replicas x %d layers, every pattern distinct); "
                     "raise max_table_mb, or use fewer replicas, samples or estimators",
                     cfg->file, cfg->max_table_mb, mb, r->data[PLANE_TRAIN].n, r->n_replicas,
-                    cfg->n_layers);
+                    r->n_measured_layers);
 }
 
 /* Every rank builds a throwaway net for the layer shapes when it has no replica. */
@@ -165,6 +171,11 @@ static int setup_measures(run *r, char *err)
     int capacity = r->data[PLANE_TRAIN].n > r->data[PLANE_TEST].n ? r->data[PLANE_TRAIN].n
                                                                    : r->data[PLANE_TEST].n;
     int rc = ipm_workspace_init(&r->eval_ws, &shape, capacity, err);
+    for (int l = 0; l < cfg->n_layers; l++) {
+        r->width[l] = shape.layer[l].out;
+        r->layer_measured[l] = ipm_config_measures_layer(cfg, l);
+        r->n_measured_layers += r->layer_measured[l];
+    }
     r->measured[PLANE_TRAIN] = (cfg->on & IPM_ON_TRAIN) != 0;
     r->measured[PLANE_TEST] = (cfg->on & IPM_ON_TEST) != 0;
     if (rc == 0 && r->measured[PLANE_TEST] && r->data[PLANE_TEST].n == 0)
@@ -180,10 +191,46 @@ static int setup_measures(run *r, char *err)
     return rc;
 }
 
+static int compare_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* The stopping checks need the plane measured: their epochs are logged too. */
+static int add_check_epochs(run *r, char *err)
+{
+    const ipm_config *cfg = r->cfg;
+    if (cfg->stop_criterion == IPM_STOP_NONE)
+        return 0;
+    ipm_epoch_spec checks = {IPM_EPOCHS_EVERY, cfg->stop_check_every, NULL, 0};
+    int *extra, n_extra;
+    if (ipm_epochs_expand(&checks, cfg->epochs, &extra, &n_extra, err))
+        return -1;
+    int *merged = malloc(((size_t)r->n_log + (size_t)n_extra) * sizeof *merged);
+    if (!merged) {
+        free(extra);
+        return ipm_fail(err, "out of memory for the logged epochs");
+    }
+    memcpy(merged, r->log_epochs, (size_t)r->n_log * sizeof *merged);
+    memcpy(merged + r->n_log, extra, (size_t)n_extra * sizeof *merged);
+    qsort(merged, (size_t)(r->n_log + n_extra), sizeof *merged, compare_int);
+    int n = 0;
+    for (int i = 0; i < r->n_log + n_extra; i++)
+        if (n == 0 || merged[n - 1] != merged[i])
+            merged[n++] = merged[i];
+    free(extra);
+    free(r->log_epochs);
+    r->log_epochs = merged;
+    r->n_log = n;
+    return 0;
+}
+
 static int setup_schedule(run *r, char *err)
 {
     const ipm_config *cfg = r->cfg;
-    if (ipm_epochs_expand(&cfg->info_epochs, cfg->epochs, &r->log_epochs, &r->n_log, err))
+    if (ipm_epochs_expand(&cfg->info_epochs, cfg->epochs, &r->log_epochs, &r->n_log, err) ||
+        add_check_epochs(r, err))
         return -1;
     return ipm_epochs_expand(&cfg->activation_epochs, cfg->epochs, &r->act_epochs, &r->n_act, err);
 }
@@ -193,19 +240,22 @@ static int setup_output(run *r, char *err)
     if (r->rank != 0)
         return 0;
     const ipm_config *cfg = r->cfg;
-    int width[IPM_MAX_LAYERS];
-    for (int l = 0; l < cfg->n_layers; l++)
-        width[l] = cfg->layers[l].units;
     const ipm_dataset *train = &r->data[PLANE_TRAIN];
+    char stop_text[160];
+    snprintf(stop_text, sizeof stop_text,
+             "J = I(T;Y) - %g I(X;T) of layer %d (%s estimator) at each stopping check",
+             cfg->stop_beta, r->stop.layer + 1, ipm_stop_monitor_estimator(&r->stop));
     ipm_output_meta meta = {
         .path = cfg->output, .config_text = r->config_text, .version = IPMPI_VERSION,
         .ranks = r->size, .replicas = r->n_replicas, .n_layers = cfg->n_layers,
-        .layer_width = width, .estimators = cfg->estimators, .planes = cfg->on,
+        .layer_width = r->width, .layer_measured = r->layer_measured,
+        .adaptive_range = cfg->range_adaptive, .estimators = cfg->estimators, .planes = cfg->on,
         .has_test = r->data[PLANE_TEST].n > 0, .bins = cfg->bins,
         .range_lo = cfg->range_lo, .range_hi = cfg->range_hi,
         .n_activation_epochs = r->n_act, .activation_samples = train->n,
         .sample_x_id = train->x_id, .sample_y = train->y,
         .flush_seconds = OUTPUT_FLUSH_SECONDS,
+        .stop_rules = r->stop.enabled ? r->stop.n_rules : 0, .stop_description = stop_text,
     };
     if (r->measured[PLANE_TRAIN]) {
         meta.h_x = r->plane[PLANE_TRAIN].h_x;
@@ -225,8 +275,12 @@ static int setup_output(run *r, char *err)
      * shrink the epoch dimension, but nothing needs removing: the restarted
      * run has the same config and state, so it logs exactly those epochs
      * again, bitwise the same, over them (tests/test_restart.sh checks it). */
-    return r->opt.restart ? ipm_output_reopen(&r->out, &meta, r->resume_records, err)
-                          : ipm_output_create(&r->out, &meta, err);
+    if (!r->opt.restart)
+        return ipm_output_create(&r->out, &meta, err);
+    if (ipm_output_reopen(&r->out, &meta, r->resume_records, err))
+        return -1;
+    /* The file may hold stops logged after the checkpoint; they will recur. */
+    return r->stop.enabled ? ipm_output_stop_epochs(r->out, r->stop.stop_epoch, err) : 0;
 }
 
 static int setup(run *r, char *err)
@@ -255,6 +309,7 @@ static void teardown(run *r)
     ipm_workspace_free(&r->eval_ws);
     for (int p = 0; p < N_PLANES; p++)
         ipm_dataset_free(&r->data[p]);
+    ipm_stop_monitor_free(&r->stop);
     free(r->local);
     free(r->diverged_at);
     free(r->act_buffer);
@@ -271,6 +326,8 @@ static void train_epoch(run *r, int epoch)
 {
     double t0 = MPI_Wtime();
     for (int k = 0; k < r->n_local; k++) {
+        if (r->stop.enabled && r->stop.stop_epoch[r->local[k].index] >= 0)
+            continue; /* scope = replica: this one has stopped */
         ipm_replica_train_epoch(&r->local[k], &r->data[PLANE_TRAIN]);
         if (r->diverged_at[k] < 0 && !isfinite(r->local[k].last_batch_loss))
             r->diverged_at[k] = epoch;
@@ -283,7 +340,7 @@ static size_t activation_floats(const run *r)
 {
     size_t units = 0;
     for (int l = 0; l < r->cfg->n_layers; l++)
-        units += (size_t)r->cfg->layers[l].units;
+        units += (size_t)r->width[l];
     return units * (size_t)r->data[PLANE_TRAIN].n;
 }
 
@@ -299,7 +356,7 @@ static int keep_activations(run *r, int k, char *err)
     }
     float *dst = r->act_buffer + per_replica * (size_t)k;
     for (int l = 0; l < r->cfg->n_layers; l++) {
-        size_t count = (size_t)r->data[PLANE_TRAIN].n * (size_t)r->cfg->layers[l].units;
+        size_t count = (size_t)r->data[PLANE_TRAIN].n * (size_t)r->width[l];
         memcpy(dst, r->eval_ws.act[l], count * sizeof(float));
         dst += count;
     }
@@ -331,7 +388,7 @@ static int transfer_activations(run *r, int epoch, char *err)
         }
         for (int l = 0; l < r->cfg->n_layers && rc == 0; l++) {
             rc = ipm_output_activations(r->out, r->act_slot, epoch, rep, l, values, err);
-            values += (size_t)r->data[PLANE_TRAIN].n * (size_t)r->cfg->layers[l].units;
+            values += (size_t)r->data[PLANE_TRAIN].n * (size_t)r->width[l];
         }
     }
     free(incoming);
@@ -421,6 +478,10 @@ static void plane_record(const run *r, int p, ipm_plane_record *rec)
         rec->i_xt_sampled = m->sampled_xt;
         rec->i_ty_sampled = m->sampled_ty;
     }
+    if (m->adaptive) {
+        rec->bin_lo = m->range_lo;
+        rec->bin_hi = m->range_hi;
+    }
 }
 
 static double mean(const double *v, int n)
@@ -431,10 +492,18 @@ static double mean(const double *v, int n)
     return n ? s / n : 0;
 }
 
-/* The last layer's point of the best estimator this run computes. */
+static int last_measured_layer(const run *r)
+{
+    int last = r->cfg->n_layers - 1;
+    while (last > 0 && !r->layer_measured[last])
+        last--;
+    return last;
+}
+
+/* The last measured layer's point of the best estimator this run computes. */
 static void headline_point(const run *r, double *i_xt, double *i_ty)
 {
-    int p = r->measured[PLANE_TRAIN] ? PLANE_TRAIN : PLANE_TEST, last = r->cfg->n_layers - 1;
+    int p = r->measured[PLANE_TRAIN] ? PLANE_TRAIN : PLANE_TEST, last = last_measured_layer(r);
     const ipm_measure *m = &r->plane[p];
     unsigned est = r->cfg->estimators;
     if (est & IPM_EST_POOLED) {
@@ -461,10 +530,14 @@ static void progress_line(const run *r, int epoch)
     int done = epoch - (r->first_epoch > 0 ? r->first_epoch - 1 : 0);
     double eta = done > 0 ? elapsed / done * (total - epoch) : 0;
     headline_point(r, &i_xt, &i_ty);
-    printf("epoch %*d/%d  loss %.4f  acc %.4f  last layer I(X;T) %.4f  I(T;Y) %.4f bits  "
+    char check[64] = "";
+    if (ipm_stop_monitor_is_check(&r->stop, epoch) && r->stop.n_rules == 1)
+        snprintf(check, sizeof check, "  J %.4f", r->stop.j[0]);
+    printf("epoch %*d/%d  loss %.4f  acc %.4f  layer %d I(X;T) %.4f  I(T;Y) %.4f bits%s  "
            "elapsed %.1fs  eta %.1fs\n",
            (int)snprintf(NULL, 0, "%d", total), epoch, total, mean(r->loss, r->n_replicas),
-           mean(r->accuracy, r->n_replicas), i_xt, i_ty, elapsed, eta);
+           mean(r->accuracy, r->n_replicas), last_measured_layer(r) + 1, i_xt, i_ty, check,
+           elapsed, eta);
 }
 
 static int write_record(run *r, int epoch, char *err)
@@ -473,6 +546,7 @@ static int write_record(run *r, int epoch, char *err)
     ipm_epoch_record rec = {
         .epoch = epoch, .loss = r->loss, .accuracy = r->accuracy,
         .test_loss = r->test_loss, .test_accuracy = r->test_accuracy,
+        .stop_j = ipm_stop_monitor_is_check(&r->stop, epoch) ? r->stop.j : NULL,
     };
     plane_record(r, PLANE_TRAIN, &rec.train);
     plane_record(r, PLANE_TEST, &rec.test);
@@ -483,11 +557,76 @@ static int write_record(run *r, int epoch, char *err)
     return rc;
 }
 
+/* Rank 0 says who stopped and why, and records the stop epochs. */
+static int report_stops(run *r, int epoch, char *err)
+{
+    const ipm_config *cfg = r->cfg;
+    const ipm_stop_monitor *m = &r->stop;
+    int stopped = 0;
+    for (int i = 0; i < m->n_replicas; i++)
+        stopped += m->stop_epoch[i] >= 0;
+    for (int i = 0; i < m->n_rules; i++) {
+        const ipm_stopping *rule = &m->rule[i];
+        if (rule->stopped_epoch != epoch)
+            continue;
+        char who[48];
+        snprintf(who, sizeof who, m->n_rules == 1 ? "the ensemble" : "replica %d", i);
+        printf("stopping %s at epoch %d: J = I(T;Y) - %g I(X;T) of layer %d (%s) has not risen "
+               "by more than %g x |J_best| for %d checks (J_best %.4f at epoch %d)%s\n",
+               who, epoch, cfg->stop_beta, m->layer + 1,
+               ipm_stop_monitor_estimator(m), cfg->stop_tolerance,
+               cfg->stop_patience, rule->best, rule->best_epoch,
+               stopped == m->n_replicas ? "; every replica has stopped" : "");
+    }
+    return ipm_output_stop_epochs(r->out, m->stop_epoch, err);
+}
+
+/* Rank 0 decided; every rank takes its state, so all agree on who trains. */
+static int share_stop_state(run *r, char *err)
+{
+    size_t size = ipm_stop_monitor_state_size(&r->stop);
+    unsigned char *blob = malloc(size);
+    int rc = blob ? 0 : ipm_fail(err, "out of memory for the stopping state");
+    if (ipm_agree(rc, err, r->comm)) {
+        free(blob);
+        return -1;
+    }
+    if (r->rank == 0)
+        ipm_stop_monitor_pack(&r->stop, blob);
+    MPI_Bcast(blob, (int)size, MPI_BYTE, 0, r->comm);
+    rc = r->rank == 0 ? 0 : ipm_stop_monitor_unpack(&r->stop, blob, size, err);
+    free(blob);
+    return ipm_agree(rc, err, r->comm);
+}
+
+/* range = adaptive: a first forward pass of every local replica finds each
+ * layer's range, agreed over all ranks before anything is binned. Forwarding
+ * twice costs less than keeping every replica's activations. */
+static int agree_ranges(run *r, char *err)
+{
+    for (int k = 0; k < r->n_local; k++)
+        for (int p = 0; p < N_PLANES; p++) {
+            if (!r->measured[p])
+                continue;
+            double t0 = MPI_Wtime(), loss, accuracy;
+            ipm_replica_evaluate(&r->local[k], &r->data[p], &r->eval_ws, &loss, &accuracy);
+            r->t_forward += MPI_Wtime() - t0;
+            ipm_measure_observe_range(&r->plane[p], &r->eval_ws);
+        }
+    int rc = 0;
+    for (int p = 0; p < N_PLANES; p++)
+        if (r->measured[p] && ipm_measure_agree_ranges(&r->plane[p], r->comm, err))
+            rc = -1;
+    return rc;
+}
+
 static int measure_replicas(run *r, int epoch, int store, char *err)
 {
     for (int p = 0; p < N_PLANES; p++)
         if (r->measured[p])
             ipm_measure_begin(&r->plane[p], epoch);
+    if (r->cfg->range_adaptive && agree_ranges(r, err))
+        return -1;
     for (int k = 0; k < r->n_local; k++)
         if (measure_replica(r, k, store, err))
             return -1;
@@ -514,9 +653,17 @@ static int log_epoch(run *r, int epoch, char *err)
     for (int p = 0; p < N_PLANES && rc == 0; p++)
         if (r->measured[p])
             rc = ipm_measure_finish(&r->plane[p], r->comm, err);
+    int stopped_now = 0;
+    if (rc == 0 && r->rank == 0 && ipm_stop_monitor_is_check(&r->stop, epoch) &&
+        (stopped_now = ipm_stop_monitor_observe(&r->stop, epoch, &r->plane[PLANE_TRAIN])) < 0)
+        rc = ipm_fail(err, "out of memory checking the stopping rule at epoch %d", epoch);
     if (rc == 0 && r->rank == 0)
         rc = write_record(r, epoch, err);
-    return ipm_agree(rc, err, r->comm);
+    if (rc == 0 && r->rank == 0 && stopped_now > 0)
+        rc = report_stops(r, epoch, err);
+    if (ipm_agree(rc, err, r->comm))
+        return -1;
+    return ipm_stop_monitor_is_check(&r->stop, epoch) ? share_stop_state(r, err) : 0;
 }
 
 static void print_summary(const run *r)
@@ -529,9 +676,9 @@ static void print_summary(const run *r)
             bin += r->plane[p].seconds_binning;
             merge += r->plane[p].seconds_merge;
         }
-    int epochs = r->trained_epochs > 0 ? r->trained_epochs : 1, logs = r->n_log > 0 ? r->n_log : 1;
+    int epochs = r->trained_epochs > 0 ? r->trained_epochs : 1, logs = r->logged > 0 ? r->logged : 1;
     printf("done: %d epochs, %d logged, %d replicas on %d ranks, wall %.3fs\n", r->trained_epochs,
-           r->n_log, r->n_replicas, r->size, wall);
+           r->logged, r->n_replicas, r->size, wall);
     printf("time (rank 0): train %.3fs (%.4f ms/epoch)  forward %.3fs  binning+tables %.3fs  "
            "merge %.3fs (%.4f ms/logged epoch)  output %.3fs  checkpoints %.3fs\n",
            r->t_train, 1e3 * r->t_train / epochs, r->t_forward, bin, merge, 1e3 * merge / logs,
@@ -545,9 +692,19 @@ static int save_checkpoint(run *r, int epoch, char *err)
     double t0 = MPI_Wtime();
     if (ipm_agree(r->rank == 0 ? ipm_output_flush(r->out, err) : 0, err, r->comm))
         return -1;
+    size_t stop_size = r->stop.enabled ? ipm_stop_monitor_state_size(&r->stop) : 0;
+    unsigned char *stop = malloc(stop_size ? stop_size : 1);
+    if (ipm_agree(stop ? 0 : ipm_fail(err, "out of memory for the stopping state"), err,
+                  r->comm)) {
+        free(stop);
+        return -1;
+    }
+    if (stop_size)
+        ipm_stop_monitor_pack(&r->stop, stop);
     ipm_ensemble e = {r->local, r->n_local, r->n_replicas, r->comm};
-    int rc = ipm_resume_save(&e, r->checkpoint, r->config_text, epoch,
-                             ipm_output_records(r->out), err);
+    ipm_resume_extra extra = {r->config_text, epoch, ipm_output_records(r->out), stop, stop_size};
+    int rc = ipm_resume_save(&e, r->checkpoint, &extra, err);
+    free(stop);
     r->t_checkpoint += MPI_Wtime() - t0;
     return rc;
 }
@@ -598,11 +755,16 @@ static int skip_done(run *r)
 static int epoch_loop(run *r, char *err)
 {
     r->t_start = MPI_Wtime();
+    int last = r->first_epoch > 0 ? r->first_epoch - 1 : 0;
     for (int epoch = r->first_epoch, next = skip_done(r); epoch <= r->cfg->epochs; epoch++) {
+        if (ipm_stop_monitor_all_stopped(&r->stop))
+            break;
+        last = epoch;
         if (epoch > 0)
             train_epoch(r, epoch);
         if (next < r->n_log && r->log_epochs[next] == epoch) {
             next++;
+            r->logged++;
             if (log_epoch(r, epoch, err))
                 return -1;
         }
@@ -612,9 +774,9 @@ static int epoch_loop(run *r, char *err)
     }
     /* Divergence after the last logged epoch must not pass silently. */
     clear_losses(r);
-    if (ipm_agree(check_divergence(r, r->cfg->epochs, err), err, r->comm))
+    if (ipm_agree(check_divergence(r, last, err), err, r->comm))
         return -1;
-    return save_checkpoint(r, r->cfg->epochs, err);
+    return save_checkpoint(r, last, err);
 }
 
 /* Replaces the fresh replicas' states with the checkpoint's. */
@@ -622,7 +784,14 @@ static int resume(run *r, char *err)
 {
     ipm_ensemble e = {r->local, r->n_local, r->n_replicas, r->comm};
     ipm_resume_point at;
-    if (ipm_resume_load(&e, r->checkpoint, r->config_text, &at, err))
+    int rc = ipm_resume_load(&e, r->checkpoint, r->config_text, &at, err);
+    if (rc == 0 && r->stop.enabled)
+        rc = ipm_stop_monitor_unpack(&r->stop, at.stop, at.stop_size, err);
+    else if (rc == 0 && at.stop_size)
+        rc = ipm_fail(err, "%s: the checkpoint holds a stopping state but [stopping] criterion "
+                      "= none", r->checkpoint);
+    free(at.stop);
+    if (ipm_agree(rc, err, r->comm))
         return -1;
     if (at.epoch > r->cfg->epochs)
         return ipm_fail(err, "%s: the checkpoint is at epoch %d, beyond [training] epochs = %d",

@@ -49,7 +49,8 @@ def bounds(path, min_accuracy):
                 if name.startswith(prefix) or name.startswith("test_" + prefix):
                     if name.startswith("test_"):
                         limit = getattr(ds, "test_" + ("H_X" if "XT" in prefix else "H_Y"))
-                    v = np.array(var[...])
+                    v = var[...]  # fill values (unmeasured layers) are masked
+                    v = np.ma.getdata(v)[~np.ma.getmaskarray(v)]
                     if v.size == 0 or not np.all(np.isfinite(v)):
                         print(f"{name}: empty or not finite")
                         bad += 1

@@ -11,6 +11,8 @@ computes, straight from the definitions (in bits),
     I(X;T) = H(T) - H(T|X),   I(T;Y) = H(T) - H(T|Y),
     H(T|C) = sum_c p(c) H(T | C = c) = -sum_{c,t} p(c,t) log2 p(c,t) / p(c),
 for one replica (simple) and for all (sample, replica) pairs (pooled).
+With range = adaptive the edges of each layer and epoch come from the
+file's bin_lo/bin_hi; layers with layer_measured = 0 are skipped.
 It shares no code with the C implementation.
 
 Exit status: 0 all match (|diff| <= 1e-9), 1 a mismatch, 2 usage error,
@@ -87,10 +89,27 @@ class Comparison:
                                    % (what, float(got), want, diff))
 
 
-def check_slot(ds, slot, row, n_layers, edges, x, y, out):
+def edge_maker(ds):
+    """edges(row, layer): the float32 bin edges the run used."""
+    bins = int(ds.getncattr("bins"))
+    if "bin_lo" in ds.variables:
+        lo, hi = ds.variables["bin_lo"], ds.variables["bin_hi"]
+        return lambda row, layer: np.linspace(float(lo[row, layer]), float(hi[row, layer]),
+                                              bins).astype(np.float32)
+    fixed = np.linspace(float(ds.getncattr("range_lo")), float(ds.getncattr("range_hi")),
+                        bins).astype(np.float32)
+    return lambda row, layer: fixed
+
+
+def check_slot(ds, slot, row, n_layers, edges_of, x, y, out):
     variables = ds.variables
     replicas = len(ds.dimensions["replica"])
+    measured = (np.asarray(variables["layer_measured"][:]) if "layer_measured" in variables
+                else np.ones(n_layers, dtype=int))
     for layer in range(n_layers):
+        if not measured[layer]:
+            continue
+        edges = edges_of(row, layer)
         acts = variables["T%d" % (layer + 1)]
         acts.set_auto_mask(False)
         per_replica = [bin_rows(acts[slot, r, :, :], edges) for r in range(replicas)]
@@ -119,8 +138,7 @@ def check_file(path):
             print("mi_reference: %s stores no activations; nothing to check" % path)
             return EXIT_SKIP
         slots = stored_slots(ds)
-        edges = np.linspace(float(ds.getncattr("range_lo")), float(ds.getncattr("range_hi")),
-                            int(ds.getncattr("bins"))).astype(np.float32)
+        edges_of = edge_maker(ds)
         x = np.asarray(ds.variables["sample_x_id"][:], dtype=np.int64)
         y = np.asarray(ds.variables["sample_y"][:], dtype=np.int64)
         logged = [int(e) for e in np.ma.getdata(ds.variables["epoch"][:])]
@@ -129,7 +147,7 @@ def check_file(path):
             if epoch not in logged:
                 skipped.append(epoch)
                 continue
-            check_slot(ds, slot, logged.index(epoch), layer_count(ds), edges, x, y, out)
+            check_slot(ds, slot, logged.index(epoch), layer_count(ds), edges_of, x, y, out)
     if skipped:
         print("mi_reference: activation epochs without information estimates: %s" % skipped)
     if out.checked == 0 and not out.mismatches:

@@ -406,7 +406,8 @@ static void check_full(const char *path)
     int ndims = 0, nvars = 0, natts = 0;
     CHECK(nc_inq(ncid, &ndims, &nvars, &natts, NULL) == NC_NOERR);
     CHECK(ndims == 7);   /* epoch replica layer activation_epoch sample unit1 unit2 */
-    CHECK(nvars == 23);  /* epoch layer_width, 4 losses, 12 informations, 3 sample vars, 2 T */
+    CHECK(nvars == 24);  /* epoch layer_width layer_measured, 4 losses, 12 informations,
+                            3 sample vars, 2 T */
     CHECK(natts == 14);
     check_dim(ncid, "epoch", RECORDS);
     check_dim(ncid, "replica", R);
@@ -462,7 +463,7 @@ static void check_minimal(const char *path)
     CHECK(nc_open(path, NC_NOWRITE, &ncid) == NC_NOERR);
     int ndims = 0, nvars = 0, natts = 0;
     CHECK(nc_inq(ncid, &ndims, &nvars, &natts, NULL) == NC_NOERR);
-    CHECK(ndims == 3 && nvars == 6 && natts == 11);
+    CHECK(ndims == 3 && nvars == 7 && natts == 11);
     const char *present[] = {"epoch",    "layer_width", "loss",
                              "accuracy", "I_XT_pooled", "I_TY_pooled"};
     for (int i = 0; i < 6; i++)
@@ -486,6 +487,70 @@ static void check_minimal(const char *path)
     CHECK(ipm_output_activations(out, 0, 0, 0, 0, act, err) == -1);
     CHECK(strstr(err, path) && strstr(err, "T1"));
     CHECK(ipm_output_close(out, err) == 0);
+}
+
+/* Layer 2 unmeasured, adaptive ranges and a per-replica stopping objective:
+ * the unmeasured layer reads as fill, ranges and J as given, J fill at a
+ * record without a check, stop_epoch -1 until written. */
+static void check_selection_ranges_stopping(const char *path)
+{
+    char err[IPM_ERRLEN] = "";
+    static const int measured[L] = {1, 0};
+    ipm_output_meta m = full_meta(path);
+    m.estimators = IPM_EST_SIMPLE | IPM_EST_POOLED;
+    m.planes = IPM_ON_TRAIN;
+    m.has_test = 0;
+    m.n_activation_epochs = 0;
+    m.layer_measured = measured;
+    m.adaptive_range = 1;
+    m.stop_rules = R;
+    m.stop_description = "J of layer 2";
+    ipm_output *out = NULL;
+    CHECK(ipm_output_create(&out, &m, err) == 0);
+    record_data d;
+    ipm_epoch_record rec;
+    const double lo[L] = {-0.5, 0}, hi[L] = {2.5, 1}, j[R] = {0.25, -1.5, 3};
+    const int32_t stops[R] = {-1, 7, -1};
+    fill_record(&d, &rec, 0);
+    rec.train.bin_lo = lo, rec.train.bin_hi = hi;
+    CHECK(ipm_output_append(out, &rec, err) == 0);
+    fill_record(&d, &rec, 1);
+    rec.train.bin_lo = lo, rec.train.bin_hi = hi;
+    rec.stop_j = j;
+    CHECK(ipm_output_append(out, &rec, err) == 0);
+    CHECK(ipm_output_close(out, err) == 0);
+
+    CHECK(ipm_output_reopen(&out, &m, 2, err) == 0);
+    CHECK(ipm_output_stop_epochs(out, stops, err) == 0);
+    CHECK(ipm_output_close(out, err) == 0);
+
+    int ncid, id, stop_read[R] = {0}, measured_read[L] = {0};
+    double simple[2 * R * L], pooled[2 * L], range[2 * L], stop_j[2 * R];
+    CHECK(nc_open(path, NC_NOWRITE, &ncid) == NC_NOERR);
+    CHECK(nc_inq_varid(ncid, "layer_measured", &id) == NC_NOERR &&
+          nc_get_var_int(ncid, id, measured_read) == NC_NOERR);
+    CHECK(measured_read[0] == 1 && measured_read[1] == 0);
+    CHECK(nc_inq_varid(ncid, "I_XT_simple", &id) == NC_NOERR &&
+          nc_get_var_double(ncid, id, simple) == NC_NOERR);
+    CHECK(simple[1 * R * L + 2 * L + 0] == info_value(0, 0, 1, 2, 0));
+    CHECK(simple[1 * R * L + 2 * L + 1] == NC_FILL_DOUBLE);
+    CHECK(nc_inq_varid(ncid, "I_TY_pooled", &id) == NC_NOERR &&
+          nc_get_var_double(ncid, id, pooled) == NC_NOERR);
+    CHECK(pooled[0] == info_value(0, 3, 0, 0, 0) && pooled[1] == NC_FILL_DOUBLE);
+    CHECK(nc_inq_varid(ncid, "bin_hi", &id) == NC_NOERR &&
+          nc_get_var_double(ncid, id, range) == NC_NOERR);
+    CHECK(range[2] == 2.5 && range[3] == NC_FILL_DOUBLE);
+    CHECK(nc_inq_varid(ncid, "test_bin_lo", &id) == NC_ENOTVAR);
+    CHECK(nc_inq_attid(ncid, NC_GLOBAL, "range_lo", &id) == NC_ENOTATT);
+    check_text_att(ncid, NC_GLOBAL, "binning", "adaptive");
+    CHECK(nc_inq_varid(ncid, "stop_J", &id) == NC_NOERR &&
+          nc_get_var_double(ncid, id, stop_j) == NC_NOERR);
+    CHECK(stop_j[0] == NC_FILL_DOUBLE && stop_j[R] == 0.25 && stop_j[R + 1] == -1.5);
+    check_text_att(ncid, id, "long_name", "J of layer 2");
+    CHECK(nc_inq_varid(ncid, "stop_epoch", &id) == NC_NOERR &&
+          nc_get_var_int(ncid, id, stop_read) == NC_NOERR);
+    CHECK(stop_read[0] == -1 && stop_read[1] == 7 && stop_read[2] == -1);
+    CHECK(nc_close(ncid) == NC_NOERR);
 }
 
 static void check_errors(const char *dir)
@@ -524,6 +589,9 @@ int main(void)
     check_full(path);
     check_minimal(path2);
     check_errors(dir);
+    char path_sel[512];
+    snprintf(path_sel, sizeof path_sel, "%s/selection.nc", dir);
+    check_selection_ranges_stopping(path_sel);
     char path3[512];
     snprintf(path3, sizeof path3, "%s/killed.nc", dir);
     check_killed_writer(path3);
@@ -537,6 +605,7 @@ int main(void)
         remove(path2);
         remove(path3);
         remove(path4);
+        remove(path_sel);
         rmdir(dir);
     }
     return check_report("test_output");

@@ -1,7 +1,11 @@
 /* The stopping rule on scripted sequences of J, worked by hand. */
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
+#include "ipmpi/config.h"
+#include "ipmpi/error.h"
 #include "ipmpi/stopping.h"
 
 /* Feeds j[0..n) at epochs 10, 20, ...; returns the epoch it stopped at, -1 if never. */
@@ -13,9 +17,91 @@ static int run_script(ipm_stopping *s, const double *j, int n)
     return -1;
 }
 
+static void monitor_config(ipm_config *cfg, enum ipm_stop_scope scope)
+{
+    ipm_config_defaults(cfg);
+    cfg->stop_criterion = IPM_STOP_MI;
+    cfg->stop_scope = scope;
+    cfg->stop_estimator = scope == IPM_SCOPE_REPLICA ? IPM_EST_SIMPLE : IPM_EST_POOLED;
+    cfg->stop_beta = 0.5;
+    cfg->stop_patience = 2;
+    cfg->stop_check_every = 5;
+}
+
+/* Ensemble: one rule stops every replica at once; checks every 5 epochs. */
+static void test_monitor_ensemble(void)
+{
+    ipm_config cfg;
+    monitor_config(&cfg, IPM_SCOPE_ENSEMBLE);
+    ipm_stop_monitor m;
+    char err[IPM_ERRLEN];
+    CHECK(ipm_stop_monitor_init(&m, &cfg, 3, err) == 0);
+    CHECK(m.n_rules == 1 && m.layer == cfg.n_layers - 1);
+    CHECK(!ipm_stop_monitor_is_check(&m, 0) && ipm_stop_monitor_is_check(&m, 5));
+    CHECK(!ipm_stop_monitor_is_check(&m, 7) && ipm_stop_monitor_is_check(&m, 10));
+    CHECK(strcmp(ipm_stop_monitor_estimator(&m), "pooled") == 0);
+    /* J = I(T;Y) - 0.5 I(X;T): 0.5, 0.75, 0.75, 0.7 -> best at 10, stale at
+     * 15 and 20: the ensemble stops at epoch 20. */
+    const double xt[] = {1.0, 0.5, 0.5, 0.6}, ty[] = {1.0, 1.0, 1.0, 1.0};
+    for (int k = 0; k < 3; k++) {
+        CHECK(ipm_stop_monitor_apply(&m, 5 * (k + 1), &xt[k], &ty[k]) == 0);
+        CHECK(!ipm_stop_monitor_all_stopped(&m));
+    }
+    CHECK(m.j[0] == 0.75);
+    CHECK(ipm_stop_monitor_apply(&m, 20, &xt[3], &ty[3]) == 3);
+    CHECK(ipm_stop_monitor_all_stopped(&m) && m.j[0] == 0.7);
+    for (int r = 0; r < 3; r++)
+        CHECK(m.stop_epoch[r] == 20);
+    ipm_stop_monitor_free(&m);
+}
+
+/* Replica: each stops on its own J; a stopped one's J becomes NaN; the
+ * state survives pack/unpack and refuses a monitor of another shape. */
+static void test_monitor_replicas(void)
+{
+    ipm_config cfg;
+    monitor_config(&cfg, IPM_SCOPE_REPLICA);
+    ipm_stop_monitor m, copy, other;
+    char err[IPM_ERRLEN];
+    CHECK(ipm_stop_monitor_init(&m, &cfg, 2, err) == 0 && m.n_rules == 2);
+    /* Replica 0 flat from the start (stops at the third check, 15);
+     * replica 1 keeps rising. */
+    double xt[2] = {0, 0}, ty[2][3] = {{1, 1, 1}, {1, 2, 3}};
+    for (int k = 0; k < 3; k++) {
+        double t[2] = {ty[0][k], ty[1][k]};
+        int stopped = ipm_stop_monitor_apply(&m, 5 * (k + 1), xt, t);
+        CHECK(stopped == (k == 2));
+    }
+    CHECK(m.stop_epoch[0] == 15 && m.stop_epoch[1] == -1 && !ipm_stop_monitor_all_stopped(&m));
+    double t[2] = {5, 3};
+    CHECK(ipm_stop_monitor_apply(&m, 20, xt, t) == 0);
+    CHECK(isnan(m.j[0]) && m.j[1] == 3);
+
+    size_t size = ipm_stop_monitor_state_size(&m);
+    unsigned char *blob = malloc(size);
+    CHECK(blob != NULL);
+    if (blob) {
+        ipm_stop_monitor_pack(&m, blob);
+        CHECK(ipm_stop_monitor_init(&copy, &cfg, 2, err) == 0);
+        CHECK(ipm_stop_monitor_unpack(&copy, blob, size, err) == 0);
+        CHECK(copy.stop_epoch[0] == 15 && copy.rule[1].stale == 1 && copy.j[1] == 3);
+        CHECK(memcmp(copy.rule, m.rule, 2 * sizeof *m.rule) == 0);
+        ipm_stop_monitor_free(&copy);
+        CHECK(ipm_stop_monitor_init(&other, &cfg, 3, err) == 0);
+        CHECK(ipm_stop_monitor_unpack(&other, blob, size, err) == -1);
+        CHECK(strstr(err, "scope = replica with 3 replicas") != NULL);
+        ipm_stop_monitor_free(&other);
+        CHECK(ipm_stop_monitor_unpack(&m, blob, size - 1, err) == -1);
+    }
+    free(blob);
+    ipm_stop_monitor_free(&m);
+}
+
 int main(void)
 {
     ipm_stopping s;
+    test_monitor_ensemble();
+    test_monitor_replicas();
 
     /* Rises, then flat: best 0.5 at epoch 30; checks 4, 5, 6 do not improve
      * (patience 3), so the stop comes at the sixth check, epoch 60. */

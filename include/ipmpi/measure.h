@@ -10,7 +10,14 @@
  * same numbers (every entropy is the canonical sum over its count multiset).
  * Per-replica simple values travel by a sum-reduce that exactly one rank
  * fills. The sampled estimator keeps sample i from replica
- * floor(u * R / 2^32), u = Philox(seed; i | plane << 32, epoch, SAMPLED). */
+ * floor(u * R / 2^32), u = Philox(seed; i | plane << 32, epoch, SAMPLED).
+ * Only the layers [information] layers selects are binned and counted; the
+ * others' results are left at 0 and flagged in `measured`.
+ * range = adaptive: before binning, every local replica's forward pass is
+ * shown to ipm_measure_observe_range, and ipm_measure_agree_ranges takes
+ * each layer's min and max over all replicas on all ranks (exact, so the
+ * same on any rank count) as that epoch's binning range. A constant layer
+ * gets [v, v + 1]; a non-finite one (a diverging run) [-1, 1]. */
 #ifndef IPMPI_MEASURE_H
 #define IPMPI_MEASURE_H
 
@@ -30,11 +37,15 @@ typedef struct ipm_measure {
     int n_layers, n_replicas;
     int n_local, n_ranks;           /* replicas measured on this rank; ranks */
     int width[IPM_MAX_LAYERS];
+    int measured[IPM_MAX_LAYERS];   /* 1: binned and counted */
     unsigned estimators;
     uint64_t seed;
-    float *edges;
+    int adaptive;
+    float *edges;                   /* n_layers x n_edges */
     int n_edges;
-    ipm_binner binner;
+    ipm_binner binner[IPM_MAX_LAYERS];
+    double range_lo[IPM_MAX_LAYERS], range_hi[IPM_MAX_LAYERS]; /* the ranges in use */
+    float seen_lo[IPM_MAX_LAYERS], seen_hi[IPM_MAX_LAYERS];    /* adaptive: this epoch, local */
     double h_x, h_y, i_xy;          /* of the data set */
     ipm_pattern *patterns;          /* data->n: one layer's patterns */
     ipm_dict *dict;                 /* n_layers */
@@ -62,6 +73,14 @@ void ipm_measure_free(ipm_measure *m);
 
 /* Clears the dictionaries and draws the sampled estimator's replicas for epoch. */
 void ipm_measure_begin(ipm_measure *m, int epoch);
+
+/* range = adaptive: ws holds a local replica's forward pass over the plane;
+ * widens this epoch's local min and max of every measured layer. */
+void ipm_measure_observe_range(ipm_measure *m, const ipm_workspace *ws);
+
+/* Collective, after every local replica was observed: the global ranges
+ * become the layers' bins for this epoch. */
+int ipm_measure_agree_ranges(ipm_measure *m, MPI_Comm comm, char *err);
 
 /* ws holds replica's forward pass over every sample of the plane; at most
  * n_local calls per epoch. Bins and maps patterns to ids; counts nothing yet. */

@@ -3,18 +3,24 @@
  * synced at least every flush_seconds, so a killed job keeps all it logged
  * up to the last flush. Schema
  * (names are user-facing and fixed):
- *   epoch(epoch) int; layer_width(layer) int;
+ *   epoch(epoch) int; layer_width(layer) int; layer_measured(layer) int (0/1;
+ *   an unmeasured layer's estimates are fill values);
  *   loss, accuracy (epoch, replica) [+ test_loss, test_accuracy];
  *   for each plane P in {"", "test_"} that was measured and each estimator:
  *     P I_XT_simple, P I_TY_simple (epoch, replica, layer)
  *     P I_XT_pooled, P I_TY_pooled, P I_XT_sampled, P I_TY_sampled (epoch, layer)
  *   all information in bits (units = "bits"), each with a long_name;
+ *   with range = adaptive, per measured plane P: P bin_lo, P bin_hi
+ *     (epoch, layer): the binning range each layer used;
+ *   with [stopping] criterion = mi: stop_J (epoch) for scope = ensemble,
+ *     (epoch, replica) for scope = replica: the objective at each check
+ *     (fill value elsewhere); stop_epoch(replica) int, -1 while training;
  *   with stored activations: activation_epoch(activation_epoch),
  *     sample_x_id(sample), sample_y(sample) and
  *     T<k>(activation_epoch, replica, sample, unit_k) float, k = 1..layers.
  * Global attributes: config, ipmpi_version, ranks, replicas, H_X, H_Y, I_XY
  * (of the training set; test_H_X etc. when the test plane is measured),
- * bins, range_lo, range_hi. */
+ * bins, and range_lo, range_hi or (adaptive) binning = "adaptive". */
 #ifndef IPMPI_OUTPUT_H
 #define IPMPI_OUTPUT_H
 
@@ -28,6 +34,7 @@ typedef struct ipm_output_meta {
     const char *version;
     int ranks, replicas, n_layers;
     const int *layer_width;       /* n_layers */
+    const int *layer_measured;    /* n_layers, 0: its estimates are written as fill values; NULL: all */
     unsigned estimators;          /* ipm_estimator mask */
     unsigned planes;              /* ipm_plane_set mask: which planes are measured */
     int has_test;                 /* test_loss/test_accuracy exist */
@@ -35,6 +42,9 @@ typedef struct ipm_output_meta {
     double test_h_x, test_h_y, test_i_xy;
     int bins;
     double range_lo, range_hi;
+    int adaptive_range;           /* bin_lo/bin_hi variables instead of range attributes */
+    int stop_rules;               /* 0: no stopping; 1: ensemble; R: one per replica */
+    const char *stop_description; /* long_name of stop_J */
     int n_activation_epochs;      /* 0: no activations stored */
     int activation_samples;       /* samples stored per replica */
     const int32_t *sample_x_id, *sample_y; /* activation_samples each */
@@ -46,6 +56,7 @@ typedef struct ipm_plane_record {
     const double *i_xt_simple, *i_ty_simple;     /* replicas x layers */
     const double *i_xt_pooled, *i_ty_pooled;     /* layers */
     const double *i_xt_sampled, *i_ty_sampled;   /* layers */
+    const double *bin_lo, *bin_hi;               /* layers, with an adaptive range */
 } ipm_plane_record;
 
 typedef struct ipm_epoch_record {
@@ -53,6 +64,7 @@ typedef struct ipm_epoch_record {
     const double *loss, *accuracy;               /* replicas */
     const double *test_loss, *test_accuracy;     /* replicas, when has_test */
     ipm_plane_record train, test;                /* as meta->planes says */
+    const double *stop_j;                        /* stop_rules values at a check, else NULL */
 } ipm_epoch_record;
 
 /* Creates (clobbers) the file and writes the schema and attributes. */
@@ -81,6 +93,9 @@ int ipm_output_flush(ipm_output *out, char *err);
  * (0-based, in order of the activation epochs): samples x units floats. */
 int ipm_output_activations(ipm_output *out, int slot, int epoch, int replica, int layer,
                            const float *values, char *err);
+
+/* Writes stop_epoch(replica) (when stopping is on); synced with the next flush. */
+int ipm_output_stop_epochs(ipm_output *out, const int32_t *stop_epoch, char *err);
 
 /* Closes; out is freed even on error. NULL is allowed. */
 int ipm_output_close(ipm_output *out, char *err);

@@ -25,16 +25,26 @@ typedef struct ipm_resume_point {
     long records;               /* NetCDF records logged */
     int used_prev;              /* rank 0: PATH was refused, PATH.prev used */
     char refused[IPM_ERRLEN];   /* rank 0: why PATH was refused */
+    unsigned char *stop;        /* every rank: the stopping-state blob (malloc'd; free it) */
+    size_t stop_size;
 } ipm_resume_point;
 
 /* cfg->checkpoint, or when empty the output path with a trailing ".nc"
  * replaced by (or, without one, followed by) ".ckpt". */
 void ipm_checkpoint_path(const ipm_config *cfg, char path[IPM_PATH_MAX]);
 
-/* Gathers every replica's state to rank 0, which writes the checkpoint
- * (config_text, epoch, records: rank 0's values count). */
-int ipm_resume_save(const ipm_ensemble *e, const char *path, const char *config_text, int epoch,
-                    long records, char *err);
+/* What the checkpoint holds besides the replicas (rank 0's values count). */
+typedef struct ipm_resume_extra {
+    const char *config_text;
+    int epoch;
+    long records;
+    const unsigned char *stop;   /* stopping-state blob */
+    size_t stop_size;
+} ipm_resume_extra;
+
+/* Gathers every replica's state to rank 0, which writes the checkpoint. */
+int ipm_resume_save(const ipm_ensemble *e, const char *path, const ipm_resume_extra *extra,
+                    char *err);
 
 /* Rank 0 loads path (falling back to path.prev, see ipm_checkpoint_load)
  * against config_text; every rank unpacks its replicas' states into

@@ -10,7 +10,10 @@
 #ifndef IPMPI_STOPPING_H
 #define IPMPI_STOPPING_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "ipmpi/config.h"
 
 typedef struct ipm_stopping {
     double beta, tolerance;
@@ -30,5 +33,49 @@ double ipm_stopping_objective(const ipm_stopping *s, double i_xt, double i_ty);
 /* Records J at epoch; returns 1 when this check stops the run. A
  * non-finite J never counts as an improvement. */
 int ipm_stopping_check(ipm_stopping *s, int epoch, double j);
+
+/* The run's monitor of [stopping]: one rule for the ensemble (scope =
+ * ensemble, J from the chosen estimator; simple = the replicas' mean) or one
+ * per replica (scope = replica, J from its own simple estimate). Checks
+ * fall on epochs check_every, 2 check_every, ...; the driver logs those
+ * epochs, observes on rank 0 and broadcasts the state. A stopped replica
+ * trains no more; the run ends when every replica has stopped. */
+typedef struct ipm_stop_monitor {
+    int enabled, scope, check_every, layer, n_layers;
+    unsigned estimator;
+    int n_replicas, n_rules;
+    ipm_stopping *rule;            /* n_rules */
+    double *j;                     /* n_rules: J at the latest check */
+    int32_t *stop_epoch;           /* n_replicas: -1 while training */
+} ipm_stop_monitor;
+
+struct ipm_measure;
+
+int ipm_stop_monitor_init(ipm_stop_monitor *m, const ipm_config *cfg, int n_replicas,
+                          char *err);
+void ipm_stop_monitor_free(ipm_stop_monitor *m);
+
+int ipm_stop_monitor_is_check(const ipm_stop_monitor *m, int epoch);
+
+/* Rank 0, after the plane's estimates at check epoch are complete: computes
+ * J for every rule and applies it. Returns how many replicas stopped now,
+ * -1 when out of memory. */
+int ipm_stop_monitor_observe(ipm_stop_monitor *m, int epoch, const struct ipm_measure *train);
+
+/* The same from the (I(X;T), I(T;Y)) of each rule, for tests. */
+int ipm_stop_monitor_apply(ipm_stop_monitor *m, int epoch, const double *i_xt,
+                           const double *i_ty);
+
+int ipm_stop_monitor_all_stopped(const ipm_stop_monitor *m);
+
+/* "simple", "pooled" or "sampled": the estimate J is computed from. */
+const char *ipm_stop_monitor_estimator(const ipm_stop_monitor *m);
+
+/* The state as bytes (checkpoints, broadcast): rules, J, stop epochs.
+ * Unpack refuses a blob of another shape (scope, replicas) with a message. */
+size_t ipm_stop_monitor_state_size(const ipm_stop_monitor *m);
+void ipm_stop_monitor_pack(const ipm_stop_monitor *m, unsigned char *blob);
+int ipm_stop_monitor_unpack(ipm_stop_monitor *m, const unsigned char *blob, size_t size,
+                            char *err);
 
 #endif
