@@ -101,24 +101,56 @@ static int parse_cli(int argc, char **argv, cli *c, char *err)
     return 0;
 }
 
+/* The layer shapes the run would infer (a misfit is an error naming the layer). */
+static int check_network(const ipm_config *cfg, const ipm_dataset *train, ipm_net *net, char *err)
+{
+    ipm_rng rng;
+    ipm_rng_init(&rng, cfg->seed, 0, IPM_RNG_INIT);
+    return ipm_net_init(net, ipm_input_shape(train), cfg->layers, cfg->n_layers, cfg->init,
+                        cfg->init_stddev, &rng, err);
+}
+
+static void print_data_and_network(const ipm_dataset *train, const ipm_dataset *test,
+                                   const ipm_net *net)
+{
+    char shape[64] = "";
+    if (train->height)
+        snprintf(shape, sizeof shape, " = %dx%dx%d images", train->height, train->width,
+                 train->channels);
+    printf("# data: %d training samples (%d distinct x, %d classes, %d features%s), "
+           "%d test samples\n",
+           train->n, train->n_x, train->n_classes, train->dim, shape, test->n);
+    printf("# network: %zu parameters; layer outputs", net->n_params);
+    for (int l = 0; l < net->n_layers; l++) {
+        ipm_shape s = net->layer[l].out_shape;
+        if (s.height)
+            printf(" %dx%dx%d", s.height, s.width, s.channels);
+        else
+            printf(" %d", net->layer[l].out);
+    }
+    printf("\n");
+}
+
 /* --check loads the data set too, so a config that would fail at start fails here. */
 static int check_config(const ipm_config *cfg, char *err)
 {
     ipm_dataset train = {0}, test = {0};
+    ipm_net net = {0};
     int rc = ipm_dataset_load(cfg, &train, &test, err);
     if (rc == 0)
         rc = ipm_loss_check(cfg->loss, &cfg->layers[cfg->n_layers - 1], train.n_classes, err);
+    if (rc == 0)
+        rc = check_network(cfg, &train, &net, err);
     if (rc == 0) {
         char *text = ipm_config_format(cfg);
         if (!text)
             rc = ipm_fail(err, "out of memory");
         else
             printf("%s", text);
-        printf("# data: %d training samples (%d distinct x, %d classes, %d features), "
-               "%d test samples\n",
-               train.n, train.n_x, train.n_classes, train.dim, test.n);
+        print_data_and_network(&train, &test, &net);
         free(text);
     }
+    ipm_net_free(&net);
     ipm_dataset_free(&train);
     ipm_dataset_free(&test);
     return rc;

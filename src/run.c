@@ -162,11 +162,8 @@ static int setup_measures(run *r, char *err)
     ipm_net shape;
     ipm_rng rng;
     ipm_rng_init(&rng, cfg->seed, 0, IPM_RNG_INIT);
-    if (ipm_net_init(&shape,
-                     (ipm_shape){r->data[PLANE_TRAIN].height, r->data[PLANE_TRAIN].width,
-                                 r->data[PLANE_TRAIN].height ? r->data[PLANE_TRAIN].channels
-                                                             : r->data[PLANE_TRAIN].dim},
-                     cfg->layers, cfg->n_layers, cfg->init, cfg->init_stddev, &rng, err))
+    if (ipm_net_init(&shape, ipm_input_shape(&r->data[PLANE_TRAIN]), cfg->layers, cfg->n_layers,
+                     cfg->init, cfg->init_stddev, &rng, err))
         return -1;
     int capacity = r->data[PLANE_TRAIN].n > r->data[PLANE_TEST].n ? r->data[PLANE_TRAIN].n
                                                                    : r->data[PLANE_TEST].n;

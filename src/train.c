@@ -11,6 +11,11 @@
 /* Smallest probability the cross-entropy's value takes a log of. */
 #define IPM_PROB_FLOOR 1e-12
 
+ipm_shape ipm_input_shape(const ipm_dataset *d)
+{
+    return d->height ? (ipm_shape){d->height, d->width, d->channels} : ipm_shape_flat(d->dim);
+}
+
 /* ---- losses ------------------------------------------------------------- */
 
 int ipm_loss_check(enum ipm_loss loss, const ipm_layer_spec *last, int n_classes, char *err)
@@ -236,7 +241,7 @@ int ipm_replica_init(ipm_replica *rep, const ipm_config *cfg, const ipm_dataset 
         return ipm_fail(err, "[training] batch_size must be positive (got %d)", cfg->batch_size);
     /* A batch larger than the set is the whole set (full-batch training). */
     rep->batch_size = cfg->batch_size < train->n ? cfg->batch_size : train->n;
-    ipm_shape input = {train->height, train->width, train->height ? train->channels : train->dim};
+    ipm_shape input = ipm_input_shape(train);
     if (train->height && (long long)input.height * input.width * input.channels != train->dim)
         return ipm_fail(err, "replica %d: images of %dx%dx%d do not hold %d values", index,
                         input.height, input.width, input.channels, train->dim);

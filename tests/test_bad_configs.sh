@@ -52,6 +52,22 @@ expect_error missing-data '/nonexistent/data\.nc'
 good | sed 's/^epochs = 2$/epochs = 2\n[information]\nmax_table_mb = 1/' >bad.ini
 expect_error table-memory 'bad\.ini: \[information\] max_table_mb = 1: the count tables may need up to [0-9]+ MB'
 
+good | sed 's/^layers = .*/layers = conv:4:3x3:relu, dense:2:softmax/' >bad.ini
+expect_error conv-on-flat-data "\[network\] layers: item 1 'conv:4:3x3:relu': needs image input"
+
+# The same shape error at --check, before any run.
+"$IPMPI" --check bad.ini >check.out 2>check.err && fail "--check accepted a conv on flat data"
+grep -q "item 1 'conv:4:3x3:relu': needs image input" check.err ||
+    fail "--check: no shape error: $(cat check.err)"
+
+fashion=/usr/share/datasets/fashion-mnist
+if [ -r "$fashion/train-images-idx3-ubyte.gz" ]; then
+    good | sed "s|^source = tishby12$|source = idx\nimages = $fashion/train-images-idx3-ubyte.gz\nlabels = $fashion/t10k-labels-idx1-ubyte.gz|" >bad.ini
+    expect_error idx-count-mismatch 'train-images-idx3-ubyte\.gz.*60000.*10000|10000.*60000'
+    good | sed "s|^source = tishby12$|source = idx\nimages = $fashion/train-images-idx3-ubyte.gz\nlabels = $fashion/train-labels-idx1-ubyte.gz\npool = 2|; s/^layers = .*/layers = conv:2:5x5, maxpool:2x2, conv:2:6x6, dense:10:softmax/" >bad.ini
+    expect_error conv-too-large "item 3 'conv:2:6x6:linear': kernel 6x6 is larger than its 5x5x2 input"
+fi
+
 rm -f bad.ini
 expect_error missing-config 'bad\.ini: cannot open'
 finish

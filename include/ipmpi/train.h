@@ -17,6 +17,9 @@
 #include "ipmpi/net.h"
 #include "ipmpi/rng.h"
 
+/* The network input a data set gives: its image shape, or its flat features. */
+ipm_shape ipm_input_shape(const ipm_dataset *d);
+
 /* Checks that loss and output layer fit (e.g. cross_entropy needs softmax
  * with >= 2 units or one sigmoid unit) and that the output can represent
  * n_classes; error names the [training] loss / [network] layers key. */
