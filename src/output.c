@@ -130,7 +130,10 @@ static int def_var(ipm_output *o, const char *name, nc_type type, int ndims, con
 
 static int def_global_atts(ipm_output *o, const ipm_output_meta *m, char *err)
 {
+    char history[96];
+    snprintf(history, sizeof history, "created by ipmpi %s on %d ranks", m->version, m->ranks);
     if (put_text_att(o, NC_GLOBAL, "title", "ipmpi information-plane run", err)
+        || put_text_att(o, NC_GLOBAL, "history", history, err)
         || put_text_att(o, NC_GLOBAL, "config", m->config_text, err)
         || put_text_att(o, NC_GLOBAL, "ipmpi_version", m->version, err)
         || put_int_att(o, "ranks", m->ranks, err) || put_int_att(o, "replicas", m->replicas, err)
@@ -484,6 +487,46 @@ static int check_records(ipm_output *o, long records, char *err)
     return 0;
 }
 
+/* A global text attribute as a malloc'd string ("" when absent). */
+static char *global_text(const ipm_output *o, const char *name)
+{
+    size_t len = 0;
+    if (nc_inq_attlen(o->ncid, NC_GLOBAL, name, &len) != NC_NOERR || len > (1u << 20))
+        len = 0;
+    char *text = calloc(len + 1, 1);
+    if (text && len && nc_get_att_text(o->ncid, NC_GLOBAL, name, text) != NC_NOERR)
+        text[0] = '\0';
+    return text;
+}
+
+/* ranks becomes this run's count; history gains a line saying so. */
+static int note_restart(ipm_output *o, const ipm_output_meta *m, char *err)
+{
+    int last_epoch = -1;
+    size_t at = o->records - 1;
+    if (o->records)
+        nc_get_var1_int(o->ncid, o->epoch_id, &at, &last_epoch);
+    char *history = global_text(o, "history");
+    char line[128];
+    snprintf(line, sizeof line, "\nrestarted by ipmpi %s on %d ranks after epoch %d", m->version,
+             m->ranks, last_epoch);
+    char *text = history ? malloc(strlen(history) + strlen(line) + 1) : NULL;
+    if (!text) {
+        free(history);
+        return ipm_fail(err, "%s: out of memory", o->path);
+    }
+    strcat(strcpy(text, history), *history ? line : line + 1);
+    int s = nc_redef(o->ncid), rc = s ? nc_fail(o, s, "nc_redef", "", err) : 0;
+    if (rc == 0 && (put_text_att(o, NC_GLOBAL, "history", text, err)
+                    || put_int_att(o, "ranks", m->ranks, err)))
+        rc = -1;
+    if (rc == 0 && (s = nc_enddef(o->ncid)))
+        rc = nc_fail(o, s, "nc_enddef", "", err);
+    free(history);
+    free(text);
+    return rc;
+}
+
 int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long records, char *err)
 {
     *out = NULL;
@@ -498,7 +541,8 @@ int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long record
         output_free(o);
         return -1;
     }
-    if (find_schema(o, meta, err) || check_records(o, records, err)) {
+    if (find_schema(o, meta, err) || check_records(o, records, err)
+        || note_restart(o, meta, err)) {
         nc_close(o->ncid);
         output_free(o);
         return -1;

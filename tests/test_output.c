@@ -408,7 +408,7 @@ static void check_full(const char *path)
     CHECK(ndims == 7);   /* epoch replica layer activation_epoch sample unit1 unit2 */
     CHECK(nvars == 24);  /* epoch layer_width layer_measured, 4 losses, 12 informations,
                             3 sample vars, 2 T */
-    CHECK(natts == 14);
+    CHECK(natts == 15);
     check_dim(ncid, "epoch", RECORDS);
     check_dim(ncid, "replica", R);
     check_dim(ncid, "layer", L);
@@ -463,7 +463,7 @@ static void check_minimal(const char *path)
     CHECK(nc_open(path, NC_NOWRITE, &ncid) == NC_NOERR);
     int ndims = 0, nvars = 0, natts = 0;
     CHECK(nc_inq(ncid, &ndims, &nvars, &natts, NULL) == NC_NOERR);
-    CHECK(ndims == 3 && nvars == 7 && natts == 11);
+    CHECK(ndims == 3 && nvars == 7 && natts == 12);
     const char *present[] = {"epoch",    "layer_width", "loss",
                              "accuracy", "I_XT_pooled", "I_TY_pooled"};
     for (int i = 0; i < 6; i++)
@@ -520,6 +520,7 @@ static void check_selection_ranges_stopping(const char *path)
     CHECK(ipm_output_append(out, &rec, err) == 0);
     CHECK(ipm_output_close(out, err) == 0);
 
+    m.ranks = 5; /* restarted on another rank count */
     CHECK(ipm_output_reopen(&out, &m, 2, err) == 0);
     CHECK(ipm_output_stop_epochs(out, stops, err) == 0);
     CHECK(ipm_output_close(out, err) == 0);
@@ -543,6 +544,9 @@ static void check_selection_ranges_stopping(const char *path)
     CHECK(nc_inq_varid(ncid, "test_bin_lo", &id) == NC_ENOTVAR);
     CHECK(nc_inq_attid(ncid, NC_GLOBAL, "range_lo", &id) == NC_ENOTATT);
     check_text_att(ncid, NC_GLOBAL, "binning", "adaptive");
+    check_text_att(ncid, NC_GLOBAL, "history", "created by ipmpi 0.1-test on 2 ranks\n"
+                   "restarted by ipmpi 0.1-test on 5 ranks after epoch 7");
+    check_int_att(ncid, "ranks", 5);
     CHECK(nc_inq_varid(ncid, "stop_J", &id) == NC_NOERR &&
           nc_get_var_double(ncid, id, stop_j) == NC_NOERR);
     CHECK(stop_j[0] == NC_FILL_DOUBLE && stop_j[R] == 0.25 && stop_j[R + 1] == -1.5);

@@ -18,7 +18,9 @@
  *   with stored activations: activation_epoch(activation_epoch),
  *     sample_x_id(sample), sample_y(sample) and
  *     T<k>(activation_epoch, replica, sample, unit_k) float, k = 1..layers.
- * Global attributes: config, ipmpi_version, ranks, replicas, H_X, H_Y, I_XY
+ * Global attributes: config, ipmpi_version, history (created/restarted by
+ * whom on how many ranks; a reopen appends a line and sets ranks), ranks,
+ * replicas, H_X, H_Y, I_XY
  * (of the training set; test_H_X etc. when the test plane is measured),
  * bins, and range_lo, range_hi or (adaptive) binning = "adaptive". */
 #ifndef IPMPI_OUTPUT_H
