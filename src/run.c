@@ -34,6 +34,8 @@ typedef struct run {
     int n_replicas, n_local;
     ipm_replica *local;                 /* replicas rank, rank + P, ... */
     ipm_workspace eval_ws;
+    int held_replica, held_plane;       /* whose forward pass eval_ws holds (-1: none) */
+    double held_loss, held_accuracy;
     int width[IPM_MAX_LAYERS];          /* units of each layer (a conv map flattened) */
     int layer_measured[IPM_MAX_LAYERS]; /* [information] layers */
     int n_measured_layers;
@@ -392,13 +394,27 @@ static int transfer_activations(run *r, int epoch, char *err)
     return rc;
 }
 
+/* Local replica k's forward pass over plane p into eval_ws, with its loss
+ * and accuracy; free when eval_ws still holds it (adaptive ranges look at
+ * every pass before the binning does). */
+static void evaluate(run *r, int k, int p, double *loss, double *accuracy)
+{
+    if (r->held_replica != k || r->held_plane != p) {
+        double t0 = MPI_Wtime();
+        ipm_replica_evaluate(&r->local[k], &r->data[p], &r->eval_ws, &r->held_loss,
+                             &r->held_accuracy);
+        r->t_forward += MPI_Wtime() - t0;
+        r->held_replica = k;
+        r->held_plane = p;
+    }
+    *loss = r->held_loss;
+    *accuracy = r->held_accuracy;
+}
+
 static int measure_replica(run *r, int k, int store, char *err)
 {
     ipm_replica *rep = &r->local[k];
-    double t0 = MPI_Wtime();
-    ipm_replica_evaluate(rep, &r->data[PLANE_TRAIN], &r->eval_ws, &r->loss[rep->index],
-                         &r->accuracy[rep->index]);
-    r->t_forward += MPI_Wtime() - t0;
+    evaluate(r, k, PLANE_TRAIN, &r->loss[rep->index], &r->accuracy[rep->index]);
     if (r->measured[PLANE_TRAIN] &&
         ipm_measure_replica(&r->plane[PLANE_TRAIN], rep->index, &r->eval_ws, err))
         return -1;
@@ -406,10 +422,7 @@ static int measure_replica(run *r, int k, int store, char *err)
         return -1;
     if (r->data[PLANE_TEST].n == 0)
         return 0;
-    t0 = MPI_Wtime();
-    ipm_replica_evaluate(rep, &r->data[PLANE_TEST], &r->eval_ws, &r->test_loss[rep->index],
-                         &r->test_accuracy[rep->index]);
-    r->t_forward += MPI_Wtime() - t0;
+    evaluate(r, k, PLANE_TEST, &r->test_loss[rep->index], &r->test_accuracy[rep->index]);
     if (r->measured[PLANE_TEST] &&
         ipm_measure_replica(&r->plane[PLANE_TEST], rep->index, &r->eval_ws, err))
         return -1;
@@ -598,16 +611,16 @@ static int share_stop_state(run *r, char *err)
 
 /* range = adaptive: a first forward pass of every local replica finds each
  * layer's range, agreed over all ranks before anything is binned. Forwarding
- * twice costs less than keeping every replica's activations. */
+ * twice costs less memory than keeping every replica's activations; going
+ * backwards leaves eval_ws holding the pass the binning starts with. */
 static int agree_ranges(run *r, char *err)
 {
-    for (int k = 0; k < r->n_local; k++)
-        for (int p = 0; p < N_PLANES; p++) {
+    for (int k = r->n_local - 1; k >= 0; k--)
+        for (int p = N_PLANES - 1; p >= 0; p--) {
             if (!r->measured[p])
                 continue;
-            double t0 = MPI_Wtime(), loss, accuracy;
-            ipm_replica_evaluate(&r->local[k], &r->data[p], &r->eval_ws, &loss, &accuracy);
-            r->t_forward += MPI_Wtime() - t0;
+            double loss, accuracy;
+            evaluate(r, k, p, &loss, &accuracy);
             ipm_measure_observe_range(&r->plane[p], &r->eval_ws);
         }
     int rc = 0;
@@ -619,6 +632,7 @@ static int agree_ranges(run *r, char *err)
 
 static int measure_replicas(run *r, int epoch, int store, char *err)
 {
+    r->held_replica = -1; /* the weights have changed */
     for (int p = 0; p < N_PLANES; p++)
         if (r->measured[p])
             ipm_measure_begin(&r->plane[p], epoch);
