@@ -157,6 +157,7 @@ void ipm_measure_begin(ipm_measure *m, int epoch)
     memset(m->simple_xt, 0, rl * sizeof(double));
     memset(m->simple_ty, 0, rl * sizeof(double));
     m->n_seen = 0;
+    m->rows_done = 0;
     for (int l = 0; l < m->n_layers; l++) {
         m->seen_lo[l] = INFINITY;
         m->seen_hi[l] = -INFINITY;
@@ -184,21 +185,45 @@ static int32_t *layer_ids(const ipm_measure *m, int layer, int slot)
     return m->ids + ((size_t)layer * (size_t)m->n_local + (size_t)slot) * n;
 }
 
-int ipm_measure_replica(ipm_measure *m, int replica, const ipm_workspace *ws, char *err)
+int ipm_measure_replica_begin(ipm_measure *m, int replica, char *err)
 {
+    if (m->n_seen > 0 && m->rows_done < m->data->n)
+        return ipm_fail(err, "measure: replica %d's pass ended after %d of %d samples",
+                        m->seen_replica[m->n_seen - 1], m->rows_done, m->data->n);
     if (m->n_seen >= m->n_local)
         return ipm_fail(err, "measure: more than %d local replicas in one epoch", m->n_local);
+    m->seen_replica[m->n_seen++] = replica;
+    m->rows_done = 0;
+    return 0;
+}
+
+/* Blocks must come in sample order: the dictionaries number patterns in
+ * order of first appearance, so mapping block after block gives exactly
+ * the ids one call over all samples gives. */
+int ipm_measure_replica_block(ipm_measure *m, const ipm_workspace *ws, int first, int rows,
+                              char *err)
+{
+    if (m->n_seen == 0 || first != m->rows_done || rows < 0 || rows > m->data->n - first)
+        return ipm_fail(err, "measure: block of samples [%d, %d) out of order (expected %d of %d)",
+                        first, first + rows, m->rows_done, m->data->n);
     double t0 = MPI_Wtime();
-    int slot = m->n_seen++, n = m->data->n, rc = 0;
-    m->seen_replica[slot] = replica;
+    int slot = m->n_seen - 1, rc = 0;
     for (int l = 0; l < m->n_layers && rc == 0; l++) {
         if (!m->measured[l])
             continue;
-        ipm_binner_patterns(&m->binner[l], ws->act[l], n, m->width[l], m->patterns);
-        rc = ipm_dict_map(&m->dict[l], m->patterns, n, layer_ids(m, l, slot), err);
+        ipm_binner_patterns(&m->binner[l], ws->act[l], rows, m->width[l], m->patterns);
+        rc = ipm_dict_map(&m->dict[l], m->patterns, rows, layer_ids(m, l, slot) + first, err);
     }
+    m->rows_done += rows;
     m->seconds_binning += MPI_Wtime() - t0;
     return rc;
+}
+
+int ipm_measure_replica(ipm_measure *m, int replica, const ipm_workspace *ws, char *err)
+{
+    if (ipm_measure_replica_begin(m, replica, err))
+        return -1;
+    return ipm_measure_replica_block(m, ws, 0, m->data->n, err);
 }
 
 /* NaN is skipped: comparisons with it are false. */
@@ -213,10 +238,10 @@ static void min_max(const float *v, size_t n, float *lo, float *hi)
     *hi = b;
 }
 
-void ipm_measure_observe_range(ipm_measure *m, const ipm_workspace *ws)
+void ipm_measure_observe_range(ipm_measure *m, const ipm_workspace *ws, int rows)
 {
     double t0 = MPI_Wtime();
-    size_t n = (size_t)m->data->n;
+    size_t n = rows > 0 ? (size_t)rows : 0;
     for (int l = 0; l < m->n_layers; l++)
         if (m->measured[l])
             min_max(ws->act[l], n * (size_t)m->width[l], &m->seen_lo[l], &m->seen_hi[l]);
@@ -394,7 +419,10 @@ int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err)
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
-    int counted = count_all(m, err);
+    int counted = m->n_seen > 0 && m->rows_done < m->data->n
+                      ? ipm_fail(err, "measure: replica %d's pass ended after %d of %d samples",
+                                 m->seen_replica[m->n_seen - 1], m->rows_done, m->data->n)
+                      : count_all(m, err);
     double t1 = MPI_Wtime();
     m->seconds_binning += t1 - t0;
     if ((size > 1) != (m->n_ranks > 1))

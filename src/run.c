@@ -33,9 +33,10 @@ typedef struct run {
     ipm_dataset data[N_PLANES];         /* train, test (test.n may be 0) */
     int n_replicas, n_local;
     ipm_replica *local;                 /* replicas rank, rank + P, ... */
-    ipm_workspace eval_ws;
-    int held_replica, held_plane;       /* whose forward pass eval_ws holds (-1: none) */
-    double held_loss, held_accuracy;
+    ipm_workspace eval_ws;              /* one block of block_rows samples, every layer */
+    int block_rows;                     /* from the layer widths only: see choose_block_rows */
+    int held_replica, held_plane;       /* whose whole-plane pass eval_ws holds (-1: none) */
+    ipm_eval_totals held;
     int width[IPM_MAX_LAYERS];          /* units of each layer (a conv map flattened) */
     int layer_measured[IPM_MAX_LAYERS]; /* [information] layers */
     int n_measured_layers;
@@ -157,6 +158,29 @@ static int check_table_memory(const run *r, char *err)
                     r->n_measured_layers);
 }
 
+/* The forward pass of a logged epoch runs in blocks of this many samples,
+ * so that the evaluation workspace (every layer's activations, maxpool's
+ * argmax) stays near this size however large the data set: a CNN's conv
+ * layer on 10000 images would otherwise hold hundreds of MB per rank. */
+#define EVAL_BLOCK_BYTES ((size_t)32 << 20)
+
+/* The block depends on the layer shapes only, never on ranks or replicas,
+ * so a replica's numbers do not depend on where it runs. Test-only
+ * override: IPMPI_EVAL_BLOCK_ROWS=N (N >= 1) forces blocks of N samples. */
+static int choose_block_rows(const ipm_net *shape, int n)
+{
+    size_t per_row = 0;
+    for (int l = 0; l < shape->n_layers; l++) {
+        const ipm_layer *d = &shape->layer[l];
+        per_row += (size_t)d->out * (d->kind == IPM_LAYER_MAXPOOL ? 2 : 1) * sizeof(float);
+    }
+    size_t rows = per_row ? EVAL_BLOCK_BYTES / per_row : (size_t)n;
+    const char *forced = getenv("IPMPI_EVAL_BLOCK_ROWS");
+    if (forced && atoi(forced) > 0)
+        rows = (size_t)atoi(forced);
+    return rows < 1 ? 1 : rows < (size_t)n ? (int)rows : n;
+}
+
 /* Every rank builds a throwaway net for the layer shapes when it has no replica. */
 static int setup_measures(run *r, char *err)
 {
@@ -167,9 +191,10 @@ static int setup_measures(run *r, char *err)
     if (ipm_net_init(&shape, ipm_input_shape(&r->data[PLANE_TRAIN]), cfg->layers, cfg->n_layers,
                      cfg->init, cfg->init_stddev, &rng, err))
         return -1;
-    int capacity = r->data[PLANE_TRAIN].n > r->data[PLANE_TEST].n ? r->data[PLANE_TRAIN].n
-                                                                   : r->data[PLANE_TEST].n;
-    int rc = ipm_workspace_init(&r->eval_ws, &shape, capacity, err);
+    int largest = r->data[PLANE_TRAIN].n > r->data[PLANE_TEST].n ? r->data[PLANE_TRAIN].n
+                                                                  : r->data[PLANE_TEST].n;
+    r->block_rows = choose_block_rows(&shape, largest);
+    int rc = ipm_workspace_init(&r->eval_ws, &shape, r->block_rows, err);
     for (int l = 0; l < cfg->n_layers; l++) {
         r->width[l] = shape.layer[l].out;
         r->layer_measured[l] = ipm_config_measures_layer(cfg, l);
@@ -343,8 +368,10 @@ static size_t activation_floats(const run *r)
     return units * (size_t)r->data[PLANE_TRAIN].n;
 }
 
-/* Keeps local replica k's activations until every rank knows the epoch went well. */
-static int keep_activations(run *r, int k, char *err)
+/* Keeps local replica k's activations of training samples [first, first +
+ * rows), held in eval_ws, until every rank knows the epoch went well. The
+ * buffer holds per replica each layer's n x width values in turn. */
+static int keep_activations(run *r, int k, int first, int rows, char *err)
 {
     size_t per_replica = activation_floats(r);
     if (!r->act_buffer) {
@@ -353,11 +380,12 @@ static int keep_activations(run *r, int k, char *err)
             return ipm_fail(err, "out of memory for stored activations (%zu floats)",
                             per_replica * (size_t)r->n_local);
     }
-    float *dst = r->act_buffer + per_replica * (size_t)k;
+    float *layer_start = r->act_buffer + per_replica * (size_t)k;
     for (int l = 0; l < r->cfg->n_layers; l++) {
-        size_t count = (size_t)r->data[PLANE_TRAIN].n * (size_t)r->width[l];
-        memcpy(dst, r->eval_ws.act[l], count * sizeof(float));
-        dst += count;
+        size_t width = (size_t)r->width[l];
+        memcpy(layer_start + (size_t)first * width, r->eval_ws.act[l],
+               (size_t)rows * width * sizeof(float));
+        layer_start += (size_t)r->data[PLANE_TRAIN].n * width;
     }
     return 0;
 }
@@ -394,39 +422,61 @@ static int transfer_activations(run *r, int epoch, char *err)
     return rc;
 }
 
-/* Local replica k's forward pass over plane p into eval_ws, with its loss
- * and accuracy; free when eval_ws still holds it (adaptive ranges look at
- * every pass before the binning does). */
-static void evaluate(run *r, int k, int p, double *loss, double *accuracy)
+/* Local replica k's forward pass of samples [first, first + rows) of plane
+ * p into eval_ws, its loss terms added to *sum. A plane that fits one block
+ * is forwarded once per replica and epoch: the binning reuses the pass the
+ * range search left in eval_ws. */
+static void forward_block(run *r, int k, int p, int first, int rows, ipm_eval_totals *sum)
 {
-    if (r->held_replica != k || r->held_plane != p) {
-        double t0 = MPI_Wtime();
-        ipm_replica_evaluate(&r->local[k], &r->data[p], &r->eval_ws, &r->held_loss,
-                             &r->held_accuracy);
-        r->t_forward += MPI_Wtime() - t0;
-        r->held_replica = k;
-        r->held_plane = p;
+    int whole = first == 0 && rows == r->data[p].n;
+    if (whole && r->held_replica == k && r->held_plane == p) {
+        *sum = r->held;
+        return;
     }
-    *loss = r->held_loss;
-    *accuracy = r->held_accuracy;
+    double t0 = MPI_Wtime();
+    ipm_replica_evaluate_block(&r->local[k], &r->data[p], first, rows, &r->eval_ws, sum);
+    r->t_forward += MPI_Wtime() - t0;
+    r->held_replica = whole ? k : -1;
+    r->held_plane = p;
+    r->held = *sum;
+}
+
+static int block_end(const run *r, int p, int first)
+{
+    int n = r->data[p].n;
+    return n - first < r->block_rows ? n : first + r->block_rows;
+}
+
+/* Forwards local replica k over plane p block by block and bins each block;
+ * stores the training activations at a stored epoch. */
+static int measure_plane(run *r, int k, int p, int store, double *loss, double *accuracy,
+                         char *err)
+{
+    ipm_measure *m = r->measured[p] ? &r->plane[p] : NULL;
+    if (m && ipm_measure_replica_begin(m, r->local[k].index, err))
+        return -1;
+    ipm_eval_totals sum = {0};
+    for (int first = 0, end; first < r->data[p].n; first = end) {
+        end = block_end(r, p, first);
+        forward_block(r, k, p, first, end - first, &sum);
+        if (m && ipm_measure_replica_block(m, &r->eval_ws, first, end - first, err))
+            return -1;
+        if (store && p == PLANE_TRAIN && keep_activations(r, k, first, end - first, err))
+            return -1;
+    }
+    ipm_eval_totals_mean(&sum, loss, accuracy);
+    return 0;
 }
 
 static int measure_replica(run *r, int k, int store, char *err)
 {
-    ipm_replica *rep = &r->local[k];
-    evaluate(r, k, PLANE_TRAIN, &r->loss[rep->index], &r->accuracy[rep->index]);
-    if (r->measured[PLANE_TRAIN] &&
-        ipm_measure_replica(&r->plane[PLANE_TRAIN], rep->index, &r->eval_ws, err))
-        return -1;
-    if (store && keep_activations(r, k, err))
+    int index = r->local[k].index;
+    if (measure_plane(r, k, PLANE_TRAIN, store, &r->loss[index], &r->accuracy[index], err))
         return -1;
     if (r->data[PLANE_TEST].n == 0)
         return 0;
-    evaluate(r, k, PLANE_TEST, &r->test_loss[rep->index], &r->test_accuracy[rep->index]);
-    if (r->measured[PLANE_TEST] &&
-        ipm_measure_replica(&r->plane[PLANE_TEST], rep->index, &r->eval_ws, err))
-        return -1;
-    return 0;
+    return measure_plane(r, k, PLANE_TEST, 0, &r->test_loss[index], &r->test_accuracy[index],
+                         err);
 }
 
 static int reduce_losses(run *r)
@@ -612,16 +662,20 @@ static int share_stop_state(run *r, char *err)
 /* range = adaptive: a first forward pass of every local replica finds each
  * layer's range, agreed over all ranks before anything is binned. Forwarding
  * twice costs less memory than keeping every replica's activations; going
- * backwards leaves eval_ws holding the pass the binning starts with. */
+ * backwards leaves eval_ws holding the pass the binning starts with, when a
+ * plane fits one block. */
 static int agree_ranges(run *r, char *err)
 {
     for (int k = r->n_local - 1; k >= 0; k--)
         for (int p = N_PLANES - 1; p >= 0; p--) {
             if (!r->measured[p])
                 continue;
-            double loss, accuracy;
-            evaluate(r, k, p, &loss, &accuracy);
-            ipm_measure_observe_range(&r->plane[p], &r->eval_ws);
+            for (int first = 0, end; first < r->data[p].n; first = end) {
+                ipm_eval_totals unused = {0};
+                end = block_end(r, p, first);
+                forward_block(r, k, p, first, end - first, &unused);
+                ipm_measure_observe_range(&r->plane[p], &r->eval_ws, end - first);
+            }
         }
     int rc = 0;
     for (int p = 0; p < N_PLANES; p++)

@@ -67,10 +67,11 @@ static double clamped_log(double p)
 
 /* Softmax + CE (several units) or sigmoid + binary CE (one unit); in both
  * the gradient with respect to the pre-activation is (p - target) / rows. */
-static double cross_entropy(const float *out, const int32_t *y, int rows, int units,
+/* Both losses continue a running sum of their terms in row order, so a
+ * set evaluated in blocks sums exactly as it does in one call. */
+static double cross_entropy(double sum, const float *out, const int32_t *y, int rows, int units,
                             float *grad)
 {
-    double sum = 0.0;
     float inv_rows = 1.0f / (float)rows;
     for (int r = 0; r < rows; r++) {
         const float *o = out + (size_t)r * (size_t)units;
@@ -86,7 +87,7 @@ static double cross_entropy(const float *out, const int32_t *y, int rows, int un
             g[j] = (o[j] - target) * inv_rows;
         }
     }
-    return sum / rows;
+    return sum;
 }
 
 /* Target of output unit j for label y: one unit is binary (-1/+1 under
@@ -101,12 +102,11 @@ static float mse_target(enum ipm_activation out_act, int units, int j, int32_t y
     return j == y ? 1.0f : 0.0f;
 }
 
-static double mean_squared_error(enum ipm_activation out_act, const float *out,
-                                 const int32_t *y, int rows, int units, float *grad)
+static double squared_errors(double sum, enum ipm_activation out_act, const float *out,
+                             const int32_t *y, int rows, int units, float *grad)
 {
     size_t count = (size_t)rows * (size_t)units;
     float scale = 2.0f / (float)count;
-    double sum = 0.0;
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < units; j++) {
             size_t i = (size_t)r * (size_t)units + (size_t)j;
@@ -115,7 +115,20 @@ static double mean_squared_error(enum ipm_activation out_act, const float *out,
             if (grad)
                 grad[i] = diff * scale;
         }
-    return sum / (double)count;
+    return sum;
+}
+
+/* The running loss sum after rows more rows, and the count of its terms. */
+static double loss_sum(enum ipm_loss loss, enum ipm_activation out_act, double sum,
+                       const float *out, const int32_t *y, int rows, int units, float *grad,
+                       long *terms)
+{
+    if (loss == IPM_LOSS_CROSS_ENTROPY) {
+        *terms = rows;
+        return cross_entropy(sum, out, y, rows, units, grad);
+    }
+    *terms = (long)rows * units;
+    return squared_errors(sum, out_act, out, y, rows, units, grad);
 }
 
 double ipm_loss_eval(enum ipm_loss loss, enum ipm_activation out_act, const float *out,
@@ -125,14 +138,11 @@ double ipm_loss_eval(enum ipm_loss loss, enum ipm_activation out_act, const floa
     if (correct)
         for (int r = 0; r < rows; r++)
             *correct += predict(out_act, out + (size_t)r * (size_t)units, units) == y[r];
-    if (loss == IPM_LOSS_CROSS_ENTROPY) {
-        if (grad_is_preactivation)
-            *grad_is_preactivation = 1;
-        return cross_entropy(out, y, rows, units, grad);
-    }
     if (grad_is_preactivation)
-        *grad_is_preactivation = 0;
-    return mean_squared_error(out_act, out, y, rows, units, grad);
+        *grad_is_preactivation = loss == IPM_LOSS_CROSS_ENTROPY;
+    long terms;
+    double sum = loss_sum(loss, out_act, 0.0, out, y, rows, units, grad, &terms);
+    return sum / (double)terms;
 }
 
 /* ---- optimizers --------------------------------------------------------- */
@@ -324,20 +334,43 @@ void ipm_replica_train_epoch(ipm_replica *rep, const ipm_dataset *train)
         train_step(rep, train);
 }
 
-void ipm_replica_evaluate(const ipm_replica *rep, const ipm_dataset *d, ipm_workspace *ws,
-                          double *loss, double *accuracy)
+void ipm_replica_evaluate_block(const ipm_replica *rep, const ipm_dataset *d, int first,
+                                int rows, ipm_workspace *ws, ipm_eval_totals *sum)
 {
-    if (d->n <= 0 || ws->capacity < d->n) {
-        *loss = NAN;
-        *accuracy = NAN;
+    if (rows <= 0)
+        return;
+    if (first < 0 || rows > d->n - first || rows > ws->capacity) {
+        sum->loss_sum = NAN; /* a caller's bug must not pass for a number */
         return;
     }
     const ipm_layer *last = &rep->net.layer[rep->net.n_layers - 1];
-    ipm_net_forward(&rep->net, d->x, d->n, ws);
-    long correct = 0;
-    *loss = ipm_loss_eval(rep->loss, last->activation, ws->act[rep->net.n_layers - 1], d->y,
-                          d->n, last->out, &correct, NULL, NULL);
-    *accuracy = (double)correct / d->n;
+    const float *x = d->x + (size_t)first * (size_t)rep->net.in_dim;
+    const int32_t *y = d->y + first;
+    ipm_net_forward(&rep->net, x, rows, ws);
+    const float *out = ws->act[rep->net.n_layers - 1];
+    long terms;
+    sum->loss_sum = loss_sum(rep->loss, last->activation, sum->loss_sum, out, y, rows, last->out,
+                             NULL, &terms);
+    sum->terms += terms;
+    for (int r = 0; r < rows; r++)
+        sum->correct += predict(last->activation, out + (size_t)r * (size_t)last->out,
+                                last->out) == y[r];
+    sum->rows += rows;
+}
+
+void ipm_eval_totals_mean(const ipm_eval_totals *sum, double *loss, double *accuracy)
+{
+    *loss = sum->terms > 0 ? sum->loss_sum / (double)sum->terms : NAN;
+    *accuracy = sum->rows > 0 ? (double)sum->correct / (double)sum->rows : NAN;
+}
+
+void ipm_replica_evaluate(const ipm_replica *rep, const ipm_dataset *d, ipm_workspace *ws,
+                          double *loss, double *accuracy)
+{
+    ipm_eval_totals sum = {0};
+    if (d->n > 0 && ws->capacity >= d->n)
+        ipm_replica_evaluate_block(rep, d, 0, d->n, ws, &sum);
+    ipm_eval_totals_mean(&sum, loss, accuracy);
 }
 
 /* ---- state blobs (checkpoints) ----------------------------------------- */

@@ -245,6 +245,64 @@ static void test_learning(void)
 
 /* ---- reproducibility ------------------------------------------------------------ */
 
+/* Blocks of 7 rows give bitwise the whole set's loss and accuracy: the
+ * loss sum continues across blocks, and at these sizes (under 1024
+ * multiply-adds per product) the net's matrix products are per-row hand
+ * loops, so every block's forward equals the whole set's rows. */
+static void check_blocks_sum_as_one(enum ipm_loss loss, ipm_layer_spec out_layer)
+{
+    char err[IPM_ERRLEN];
+    ipm_dataset d;
+    make_toy(&d, TOY_LINEAR, 60, 3);
+    ipm_config cfg;
+    base_config(&cfg);
+    cfg.loss = loss;
+    cfg.n_layers = 2;
+    cfg.layers[0] = (ipm_layer_spec){.units = 8, .activation = IPM_ACT_TANH};
+    cfg.layers[1] = out_layer;
+    ipm_replica rep;
+    ipm_workspace whole, block;
+    CHECK(ipm_replica_init(&rep, &cfg, &d, 0, err) == 0);
+    CHECK(ipm_workspace_init(&whole, &rep.net, d.n, err) == 0);
+    CHECK(ipm_workspace_init(&block, &rep.net, 7, err) == 0);
+    ipm_replica_train_epoch(&rep, &d); /* away from the symmetric start */
+    double loss_whole, acc_whole, loss_blocks, acc_blocks;
+    ipm_replica_evaluate(&rep, &d, &whole, &loss_whole, &acc_whole);
+    ipm_eval_totals sum = {0};
+    for (int first = 0; first < d.n; first += 7)
+        ipm_replica_evaluate_block(&rep, &d, first, d.n - first < 7 ? d.n - first : 7, &block,
+                                   &sum);
+    ipm_eval_totals_mean(&sum, &loss_blocks, &acc_blocks);
+    CHECK(sum.rows == d.n);
+    CHECK(sum.terms == (loss == IPM_LOSS_MSE ? (long)d.n * out_layer.units : d.n));
+    CHECK(isfinite(loss_whole) && loss_whole > 0);
+    CHECK(memcmp(&loss_blocks, &loss_whole, sizeof loss_whole) == 0);
+    CHECK(memcmp(&acc_blocks, &acc_whole, sizeof acc_whole) == 0);
+    /* A block beyond the set or the workspace poisons the loss. */
+    ipm_eval_totals bad = {0};
+    ipm_replica_evaluate_block(&rep, &d, d.n - 3, 7, &block, &bad);
+    CHECK(isnan(bad.loss_sum));
+    ipm_eval_totals too_big = {0};
+    ipm_replica_evaluate_block(&rep, &d, 0, 8, &block, &too_big);
+    CHECK(isnan(too_big.loss_sum));
+    /* Too small a workspace for the whole set: NaN, not a partial mean. */
+    ipm_replica_evaluate(&rep, &d, &block, &loss_blocks, &acc_blocks);
+    CHECK(isnan(loss_blocks) && isnan(acc_blocks));
+    ipm_workspace_free(&whole);
+    ipm_workspace_free(&block);
+    ipm_replica_free(&rep);
+    free_toy(&d);
+}
+
+static void test_evaluate_blocks(void)
+{
+    check_blocks_sum_as_one(IPM_LOSS_CROSS_ENTROPY,
+                            (ipm_layer_spec){.units = 2, .activation = IPM_ACT_SOFTMAX});
+    check_blocks_sum_as_one(IPM_LOSS_MSE, (ipm_layer_spec){.units = 1, .activation = IPM_ACT_TANH});
+    check_blocks_sum_as_one(IPM_LOSS_MSE,
+                            (ipm_layer_spec){.units = 2, .activation = IPM_ACT_SIGMOID});
+}
+
 static void train_replica(ipm_replica *rep, const ipm_config *cfg, const ipm_dataset *d,
                           int index, int epochs)
 {
@@ -316,5 +374,6 @@ int main(void)
     test_learning();
     test_reproducible();
     test_loss_check();
+    test_evaluate_blocks();
     return check_report("test_train");
 }

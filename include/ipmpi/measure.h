@@ -1,8 +1,10 @@
 /* measure: one plane's information estimates at one logged epoch.
  * A plane is a data set (train or test). For every local replica the driver
- * forwards all samples and hands the workspace here; each layer is binned and
- * its patterns mapped to dense ids by the layer's dictionary (shared by the
- * local replicas of the epoch). ipm_measure_finish counts on those ids
+ * forwards the samples in blocks of rows, in order, and hands each block's
+ * workspace here; each layer is binned and its patterns mapped to dense ids
+ * by the layer's dictionary (shared by the local replicas of the epoch).
+ * Ids are numbered in order of first appearance, so any block size gives
+ * the same ids, counts and estimates, bit for bit, for the same activations. ipm_measure_finish counts on those ids
  * (count.h): the simple estimates on every rank; with one rank the pooled
  * and sampled ones too, directly; with more, it exports the pooled and
  * sampled counts into count tables, merges them onto rank 0 (binomial tree)
@@ -13,8 +15,8 @@
  * floor(u * R / 2^32), u = Philox(seed; i | plane << 32, epoch, SAMPLED).
  * Only the layers [information] layers selects are binned and counted; the
  * others' results are left at 0 and flagged in `measured`.
- * range = adaptive: before binning, every local replica's forward pass is
- * shown to ipm_measure_observe_range, and ipm_measure_agree_ranges takes
+ * range = adaptive: before binning, every block of every local replica's
+ * forward pass is shown to ipm_measure_observe_range, and ipm_measure_agree_ranges takes
  * each layer's min and max over all replicas on all ranks (exact, so the
  * same on any rank count) as that epoch's binning range. A constant layer
  * gets [v, v + 1]; a non-finite one (a diverging run) [-1, 1]. */
@@ -51,6 +53,7 @@ typedef struct ipm_measure {
     ipm_dict *dict;                 /* n_layers */
     int32_t *ids;                   /* n_layers x n_local x data->n pattern ids */
     int n_seen;                     /* local replicas measured this epoch */
+    int rows_done;                  /* samples of the latest one's pass mapped so far */
     int *seen_replica;              /* n_local: their global indices */
     const int32_t **rows;           /* n_local: one layer's ids per local slot */
     ipm_entropies *each;            /* n_local: one layer's simple entropies */
@@ -74,19 +77,30 @@ void ipm_measure_free(ipm_measure *m);
 /* Clears the dictionaries and draws the sampled estimator's replicas for epoch. */
 void ipm_measure_begin(ipm_measure *m, int epoch);
 
-/* range = adaptive: ws holds a local replica's forward pass over the plane;
- * widens this epoch's local min and max of every measured layer. */
-void ipm_measure_observe_range(ipm_measure *m, const ipm_workspace *ws);
+/* range = adaptive: ws's first rows rows hold a block of a local replica's
+ * forward pass over the plane; widens this epoch's local min and max of
+ * every measured layer. */
+void ipm_measure_observe_range(ipm_measure *m, const ipm_workspace *ws, int rows);
 
 /* Collective, after every local replica was observed: the global ranges
  * become the layers' bins for this epoch. */
 int ipm_measure_agree_ranges(ipm_measure *m, MPI_Comm comm, char *err);
 
-/* ws holds replica's forward pass over every sample of the plane; at most
- * n_local calls per epoch. Bins and maps patterns to ids; counts nothing yet. */
+/* A replica's pass over the plane, in blocks: begin takes its local slot
+ * (at most n_local per epoch; the previous pass must be complete), then
+ * blocks [first, first + rows) follow in sample order, first = 0 and each
+ * next first = the previous end, until every sample is covered. ws's first
+ * rows rows hold the block's forward pass. Bins and maps patterns to ids;
+ * counts nothing yet. */
+int ipm_measure_replica_begin(ipm_measure *m, int replica, char *err);
+int ipm_measure_replica_block(ipm_measure *m, const ipm_workspace *ws, int first, int rows,
+                              char *err);
+
+/* The same in one block: ws holds replica's pass over every sample. */
 int ipm_measure_replica(ipm_measure *m, int replica, const ipm_workspace *ws, char *err);
 
-/* Collective: counts, merges onto rank 0 and computes pooled and sampled there. */
+/* Collective: counts, merges onto rank 0 and computes pooled and sampled there.
+ * Fails (still taking part in the merge) when a replica's pass is incomplete. */
 int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err);
 
 #endif

@@ -73,9 +73,29 @@ void ipm_replica_free(ipm_replica *rep);
 void ipm_replica_train_epoch(ipm_replica *rep, const ipm_dataset *train);
 
 /* Forwards every sample of d into ws (capacity >= d->n) and returns the mean
- * loss and accuracy. */
+ * loss and accuracy (NaN for an empty set or a workspace too small). */
 void ipm_replica_evaluate(const ipm_replica *rep, const ipm_dataset *d, ipm_workspace *ws,
                           double *loss, double *accuracy);
+
+/* Running totals of an evaluation in blocks of samples; start from {0}. */
+typedef struct ipm_eval_totals {
+    double loss_sum;  /* the loss terms summed in sample order */
+    long terms;       /* how many: samples (cross_entropy) or samples x outputs (mse) */
+    long correct, rows;
+} ipm_eval_totals;
+
+/* Forwards samples [first, first + rows) of d into ws's first rows rows
+ * (rows <= ws->capacity) and adds them to *sum. The loss sum continues in
+ * sample order, so blocks covering the set in order give bitwise the totals
+ * of one block over it when the forward passes agree bit for bit (they do
+ * for the same block rows; a matrix product of another row count may round
+ * differently, see net.h). A block outside d or ws makes loss_sum NaN. */
+void ipm_replica_evaluate_block(const ipm_replica *rep, const ipm_dataset *d, int first,
+                                int rows, ipm_workspace *ws, ipm_eval_totals *sum);
+
+/* Mean loss and accuracy of the totals; NaN when empty. ipm_replica_evaluate
+ * is one block over the whole set followed by this. */
+void ipm_eval_totals_mean(const ipm_eval_totals *sum, double *loss, double *accuracy);
 
 /* A replica's whole training state as a portable byte blob (little-endian,
  * fixed width), for checkpoints: its index and shape (layers, optimizer,
