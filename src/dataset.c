@@ -513,9 +513,9 @@ static int image_prep_of(const ipm_config *cfg, const image_shape *s, const char
     return 0;
 }
 
-/* One image (HWC floats holding bytes) -> (height/k) x (width/k) x channels
- * pooled, quantized, scaled values; trailing rows and columns are dropped. */
-static void prep_image(const float *in, const image_shape *s, const image_prep *p, float *out)
+/* One image (HWC bytes) -> (height/k) x (width/k) x channels pooled,
+ * quantized, scaled values; trailing rows and columns are dropped. */
+static void prep_image(const uint8_t *in, const image_shape *s, const image_prep *p, float *out)
 {
     size_t k = (size_t)p->pool, c = (size_t)s->channels, in_w = (size_t)s->width;
     size_t h = (size_t)s->height / k, w = in_w / k;
@@ -553,7 +553,7 @@ static void fill_images(const ipm_idx *raw, const int32_t *labels, const int32_t
 {
     size_t in_dim = (size_t)s->height * (size_t)s->width * (size_t)s->channels;
     for (int i = 0; i < d->n; i++) {
-        prep_image(raw->values + (size_t)rows[i] * in_dim, s, p, d->x + (size_t)i * d->dim);
+        prep_image(raw->bytes + (size_t)rows[i] * in_dim, s, p, d->x + (size_t)i * d->dim);
         d->y[i] = labels[rows[i]];
     }
     d->height = s->height / p->pool;
@@ -573,7 +573,7 @@ static int read_idx_set(const ipm_config *cfg, const char *keys, const char *ima
     int n = 0;
     if (!images[0] || !labels[0])
         return ipm_fail(err, "[data] %s: source = idx needs both files", keys);
-    if (ipm_idx_read_pair(images, labels, &raw, &y, &n, why))
+    if (ipm_idx_read_pair_bytes(images, labels, &raw, &y, &n, why))
         return ipm_fail(err, "[data] %s: %s", keys, why);
     image_shape s = {0, 0, 0};
     image_prep p = {0, 0, 0, 0};

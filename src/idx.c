@@ -27,8 +27,14 @@ typedef struct idx_header {
     size_t count;
 } idx_header;
 
-/* What the values become: floats for ipm_idx_read, exact int32 for labels. */
-enum idx_sink { SINK_FLOAT, SINK_LABELS };
+/* What the values become: floats for ipm_idx_read, exact int32 for labels,
+ * the bytes themselves for unsigned-byte images. */
+enum idx_sink { SINK_FLOAT, SINK_LABELS, SINK_BYTES };
+
+static size_t sink_size(enum idx_sink sink)
+{
+    return sink == SINK_BYTES ? 1 : 4;
+}
 
 typedef struct idx_source {
     const char *path;
@@ -364,16 +370,16 @@ static int check_labels(const idx_source *s, const idx_header *h, char *err)
     return 0;
 }
 
-/* Grows *values (4-byte elements) to hold need, doubling but never past
- * count, so memory follows the data that actually arrives. */
-static int grow(void **values, size_t *cap, size_t need, size_t count)
+/* Grows *values (elements of esize bytes) to hold need, doubling but never
+ * past count, so memory follows the data that actually arrives. */
+static int grow(void **values, size_t esize, size_t *cap, size_t need, size_t count)
 {
     size_t next = *cap ? 2 * *cap : FIRST_VALUES;
     if (next < need)
         next = need;
     if (next > count)
         next = count;
-    void *p = realloc(*values, next * 4);
+    void *p = realloc(*values, next * esize);
     if (!p)
         return -1;
     *values = p;
@@ -390,13 +396,15 @@ static int read_values(idx_source *s, const idx_header *h, enum idx_sink sink,
         size_t n = chunk_bytes / esize, got;
         if (n > h->count - done)
             n = h->count - done;
-        if (done + n > cap && grow(values, &cap, done + n, h->count))
+        if (done + n > cap && grow(values, sink_size(sink), &cap, done + n, h->count))
             return ipm_fail(err, "%s: out of memory for %zu values", s->path, h->count);
         if (source_read(s, chunk, n * esize, &got, err))
             return -1;
         size_t whole = got / esize;
         if (sink == SINK_FLOAT)
             decode_floats(h->type, chunk, whole, (float *)*values + done);
+        else if (sink == SINK_BYTES)
+            memcpy((uint8_t *)*values + done, chunk, whole);
         else
             decode_ints(h->type, chunk, whole, (int32_t *)*values + done);
         done += whole;
@@ -434,6 +442,9 @@ static int read_body(idx_source *s, idx_header *h, enum idx_sink sink, void **va
     if (read_header(s, h, err) || check_shape(s, h, err) ||
         (sink == SINK_LABELS && check_labels(s, h, err)))
         return -1;
+    if (sink == SINK_BYTES && h->type != IPM_IDX_UBYTE)
+        return ipm_fail(err, "%s: values are %s, not unsigned bytes (type 0x08)", s->path,
+                        ipm_idx_type_name(h->type));
     /* Small files get a small buffer: allocating 256 KiB per read was most
      * of the fuzzer's time. Rounded up to 8, a multiple of every type's size. */
     size_t data_bytes = h->count * type_size(h->type);
@@ -463,29 +474,38 @@ static int read_file(const char *path, enum idx_sink sink, idx_header *h, void *
     return rc;
 }
 
-int ipm_idx_read(const char *path, ipm_idx *out, char *err)
+static int read_idx(const char *path, enum idx_sink sink, ipm_idx *out, char *err)
 {
     idx_header h;
     void *values;
     memset(out, 0, sizeof *out);
-    if (read_file(path, SINK_FLOAT, &h, &values, err))
+    if (read_file(path, sink, &h, &values, err))
         return -1;
     out->type = h.type;
     out->ndims = h.ndims;
     memcpy(out->dims, h.dims, sizeof out->dims);
     out->count = h.count;
-    out->values = values;
+    if (sink == SINK_BYTES)
+        out->bytes = values;
+    else
+        out->values = values;
     return 0;
+}
+
+int ipm_idx_read(const char *path, ipm_idx *out, char *err)
+{
+    return read_idx(path, SINK_FLOAT, out, err);
 }
 
 void ipm_idx_free(ipm_idx *idx)
 {
     free(idx->values);
+    free(idx->bytes);
     memset(idx, 0, sizeof *idx);
 }
 
-int ipm_idx_read_pair(const char *images, const char *labels, ipm_idx *x, int32_t **y, int *n,
-                      char *err)
+static int read_pair(const char *images, const char *labels, enum idx_sink sink, ipm_idx *x,
+                     int32_t **y, int *n, char *err)
 {
     idx_header lh;
     void *lv;
@@ -496,7 +516,7 @@ int ipm_idx_read_pair(const char *images, const char *labels, ipm_idx *x, int32_
      * images' tens of megabytes are decompressed. */
     if (read_file(labels, SINK_LABELS, &lh, &lv, err))
         return -1;
-    if (ipm_idx_read(images, x, err)) {
+    if (read_idx(images, sink, x, err)) {
         free(lv);
         return -1;
     }
@@ -510,4 +530,16 @@ int ipm_idx_read_pair(const char *images, const char *labels, ipm_idx *x, int32_
     *y = lv;
     *n = (int)lh.dims[0];
     return 0;
+}
+
+int ipm_idx_read_pair(const char *images, const char *labels, ipm_idx *x, int32_t **y, int *n,
+                      char *err)
+{
+    return read_pair(images, labels, SINK_FLOAT, x, y, n, err);
+}
+
+int ipm_idx_read_pair_bytes(const char *images, const char *labels, ipm_idx *x, int32_t **y,
+                            int *n, char *err)
+{
+    return read_pair(images, labels, SINK_BYTES, x, y, n, err);
 }

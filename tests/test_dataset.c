@@ -890,7 +890,7 @@ static void check_idx_errors(const char *dir, const small_set *s)
     idx_header(&f, 0x0D, 3, float_dims);
     memset(f.b + f.len, 0, 16), f.len += 16;
     cfg = idx_config(write_idx(dir, "float-images", &f, 0, floats), s->labels, 1, 1, 0);
-    expect_idx_error(&cfg, floats, "images are float");
+    expect_idx_error(&cfg, floats, "values are float, not unsigned bytes");
 
     const uint32_t three_dims[1] = {3};
     idx_bytes_file(&f, 1, three_dims, bytes, 3);

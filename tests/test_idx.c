@@ -232,6 +232,19 @@ static void check_pair(const scratch *s, int gz)
     ipm_idx_free(&x);
     free(y);
 
+    /* The same images kept as bytes. */
+    CHECK(ipm_idx_read_pair_bytes(ipath, lpath, &x, &y, &n, err) == 0);
+    CHECK(n == 3 && x.count == 12 && x.values == NULL && x.bytes != NULL);
+    for (int i = 0; x.bytes && i < 12; i++)
+        CHECK(x.bytes[i] == 255 - i);
+    CHECK(y && y[0] == 16777217);
+    ipm_idx_free(&x);
+    free(y);
+    /* Bytes are for unsigned-byte images only: the int labels file as images. */
+    CHECK(ipm_idx_read_pair_bytes(lpath, lpath, &x, &y, &n, err) == -1);
+    CHECK(strstr(err, lpath) && strstr(err, "values are int, not unsigned bytes"));
+    CHECK(x.bytes == NULL && y == NULL && n == 0);
+
     header(&f, 0x08, 1, ldims);
     f.b[f.len++] = 7, f.b[f.len++] = 0, f.b[f.len++] = 200;
     write_raw(s, "pair-lab-u8", f.b, f.len, lpath);

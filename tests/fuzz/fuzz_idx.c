@@ -78,6 +78,22 @@ static void read_pair_checked(void)
                 "pair message not one line naming the file", err);
         fuzz_require(x.values == NULL && y == NULL && n == 0, "failed pair left data", NULL);
     }
+    /* As bytes: accepted exactly when the file is unsigned bytes that read as a pair. */
+    ipm_idx b;
+    int32_t *by;
+    int bn;
+    int ok = ipm_idx_read_pair_bytes(input_file.path, input_file.path, &b, &by, &bn, err) == 0;
+    if (ok) {
+        fuzz_require(b.type == IPM_IDX_UBYTE && b.bytes && !b.values && bn == (int)b.dims[0],
+                "byte pair inconsistent", NULL);
+        for (int i = 0; i < bn; i++)
+            fuzz_require(by[i] == b.bytes[i], "byte labels differ from the bytes", NULL);
+        ipm_idx_free(&b);
+        free(by);
+    } else {
+        fuzz_require(strchr(err, '\n') == NULL && b.bytes == NULL && by == NULL,
+                "failed byte pair: message or data", err);
+    }
 }
 
 /* data as a one-member gzip stream, or NULL when zlib fails. The smallest
