@@ -383,11 +383,16 @@ static int set_init(ipm_config *c, const char *v, char *why)
         return 0;
     }
     if (strncmp(v, prefix, sizeof prefix - 1) != 0)
-        return ipm_fail(why, "unknown value '%s' (expected xavier, glorot, he or "
-                        "truncated_normal:STDDEV)", v);
+        return ipm_fail(why, "unknown value '%s' (expected xavier, glorot, he, "
+                        "truncated_normal:STDDEV or truncated_normal:fan_in)", v);
     const char *rest = v + sizeof prefix - 1;
     if (*rest != ':')
-        return ipm_fail(why, "'%s' needs a standard deviation, e.g. truncated_normal:0.1", v);
+        return ipm_fail(why, "'%s' needs a standard deviation, e.g. truncated_normal:0.1 "
+                        "or truncated_normal:fan_in", v);
+    if (strcmp(rest + 1, "fan_in") == 0) {
+        c->init = IPM_INIT_TRUNCATED_FAN_IN;
+        return 0;
+    }
     double stddev = 0;
     if (parse_double(rest + 1, &stddev, why))
         return -1;
@@ -408,6 +413,9 @@ static void fmt_init(const ipm_config *c, strbuf *b)
     case IPM_INIT_TRUNCATED_NORMAL:
         format_double(c->init_stddev, num);
         sb_printf(b, "truncated_normal:%s", num);
+        break;
+    case IPM_INIT_TRUNCATED_FAN_IN:
+        sb_printf(b, "truncated_normal:fan_in");
         break;
     default:
         sb_printf(b, "xavier");

@@ -239,6 +239,8 @@ static void test_errors(void)
     expect_error("[network]\ninit = truncated_normal:0\n", "t.ini:2: [network] init", "> 0");
     expect_error("[network]\ninit = truncated_normal\n", "t.ini:2: [network] init",
                  "standard deviation");
+    expect_error("[network]\ninit = truncated_normal:fan_out\n", "t.ini:2: [network] init",
+                 "fan_out");
 
     /* Words. */
     expect_error("[training]\noptimizer = rmsprop\n", "t.ini:2: [training] optimizer",
@@ -428,6 +430,7 @@ static void check_round_trip(const ipm_config *cfg)
         fprintf(stderr, "first:\n%s\nsecond:\n%s", text, text2);
     CHECK(again.seed == cfg->seed && again.learning_rate == cfg->learning_rate);
     CHECK(again.range_lo == cfg->range_lo && again.range_hi == cfg->range_hi);
+    CHECK(again.init == cfg->init);
     CHECK(again.init_stddev == cfg->init_stddev || cfg->init != IPM_INIT_TRUNCATED_NORMAL);
     CHECK(again.n_layers == cfg->n_layers);
     CHECK(again.info_epochs.n_list == cfg->info_epochs.n_list);
@@ -482,6 +485,15 @@ static void test_format(void)
     for (const char *p = text; p && *p; p++)
         current = *p == '\n' ? 0 : current + 1, longest = current > longest ? current : longest;
     CHECK(longest < 100);
+    free(text);
+    check_round_trip(&cfg);
+
+    /* The original code's per-layer stddev has its own spelling. */
+    ipm_config_free(&cfg);
+    CHECK(load_text(&cfg, "[network]\ninit = truncated_normal:fan_in\n", NULL, 0, err) == 0);
+    CHECK(cfg.init == IPM_INIT_TRUNCATED_FAN_IN);
+    text = ipm_config_format(&cfg);
+    CHECK(text && strstr(text, "\ninit = truncated_normal:fan_in\n"));
     free(text);
     check_round_trip(&cfg);
     ipm_config_free(&cfg);

@@ -17,7 +17,8 @@
 enum ipm_data_source { IPM_DATA_TISHBY12, IPM_DATA_SIMPLE, IPM_DATA_COMPLICATED, IPM_DATA_NETCDF,
                        IPM_DATA_IDX };
 enum ipm_activation { IPM_ACT_LINEAR, IPM_ACT_TANH, IPM_ACT_RELU, IPM_ACT_SIGMOID, IPM_ACT_SOFTMAX };
-enum ipm_init { IPM_INIT_XAVIER, IPM_INIT_HE, IPM_INIT_TRUNCATED_NORMAL };
+/* TRUNCATED_FAN_IN is the original IDNNs code's: truncated normal, stddev 1/sqrt(fan-in) per layer. */
+enum ipm_init { IPM_INIT_XAVIER, IPM_INIT_HE, IPM_INIT_TRUNCATED_NORMAL, IPM_INIT_TRUNCATED_FAN_IN };
 enum ipm_optimizer { IPM_OPT_SGD, IPM_OPT_MOMENTUM, IPM_OPT_ADAM };
 enum ipm_loss { IPM_LOSS_CROSS_ENTROPY, IPM_LOSS_MSE };
 enum ipm_plane_set { IPM_ON_TRAIN = 1, IPM_ON_TEST = 2, IPM_ON_ALL = 3 }; /* bit mask */
@@ -73,7 +74,7 @@ typedef struct ipm_config {
     /* [network] */
     ipm_layer_spec layers[IPM_MAX_LAYERS];
     int n_layers;                     /* default: 10,7,5,4,3 tanh + 2 softmax */
-    enum ipm_init init;               /* key "init": xavier | he | truncated_normal:STDDEV */
+    enum ipm_init init;               /* key "init": xavier | he | truncated_normal:STDDEV|fan_in */
     double init_stddev;
 
     /* [training] */
