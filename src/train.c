@@ -52,11 +52,15 @@ static int argmax(const float *v, int n)
     return best;
 }
 
+static float mse_target(enum ipm_activation out_act, int units, int j, int32_t y);
+
+/* One output unit predicts class 1 above the midpoint of its two training
+ * targets (0 under tanh, 0.5 otherwise), whichever loss trained it. */
 static int predict(enum ipm_activation out_act, const float *row, int units)
 {
     if (units > 1)
         return argmax(row, units);
-    float threshold = out_act == IPM_ACT_TANH || out_act == IPM_ACT_LINEAR ? 0.0f : 0.5f;
+    float threshold = 0.5f * (mse_target(out_act, 1, 0, 0) + mse_target(out_act, 1, 0, 1));
     return row[0] > threshold;
 }
 

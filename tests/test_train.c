@@ -234,6 +234,8 @@ static void test_learning(void)
          {{.units = 8, .activation = IPM_ACT_TANH}, {.units = 2, .activation = IPM_ACT_SOFTMAX}}},
         {"momentum tanh1/mse", TOY_LINEAR, IPM_OPT_MOMENTUM, 0.02, IPM_LOSS_MSE,
          {{.units = 8, .activation = IPM_ACT_TANH}, {.units = 1, .activation = IPM_ACT_TANH}}},
+        {"adam linear1/mse", TOY_LINEAR, IPM_OPT_ADAM, 0.02, IPM_LOSS_MSE,
+         {{.units = 8, .activation = IPM_ACT_TANH}, {.units = 1, .activation = IPM_ACT_LINEAR}}},
         {"adam sigmoid1/binary_ce", TOY_LINEAR, IPM_OPT_ADAM, 0.02, IPM_LOSS_CROSS_ENTROPY,
          {{.units = 8, .activation = IPM_ACT_RELU}, {.units = 1, .activation = IPM_ACT_SIGMOID}}},
         {"adam xor softmax/cross_entropy", TOY_XOR, IPM_OPT_ADAM, 0.02, IPM_LOSS_CROSS_ENTROPY,
