@@ -760,6 +760,7 @@ static const key_def keys[] = {
 };
 
 enum { N_KEYS = COUNT(keys) };
+_Static_assert(N_KEYS <= IPM_CONFIG_MAX_KEYS, "raise IPM_CONFIG_MAX_KEYS");
 
 static const char *const sections[] = {"run",         "data",   "network", "training",
                                        "information", "output", "stopping"};
@@ -1013,7 +1014,6 @@ typedef struct loader {
     int pending;                /* key whose value is still being read, or -1 */
     int pending_line;
     strbuf pending_value;
-    int origin[N_KEYS];         /* who set each key: >0 file line, <0 -(override + 1), 0 default */
     int err_line;               /* first error we found (0: none) */
     char err_msg[IPM_ERRLEN];
     int oom;
@@ -1088,7 +1088,7 @@ static void flush_pending(loader *L)
         L->oom = 1;
     else if (apply_key(L->cfg, k, L->pending_value.s ? L->pending_value.s : "", why))
         record_error(L, L->pending_line, "[%s] %s: %s", k->section, k->name, why);
-    L->origin[L->pending] = L->pending_line;
+    L->cfg->key_origin[L->pending] = L->pending_line;
     L->pending = -1;
     L->pending_value.len = 0;
     if (L->pending_value.s)
@@ -1187,7 +1187,7 @@ static int apply_override(loader *L, int index, char *err)
     free(value);
     if (rc)
         return ipm_fail(err, "--set %s: [%s] %s: %s", text, section, name, why);
-    L->origin[k] = -(index + 1);
+    L->cfg->key_origin[k] = -(index + 1);
     return 0;
 }
 
@@ -1199,16 +1199,27 @@ static int key_index(const char *section, const char *name)
     return -1;
 }
 
-/* "FILE:LINE", "--set x=y" or "FILE", for messages about key k. */
+/* "FILE:LINE", "--set section.key" or "FILE": where key k got its value. */
+static void key_place(const ipm_config *c, int k, char *out, size_t cap)
+{
+    const char *file = *c->file ? c->file : "defaults";
+    int o = k >= 0 ? c->key_origin[k] : 0;
+    if (o > 0) /* a long path is cut, keeping room for the reason */
+        snprintf(out, cap, "%.400s:%d", file, o);
+    else if (o < 0)
+        snprintf(out, cap, "--set %s.%s", keys[k].section, keys[k].name);
+    else
+        snprintf(out, cap, "%.400s", file);
+}
+
+/* As key_place, but an override is quoted whole ("--set x.y=z") while its text is at hand. */
 static void origin_text(const loader *L, int k, char *out, size_t cap)
 {
-    int o = L->origin[k];
-    if (o > 0)
-        snprintf(out, cap, "%s:%d", L->file, o);
-    else if (o < 0)
+    int o = k >= 0 ? L->cfg->key_origin[k] : 0;
+    if (o < 0)
         snprintf(out, cap, "--set %s", L->overrides[-o - 1]);
     else
-        snprintf(out, cap, "%s", *L->file ? L->file : "defaults");
+        key_place(L->cfg, k, out, cap);
 }
 
 static int check_epoch_list(const loader *L, const char *section, const char *name,
@@ -1225,6 +1236,15 @@ static int check_epoch_list(const loader *L, const char *section, const char *na
                     name, last, L->cfg->epochs);
 }
 
+/* "where: [section] name" + sep + the formatted reason. */
+static void vkey_error(const char *where, const char *section, const char *name, const char *sep,
+                       char *err, const char *fmt, va_list ap)
+{
+    char reason[IPM_ERRLEN / 2];
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    ipm_fail(err, "%s: [%s] %s%s%s", where, section, name, sep, reason);
+}
+
 /* "where: [section] name: " + reason, where = the key's origin. */
 static int key_error(const loader *L, const char *section, const char *name, char *err,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -1232,13 +1252,25 @@ static int key_error(const loader *L, const char *section, const char *name, cha
 static int key_error(const loader *L, const char *section, const char *name, char *err,
                      const char *fmt, ...)
 {
-    char where[IPM_ERRLEN / 2], reason[IPM_ERRLEN / 2];
+    char where[IPM_ERRLEN / 2];
     origin_text(L, key_index(section, name), where, sizeof where);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
+    vkey_error(where, section, name, ": ", err, fmt, ap);
     va_end(ap);
-    return ipm_fail(err, "%s: [%s] %s: %s", where, section, name, reason);
+    return -1;
+}
+
+int ipm_config_fail(const ipm_config *cfg, const char *section, const char *name, char *err,
+                    const char *fmt, ...)
+{
+    char where[IPM_ERRLEN / 2];
+    key_place(cfg, key_index(section, name), where, sizeof where);
+    va_list ap;
+    va_start(ap, fmt);
+    vkey_error(where, section, name, "", err, fmt, ap);
+    va_end(ap);
+    return -1;
 }
 
 static int check_data(const loader *L, char *err)
@@ -1249,6 +1281,11 @@ static int check_data(const loader *L, char *err)
         origin_text(L, key_index("data", "source"), where, sizeof where);
         return ipm_fail(err, "%s: [data] path: required when source = netcdf", where);
     }
+    int held_out = c->train_fraction < 1 || (c->source == IPM_DATA_IDX && c->test_images[0]);
+    if ((c->on & IPM_ON_TEST) && !held_out)
+        return key_error(L, "information", "on", err, "%s needs a test set: [data] "
+                         "train_fraction < 1 (or test_images with source = idx)",
+                         c->on == IPM_ON_ALL ? "all" : "test");
     if (c->source != IPM_DATA_IDX)
         return 0;
     if (!c->images[0] || !c->labels[0])

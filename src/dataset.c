@@ -165,8 +165,8 @@ static double complicated_score(const float *x)
 static int generate(const ipm_config *cfg, ipm_dataset *d, char *err)
 {
     if (cfg->samples < 1)
-        return ipm_fail(err, "[data] samples = %d: a generated data set needs at least one",
-                        cfg->samples);
+        return ipm_config_fail(cfg, "data", "samples", err,
+                               " = %d: a generated data set needs at least one", cfg->samples);
     if (dataset_alloc(d, cfg->samples, GENERATED_DIM, err))
         return -1;
     int complicated = cfg->source == IPM_DATA_COMPLICATED;
@@ -453,10 +453,10 @@ static int check_classic_header(const char *path, char *err)
     return rc;
 }
 
-static int read_netcdf(const char *path, ipm_dataset *d, char *err)
+static int read_netcdf_file(const char *path, ipm_dataset *d, char *err)
 {
     if (!path[0])
-        return ipm_fail(err, "[data] path: source = netcdf needs a file");
+        return ipm_fail(err, "source = netcdf needs a file");
     if (check_classic_header(path, err))
         return -1;
     int ncid;
@@ -466,6 +466,14 @@ static int read_netcdf(const char *path, ipm_dataset *d, char *err)
     int rc = read_open_netcdf(ncid, path, d, err);
     nc_close(ncid);
     return rc;
+}
+
+static int read_netcdf(const ipm_config *cfg, ipm_dataset *d, char *err)
+{
+    char why[IPM_ERRLEN];
+    if (read_netcdf_file(cfg->data_path, d, why))
+        return ipm_config_fail(cfg, "data", "path", err, ": %s", why);
+    return 0;
 }
 
 /* ---- IDX images ----------------------------------------------------------- */
@@ -501,15 +509,18 @@ static int image_prep_of(const ipm_config *cfg, const image_shape *s, const char
 {
     *p = (image_prep){cfg->pool, cfg->quantize, cfg->scale, 0};
     if (p->pool < 1 || p->quantize < 1)
-        return ipm_fail(err, "[data] pool = %d, quantize = %d: both must be at least 1", p->pool,
-                        p->quantize);
+        return ipm_config_fail(cfg, "data", "pool", err,
+                               " = %d, quantize = %d: both must be at least 1", p->pool,
+                               p->quantize);
     if (p->pool > s->height || p->pool > s->width)
-        return ipm_fail(err, "[data] pool = %d: larger than the %d x %d images of %s", p->pool,
-                        s->height, s->width, path);
+        return ipm_config_fail(cfg, "data", "pool", err,
+                               " = %d: larger than the %d x %d images of %s", p->pool,
+                               s->height, s->width, path);
     p->top = 255 * (uint64_t)p->pool * (uint64_t)p->pool / (uint64_t)p->quantize;
     if (p->top == 0)
-        return ipm_fail(err, "[data] quantize = %d: larger than the largest pooled sum "
-                        "255 * %d * %d, so every value would be 0", p->quantize, p->pool, p->pool);
+        return ipm_config_fail(cfg, "data", "quantize", err,
+                               " = %d: larger than the largest pooled sum 255 * %d * %d, so "
+                               "every value would be 0", p->quantize, p->pool, p->pool);
     return 0;
 }
 
@@ -561,20 +572,26 @@ static void fill_images(const ipm_idx *raw, const int32_t *labels, const int32_t
     d->channels = s->channels;
 }
 
-/* One pair of IDX files, preprocessed; subset 0 = every image. `keys` names
- * the pair's config keys in messages. Labels are left unmapped, rows not
- * deduplicated. */
-static int read_idx_set(const ipm_config *cfg, const char *keys, const char *images,
+/* One pair of IDX files, preprocessed; subset 0 = every image. The pair's
+ * config keys are PREFIXimages and PREFIXlabels (prefix "" or "test_").
+ * Labels are left unmapped, rows not deduplicated. */
+static int read_idx_set(const ipm_config *cfg, const char *prefix, const char *images,
                         const char *labels, int subset, ipm_dataset *d, char *err)
 {
-    char why[IPM_ERRLEN];
+    char why[IPM_ERRLEN], images_key[32], labels_key[32];
+    snprintf(images_key, sizeof images_key, "%simages", prefix);
+    snprintf(labels_key, sizeof labels_key, "%slabels", prefix);
     ipm_idx raw;
     int32_t *y = NULL, *rows = NULL;
     int n = 0;
     if (!images[0] || !labels[0])
-        return ipm_fail(err, "[data] %s: source = idx needs both files", keys);
-    if (ipm_idx_read_pair_bytes(images, labels, &raw, &y, &n, why))
-        return ipm_fail(err, "[data] %s: %s", keys, why);
+        return ipm_config_fail(cfg, "data", images[0] ? labels_key : images_key, err,
+                               ": source = idx needs both %s and %s", images_key, labels_key);
+    if (ipm_idx_read_pair_bytes(images, labels, &raw, &y, &n, why)) {
+        int about_labels = strncmp(why, labels, strlen(labels)) == 0;
+        return ipm_config_fail(cfg, "data", about_labels ? labels_key : images_key, err, ": %s",
+                               why);
+    }
     image_shape s = {0, 0, 0};
     image_prep p = {0, 0, 0, 0};
     int n_rows = subset > 0 ? subset : n;
@@ -582,7 +599,8 @@ static int read_idx_set(const ipm_config *cfg, const char *keys, const char *ima
     if (rc == 0)
         rc = image_prep_of(cfg, &s, images, &p, err);
     if (rc == 0 && subset > n)
-        rc = ipm_fail(err, "[data] subset = %d: %s has only %d images", subset, images, n);
+        rc = ipm_config_fail(cfg, "data", "subset", err, " = %d: %s has only %d images", subset,
+                             images, n);
     if (rc == 0)
         rc = choose_rows(cfg->seed, n, n_rows, &rows, err);
     if (rc == 0)
@@ -721,10 +739,9 @@ static int split(const ipm_config *cfg, ipm_dataset *all, ipm_dataset *train, ip
     int n = all->n;
     int n_train = (int)round(f * n);
     if (n_train < 1 || n - n_train < 1)
-        return ipm_fail(err,
-                        "[data] train_fraction = %g: %d samples split into %d train and %d test; "
-                        "both need at least one",
-                        f, n, n_train, n - n_train);
+        return ipm_config_fail(cfg, "data", "train_fraction", err,
+                               " = %g: %d samples split into %d train and %d test; both need "
+                               "at least one", f, n, n_train, n - n_train);
     int32_t *order = malloc((size_t)n * sizeof *order);
     if (!order)
         return ipm_fail(err, "out of memory splitting %d samples", n);
@@ -752,9 +769,9 @@ static int load_source(const ipm_config *cfg, ipm_dataset *d, char *err)
     case IPM_DATA_COMPLICATED:
         return generate(cfg, d, err);
     case IPM_DATA_NETCDF:
-        return read_netcdf(cfg->data_path, d, err);
+        return read_netcdf(cfg, d, err);
     case IPM_DATA_IDX:
-        return read_idx_set(cfg, "images, labels", cfg->images, cfg->labels, cfg->subset, d, err);
+        return read_idx_set(cfg, "", cfg->images, cfg->labels, cfg->subset, d, err);
     }
     return ipm_fail(err, "[data] source: unknown source %d", (int)cfg->source);
 }
@@ -764,18 +781,20 @@ static int load_idx_held_out(const ipm_config *cfg, ipm_dataset *train, ipm_data
                              char *err)
 {
     if (cfg->train_fraction < 1.0)
-        return ipm_fail(err, "[data] train_fraction = %g: with test_images the held-out set is "
-                        "given; keep train_fraction = 1", cfg->train_fraction);
-    int rc = read_idx_set(cfg, "images, labels", cfg->images, cfg->labels, cfg->subset, train, err);
+        return ipm_config_fail(cfg, "data", "train_fraction", err,
+                               " = %g: with test_images the held-out set is given; keep "
+                               "train_fraction = 1", cfg->train_fraction);
+    int rc = read_idx_set(cfg, "", cfg->images, cfg->labels, cfg->subset, train, err);
     if (rc == 0)
-        rc = read_idx_set(cfg, "test_images, test_labels", cfg->test_images, cfg->test_labels, 0,
+        rc = read_idx_set(cfg, "test_", cfg->test_images, cfg->test_labels, 0,
                           test, err);
     if (rc == 0 && (test->height != train->height || test->width != train->width ||
                     test->channels != train->channels))
-        rc = ipm_fail(err, "[data] test_images: %s gives %d x %d x %d images, "
-                      "%s gives %d x %d x %d (after pooling)", cfg->test_images, test->height,
-                      test->width, test->channels, cfg->images, train->height, train->width,
-                      train->channels);
+        rc = ipm_config_fail(cfg, "data", "test_images", err,
+                             ": %s gives %d x %d x %d images, %s gives %d x %d x %d (after "
+                             "pooling)", cfg->test_images, test->height, test->width,
+                             test->channels, cfg->images, train->height, train->width,
+                             train->channels);
     if (rc == 0)
         rc = map_labels(train, test, err);
     if (rc == 0)
@@ -790,7 +809,8 @@ int ipm_dataset_load(const ipm_config *cfg, ipm_dataset *train, ipm_dataset *tes
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
     if (!(cfg->train_fraction > 0.0 && cfg->train_fraction <= 1.0))
-        return ipm_fail(err, "[data] train_fraction = %g: must be in (0, 1]", cfg->train_fraction);
+        return ipm_config_fail(cfg, "data", "train_fraction", err, " = %g: must be in (0, 1]",
+                               cfg->train_fraction);
     int rc;
     if (cfg->source == IPM_DATA_IDX && (cfg->test_images[0] || cfg->test_labels[0])) {
         rc = load_idx_held_out(cfg, train, test, err);

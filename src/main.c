@@ -101,15 +101,6 @@ static int parse_cli(int argc, char **argv, cli *c, char *err)
     return 0;
 }
 
-/* The layer shapes the run would infer (a misfit is an error naming the layer). */
-static int check_network(const ipm_config *cfg, const ipm_dataset *train, ipm_net *net, char *err)
-{
-    ipm_rng rng;
-    ipm_rng_init(&rng, cfg->seed, 0, IPM_RNG_INIT);
-    return ipm_net_init(net, ipm_input_shape(train), cfg->layers, cfg->n_layers, cfg->init,
-                        cfg->init_stddev, &rng, err);
-}
-
 static void print_data_and_network(const ipm_dataset *train, const ipm_dataset *test,
                                    const ipm_net *net)
 {
@@ -138,9 +129,9 @@ static int check_config(const ipm_config *cfg, char *err)
     ipm_net net = {0};
     int rc = ipm_dataset_load(cfg, &train, &test, err);
     if (rc == 0)
-        rc = ipm_loss_check(cfg->loss, &cfg->layers[cfg->n_layers - 1], train.n_classes, err);
+        rc = ipm_loss_check(cfg, train.n_classes, err);
     if (rc == 0)
-        rc = check_network(cfg, &train, &net, err);
+        rc = ipm_net_for_config(&net, cfg, &train, 0, err);
     if (rc == 0) {
         char *text = ipm_config_format(cfg);
         if (!text)

@@ -119,8 +119,7 @@ static int setup_replicas(run *r, char *err)
     r->n_local = r->rank < r->n_replicas ? (r->n_replicas - 1 - r->rank) / r->size + 1 : 0;
     if (alloc_replica_arrays(r, err))
         return -1;
-    const ipm_layer_spec *last = &cfg->layers[cfg->n_layers - 1];
-    if (ipm_loss_check(cfg->loss, last, r->data[PLANE_TRAIN].n_classes, err))
+    if (ipm_loss_check(cfg, r->data[PLANE_TRAIN].n_classes, err))
         return -1;
     for (int k = 0; k < r->n_local; k++) {
         r->diverged_at[k] = -1;
@@ -150,12 +149,12 @@ static int check_table_memory(const run *r, char *err)
     double mb = worst / (1024.0 * 1024.0);
     if (mb <= cfg->max_table_mb)
         return 0;
-    return ipm_fail(err,
-                    "%s: [information] max_table_mb = %d: the count tables may need up to %.0f MB "
-                    "on rank 0 (%d samples x %d replicas x %d layers, every pattern distinct); "
-                    "raise max_table_mb, or use fewer replicas, samples or estimators",
-                    cfg->file, cfg->max_table_mb, mb, r->data[PLANE_TRAIN].n, r->n_replicas,
-                    r->n_measured_layers);
+    return ipm_config_fail(cfg, "information", "max_table_mb", err,
+                           " = %d: the count tables may need up to %.0f MB on rank 0 (%d samples "
+                           "x %d replicas x %d layers, every pattern distinct); raise "
+                           "max_table_mb, or use fewer replicas, samples or estimators",
+                           cfg->max_table_mb, mb, r->data[PLANE_TRAIN].n, r->n_replicas,
+                           r->n_measured_layers);
 }
 
 /* The forward pass of a logged epoch runs in blocks of this many samples,
@@ -186,10 +185,7 @@ static int setup_measures(run *r, char *err)
 {
     const ipm_config *cfg = r->cfg;
     ipm_net shape;
-    ipm_rng rng;
-    ipm_rng_init(&rng, cfg->seed, 0, IPM_RNG_INIT);
-    if (ipm_net_init(&shape, ipm_input_shape(&r->data[PLANE_TRAIN]), cfg->layers, cfg->n_layers,
-                     cfg->init, cfg->init_stddev, &rng, err))
+    if (ipm_net_for_config(&shape, cfg, &r->data[PLANE_TRAIN], 0, err))
         return -1;
     int largest = r->data[PLANE_TRAIN].n > r->data[PLANE_TEST].n ? r->data[PLANE_TRAIN].n
                                                                   : r->data[PLANE_TEST].n;
@@ -203,8 +199,8 @@ static int setup_measures(run *r, char *err)
     r->measured[PLANE_TRAIN] = (cfg->on & IPM_ON_TRAIN) != 0;
     r->measured[PLANE_TEST] = (cfg->on & IPM_ON_TEST) != 0;
     if (rc == 0 && r->measured[PLANE_TEST] && r->data[PLANE_TEST].n == 0)
-        rc = ipm_fail(err, "%s: [information] on = %s needs a test set ([data] train_fraction < 1)",
-                      cfg->file, cfg->on == IPM_ON_ALL ? "all" : "test");
+        rc = ipm_config_fail(cfg, "information", "on", err, " = %s: the test set is empty",
+                             cfg->on == IPM_ON_ALL ? "all" : "test");
     if (rc == 0)
         rc = check_table_memory(r, err);
     for (int p = 0; p < N_PLANES && rc == 0; p++)

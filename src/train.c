@@ -16,30 +16,44 @@ ipm_shape ipm_input_shape(const ipm_dataset *d)
     return d->height ? (ipm_shape){d->height, d->width, d->channels} : ipm_shape_flat(d->dim);
 }
 
+int ipm_net_for_config(ipm_net *net, const ipm_config *cfg, const ipm_dataset *train, int index,
+                       char *err)
+{
+    ipm_rng rng;
+    ipm_rng_init(&rng, cfg->seed, (uint32_t)index, IPM_RNG_INIT);
+    char why[IPM_ERRLEN];
+    if (ipm_net_init(net, ipm_input_shape(train), cfg->layers, cfg->n_layers, cfg->init,
+                     cfg->init_stddev, &rng, why) == 0)
+        return 0;
+    const char *key = "[network] layers: ";
+    if (strncmp(why, key, strlen(key)) == 0) /* name the line the layers were set on */
+        return ipm_config_fail(cfg, "network", "layers", err, ": %s", why + strlen(key));
+    return ipm_fail(err, "%s", why);
+}
+
 /* ---- losses ------------------------------------------------------------- */
 
-int ipm_loss_check(enum ipm_loss loss, const ipm_layer_spec *last, int n_classes, char *err)
+int ipm_loss_check(const ipm_config *cfg, int n_classes, char *err)
 {
+    const ipm_layer_spec *last = &cfg->layers[cfg->n_layers - 1];
     const char *act = ipm_activation_name(last->activation);
-    if (loss == IPM_LOSS_CROSS_ENTROPY) {
+    if (cfg->loss == IPM_LOSS_CROSS_ENTROPY) {
         int softmax = last->activation == IPM_ACT_SOFTMAX && last->units >= 2;
         int sigmoid = last->activation == IPM_ACT_SIGMOID && last->units == 1;
         if (!softmax && !sigmoid)
-            return ipm_fail(err,
-                            "[training] loss = cross_entropy needs a softmax output with >= 2 "
-                            "units or a single sigmoid unit (last layer is dense:%d:%s)",
-                            last->units, act);
+            return ipm_config_fail(cfg, "training", "loss", err,
+                                   " = cross_entropy needs a softmax output with >= 2 units or a "
+                                   "single sigmoid unit (last layer is dense:%d:%s)",
+                                   last->units, act);
     }
     if (last->units == 1 && n_classes > 2)
-        return ipm_fail(err,
-                        "[network] layers: one output unit can only separate 2 classes, the data "
-                        "has %d (last layer is dense:1:%s)",
-                        n_classes, act);
+        return ipm_config_fail(cfg, "network", "layers", err,
+                               ": one output unit can only separate 2 classes, the data has %d "
+                               "(last layer is dense:1:%s)", n_classes, act);
     if (last->units > 1 && last->units < n_classes)
-        return ipm_fail(err,
-                        "[network] layers: %d output units cannot represent %d classes (last "
-                        "layer is dense:%d:%s)",
-                        last->units, n_classes, last->units, act);
+        return ipm_config_fail(cfg, "network", "layers", err,
+                               ": %d output units cannot represent %d classes (last layer is "
+                               "dense:%d:%s)", last->units, n_classes, last->units, act);
     return 0;
 }
 
@@ -259,10 +273,7 @@ int ipm_replica_init(ipm_replica *rep, const ipm_config *cfg, const ipm_dataset 
     if (train->height && (long long)input.height * input.width * input.channels != train->dim)
         return ipm_fail(err, "replica %d: images of %dx%dx%d do not hold %d values", index,
                         input.height, input.width, input.channels, train->dim);
-    ipm_rng init_rng;
-    ipm_rng_init(&init_rng, cfg->seed, (uint32_t)index, IPM_RNG_INIT);
-    int rc = ipm_net_init(&rep->net, input, cfg->layers, cfg->n_layers, cfg->init,
-                          cfg->init_stddev, &init_rng, err);
+    int rc = ipm_net_for_config(&rep->net, cfg, train, index, err);
     if (rc == 0)
         rc = ipm_optimizer_init(&rep->opt, cfg, rep->net.n_params, err);
     if (rc == 0)

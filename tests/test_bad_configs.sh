@@ -47,25 +47,31 @@ good | sed 's/^layers = .*$/layers = dense:4:tanhh, dense:2:softmax/' >bad.ini
 expect_error bad-activation "bad\.ini:6: \[network\] layers: .*tanhh"
 
 good | sed 's|^source = tishby12$|source = netcdf\npath = /nonexistent/data.nc|' >bad.ini
-expect_error missing-data '/nonexistent/data\.nc'
+expect_error missing-data 'bad\.ini:5: \[data\] path: /nonexistent/data\.nc: cannot open'
 
 good | sed 's/^epochs = 2$/epochs = 2\n[information]\nmax_table_mb = 1/' >bad.ini
-expect_error table-memory 'bad\.ini: \[information\] max_table_mb = 1: the count tables may need up to [0-9]+ MB'
+expect_error table-memory 'bad\.ini:10: \[information\] max_table_mb = 1: the count tables may need up to [0-9]+ MB'
 
 good | sed 's/^layers = .*/layers = conv:4:3x3:relu, dense:2:softmax/' >bad.ini
-expect_error conv-on-flat-data "\[network\] layers: item 1 'conv:4:3x3:relu': needs image input"
+expect_error conv-on-flat-data "bad\.ini:6: \[network\] layers: item 1 'conv:4:3x3:relu': needs image input"
 
 # The same shape error at --check, before any run.
 "$IPMPI" --check bad.ini >check.out 2>check.err && fail "--check accepted a conv on flat data"
-grep -q "item 1 'conv:4:3x3:relu': needs image input" check.err ||
+grep -q "bad\.ini:6: \[network\] layers: item 1 'conv:4:3x3:relu': needs image input" check.err ||
     fail "--check: no shape error: $(cat check.err)"
+
+good | sed 's/^layers = .*/layers = dense:4:tanh, dense:2:tanh/' >bad.ini
+expect_error loss-output 'bad\.ini: \[training\] loss = cross_entropy needs a softmax output'
+
+good | sed 's/^epochs = 2$/epochs = 2\n[information]\non = test/' >bad.ini
+expect_error no-test-set 'bad\.ini:10: \[information\] on: test needs a test set'
 
 fashion=/usr/share/datasets/fashion-mnist
 if [ -r "$fashion/train-images-idx3-ubyte.gz" ]; then
     good | sed "s|^source = tishby12$|source = idx\nimages = $fashion/train-images-idx3-ubyte.gz\nlabels = $fashion/t10k-labels-idx1-ubyte.gz|" >bad.ini
-    expect_error idx-count-mismatch 'train-images-idx3-ubyte\.gz.*60000.*10000|10000.*60000'
+    expect_error idx-count-mismatch 'bad\.ini:5: \[data\] images: count mismatch: .*train-images-idx3-ubyte\.gz has 60000 images, .* has 10000 labels'
     good | sed "s|^source = tishby12$|source = idx\nimages = $fashion/train-images-idx3-ubyte.gz\nlabels = $fashion/train-labels-idx1-ubyte.gz\npool = 2|; s/^layers = .*/layers = conv:2:5x5, maxpool:2x2, conv:2:6x6, dense:10:softmax/" >bad.ini
-    expect_error conv-too-large "item 3 'conv:2:6x6:linear': kernel 6x6 is larger than its 5x5x2 input"
+    expect_error conv-too-large "bad\.ini:9: \[network\] layers: item 3 'conv:2:6x6:linear': kernel 6x6 is larger than its 5x5x2 input"
 fi
 
 rm -f bad.ini

@@ -185,8 +185,9 @@ static void test_full_file(void)
     ipm_config_free(&cfg);
 
     /* Synonyms and other spellings. */
-    rc = load_text(&cfg, "[network]\ninit = glorot\n[information]\nestimators = all\n"
-                   "on = test\nepochs = log:7\n[output]\nactivations = all\n", NULL, 0, err);
+    rc = load_text(&cfg, "[data]\ntrain_fraction = 0.5\n[network]\ninit = glorot\n[information]\n"
+                   "estimators = all\non = test\nepochs = log:7\n[output]\nactivations = all\n",
+                   NULL, 0, err);
     CHECK(rc == 0);
     CHECK(cfg.init == IPM_INIT_XAVIER);
     CHECK(cfg.estimators == (IPM_EST_SIMPLE | IPM_EST_POOLED | IPM_EST_SAMPLED));
@@ -313,6 +314,8 @@ static void test_errors(void)
     expect_error("[run]\nnonsense\nthreads = 0\n", "t.ini:2:", "syntax error");
 
     /* Cross-key checks name the file and the key. */
+    expect_error("[information]\non = all\n", "t.ini:2: [information] on",
+                 "needs a test set");
     expect_error("[data]\nsource = netcdf\n", "t.ini:2: [data] path",
                  "required when source = netcdf");
     expect_error("[training]\nepochs = 10\n[information]\nepochs = 0, 5, 11\n",
@@ -367,6 +370,18 @@ static void test_overrides(void)
     const char *fewer[] = {"training.epochs=3"};
     expect_error_with("[information]\nepochs = 0, 4\n", fewer, 1,
                       "t.ini:2: [information] epochs", "beyond [training] epochs = 3");
+
+    /* Errors found after loading (data, shapes) name where the key was set. */
+    const char *data_path[] = {"data.path=other.nc"};
+    CHECK(load_text(&cfg, "[data]\nsource = netcdf\npath = x.nc\n[network]\ninit = he\n", data_path,
+                    1, err) == 0);
+    CHECK(ipm_config_fail(&cfg, "network", "init", err, ": odd %d", 7) == -1);
+    CHECK(strstr(err, "t.ini:5: [network] init: odd 7") != NULL);
+    ipm_config_fail(&cfg, "data", "path", err, ": cannot open");
+    CHECK(strstr(err, "--set data.path: [data] path: cannot open") != NULL);
+    ipm_config_fail(&cfg, "training", "loss", err, " = %s: defaulted", "x");
+    CHECK(strstr(err, "t.ini: [training] loss = x: defaulted") != NULL);
+    ipm_config_free(&cfg);
 }
 
 static void test_continuation_lines(void)

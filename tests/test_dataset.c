@@ -876,7 +876,7 @@ static void check_idx_errors(const char *dir, const small_set *s)
     char missing[512], flat[512], floats[512], three[512];
     snprintf(missing, sizeof missing, "%s/missing-images", dir);
     ipm_config cfg = idx_config(missing, s->labels, 1, 1, 0);
-    expect_idx_error(&cfg, "[data] images, labels", missing);
+    expect_idx_error(&cfg, "[data] images: ", missing);
     expect_idx_error(&cfg, missing, "cannot open");
 
     idx_file f;
@@ -905,11 +905,11 @@ static void check_idx_errors(const char *dir, const small_set *s)
     cfg.subset = 5;
     expect_idx_error(&cfg, "[data] subset = 5", s->images);
     cfg = idx_config("", s->labels, 1, 1, 0);
-    expect_idx_error(&cfg, "[data] images, labels", "needs both");
+    expect_idx_error(&cfg, "[data] images: ", "needs both");
     cfg = idx_config(s->images, s->labels, 1, 1, 0);
     snprintf(cfg.test_images, sizeof cfg.test_images, "%s", s->images);
     snprintf(cfg.test_labels, sizeof cfg.test_labels, "%s", missing);
-    expect_idx_error(&cfg, "[data] test_images, test_labels", missing);
+    expect_idx_error(&cfg, "[data] test_labels: ", missing);
     cfg.train_fraction = 0.5;
     expect_idx_error(&cfg, "[data] train_fraction", "test_images");
     /* test images that pool to another shape */

@@ -207,7 +207,7 @@ static void check_learns(const learn_case *lc)
     cfg.n_layers = 2;
     cfg.layers[0] = lc->layers[0];
     cfg.layers[1] = lc->layers[1];
-    CHECK(ipm_loss_check(cfg.loss, &cfg.layers[1], d.n_classes, err) == 0);
+    CHECK(ipm_loss_check(&cfg, d.n_classes, err) == 0);
     ipm_replica rep;
     ipm_workspace ws;
     CHECK(ipm_replica_init(&rep, &cfg, &d, 0, err) == 0);
@@ -343,30 +343,44 @@ static void test_reproducible(void)
 
 /* ---- loss / output compatibility ---------------------------------------------- */
 
+/* Loss and output layer of a two-layer config named t.ini (keys defaulted). */
+static int loss_check(enum ipm_loss loss, ipm_layer_spec last, int n_classes, char *err)
+{
+    ipm_config cfg;
+    base_config(&cfg);
+    snprintf(cfg.file, sizeof cfg.file, "t.ini");
+    cfg.loss = loss;
+    cfg.n_layers = 2;
+    cfg.layers[0] = (ipm_layer_spec){.units = 8, .activation = IPM_ACT_TANH};
+    cfg.layers[1] = last;
+    return ipm_loss_check(&cfg, n_classes, err);
+}
+
 static void test_loss_check(void)
 {
     char err[IPM_ERRLEN] = "";
     ipm_layer_spec tanh1 = {.units = 1, .activation = IPM_ACT_TANH}, sigmoid1 = {.units = 1, .activation = IPM_ACT_SIGMOID};
     ipm_layer_spec softmax1 = {.units = 1, .activation = IPM_ACT_SOFTMAX}, softmax2 = {.units = 2, .activation = IPM_ACT_SOFTMAX};
     ipm_layer_spec softmax4 = {.units = 4, .activation = IPM_ACT_SOFTMAX}, sigmoid2 = {.units = 2, .activation = IPM_ACT_SIGMOID};
+    enum ipm_loss ce = IPM_LOSS_CROSS_ENTROPY, mse = IPM_LOSS_MSE;
 
-    CHECK(ipm_loss_check(IPM_LOSS_CROSS_ENTROPY, &tanh1, 2, err) == -1);
-    CHECK(strstr(err, "[training] loss = cross_entropy") != NULL);
+    CHECK(loss_check(ce, tanh1, 2, err) == -1);
+    CHECK(strstr(err, "t.ini: [training] loss = cross_entropy") != NULL);
     CHECK(strstr(err, "dense:1:tanh") != NULL);
-    CHECK(ipm_loss_check(IPM_LOSS_CROSS_ENTROPY, &softmax1, 2, err) == -1);
-    CHECK(ipm_loss_check(IPM_LOSS_CROSS_ENTROPY, &sigmoid2, 2, err) == -1);
-    CHECK(ipm_loss_check(IPM_LOSS_CROSS_ENTROPY, &sigmoid1, 2, err) == 0);
-    CHECK(ipm_loss_check(IPM_LOSS_CROSS_ENTROPY, &softmax2, 2, err) == 0);
-    CHECK(ipm_loss_check(IPM_LOSS_CROSS_ENTROPY, &softmax4, 3, err) == 0);
+    CHECK(loss_check(ce, softmax1, 2, err) == -1);
+    CHECK(loss_check(ce, sigmoid2, 2, err) == -1);
+    CHECK(loss_check(ce, sigmoid1, 2, err) == 0);
+    CHECK(loss_check(ce, softmax2, 2, err) == 0);
+    CHECK(loss_check(ce, softmax4, 3, err) == 0);
 
     err[0] = '\0';
-    CHECK(ipm_loss_check(IPM_LOSS_CROSS_ENTROPY, &softmax2, 3, err) == -1);
-    CHECK(strstr(err, "[network] layers") != NULL);
-    CHECK(ipm_loss_check(IPM_LOSS_MSE, &tanh1, 3, err) == -1);
+    CHECK(loss_check(ce, softmax2, 3, err) == -1);
+    CHECK(strstr(err, "t.ini: [network] layers") != NULL);
+    CHECK(loss_check(mse, tanh1, 3, err) == -1);
     CHECK(strstr(err, "3") != NULL);
-    CHECK(ipm_loss_check(IPM_LOSS_MSE, &tanh1, 2, err) == 0);
-    CHECK(ipm_loss_check(IPM_LOSS_MSE, &softmax4, 4, err) == 0);
-    CHECK(ipm_loss_check(IPM_LOSS_MSE, &sigmoid2, 2, err) == 0);
+    CHECK(loss_check(mse, tanh1, 2, err) == 0);
+    CHECK(loss_check(mse, softmax4, 4, err) == 0);
+    CHECK(loss_check(mse, sigmoid2, 2, err) == 0);
 }
 
 int main(void)

@@ -13,6 +13,7 @@
 
 #define IPM_MAX_LAYERS 64
 #define IPM_PATH_MAX 4096
+#define IPM_CONFIG_MAX_KEYS 64
 
 enum ipm_data_source { IPM_DATA_TISHBY12, IPM_DATA_SIMPLE, IPM_DATA_COMPLICATED, IPM_DATA_NETCDF,
                        IPM_DATA_IDX };
@@ -48,6 +49,7 @@ typedef struct ipm_epoch_spec {
 
 typedef struct ipm_config {
     char file[IPM_PATH_MAX];          /* where it was read from, for messages */
+    int key_origin[IPM_CONFIG_MAX_KEYS]; /* per key: >0 its line in file, <0 --set, 0 default */
 
     /* [run] */
     uint64_t seed;                    /* default 0 */
@@ -131,6 +133,13 @@ char *ipm_config_format(const ipm_config *cfg);
 int ipm_epochs_expand(const ipm_epoch_spec *spec, int last, int **epochs, int *n, char *err);
 
 const char *ipm_activation_name(enum ipm_activation a);
+
+/* Writes "FILE:LINE: [section] name" + the formatted text (which goes on
+ * with ": why" or " = value: why") into err, the place being where the key
+ * was set ("--set section.name", or FILE when defaulted). For errors found
+ * after loading (data, classes, shapes). Returns -1. */
+int ipm_config_fail(const ipm_config *cfg, const char *section, const char *name, char *err,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Whether layer l (0-based) is measured: listed in [information] layers, or,
  * with no list, any layer but a maxpool. */

@@ -20,10 +20,17 @@
 /* The network input a data set gives: its image shape, or its flat features. */
 ipm_shape ipm_input_shape(const ipm_dataset *d);
 
-/* Checks that loss and output layer fit (e.g. cross_entropy needs softmax
- * with >= 2 units or one sigmoid unit) and that the output can represent
- * n_classes; error names the [training] loss / [network] layers key. */
-int ipm_loss_check(enum ipm_loss loss, const ipm_layer_spec *last, int n_classes, char *err);
+/* cfg's network on train's input with the weights of replica `index`; a
+ * shape that does not fit is an error naming the config line of
+ * [network] layers and the item. */
+int ipm_net_for_config(ipm_net *net, const ipm_config *cfg, const ipm_dataset *train, int index,
+                       char *err);
+
+/* Checks that cfg's loss and output layer fit (e.g. cross_entropy needs
+ * softmax with >= 2 units or one sigmoid unit) and that the output can
+ * represent n_classes; the error names the config line of [training] loss
+ * or [network] layers. */
+int ipm_loss_check(const ipm_config *cfg, int n_classes, char *err);
 
 /* Mean loss of out (rows x units, already activated) against labels y;
  * adds the number of correct predictions to *correct when not NULL; when
