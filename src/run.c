@@ -738,8 +738,9 @@ static void print_summary(const run *r)
             merge += r->plane[p].seconds_merge;
         }
     int epochs = r->trained_epochs > 0 ? r->trained_epochs : 1, logs = r->logged > 0 ? r->logged : 1;
-    printf("done: %d epochs, %d logged, %d replicas on %d ranks, wall %.3fs\n", r->trained_epochs,
-           r->logged, r->n_replicas, r->size, wall);
+    printf("done: %d epochs, %d logged, %d replica%s on %d rank%s, wall %.3fs\n",
+           r->trained_epochs, r->logged, r->n_replicas, r->n_replicas == 1 ? "" : "s", r->size,
+           r->size == 1 ? "" : "s", wall);
     printf("time (rank 0): train %.3fs (%.4f ms/epoch)  forward %.3fs  binning+tables %.3fs  "
            "merge %.3fs (%.4f ms/logged epoch)  output %.3fs  checkpoints %.3fs\n",
            r->t_train, 1e3 * r->t_train / epochs, r->t_forward, bin, merge, 1e3 * merge / logs,
