@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "check.h"
+#include "idx_writer.h"
 #include "ipmpi/error.h"
 #include "ipmpi/rng.h"
 
@@ -554,25 +554,7 @@ static void check_var_u_rule(const ipm_dataset *d)
 #define FASHION_IMAGES "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 #define FASHION_LABELS "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"
 
-/* An IDX file in memory: the header, then the caller's big-endian values. */
-typedef struct idx_file {
-    unsigned char b[4096];
-    size_t len;
-} idx_file;
-
-static void idx_header(idx_file *f, int type, int ndims, const uint32_t *dims)
-{
-    f->len = 0;
-    f->b[f->len++] = 0;
-    f->b[f->len++] = 0;
-    f->b[f->len++] = (unsigned char)type;
-    f->b[f->len++] = (unsigned char)ndims;
-    for (int i = 0; i < ndims; i++)
-        for (int s = 24; s >= 0; s -= 8)
-            f->b[f->len++] = (unsigned char)(dims[i] >> s);
-}
-
-static void idx_bytes_file(idx_file *f, int ndims, const uint32_t *dims, const unsigned char *v,
+static void idx_bytes_file(idx_bytes *f, int ndims, const uint32_t *dims, const unsigned char *v,
                            size_t count)
 {
     idx_header(f, 0x08, ndims, dims);
@@ -581,26 +563,11 @@ static void idx_bytes_file(idx_file *f, int ndims, const uint32_t *dims, const u
 }
 
 /* Writes f to dir/name, gzip-compressed when gz; returns the path. */
-static const char *write_idx(const char *dir, const char *name, const idx_file *f, int gz,
+static const char *write_idx(const char *dir, const char *name, const idx_bytes *f, int gz,
                              char path[512])
 {
     snprintf(path, 512, "%s/%s", dir, name);
-    if (gz) {
-        gzFile g = gzopen(path, "wb");
-        CHECK(g != NULL);
-        if (g) {
-            CHECK(gzwrite(g, f->b, (unsigned)f->len) == (int)f->len);
-            CHECK(gzclose(g) == Z_OK);
-        }
-    } else {
-        FILE *fp = fopen(path, "wb");
-        CHECK(fp != NULL);
-        if (fp) {
-            CHECK(fwrite(f->b, 1, f->len, fp) == f->len);
-            CHECK(fclose(fp) == 0);
-        }
-    }
-    return path;
+    return idx_write(path, f->b, f->len, gz);
 }
 
 static ipm_config idx_config(const char *images, const char *labels, int pool, int quantize,
@@ -634,7 +601,7 @@ static void write_small_set(const char *dir, small_set *s)
         }
     const uint32_t dims[3] = {4, 4, 5}, label_dims[1] = {4};
     const unsigned char labels[4] = {7, 2, 7, 9};
-    idx_file f;
+    idx_bytes f;
     idx_bytes_file(&f, 3, dims, &px[0][0][0], sizeof px);
     write_idx(dir, "small-images", &f, 0, s->images);
     write_idx(dir, "small-images.gz", &f, 1, s->images_gz);
@@ -731,7 +698,7 @@ static void check_idx_channels(const char *dir)
     /* one 2 x 2 x 2 image: channel 0 = 1, 2, 3, 4; channel 1 = 100 everywhere. */
     const unsigned char px[8] = {1, 100, 2, 100, 3, 100, 4, 100}, label[1] = {5};
     const uint32_t dims[4] = {1, 2, 2, 2}, label_dims[1] = {1};
-    idx_file f;
+    idx_bytes f;
     char images[512], labels[512];
     idx_bytes_file(&f, 4, dims, px, 8);
     write_idx(dir, "rgb-images", &f, 0, images);
@@ -758,7 +725,7 @@ static void write_numbered_set(const char *dir, int n, char images[512], char la
     for (int i = 0; i < n; i++)
         px[4 * i] = (unsigned char)i, lab[i] = (unsigned char)(1 + i % 4);
     const uint32_t dims[3] = {(uint32_t)n, 2, 2}, label_dims[1] = {(uint32_t)n};
-    idx_file f;
+    idx_bytes f;
     idx_bytes_file(&f, 3, dims, px, 4 * (size_t)n);
     write_idx(dir, "numbered-images", &f, 0, images);
     idx_bytes_file(&f, 1, label_dims, lab, (size_t)n);
@@ -828,7 +795,7 @@ static void check_idx_test_files(const char *dir, const small_set *s)
             px[0][r][c] = 255, px[1][r][c] = (unsigned char)(10 * r + c);
     const uint32_t dims[3] = {2, 4, 5}, label_dims[1] = {2};
     const unsigned char test_labels[2] = {9, 4};
-    idx_file f;
+    idx_bytes f;
     char images[512], labels[512];
     idx_bytes_file(&f, 3, dims, &px[0][0][0], sizeof px);
     write_idx(dir, "test-images.gz", &f, 1, images);
@@ -879,7 +846,7 @@ static void check_idx_errors(const char *dir, const small_set *s)
     expect_idx_error(&cfg, "[data] images: ", missing);
     expect_idx_error(&cfg, missing, "cannot open");
 
-    idx_file f;
+    idx_bytes f;
     const unsigned char bytes[80] = {0};
     const uint32_t flat_dims[2] = {4, 20};
     idx_bytes_file(&f, 2, flat_dims, bytes, 80);

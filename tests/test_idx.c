@@ -7,6 +7,7 @@
 #include "ipmpi/idx.h"
 
 #include "check.h"
+#include "idx_writer.h"
 
 #include <dirent.h>
 #include <stdint.h>
@@ -14,25 +15,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
 typedef struct scratch {
     char dir[256];
 } scratch;
-
-/* An IDX file image in memory: header then big-endian values. */
-typedef struct idx_bytes {
-    unsigned char b[1 << 16];
-    size_t len;
-} idx_bytes;
-
-static void put_u32(idx_bytes *f, uint32_t v)
-{
-    for (int s = 24; s >= 0; s -= 8)
-        f->b[f->len++] = (unsigned char)(v >> s);
-}
 
 static void put_u16(idx_bytes *f, uint16_t v)
 {
@@ -44,26 +32,15 @@ static void put_f32(idx_bytes *f, float v)
 {
     uint32_t u;
     memcpy(&u, &v, 4);
-    put_u32(f, u);
+    idx_put_u32(f, u);
 }
 
 static void put_f64(idx_bytes *f, double v)
 {
     uint64_t u;
     memcpy(&u, &v, 8);
-    put_u32(f, (uint32_t)(u >> 32));
-    put_u32(f, (uint32_t)u);
-}
-
-static void header(idx_bytes *f, int type, int ndims, const uint32_t *dims)
-{
-    f->len = 0;
-    f->b[f->len++] = 0;
-    f->b[f->len++] = 0;
-    f->b[f->len++] = (unsigned char)type;
-    f->b[f->len++] = (unsigned char)ndims;
-    for (int i = 0; i < ndims; i++)
-        put_u32(f, dims[i]);
+    idx_put_u32(f, (uint32_t)(u >> 32));
+    idx_put_u32(f, (uint32_t)u);
 }
 
 static const char *path_in(const scratch *s, const char *name, char out[512])
@@ -75,25 +52,13 @@ static const char *path_in(const scratch *s, const char *name, char out[512])
 static const char *write_raw(const scratch *s, const char *name, const void *b, size_t len,
                              char out[512])
 {
-    FILE *fp = fopen(path_in(s, name, out), "wb");
-    CHECK(fp != NULL);
-    if (fp) {
-        CHECK(fwrite(b, 1, len, fp) == len);
-        fclose(fp);
-    }
-    return out;
+    return idx_write(path_in(s, name, out), b, len, 0);
 }
 
 static const char *write_gz(const scratch *s, const char *name, const void *b, size_t len,
                             char out[512])
 {
-    gzFile gz = gzopen(path_in(s, name, out), "wb");
-    CHECK(gz != NULL);
-    if (gz) {
-        CHECK(gzwrite(gz, b, (unsigned)len) == (int)len);
-        CHECK(gzclose(gz) == Z_OK);
-    }
-    return out;
+    return idx_write(path_in(s, name, out), b, len, 1);
 }
 
 static long file_size(const char *path)
@@ -108,7 +73,7 @@ static void check_ubyte_images(const scratch *s, int gz)
 {
     static const uint32_t dims[3] = {2, 2, 3};
     idx_bytes f;
-    header(&f, 0x08, 3, dims);
+    idx_header(&f, 0x08, 3, dims);
     for (int i = 0; i < 12; i++)
         f.b[f.len++] = (unsigned char)(i * 23); /* 0, 23, ..., 253 */
     char path[512];
@@ -134,7 +99,7 @@ static void check_float_file(const scratch *s, int gz)
     static const float v[5] = {-1.5f, 3.25f, 0.0f, 1e-30f, -7e20f};
     uint32_t dims[1] = {5};
     idx_bytes f;
-    header(&f, 0x0D, 1, dims);
+    idx_header(&f, 0x0D, 1, dims);
     for (int i = 0; i < 5; i++)
         put_f32(&f, v[i]);
     char path[512];
@@ -156,7 +121,7 @@ static void check_short_file(const scratch *s)
     static const int v[6] = {-32768, -1, 0, 1, 300, 32767};
     uint32_t dims[2] = {2, 3};
     idx_bytes f;
-    header(&f, 0x0B, 2, dims);
+    idx_header(&f, 0x0B, 2, dims);
     for (int i = 0; i < 6; i++)
         put_u16(&f, (uint16_t)(v[i] & 0xffff));
     char path[512];
@@ -177,7 +142,7 @@ static void check_sbyte_int_double(const scratch *s)
     idx_bytes f;
     uint32_t four[1] = {4};
 
-    header(&f, 0x09, 1, four);
+    idx_header(&f, 0x09, 1, four);
     static const unsigned char sb[4] = {0x80, 0xff, 0x00, 0x7f};
     memcpy(f.b + f.len, sb, 4);
     f.len += 4;
@@ -186,17 +151,17 @@ static void check_sbyte_int_double(const scratch *s)
           x.values[2] == 0 && x.values[3] == 127);
     ipm_idx_free(&x);
 
-    header(&f, 0x0C, 1, four);
-    put_u32(&f, 0x80000000u); /* INT32_MIN */
-    put_u32(&f, 0xfffffffbu); /* -5 */
-    put_u32(&f, 16777216u);
-    put_u32(&f, 0x7fffffffu);
+    idx_header(&f, 0x0C, 1, four);
+    idx_put_u32(&f, 0x80000000u); /* INT32_MIN */
+    idx_put_u32(&f, 0xfffffffbu); /* -5 */
+    idx_put_u32(&f, 16777216u);
+    idx_put_u32(&f, 0x7fffffffu);
     CHECK(ipm_idx_read(write_raw(s, "int", f.b, f.len, path), &x, err) == 0);
     CHECK(x.count == 4 && x.values && x.values[0] == -2147483648.0f && x.values[1] == -5 &&
           x.values[2] == 16777216.0f && x.values[3] == 2147483648.0f);
     ipm_idx_free(&x);
 
-    header(&f, 0x0E, 1, four);
+    idx_header(&f, 0x0E, 1, four);
     put_f64(&f, 0.1);
     put_f64(&f, -2.5);
     put_f64(&f, 1e300);
@@ -212,15 +177,15 @@ static void check_pair(const scratch *s, int gz)
     static const uint32_t idims[3] = {3, 2, 2}, ldims[1] = {3};
     idx_bytes f;
     char ipath[512], lpath[512], err[IPM_ERRLEN];
-    header(&f, 0x08, 3, idims);
+    idx_header(&f, 0x08, 3, idims);
     for (int i = 0; i < 12; i++)
         f.b[f.len++] = (unsigned char)(255 - i);
     (gz ? write_gz : write_raw)(s, "pair-img", f.b, f.len, ipath);
     /* int labels beyond float's 2^24: they must come back exactly */
-    header(&f, 0x0C, 1, ldims);
-    put_u32(&f, 16777217u);
-    put_u32(&f, 0xfffffffbu);
-    put_u32(&f, 9);
+    idx_header(&f, 0x0C, 1, ldims);
+    idx_put_u32(&f, 16777217u);
+    idx_put_u32(&f, 0xfffffffbu);
+    idx_put_u32(&f, 9);
     (gz ? write_gz : write_raw)(s, "pair-lab", f.b, f.len, lpath);
     ipm_idx x;
     int32_t *y = NULL;
@@ -245,7 +210,7 @@ static void check_pair(const scratch *s, int gz)
     CHECK(strstr(err, lpath) && strstr(err, "values are int, not unsigned bytes"));
     CHECK(x.bytes == NULL && y == NULL && n == 0);
 
-    header(&f, 0x08, 1, ldims);
+    idx_header(&f, 0x08, 1, ldims);
     f.b[f.len++] = 7, f.b[f.len++] = 0, f.b[f.len++] = 200;
     write_raw(s, "pair-lab-u8", f.b, f.len, lpath);
     CHECK(ipm_idx_read_pair(ipath, lpath, &x, &y, &n, err) == 0);
@@ -287,26 +252,26 @@ static void check_header_refusals(const scratch *s)
     /* a gzip file whose content is not IDX: the magic shown is decompressed */
     CHECK(refused_with(write_gz(s, "text.gz", "hello, world", 12, path), "not an IDX file",
                        "magic 68 65 6c 6c"));
-    header(&f, 0x0A, 1, dims);
+    idx_header(&f, 0x0A, 1, dims);
     CHECK(refused_with(write_raw(s, "type", f.b, f.len, path), "unsupported IDX type 0x0a", NULL));
-    header(&f, 0x08, 0, dims);
+    idx_header(&f, 0x08, 0, dims);
     CHECK(refused_with(write_raw(s, "nd0", f.b, f.len, path), "0 dimensions", NULL));
-    header(&f, 0x08, 5, dims);
+    idx_header(&f, 0x08, 5, dims);
     CHECK(refused_with(write_raw(s, "nd5", f.b, f.len, path), "5 dimensions", NULL));
-    header(&f, 0x08, 3, dims);
+    idx_header(&f, 0x08, 3, dims);
     f.len -= 2;
     CHECK(refused_with(write_raw(s, "cuthdr", f.b, f.len, path), "truncated header",
                        "expected 3 dimension sizes (12 bytes), found 10"));
     uint32_t zero[3] = {4, 0, 7};
-    header(&f, 0x08, 3, zero);
+    idx_header(&f, 0x08, 3, zero);
     CHECK(refused_with(write_raw(s, "dim0", f.b, f.len, path), "dimension 2 of 3 is 0",
                        "4 x 0 x 7"));
     uint32_t big[2] = {65536, 32768}; /* 2^31: one too many */
-    header(&f, 0x08, 2, big);
+    idx_header(&f, 0x08, 2, big);
     CHECK(refused_with(write_raw(s, "big", f.b, f.len, path), "more than 2147483647 values",
                        "65536 x 32768"));
     uint32_t huge[4] = {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu};
-    header(&f, 0x0E, 4, huge);
+    idx_header(&f, 0x0E, 4, huge);
     CHECK(refused_with(write_raw(s, "huge", f.b, f.len, path), "more than 2147483647 values",
                        NULL));
 }
@@ -316,7 +281,7 @@ static void check_data_refusals(const scratch *s)
     char path[512];
     idx_bytes f;
     uint32_t dims[3] = {2, 2, 3};
-    header(&f, 0x08, 3, dims);
+    idx_header(&f, 0x08, 3, dims);
     memset(f.b + f.len, 1, 12);
     f.len += 12;
     CHECK(refused_with(write_raw(s, "cut", f.b, f.len - 2, path),
@@ -331,14 +296,14 @@ static void check_data_refusals(const scratch *s)
     /* the largest accepted count with 5 bytes of data: refused by what is
      * there, without allocating 8 GiB first */
     uint32_t most[1] = {0x7fffffffu};
-    header(&f, 0x0C, 1, most);
+    idx_header(&f, 0x0C, 1, most);
     memset(f.b + f.len, 0, 5);
     CHECK(refused_with(write_raw(s, "claims", f.b, f.len + 5, path),
                        "truncated: expected 8589934588 bytes of data, found 5", NULL));
 
     /* a partial last value counts in "found" */
     uint32_t two[1] = {2};
-    header(&f, 0x0D, 1, two);
+    idx_header(&f, 0x0D, 1, two);
     put_f32(&f, 1.0f);
     CHECK(refused_with(write_raw(s, "halffloat", f.b, f.len + 3, path),
                        "expected 8 bytes of data, found 7", NULL));
@@ -349,7 +314,7 @@ static void check_broken_gzip(const scratch *s)
 {
     static idx_bytes f;
     uint32_t dims[1] = {40000};
-    header(&f, 0x08, 1, dims);
+    idx_header(&f, 0x08, 1, dims);
     uint32_t state = 12345; /* incompressible-ish bytes so the cut lands in the data */
     for (int i = 0; i < 40000; i++) {
         state = state * 1103515245u + 12345u;
@@ -405,19 +370,19 @@ static void check_pair_refusals(const scratch *s)
     char ipath[512], lpath[512];
     idx_bytes f;
     uint32_t idims[2] = {3, 2}, ldims[2] = {3, 1}, two[1] = {2};
-    header(&f, 0x08, 2, idims);
+    idx_header(&f, 0x08, 2, idims);
     memset(f.b + f.len, 3, 6);
     write_raw(s, "p-img", f.b, f.len + 6, ipath);
 
-    header(&f, 0x0D, 1, two);
+    idx_header(&f, 0x0D, 1, two);
     put_f32(&f, 1), put_f32(&f, 0);
     CHECK(pair_refused_with(ipath, write_raw(s, "p-flt", f.b, f.len, lpath),
                             "labels must have an integer type", "not float", lpath));
-    header(&f, 0x08, 2, ldims);
+    idx_header(&f, 0x08, 2, ldims);
     memset(f.b + f.len, 1, 3);
     CHECK(pair_refused_with(ipath, write_raw(s, "p-2d", f.b, f.len + 3, lpath),
                             "labels must have 1 dimension, not 2", "3 x 1", lpath));
-    header(&f, 0x08, 1, two);
+    idx_header(&f, 0x08, 1, two);
     memset(f.b + f.len, 1, 2);
     write_raw(s, "p-two", f.b, f.len + 2, lpath);
     CHECK(pair_refused_with(ipath, lpath, "count mismatch", "has 3 images", ipath));
