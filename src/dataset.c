@@ -588,14 +588,17 @@ static int read_idx_set(const ipm_config *cfg, const char *prefix, const char *i
         return ipm_config_fail(cfg, "data", images[0] ? labels_key : images_key, err,
                                ": source = idx needs both %s and %s", images_key, labels_key);
     if (ipm_idx_read_pair_bytes(images, labels, &raw, &y, &n, why)) {
-        int about_labels = strncmp(why, labels, strlen(labels)) == 0;
+        size_t n_labels = strlen(labels);
+        int about_labels = strncmp(why, labels, n_labels) == 0 && why[n_labels] == ':';
         return ipm_config_fail(cfg, "data", about_labels ? labels_key : images_key, err, ": %s",
                                why);
     }
     image_shape s = {0, 0, 0};
     image_prep p = {0, 0, 0, 0};
     int n_rows = subset > 0 ? subset : n;
-    int rc = idx_image_shape(&raw, images, &s, err);
+    int rc = idx_image_shape(&raw, images, &s, why);
+    if (rc)
+        ipm_config_fail(cfg, "data", images_key, err, ": %s", why);
     if (rc == 0)
         rc = image_prep_of(cfg, &s, images, &p, err);
     if (rc == 0 && subset > n)
