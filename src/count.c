@@ -253,15 +253,27 @@ int ipm_counter_reserve(ipm_counter *c, size_t n_ids, char *err)
 
 /* ---- sinks ------------------------------------------------------------------- */
 
-/* Where counts go: a histogram (table == NULL) or a count table. */
+#define SINK_BATCH 64
+
+/* Where counts go: a histogram (table == NULL) or a count table. Table
+ * entries are handed over in batches, which lets the table prefetch the
+ * slots of entries ahead (ipm_table_merge): large tables miss the cache. */
 typedef struct sink {
     uint32_t *hist;
     uint64_t top, total;
     ipm_table *table;
     const ipm_pattern *key;
     char *err;
-    int rc;
+    int rc, n_batch;
+    ipm_count *batch; /* SINK_BATCH entries, for a table */
 } sink;
+
+static void sink_flush(sink *s)
+{
+    if (s->table && s->rc == 0 && s->n_batch > 0)
+        s->rc = ipm_table_merge(s->table, s->batch, (size_t)s->n_batch, s->err);
+    s->n_batch = 0;
+}
 
 /* Counts of 1 add nothing to the sum (1 log2 1 = 0) and stay out of the
  * histogram: wide layers are mostly 1s, which would chain on hist[1]. */
@@ -273,8 +285,12 @@ static inline void sink_put(sink *s, uint32_t group, int32_t id, uint64_t count)
             s->hist[count]++;
             s->top = count > s->top ? count : s->top;
         }
-    } else if (s->rc == 0) {
-        s->rc = ipm_table_add(s->table, group, s->key[id], count, s->err);
+    } else {
+        const ipm_pattern *p = &s->key[id];
+        s->batch[s->n_batch++] = (ipm_count){.lo = p->lo, .hi = p->hi, .group = group,
+                                             .used = 1, .count = count};
+        if (s->n_batch == SINK_BATCH)
+            sink_flush(s);
     }
 }
 
@@ -560,12 +576,16 @@ int ipm_count_export(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups 
                      const int32_t *y, const ipm_pattern *key, ipm_table *t, ipm_table *xt,
                      ipm_table *yt, char *err)
 {
-    sink st = {.table = t, .key = key, .err = err};
-    sink sxt = {.table = xt, .key = key, .err = err};
-    sink syt = {.table = yt, .key = key, .err = err};
+    ipm_count batch[3][SINK_BATCH];
+    sink st = {.table = t, .key = key, .err = err, .batch = batch[0]};
+    sink sxt = {.table = xt, .key = key, .err = err, .batch = batch[1]};
+    sink syt = {.table = yt, .key = key, .err = err, .batch = batch[2]};
     dense_counts d = count_t_yt(c, pairs, y);
     drain_t(c, &d, &st, NULL);
     drain_yt(c, &d, &syt, NULL);
     count_xt(c, pairs, g, &sxt);
+    sink_flush(&st);
+    sink_flush(&syt);
+    sink_flush(&sxt);
     return st.rc || sxt.rc || syt.rc ? -1 : 0;
 }

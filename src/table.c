@@ -68,10 +68,26 @@ void ipm_table_free(ipm_table *t)
     memset(t, 0, sizeof *t);
 }
 
+/* Loops over every key read the slots in slot order when the table is at
+ * least an eighth full (a sequential scan beats following `filled` into a
+ * large table), else through `filled`. Unused slots have used == 0. */
+static inline size_t visit_count(const ipm_table *t)
+{
+    return t->len >= t->capacity / 8 ? t->capacity : t->len;
+}
+
+static inline const ipm_count *visit(const ipm_table *t, size_t n_visit, size_t k)
+{
+    return n_visit == t->len ? &t->slot[t->filled[k]] : &t->slot[k];
+}
+
 void ipm_table_clear(ipm_table *t)
 {
-    for (size_t k = 0; k < t->len; k++)
-        t->slot[t->filled[k]].used = 0;
+    if (visit_count(t) == t->capacity)
+        memset(t->slot, 0, t->capacity * sizeof *t->slot);
+    else
+        for (size_t k = 0; k < t->len; k++)
+            t->slot[t->filled[k]].used = 0;
     t->len = 0;
     t->total = 0;
 }
@@ -187,13 +203,22 @@ size_t ipm_table_export(const ipm_table *t, ipm_count *out)
     return t->len;
 }
 
+/* Slots this many entries ahead are prefetched: a large table's probes
+ * miss the cache, and the misses of a batch then overlap. */
+#define PREFETCH_AHEAD 8
+
 int ipm_table_merge(ipm_table *t, const ipm_count *entries, size_t n, char *err)
 {
     cursor c = cursor_load(t);
     int rc = 0;
-    for (size_t k = 0; k < n && rc == 0; k++)
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        if (k + PREFETCH_AHEAD < n) {
+            const ipm_count *e = &entries[k + PREFETCH_AHEAD];
+            __builtin_prefetch(&c.slot[key_hash(e->group, e->lo, e->hi) & c.mask], 1);
+        }
         rc = cursor_add(&c, t, entries[k].group, entries[k].lo, entries[k].hi, entries[k].count,
                         err);
+    }
     cursor_store(&c, t);
     return rc;
 }
@@ -244,11 +269,11 @@ static uint64_t *sorted_large_counts(const ipm_table *t, uint64_t limit, size_t 
     uint64_t *large = malloc(n_large * sizeof *large);
     if (!large)
         return NULL;
-    size_t m = 0;
-    for (size_t k = 0; k < t->len; k++) {
-        uint64_t c = t->slot[t->filled[k]].count;
-        if (c > limit)
-            large[m++] = c;
+    size_t m = 0, n_visit = visit_count(t);
+    for (size_t k = 0; k < n_visit; k++) {
+        const ipm_count *e = visit(t, n_visit, k);
+        if (e->used && e->count > limit)
+            large[m++] = e->count;
     }
     qsort(large, n_large, sizeof *large, compare_u64);
     return large;
@@ -259,9 +284,10 @@ static uint64_t *sorted_large_counts(const ipm_table *t, uint64_t limit, size_t 
 double ipm_table_sum_clog2c(const ipm_table *t)
 {
     uint64_t max_count = 0;
-    size_t n_large = 0;
-    for (size_t k = 0; k < t->len; k++) {
-        uint64_t c = t->slot[t->filled[k]].count;
+    size_t n_large = 0, n_visit = visit_count(t);
+    for (size_t k = 0; k < n_visit; k++) {
+        const ipm_count *e = visit(t, n_visit, k);
+        uint64_t c = e->used ? e->count : 0;
         max_count = c > max_count ? c : max_count;
         n_large += c > DENSE_HISTOGRAM;
     }
@@ -276,10 +302,10 @@ double ipm_table_sum_clog2c(const ipm_table *t)
         return sum_in_table_order(t);
     }
     memset(hist, 0, (limit + 1) * sizeof *hist);
-    for (size_t k = 0; k < t->len; k++) {
-        uint64_t c = t->slot[t->filled[k]].count;
-        if (c <= limit)
-            hist[c]++;
+    for (size_t k = 0; k < n_visit; k++) {
+        const ipm_count *e = visit(t, n_visit, k);
+        if (e->used && e->count <= limit)
+            hist[e->count]++;
     }
     double s = ipm_sum_clog2c_hist(0.0, hist, limit, NULL, 0);
     for (size_t k = 0; k < n_large;) {
