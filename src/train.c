@@ -11,7 +11,8 @@
 /* Smallest probability the cross-entropy's value takes a log of. */
 #define IPM_PROB_FLOOR 1e-12
 
-ipm_shape ipm_input_shape(const ipm_dataset *d)
+/* The network input a data set gives: its image shape, or its flat features. */
+static ipm_shape input_shape(const ipm_dataset *d)
 {
     return d->height ? (ipm_shape){d->height, d->width, d->channels} : ipm_shape_flat(d->dim);
 }
@@ -22,7 +23,7 @@ int ipm_net_for_config(ipm_net *net, const ipm_config *cfg, const ipm_dataset *t
     ipm_rng rng;
     ipm_rng_init(&rng, cfg->seed, (uint32_t)index, IPM_RNG_INIT);
     char why[IPM_ERRLEN];
-    if (ipm_net_init(net, ipm_input_shape(train), cfg->layers, cfg->n_layers, cfg->init,
+    if (ipm_net_init(net, input_shape(train), cfg->layers, cfg->n_layers, cfg->init,
                      cfg->init_stddev, &rng, why) == 0)
         return 0;
     const char *key = "[network] layers: ";
@@ -269,7 +270,7 @@ int ipm_replica_init(ipm_replica *rep, const ipm_config *cfg, const ipm_dataset 
         return ipm_fail(err, "[training] batch_size must be positive (got %d)", cfg->batch_size);
     /* A batch larger than the set is the whole set (full-batch training). */
     rep->batch_size = cfg->batch_size < train->n ? cfg->batch_size : train->n;
-    ipm_shape input = ipm_input_shape(train);
+    ipm_shape input = input_shape(train);
     if (train->height && (long long)input.height * input.width * input.channels != train->dim)
         return ipm_fail(err, "replica %d: images of %dx%dx%d do not hold %d values", index,
                         input.height, input.width, input.channels, train->dim);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "ref_activation.h"
 #include "ipmpi/error.h"
 #include "ipmpi/net.h"
 #include "ipmpi/train.h"
@@ -245,16 +246,6 @@ static void test_maxpool_by_hand(void)
 
 enum { MAX_VALUES = 4096 };
 
-static double act_double(enum ipm_activation a, double z)
-{
-    switch (a) {
-    case IPM_ACT_TANH: return tanh(z);
-    case IPM_ACT_RELU: return z > 0 ? z : 0;
-    case IPM_ACT_SIGMOID: return 1.0 / (1.0 + exp(-z));
-    default: return z;
-    }
-}
-
 /* Pre-activations of a conv on one HWC sample, by the definition. */
 static void ref_conv(const ipm_layer *d, const double *in, double *z)
 {
@@ -326,23 +317,11 @@ static void ref_forward(const ipm_net *net, const float *x, double out[][MAX_VAL
             ref_conv(d, in, z);
         else
             ref_dense(d, in, z);
-        double zmax = -INFINITY, sum = 0.0;
-        for (int j = 0; j < d->out; j++) {
-            if (d->activation == IPM_ACT_RELU)
-                *margin = fmin(*margin, fabs(z[j]));
-            zmax = fmax(zmax, z[j]);
-        }
-        for (int j = 0; j < d->out; j++) {
-            if (d->activation == IPM_ACT_SOFTMAX)
-                sum += z[j] = exp(z[j] - zmax);
-            else
-                z[j] = act_double(d->activation, z[j]);
-        }
-        for (int j = 0; j < d->out; j++) {
-            if (d->activation == IPM_ACT_SOFTMAX)
-                z[j] /= sum;
+        for (int j = 0; d->activation == IPM_ACT_RELU && j < d->out; j++)
+            *margin = fmin(*margin, fabs(z[j]));
+        ref_activate(d->activation, z, d->out);
+        for (int j = 0; j < d->out; j++)
             in[j] = z[j];
-        }
     }
 }
 

@@ -17,9 +17,6 @@
 #include "ipmpi/net.h"
 #include "ipmpi/rng.h"
 
-/* The network input a data set gives: its image shape, or its flat features. */
-ipm_shape ipm_input_shape(const ipm_dataset *d);
-
 /* cfg's network on train's input with the weights of replica `index`; a
  * shape that does not fit is an error naming the config line of
  * [network] layers and the item. */
