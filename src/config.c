@@ -429,8 +429,7 @@ static int compare_int(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Sorts and drops duplicates; returns the new count. */
-static int sort_unique(int *v, int n)
+int ipm_sort_unique(int *v, int n)
 {
     if (n == 0)
         return 0;
@@ -456,7 +455,7 @@ static int parse_epoch_list(const char *v, ipm_epoch_spec *out, char *why)
             rc = ipm_fail(why, "item %d: %s", i + 1, reason);
         }
     if (rc == 0)
-        *out = (ipm_epoch_spec){IPM_EPOCHS_LIST, 0, list, sort_unique(list, items.n)};
+        *out = (ipm_epoch_spec){IPM_EPOCHS_LIST, 0, list, ipm_sort_unique(list, items.n)};
     else
         free(list);
     free_items(&items);
@@ -631,7 +630,7 @@ static int set_info_layers(ipm_config *c, const char *v, char *why)
             rc = ipm_fail(why, "item %d '%s': expected all or layer numbers 1..%d", i + 1,
                           items.item[i], IPM_MAX_LAYERS);
     if (rc == 0) {
-        c->n_info_layers = sort_unique(list, items.n);
+        c->n_info_layers = ipm_sort_unique(list, items.n);
         memcpy(c->info_layers, list, (size_t)c->n_info_layers * sizeof list[0]);
     }
     free_items(&items);
@@ -1400,7 +1399,7 @@ static int expand_log(int n_points, int last, int *out)
             out[n++] = (int)epoch;
     }
     out[n++] = last;
-    return sort_unique(out, n);
+    return ipm_sort_unique(out, n);
 }
 
 int ipm_epochs_expand(const ipm_epoch_spec *spec, int last, int **epochs, int *n, char *err)
@@ -1443,7 +1442,7 @@ int ipm_epochs_expand(const ipm_epoch_spec *spec, int last, int **epochs, int *n
         for (int i = 0; i < spec->n_list; i++)
             if (spec->list[i] >= 0 && spec->list[i] <= last)
                 out[count++] = spec->list[i];
-        count = sort_unique(out, count);
+        count = ipm_sort_unique(out, count);
         break;
     }
     *epochs = out;

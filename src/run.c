@@ -211,12 +211,6 @@ static int setup_measures(run *r, char *err)
     return rc;
 }
 
-static int compare_int(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
 /* The stopping checks need the plane measured: their epochs are logged too. */
 static int add_check_epochs(run *r, char *err)
 {
@@ -234,11 +228,7 @@ static int add_check_epochs(run *r, char *err)
     }
     memcpy(merged, r->log_epochs, (size_t)r->n_log * sizeof *merged);
     memcpy(merged + r->n_log, extra, (size_t)n_extra * sizeof *merged);
-    qsort(merged, (size_t)(r->n_log + n_extra), sizeof *merged, compare_int);
-    int n = 0;
-    for (int i = 0; i < r->n_log + n_extra; i++)
-        if (n == 0 || merged[n - 1] != merged[i])
-            merged[n++] = merged[i];
+    int n = ipm_sort_unique(merged, r->n_log + n_extra);
     free(extra);
     free(r->log_epochs);
     r->log_epochs = merged;

@@ -132,6 +132,9 @@ char *ipm_config_format(const ipm_config *cfg);
  * *epochs is malloc'd (caller frees). */
 int ipm_epochs_expand(const ipm_epoch_spec *spec, int last, int **epochs, int *n, char *err);
 
+/* Sorts v[0..n) and drops duplicates (epoch and layer lists); returns the new count. */
+int ipm_sort_unique(int *v, int n);
+
 const char *ipm_activation_name(enum ipm_activation a);
 
 /* Writes "FILE:LINE: [section] name" + the formatted text (which goes on
