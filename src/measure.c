@@ -185,11 +185,19 @@ static int32_t *layer_ids(const ipm_measure *m, int layer, int slot)
     return m->ids + ((size_t)layer * (size_t)m->n_local + (size_t)slot) * n;
 }
 
-int ipm_measure_replica_begin(ipm_measure *m, int replica, char *err)
+/* The replica measured last went through every sample (or none was begun). */
+static int check_pass_complete(const ipm_measure *m, char *err)
 {
     if (m->n_seen > 0 && m->rows_done < m->data->n)
         return ipm_fail(err, "measure: replica %d's pass ended after %d of %d samples",
                         m->seen_replica[m->n_seen - 1], m->rows_done, m->data->n);
+    return 0;
+}
+
+int ipm_measure_replica_begin(ipm_measure *m, int replica, char *err)
+{
+    if (check_pass_complete(m, err))
+        return -1;
     if (m->n_seen >= m->n_local)
         return ipm_fail(err, "measure: more than %d local replicas in one epoch", m->n_local);
     m->seen_replica[m->n_seen++] = replica;
@@ -419,10 +427,7 @@ int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err)
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
-    int counted = m->n_seen > 0 && m->rows_done < m->data->n
-                      ? ipm_fail(err, "measure: replica %d's pass ended after %d of %d samples",
-                                 m->seen_replica[m->n_seen - 1], m->rows_done, m->data->n)
-                      : count_all(m, err);
+    int counted = check_pass_complete(m, err) ? -1 : count_all(m, err);
     double t1 = MPI_Wtime();
     m->seconds_binning += t1 - t0;
     if ((size > 1) != (m->n_ranks > 1))
