@@ -40,8 +40,7 @@ static const unsigned plane_bit[N_PLANES] = {IPM_ON_TRAIN, IPM_ON_TEST};
 
 /* Per-record columns: losses, information, stop_J, bin ranges. */
 enum { COL_LOSS, COL_ACCURACY, COL_TEST_LOSS, COL_TEST_ACCURACY, COL_INFO,
-       COL_STOP_J = COL_INFO + N_PLANES * N_QUANTITIES, COL_RANGE, N_COLUMNS_MAX = COL_RANGE + 4 };
-#define N_COLUMNS N_COLUMNS_MAX
+       COL_STOP_J = COL_INFO + N_PLANES * N_QUANTITIES, COL_RANGE, N_COLUMNS = COL_RANGE + 4 };
 
 struct ipm_output {
     int ncid;
@@ -64,7 +63,7 @@ struct ipm_output {
     double flush_seconds, last_flush;
     size_t pending, capacity;     /* records buffered / room for */
     int *pending_epoch;
-    double *pending_values[N_COLUMNS_MAX];
+    double *pending_values[N_COLUMNS];
     int dirty;                    /* activations written since the last sync */
 };
 
@@ -155,6 +154,12 @@ static int def_global_atts(ipm_output *o, const ipm_output_meta *m, char *err)
                : 0;
 }
 
+/* "bin_lo", "bin_hi", "test_bin_lo", "test_bin_hi". */
+static void range_var_name(int plane, int hi, char *name, size_t size)
+{
+    snprintf(name, size, "%sbin_%s", plane_prefix[plane], hi ? "hi" : "lo");
+}
+
 static int def_range_vars(ipm_output *o, const ipm_output_meta *m, int epoch_dim, int layer_dim,
                           char *err)
 {
@@ -165,7 +170,7 @@ static int def_range_vars(ipm_output *o, const ipm_output_meta *m, int epoch_dim
             continue;
         for (int hi = 0; hi < 2; hi++) {
             char name[32], long_name[96];
-            snprintf(name, sizeof name, "%sbin_%s", plane_prefix[p], hi ? "hi" : "lo");
+            range_var_name(p, hi, name, sizeof name);
             snprintf(long_name, sizeof long_name, "%s of the binning range of each layer%s",
                      hi ? "upper end" : "lower end", p ? ", on the test set" : "");
             if (def_var(o, name, NC_DOUBLE, 2, dims, chunks, long_name, NULL, &o->range_id[p][hi],
@@ -453,7 +458,7 @@ static int find_schema(ipm_output *o, const ipm_output_meta *m, char *err)
     for (int p = 0; m->adaptive_range && p < N_PLANES; p++)
         for (int hi = 0; (m->planes & plane_bit[p]) && hi < 2; hi++) {
             char name[32];
-            snprintf(name, sizeof name, "%sbin_%s", plane_prefix[p], hi ? "hi" : "lo");
+            range_var_name(p, hi, name, sizeof name);
             if (find_var(o, name, &o->range_id[p][hi], err))
                 return -1;
         }
@@ -588,7 +593,7 @@ static int column_var(const ipm_output *o, int c, char *name, size_t size, size_
         return o->stop_j_id;
     }
     int plane = (c - COL_RANGE) / 2, hi = (c - COL_RANGE) % 2;
-    snprintf(name, size, "%sbin_%s", plane_prefix[plane], hi ? "hi" : "lo");
+    range_var_name(plane, hi, name, size);
     shape[0] = (size_t)o->n_layers;
     return o->range_id[plane][hi];
 }
