@@ -6,7 +6,7 @@
 
 #include <math.h>
 
-#include "ipmpi/config.h"
+#include "ipmpi/io/config.h"
 
 /* z[0..n) in place: softmax over the n values, or the activation of each. */
 static inline void ref_activate(enum ipm_activation a, double *z, int n)

@@ -4,7 +4,7 @@
 
 #include <stdlib.h>
 
-#include "ipmpi/table.h"
+#include "ipmpi/info/table.h"
 
 static int compare_count(const void *a, const void *b)
 {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "ipmpi/bins.h"
+#include "ipmpi/info/bins.h"
 
 /* np.linspace(-1, 1, 30).astype(np.float32), printed with float.hex() */
 static const float numpy_30[30] = {

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "ipmpi/error.h"
-#include "ipmpi/measure.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/app/measure.h"
 
 #define N 300
 #define REPLICAS 3
@@ -123,8 +123,8 @@ static void check_block_sizes(int adaptive)
     ipm_measure whole;
     CHECK(measure_in_blocks(&f, &whole, N, err) == 0);
     /* Not a degenerate plane: the estimates are strictly between 0 and H. */
-    CHECK(whole.pooled_xt[0] > 0.1 && whole.pooled_xt[0] < whole.h_x);
-    CHECK(whole.simple_ty[0] > 0.01 && whole.simple_ty[0] < whole.h_y);
+    CHECK(whole.est.pooled_xt[0] > 0.1 && whole.est.pooled_xt[0] < whole.h_x);
+    CHECK(whole.est.simple_ty[0] > 0.01 && whole.est.simple_ty[0] < whole.h_y);
     if (adaptive) /* the extreme grid values, as float */
         CHECK(whole.range_lo[0] == (double)((float)-4 * 0.3f) &&
               whole.range_hi[0] == (double)((float)4 * 0.3f));
@@ -133,12 +133,12 @@ static void check_block_sizes(int adaptive)
         ipm_measure m;
         CHECK(measure_in_blocks(&f, &m, sizes[s], err) == 0);
         size_t rl = (size_t)REPLICAS * 2;
-        int same = same_doubles(m.simple_xt, whole.simple_xt, rl) &&
-                   same_doubles(m.simple_ty, whole.simple_ty, rl) &&
-                   same_doubles(m.pooled_xt, whole.pooled_xt, 2) &&
-                   same_doubles(m.pooled_ty, whole.pooled_ty, 2) &&
-                   same_doubles(m.sampled_xt, whole.sampled_xt, 2) &&
-                   same_doubles(m.sampled_ty, whole.sampled_ty, 2) &&
+        int same = same_doubles(m.est.simple_xt, whole.est.simple_xt, rl) &&
+                   same_doubles(m.est.simple_ty, whole.est.simple_ty, rl) &&
+                   same_doubles(m.est.pooled_xt, whole.est.pooled_xt, 2) &&
+                   same_doubles(m.est.pooled_ty, whole.est.pooled_ty, 2) &&
+                   same_doubles(m.est.sampled_xt, whole.est.sampled_xt, 2) &&
+                   same_doubles(m.est.sampled_ty, whole.est.sampled_ty, 2) &&
                    same_doubles(m.range_lo, whole.range_lo, 2) &&
                    same_doubles(m.range_hi, whole.range_hi, 2);
         if (!same)

@@ -13,9 +13,9 @@
 
 #include "check.h"
 #include "checkpoint_fixture.h"
-#include "ipmpi/checkpoint.h"
-#include "ipmpi/error.h"
-#include "ipmpi/train.h"
+#include "ipmpi/io/checkpoint.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/learn/train.h"
 
 static char dir[256];
 

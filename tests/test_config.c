@@ -2,8 +2,8 @@
  * file, line and key in the message), --set overrides, continuation lines,
  * the format -> load -> format round trip, and epoch expansion against
  * numpy's values. Fixtures are written to a fresh directory under /tmp. */
-#include "ipmpi/config.h"
-#include "ipmpi/error.h"
+#include "ipmpi/io/config.h"
+#include "ipmpi/base/error.h"
 
 #include "check.h"
 

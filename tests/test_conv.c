@@ -10,9 +10,9 @@
 
 #include "check.h"
 #include "ref_activation.h"
-#include "ipmpi/error.h"
-#include "ipmpi/net.h"
-#include "ipmpi/train.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/learn/net.h"
+#include "ipmpi/learn/train.h"
 
 static ipm_layer_spec conv(int channels, int kh, int kw, enum ipm_activation act)
 {

@@ -8,9 +8,9 @@
 
 #include "check.h"
 #include "table_util.h"
-#include "ipmpi/count.h"
-#include "ipmpi/mi.h"
-#include "ipmpi/table.h"
+#include "ipmpi/info/count.h"
+#include "ipmpi/info/mi.h"
+#include "ipmpi/info/table.h"
 
 static char err[256];
 static uint64_t rng_state = 0x51ed2701ULL;

@@ -3,7 +3,7 @@
  * preprocessing (on tiny files written here, and Fashion-MNIST when installed).
  * Usage: test_dataset [path/to/var_u.nc] (default ../shared/data/var_u.nc);
  * returns 77 (skip) when every other check passed but var_u.nc is absent. */
-#include "ipmpi/dataset.h"
+#include "ipmpi/io/dataset.h"
 
 #include <errno.h>
 #include <math.h>
@@ -16,8 +16,8 @@
 
 #include "check.h"
 #include "idx_writer.h"
-#include "ipmpi/error.h"
-#include "ipmpi/rng.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/base/rng.h"
 
 static ipm_config make_config(enum ipm_data_source source, int samples, double fraction,
                               uint64_t seed)

@@ -8,9 +8,9 @@
 
 #include "check.h"
 #include "ref_activation.h"
-#include "ipmpi/error.h"
-#include "ipmpi/net.h"
-#include "ipmpi/train.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/learn/net.h"
+#include "ipmpi/learn/train.h"
 
 static float uniform_in(ipm_rng *rng, double lo, double hi)
 {

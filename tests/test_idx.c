@@ -3,8 +3,8 @@
  * (Debian package dataset-fashion-mnist).
  * Usage: test_idx        everything (the real files are "skipped" if absent)
  *        test_idx DIR    only the real files in DIR (77 = absent) */
-#include "ipmpi/error.h"
-#include "ipmpi/idx.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/io/idx.h"
 
 #include "check.h"
 #include "idx_writer.h"

@@ -7,9 +7,9 @@
 
 #include "check.h"
 #include "table_util.h"
-#include "ipmpi/error.h"
-#include "ipmpi/mi.h"
-#include "ipmpi/table.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/info/mi.h"
+#include "ipmpi/info/table.h"
 
 #define TOL 1e-12
 

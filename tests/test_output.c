@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "ipmpi/config.h"
-#include "ipmpi/error.h"
-#include "ipmpi/output.h"
+#include "ipmpi/io/config.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/io/output.h"
 
 enum { R = 3, L = 2, RECORDS = 3, SLOTS = 2, SAMPLES = 5 };
 static const int width[L] = {4, 2};

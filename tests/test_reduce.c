@@ -10,9 +10,10 @@
 
 #include "check.h"
 #include "table_util.h"
-#include "ipmpi/error.h"
-#include "ipmpi/reduce.h"
-#include "ipmpi/table.h"
+#include "ipmpi/parallel/comm.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/parallel/reduce.h"
+#include "ipmpi/info/table.h"
 
 #define N_TABLES 5
 

@@ -1,5 +1,5 @@
 /* rng: Random123 known answers, stream layout, statistics of the draws. */
-#include "ipmpi/rng.h"
+#include "ipmpi/base/rng.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -4,9 +4,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "ipmpi/config.h"
-#include "ipmpi/error.h"
-#include "ipmpi/stopping.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/info/stopping.h"
 
 /* Feeds j[0..n) at epochs 10, 20, ...; returns the epoch it stopped at, -1 if never. */
 static int run_script(ipm_stopping *s, const double *j, int n)
@@ -17,26 +16,24 @@ static int run_script(ipm_stopping *s, const double *j, int n)
     return -1;
 }
 
-static void monitor_config(ipm_config *cfg, enum ipm_stop_scope scope)
+/* The last of six layers, beta 0.5, patience 2, a check every 5 epochs. */
+static ipm_stop_settings monitor_settings(enum ipm_stop_scope scope)
 {
-    ipm_config_defaults(cfg);
-    cfg->stop_criterion = IPM_STOP_MI;
-    cfg->stop_scope = scope;
-    cfg->stop_estimator = scope == IPM_SCOPE_REPLICA ? IPM_EST_SIMPLE : IPM_EST_POOLED;
-    cfg->stop_beta = 0.5;
-    cfg->stop_patience = 2;
-    cfg->stop_check_every = 5;
+    return (ipm_stop_settings){
+        .criterion = IPM_STOP_MI, .scope = scope, .beta = 0.5, .tolerance = 0, .patience = 2,
+        .check_every = 5, .layer = 5, .n_layers = 6,
+        .estimator = scope == IPM_SCOPE_REPLICA ? IPM_EST_SIMPLE : IPM_EST_POOLED,
+    };
 }
 
 /* Ensemble: one rule stops every replica at once; checks every 5 epochs. */
 static void test_monitor_ensemble(void)
 {
-    ipm_config cfg;
-    monitor_config(&cfg, IPM_SCOPE_ENSEMBLE);
+    ipm_stop_settings set = monitor_settings(IPM_SCOPE_ENSEMBLE);
     ipm_stop_monitor m;
     char err[IPM_ERRLEN];
-    CHECK(ipm_stop_monitor_init(&m, &cfg, 3, err) == 0);
-    CHECK(m.n_rules == 1 && m.layer == cfg.n_layers - 1);
+    CHECK(ipm_stop_monitor_init(&m, &set, 3, err) == 0);
+    CHECK(m.n_rules == 1 && m.layer == set.n_layers - 1);
     CHECK(!ipm_stop_monitor_is_check(&m, 0) && ipm_stop_monitor_is_check(&m, 5));
     CHECK(!ipm_stop_monitor_is_check(&m, 7) && ipm_stop_monitor_is_check(&m, 10));
     CHECK(strcmp(ipm_stop_monitor_estimator(&m), "pooled") == 0);
@@ -59,11 +56,10 @@ static void test_monitor_ensemble(void)
  * state survives pack/unpack and refuses a monitor of another shape. */
 static void test_monitor_replicas(void)
 {
-    ipm_config cfg;
-    monitor_config(&cfg, IPM_SCOPE_REPLICA);
+    ipm_stop_settings set = monitor_settings(IPM_SCOPE_REPLICA);
     ipm_stop_monitor m, copy, other;
     char err[IPM_ERRLEN];
-    CHECK(ipm_stop_monitor_init(&m, &cfg, 2, err) == 0 && m.n_rules == 2);
+    CHECK(ipm_stop_monitor_init(&m, &set, 2, err) == 0 && m.n_rules == 2);
     /* Replica 0 flat from the start (stops at the third check, 15);
      * replica 1 keeps rising. */
     double xt[2] = {0, 0}, ty[2][3] = {{1, 1, 1}, {1, 2, 3}};
@@ -82,12 +78,12 @@ static void test_monitor_replicas(void)
     CHECK(blob != NULL);
     if (blob) {
         ipm_stop_monitor_pack(&m, blob);
-        CHECK(ipm_stop_monitor_init(&copy, &cfg, 2, err) == 0);
+        CHECK(ipm_stop_monitor_init(&copy, &set, 2, err) == 0);
         CHECK(ipm_stop_monitor_unpack(&copy, blob, size, err) == 0);
         CHECK(copy.stop_epoch[0] == 15 && copy.rule[1].stale == 1 && copy.j[1] == 3);
         CHECK(memcmp(copy.rule, m.rule, 2 * sizeof *m.rule) == 0);
         ipm_stop_monitor_free(&copy);
-        CHECK(ipm_stop_monitor_init(&other, &cfg, 3, err) == 0);
+        CHECK(ipm_stop_monitor_init(&other, &set, 3, err) == 0);
         CHECK(ipm_stop_monitor_unpack(&other, blob, size, err) == -1);
         CHECK(strstr(err, "scope = replica with 3 replicas") != NULL);
         ipm_stop_monitor_free(&other);

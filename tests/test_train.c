@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "ipmpi/error.h"
-#include "ipmpi/train.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/learn/train.h"
 
 /* ---- toy data --------------------------------------------------------------- */
 

@@ -7,9 +7,9 @@
  * A failure must leave a one-line message naming the file. Any allocation
  * above 64 MiB is a crash (libFuzzer itself takes 20 MiB at once): sizes
  * must come from the file's real size. */
-#include "ipmpi/checkpoint.h"
-#include "ipmpi/error.h"
-#include "ipmpi/train.h"
+#include "ipmpi/io/checkpoint.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/learn/train.h"
 
 #include "../checkpoint_fixture.h"
 #include "fuzz_scratch.h"

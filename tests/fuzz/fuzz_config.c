@@ -3,8 +3,8 @@
  * reload from its own text and format identically (abort otherwise: a real
  * bug), and its epoch selections must expand for a small last epoch.
  * Failures must leave a one-line message. */
-#include "ipmpi/config.h"
-#include "ipmpi/error.h"
+#include "ipmpi/io/config.h"
+#include "ipmpi/base/error.h"
 
 #include "fuzz_scratch.h"
 

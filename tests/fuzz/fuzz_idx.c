@@ -7,8 +7,8 @@
  * and nothing allocated. Any allocation above 64 MiB is a crash: memory must
  * follow the data present, not the header's claim (a 4 KiB input inflates
  * to at most ~4 MiB, 16 MiB as floats). */
-#include "ipmpi/error.h"
-#include "ipmpi/idx.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/io/idx.h"
 
 #include "fuzz_scratch.h"
 

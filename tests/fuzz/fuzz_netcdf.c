@@ -3,9 +3,9 @@
  * CDF2 64-bit offset, CDF5) are tried: crashes inside libhdf5 on malformed
  * HDF5 files are not ours to fix. A success must give a consistent data set,
  * a failure a one-line message naming the file or the config key. */
-#include "ipmpi/config.h"
-#include "ipmpi/dataset.h"
-#include "ipmpi/error.h"
+#include "ipmpi/io/config.h"
+#include "ipmpi/io/dataset.h"
+#include "ipmpi/base/error.h"
 
 #include "fuzz_scratch.h"
 

@@ -1,0 +1,55 @@
+/* resume: an ensemble's checkpoint over MPI. Replica r lives on rank
+ * r mod P; its state blob (ipm_replica_pack) travels to rank 0, which alone
+ * touches the file, and back to the owning rank on restart, where P may
+ * differ from the run that wrote it. Both calls are collective and end in
+ * agreement (ipm_agree): every rank returns the same status and err. */
+#ifndef IPMPI_RESUME_H
+#define IPMPI_RESUME_H
+
+#include <mpi.h>
+
+#include "ipmpi/io/config.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/learn/train.h"
+
+/* The replicas this rank owns: local[k] is replica rank + k * size. */
+typedef struct ipm_ensemble {
+    ipm_replica *local;
+    int n_local, n_replicas;
+    MPI_Comm comm;
+} ipm_ensemble;
+
+/* Where a run resumes from, as rank 0 read it (broadcast to every rank). */
+typedef struct ipm_resume_point {
+    int epoch;                  /* epochs completed */
+    long records;               /* NetCDF records logged */
+    int used_prev;              /* rank 0: PATH was refused, PATH.prev used */
+    char refused[IPM_ERRLEN];   /* rank 0: why PATH was refused */
+    unsigned char *stop;        /* every rank: the stopping-state blob (malloc'd; free it) */
+    size_t stop_size;
+} ipm_resume_point;
+
+/* cfg->checkpoint, or when empty the output path with a trailing ".nc"
+ * replaced by (or, without one, followed by) ".ckpt". */
+void ipm_checkpoint_path(const ipm_config *cfg, char path[IPM_PATH_MAX]);
+
+/* What the checkpoint holds besides the replicas (rank 0's values count). */
+typedef struct ipm_resume_extra {
+    const char *config_text;
+    int epoch;
+    long records;
+    const unsigned char *stop;   /* stopping-state blob */
+    size_t stop_size;
+} ipm_resume_extra;
+
+/* Gathers every replica's state to rank 0, which writes the checkpoint. */
+int ipm_resume_save(const ipm_ensemble *e, const char *path, const ipm_resume_extra *extra,
+                    char *err);
+
+/* Rank 0 loads path (falling back to path.prev, see ipm_checkpoint_load)
+ * against config_text; every rank unpacks its replicas' states into
+ * e->local, which must be freshly initialised from the same config. */
+int ipm_resume_load(const ipm_ensemble *e, const char *path, const char *config_text,
+                    ipm_resume_point *at, char *err);
+
+#endif

@@ -1,0 +1,24 @@
+/* estimates: which information estimates a run computes, on which planes,
+ * and where one plane's results of one logged epoch live. A small header of
+ * its own so that the config, the estimators, the stopping rule and the
+ * output share these names without depending on one another.
+ *   simple   per replica, the plug-in estimate on (x, t_r(x), y) over the N samples;
+ *   pooled   the same on all N x R (sample, replica) pairs (the extended estimator);
+ *   sampled  the seed report's variant: one replica drawn per sample. */
+#ifndef IPMPI_INFO_ESTIMATES_H
+#define IPMPI_INFO_ESTIMATES_H
+
+enum ipm_estimator { IPM_EST_SIMPLE = 1, IPM_EST_POOLED = 2, IPM_EST_SAMPLED = 4 };
+
+/* The data sets whose plane is measured (a bit mask) and their indices. */
+enum ipm_plane_set { IPM_ON_TRAIN = 1, IPM_ON_TEST = 2, IPM_ON_ALL = 3 };
+enum ipm_plane { IPM_PLANE_TRAIN, IPM_PLANE_TEST, IPM_N_PLANES };
+
+/* One plane's estimates in bits at one logged epoch. */
+typedef struct ipm_estimates {
+    int n_replicas, n_layers;
+    double *simple_xt, *simple_ty;                       /* n_replicas x n_layers */
+    double *pooled_xt, *pooled_ty, *sampled_xt, *sampled_ty; /* n_layers */
+} ipm_estimates;
+
+#endif

@@ -1,0 +1,107 @@
+/* net: a stack of dense, 2-D convolution and max-pooling layers, float32,
+ * forward and backward on a batch.
+ * Every layer maps a batch of rows x in values to rows x out values; image
+ * values are stored per sample in HWC order (row-major height, width,
+ * channel), so flattening an image for a dense layer is free.
+ *   dense    A = act(A_prev W + b), W in x out row-major.
+ *   conv     valid padding, stride 1: out (H-KH+1) x (W-KW+1) x Cout; W is
+ *            (KH*KW*Cin) x Cout row-major, rows ordered (kh, kw, cin), so the
+ *            forward is im2col followed by one matrix product; b per channel.
+ *   maxpool  stride = window: out floor(H/KH) x floor(W/KW) x C, no params.
+ * All weights and biases live in one contiguous vector (params), gradients
+ * in another of the same layout, so optimizers and checkpoints handle one
+ * array. Matrix products go through ipm_matmul (OpenBLAS sgemm, hand loops
+ * at tiny shapes), chosen by shape only, and convolutions run in chunks of a
+ * sample count fixed by the layer shapes, so results never depend on the
+ * rank a replica runs on. Knows nothing of losses or information estimates. */
+#ifndef IPMPI_NET_H
+#define IPMPI_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipmpi/learn/spec.h"
+#include "ipmpi/base/rng.h"
+
+/* One sample's shape: height x width x channels (HWC). height == 0 (and
+ * width == 0) means flat: `channels` features. */
+typedef struct ipm_shape {
+    int height, width, channels;
+} ipm_shape;
+
+static inline ipm_shape ipm_shape_flat(int features)
+{
+    return (ipm_shape){0, 0, features};
+}
+
+typedef struct ipm_layer {
+    enum ipm_layer_kind kind;
+    int in, out;                 /* values per sample (flattened shapes) */
+    ipm_shape in_shape, out_shape;
+    int kernel_h, kernel_w;      /* conv kernel / maxpool window; 0 for dense */
+    enum ipm_activation activation;
+    float *w, *b;                /* views into net->params; NULL for maxpool */
+    float *dw, *db;              /* views into net->grads */
+} ipm_layer;
+
+/* The name of the dense-only version, still used by callers that only read
+ * in, out, activation and the weight views. */
+typedef ipm_layer ipm_dense;
+
+typedef struct ipm_net {
+    int in_dim;                  /* input.height*width*channels (flat: channels) */
+    ipm_shape input;
+    int n_layers;
+    ipm_layer layer[IPM_MAX_LAYERS];
+    size_t n_params;
+    float *params;
+    float *grads;
+} ipm_net;
+
+/* Per-batch buffers: act[l] holds the outputs of layer l (rows x out_l). */
+typedef struct ipm_workspace {
+    int capacity;                  /* rows it can hold */
+    float *act[IPM_MAX_LAYERS];
+    float *scratch[2];             /* capacity x widest layer, for backward */
+    int32_t *argmax[IPM_MAX_LAYERS]; /* maxpool: rows x out, offset of each
+                                      * output's maximum within its sample's input */
+    float *col;                    /* im2col / its gradient, one chunk of samples */
+    int col_layer;                 /* the conv layer whose whole batch col holds, or -1 */
+    float *dw_chunk;               /* a conv's weight gradient of one chunk */
+} ipm_workspace;
+
+/* Checks the layer specs against the input shape, then draws the weights
+ * (Xavier/Glorot uniform, He normal, or truncated normal with stddev,
+ * redrawn beyond 2 stddev) from rng in layer order; biases zero. A dense
+ * layer after a conv or maxpool reads its input flattened (HWC). Shape
+ * errors name the item: "[network] layers: item 2 'maxpool:3x3': ...". */
+int ipm_net_init(ipm_net *net, ipm_shape input, const ipm_layer_spec *spec, int n_layers,
+                 enum ipm_init init, double stddev, ipm_rng *rng, char *err);
+void ipm_net_free(ipm_net *net);
+
+int ipm_workspace_init(ipm_workspace *ws, const ipm_net *net, int capacity, char *err);
+void ipm_workspace_free(ipm_workspace *ws);
+
+/* Samples per im2col chunk of a conv layer: as many as fit a fixed column
+ * buffer budget, at least one. A function of the layer's shapes only. */
+int ipm_conv_chunk_samples(const ipm_layer *conv);
+
+/* x is rows x in_dim, rows <= ws->capacity. */
+void ipm_net_forward(const ipm_net *net, const float *x, int rows, ipm_workspace *ws);
+
+/* Writes net->grads after a forward of the same x. grad is rows x out of
+ * the last layer: dL/dA_last, or dL/dZ_last (before the activation) when
+ * grad_is_preactivation (for the fused softmax + cross-entropy).
+ * grad may be overwritten. */
+void ipm_net_backward(ipm_net *net, const float *x, int rows, ipm_workspace *ws,
+                      float *grad, int grad_is_preactivation);
+
+/* C = A B (beta = 0): A m x k, B k x n, C m x n, row-major; trans_a / trans_b
+ * use A^T / B^T as stored (A^T: A is k x m). */
+void ipm_matmul(int trans_a, int trans_b, int m, int n, int k,
+                const float *a, const float *b, float *c);
+
+/* Applies the activation in place to rows x units values (softmax per row). */
+void ipm_activate(enum ipm_activation act, float *v, int rows, int units);
+
+#endif

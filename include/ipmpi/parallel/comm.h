@@ -1,0 +1,52 @@
+/* comm: the one module that speaks MPI for the rest of ipmpi's agreements.
+ * Every message tag ipmpi uses is in enum ipm_tag, so no two exchanges can
+ * mistake each other's messages. Every MPI call's return code is checked:
+ * the communicators run with MPI_ERRORS_RETURN (ipm_comm_prepare), and a
+ * failed call becomes an ordinary error with MPI's own reason.
+ * Agreement: a collective step that can fail locally ends in ipm_agree, after
+ * which every rank holds the same status and the same message (the lowest
+ * failing rank's), so rank 0 alone prints it and every rank stops. */
+#ifndef IPMPI_PARALLEL_COMM_H
+#define IPMPI_PARALLEL_COMM_H
+
+#include <mpi.h>
+#include <stddef.h>
+
+/* Message tags of every point-to-point exchange. */
+enum ipm_tag {
+    IPM_TAG_TABLE_HEADER = 0x1e51, /* tree reduce: a child's table lengths */
+    IPM_TAG_TABLE_CHUNK,           /* tree reduce: entries */
+    IPM_TAG_REPLICA_STATE,         /* a replica's packed state (checkpoint, restart) */
+    IPM_TAG_ACTIVATIONS,           /* a replica's stored activations, to rank 0 */
+};
+
+/* Makes MPI calls on comm return their errors instead of aborting. */
+int ipm_comm_prepare(MPI_Comm comm, char *err);
+
+/* 0 when mpi_rc is MPI_SUCCESS; otherwise -1 with err = "what: MPI's reason". */
+int ipm_mpi_check(int mpi_rc, const char *what, char *err);
+
+/* Collective: if any rank's rc is non-zero, copies the lowest failing rank's
+ * err to every rank and returns -1 everywhere; else 0. */
+int ipm_agree(int rc, char *err, MPI_Comm comm);
+
+/* Collective: the lowest rank with failed != 0, or the communicator's size
+ * when none failed (or the size cannot be agreed: then this rank's own). */
+int ipm_first_failure(int failed, MPI_Comm comm);
+
+/* Collective: 1 when ok is non-zero on every rank. */
+int ipm_all_ok(int ok, MPI_Comm comm);
+
+/* Collective: v[0..n) summed over the ranks into rank 0's v (others' v are
+ * left as they were). Exact whenever every slot is non-zero on at most one
+ * rank, as for per-replica values that only the owning rank fills. */
+int ipm_sum_to_root(double *v, int n, MPI_Comm comm, char *err);
+
+/* Collective: rank root's blob (size bytes) copied to every rank; *blob is
+ * malloc'd on the others (free it; NULL with size 0). Ends in agreement. */
+int ipm_bcast_blob(unsigned char **blob, size_t *size, int root, MPI_Comm comm, char *err);
+
+/* Collective: the largest value over the ranks. */
+int ipm_max_int(int value, MPI_Comm comm, int *max, char *err);
+
+#endif

@@ -1,0 +1,203 @@
+/* ipmpi: the command line. Reads like the table of contents of a run:
+ * arguments -> config -> (check | collective run) -> exit status. */
+#include <mpi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipmpi/parallel/comm.h"
+#include "ipmpi/io/config.h"
+#include "ipmpi/io/dataset.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/app/run.h"
+#include "ipmpi/version.h"
+#include "ipmpi/learn/train.h"
+
+/* 75 is sysexits' EX_TEMPFAIL: stopped on a signal, resubmit with --restart. */
+enum { EXIT_RUN_FAILED = 1, EXIT_USAGE = 2, EXIT_STOPPED = 75 };
+
+typedef struct cli {
+    const char *config_path;
+    const char **overrides;
+    int n_overrides;
+    int check, help, version, restart;
+} cli;
+
+/* The one piece of global state: a signal handler can reach nothing else.
+ * The run polls it at every epoch boundary. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+/* SIGUSR1 (Slurm's --signal, forwarded by mpirun), SIGTERM (PBS walltime,
+ * scancel) and SIGINT all mean: checkpoint at the next epoch and stop. */
+static void install_stop_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    const int signals[] = {SIGUSR1, SIGTERM, SIGINT};
+    for (size_t i = 0; i < sizeof signals / sizeof *signals; i++)
+        sigaction(signals[i], &sa, NULL);
+}
+
+static const char usage_text[] =
+    "usage: ipmpi [--check] [--restart] [--set SECTION.KEY=VALUE]... CONFIG.ini\n"
+    "       mpirun -np P ipmpi CONFIG.ini\n"
+    "\n"
+    "Trains an ensemble of networks (one replica per MPI rank, replica r on rank r mod P)\n"
+    "and writes each layer's information-plane coordinates I(X;T), I(T;Y) at the logged\n"
+    "epochs to a NetCDF file.\n"
+    "\n"
+    "options:\n"
+    "  --check                validate CONFIG and its data set, print the effective config\n"
+    "                         (every key, defaults included) and exit\n"
+    "  --restart              continue from the checkpoint ([run] checkpoint) of an earlier\n"
+    "                         run of the same config, appending to its output\n"
+    "  --set SECTION.KEY=V    override one key of CONFIG (repeatable), e.g.\n"
+    "                         --set run.replicas=32 --set training.epochs=100\n"
+    "  --help                 this text\n"
+    "  --version              the version\n"
+    "\n"
+    "On SIGUSR1, SIGTERM or SIGINT the run writes its checkpoint at the next epoch and stops\n"
+    "with status 75; a checkpoint is also written every [run] checkpoint_every epochs and\n"
+    "at the end.\n"
+    "\n"
+    "exit status: 0 done, 1 the run failed (message on stderr), 2 bad command line or config,\n"
+    "75 stopped on a signal after writing the checkpoint (resubmit with --restart)\n";
+
+static int parse_cli(int argc, char **argv, cli *c, char *err)
+{
+    memset(c, 0, sizeof *c);
+    c->overrides = calloc((size_t)argc, sizeof(char *));
+    if (!c->overrides)
+        return ipm_fail(err, "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+            c->help = 1;
+        else if (!strcmp(a, "--version"))
+            c->version = 1;
+        else if (!strcmp(a, "--check"))
+            c->check = 1;
+        else if (!strcmp(a, "--restart"))
+            c->restart = 1;
+        else if (!strcmp(a, "--set") && i + 1 < argc)
+            c->overrides[c->n_overrides++] = argv[++i];
+        else if (!strncmp(a, "--set=", 6))
+            c->overrides[c->n_overrides++] = a + 6;
+        else if (a[0] == '-' && a[1] != '\0')
+            return ipm_fail(err, "unknown or incomplete option '%s' (see ipmpi --help)", a);
+        else if (c->config_path)
+            return ipm_fail(err, "more than one config file: '%s' and '%s'", c->config_path, a);
+        else
+            c->config_path = a;
+    }
+    if (!c->help && !c->version && !c->config_path)
+        return ipm_fail(err, "no config file given (see ipmpi --help)");
+    return 0;
+}
+
+static void print_data_and_network(const ipm_dataset *train, const ipm_dataset *test,
+                                   const ipm_net *net)
+{
+    char shape[64] = "";
+    if (train->height)
+        snprintf(shape, sizeof shape, " = %dx%dx%d images", train->height, train->width,
+                 train->channels);
+    printf("# data: %d training samples (%d distinct x, %d classes, %d features%s), "
+           "%d test samples\n",
+           train->n, train->n_x, train->n_classes, train->dim, shape, test->n);
+    printf("# network: %zu parameters; layer outputs", net->n_params);
+    for (int l = 0; l < net->n_layers; l++) {
+        ipm_shape s = net->layer[l].out_shape;
+        if (s.height)
+            printf(" %dx%dx%d", s.height, s.width, s.channels);
+        else
+            printf(" %d", net->layer[l].out);
+    }
+    printf("\n");
+}
+
+/* --check loads the data set too, so a config that would fail at start fails here. */
+static int check_config(const ipm_config *cfg, char *err)
+{
+    ipm_dataset train = {0}, test = {0};
+    ipm_net net = {0};
+    int rc = ipm_dataset_load(cfg, &train, &test, err);
+    if (rc == 0)
+        rc = ipm_loss_check(cfg, train.n_classes, err);
+    if (rc == 0)
+        rc = ipm_net_for_config(&net, cfg, &train, 0, err);
+    if (rc == 0) {
+        char *text = ipm_config_format(cfg);
+        if (!text)
+            rc = ipm_fail(err, "out of memory");
+        else
+            printf("%s", text);
+        print_data_and_network(&train, &test, &net);
+        free(text);
+    }
+    ipm_net_free(&net);
+    ipm_dataset_free(&train);
+    ipm_dataset_free(&test);
+    return rc;
+}
+
+static int run_collective(const cli *c, int *argc, char ***argv)
+{
+    char err[IPM_ERRLEN] = "";
+    ipm_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    MPI_Init(argc, argv);
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    install_stop_handlers();
+    ipm_run_options opt = {.restart = c->restart, .stop = &stop_signal};
+    int status = 0, rc;
+    if (ipm_comm_prepare(MPI_COMM_WORLD, err))
+        status = EXIT_RUN_FAILED;
+    else if (ipm_agree(ipm_config_load(&cfg, c->config_path, c->overrides, c->n_overrides, err),
+                       err, MPI_COMM_WORLD))
+        status = EXIT_USAGE;
+    else if ((rc = ipm_run(&cfg, &opt, MPI_COMM_WORLD, err)) != 0)
+        status = rc == IPM_RUN_STOPPED ? EXIT_STOPPED : EXIT_RUN_FAILED;
+    if (status && status != EXIT_STOPPED && rank == 0)
+        fprintf(stderr, "ipmpi: %s\n", err);
+    ipm_config_free(&cfg);
+    MPI_Finalize();
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    char err[IPM_ERRLEN] = "";
+    cli c;
+    int status = 0;
+    if (parse_cli(argc, argv, &c, err)) {
+        fprintf(stderr, "ipmpi: %s\n", err);
+        status = EXIT_USAGE;
+    } else if (c.help) {
+        fputs(usage_text, stdout);
+    } else if (c.version) {
+        printf("ipmpi %s\n", IPMPI_VERSION);
+    } else if (c.check) {
+        ipm_config cfg;
+        if (ipm_config_load(&cfg, c.config_path, c.overrides, c.n_overrides, err) ||
+            check_config(&cfg, err)) {
+            fprintf(stderr, "ipmpi: %s\n", err);
+            status = EXIT_USAGE;
+        }
+        ipm_config_free(&cfg);
+    } else {
+        status = run_collective(&c, &argc, &argv);
+    }
+    free(c.overrides);
+    return status;
+}

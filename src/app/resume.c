@@ -1,0 +1,208 @@
+/* resume: moving replica states between the ranks and rank 0's checkpoint
+ * file. Point-to-point messages, one per replica, in replica order: MPI keeps
+ * each pair's messages in order, so no sizes need agreeing beforehand
+ * (MPI_Probe tells the receiver). */
+#include "ipmpi/app/resume.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipmpi/io/checkpoint.h"
+#include "ipmpi/parallel/comm.h"
+
+void ipm_checkpoint_path(const ipm_config *cfg, char path[IPM_PATH_MAX])
+{
+    if (cfg->checkpoint[0]) {
+        snprintf(path, IPM_PATH_MAX, "%s", cfg->checkpoint);
+        return;
+    }
+    size_t n = strlen(cfg->output);
+    if (n >= 3 && strcmp(cfg->output + n - 3, ".nc") == 0)
+        n -= 3;
+    snprintf(path, IPM_PATH_MAX, "%.*s.ckpt", (int)n, cfg->output);
+}
+
+static void free_blobs(unsigned char **blob, int n)
+{
+    for (int i = 0; blob && i < n; i++)
+        free(blob[i]);
+    free(blob);
+}
+
+/* Every local replica's packed state; blob[k] for local[k]. */
+static int pack_local(const ipm_ensemble *e, unsigned char **blob, size_t *size, char *err)
+{
+    for (int k = 0; k < e->n_local; k++) {
+        size[k] = ipm_replica_state_size(&e->local[k]);
+        blob[k] = malloc(size[k]);
+        if (!blob[k])
+            return ipm_fail(err, "out of memory packing replica %d (%zu bytes)",
+                            e->local[k].index, size[k]);
+        if (ipm_replica_pack(&e->local[k], blob[k], size[k], err))
+            return -1;
+    }
+    return 0;
+}
+
+static int receive_blob(int source, MPI_Comm comm, unsigned char **blob, size_t *size, char *err)
+{
+    MPI_Status st;
+    int count;
+    MPI_Probe(source, IPM_TAG_REPLICA_STATE, comm, &st);
+    MPI_Get_count(&st, MPI_BYTE, &count);
+    *size = (size_t)count;
+    *blob = malloc(*size ? *size : 1);
+    /* Receive even without memory, so the sender is not left blocked. */
+    if (!*blob) {
+        unsigned char sink;
+        MPI_Recv(&sink, 0, MPI_BYTE, source, IPM_TAG_REPLICA_STATE, comm, MPI_STATUS_IGNORE);
+        return ipm_fail(err, "out of memory receiving a replica state (%d bytes)", count);
+    }
+    MPI_Recv(*blob, count, MPI_BYTE, source, IPM_TAG_REPLICA_STATE, comm, MPI_STATUS_IGNORE);
+    return 0;
+}
+
+/* Rank 0: every replica's blob in replica order, its own moved, others received. */
+static int gather_blobs(const ipm_ensemble *e, unsigned char **local, size_t *local_size,
+                        unsigned char **all, size_t *all_size, char *err)
+{
+    int size, rc = 0;
+    MPI_Comm_size(e->comm, &size);
+    for (int r = 0; r < e->n_replicas; r++) {
+        if (r % size == 0) {
+            all[r] = local[r / size];
+            all_size[r] = local_size[r / size];
+            local[r / size] = NULL;
+        } else if (receive_blob(r % size, e->comm, &all[r], &all_size[r], err)) {
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+static int write_checkpoint(const char *path, const ipm_resume_extra *extra, int n,
+                            unsigned char **blob, size_t *size, char *err)
+{
+    ipm_checkpoint ck = {
+        .config_text = (char *)extra->config_text, .epoch = extra->epoch,
+        .records = extra->records, .n_replicas = n, .replica = (const unsigned char **)blob,
+        .replica_size = size, .stop = extra->stop, .stop_size = extra->stop_size,
+    };
+    return ipm_checkpoint_write(path, &ck, err);
+}
+
+int ipm_resume_save(const ipm_ensemble *e, const char *path, const ipm_resume_extra *extra,
+                    char *err)
+{
+    int rank;
+    MPI_Comm_rank(e->comm, &rank);
+    int n = e->n_local + 1, all_n = rank == 0 ? e->n_replicas : 0;
+    unsigned char **blob = calloc((size_t)n, sizeof *blob), **all = NULL;
+    size_t *size = calloc((size_t)n, sizeof *size), *all_size = NULL;
+    int rc = blob && size ? pack_local(e, blob, size, err) : ipm_fail(err, "out of memory");
+    if (rc == 0 && rank == 0) {
+        all = calloc((size_t)all_n, sizeof *all);
+        all_size = calloc((size_t)all_n, sizeof *all_size);
+        if (!all || !all_size)
+            rc = ipm_fail(err, "out of memory gathering %d replica states", all_n);
+    }
+    /* Nobody sends unless every rank packed and rank 0 can receive. */
+    if (ipm_agree(rc, err, e->comm) == 0) {
+        if (rank != 0)
+            for (int k = 0; k < e->n_local; k++)
+                MPI_Send(blob[k], (int)size[k], MPI_BYTE, 0, IPM_TAG_REPLICA_STATE, e->comm);
+        else if ((rc = gather_blobs(e, blob, size, all, all_size, err)) == 0)
+            rc = write_checkpoint(path, extra, all_n, all, all_size, err);
+        rc = ipm_agree(rc, err, e->comm);
+    } else {
+        rc = -1;
+    }
+    free_blobs(blob, n);
+    free(size);
+    free_blobs(all, all_n);
+    free(all_size);
+    return rc;
+}
+
+/* Rank 0 sends replica r's blob to rank r mod P, keeping its own. */
+static void scatter_blobs(const ipm_ensemble *e, const ipm_checkpoint *ck)
+{
+    int size;
+    MPI_Comm_size(e->comm, &size);
+    for (int r = 0; r < ck->n_replicas; r++)
+        if (r % size != 0)
+            MPI_Send(ck->replica[r], (int)ck->replica_size[r], MPI_BYTE, r % size, IPM_TAG_REPLICA_STATE,
+                     e->comm);
+}
+
+static int unpack_local(const ipm_ensemble *e, const ipm_checkpoint *ck, char *err)
+{
+    int rank, size, rc = 0;
+    MPI_Comm_rank(e->comm, &rank);
+    MPI_Comm_size(e->comm, &size);
+    for (int k = 0; k < e->n_local; k++) {
+        unsigned char *blob = NULL;
+        size_t n = 0;
+        if (rank == 0) {
+            rc = rc ? rc
+                    : ipm_replica_unpack(&e->local[k], ck->replica[k * size],
+                                         ck->replica_size[k * size], err);
+            continue;
+        }
+        int got = receive_blob(0, e->comm, &blob, &n, err);
+        if (rc == 0)
+            rc = got ? got : ipm_replica_unpack(&e->local[k], blob, n, err);
+        free(blob);
+    }
+    return rc;
+}
+
+/* Every rank gets a copy of rank 0's stopping-state blob. Collective; ends
+ * in agreement. */
+static int share_stop_state(const ipm_checkpoint *ck, ipm_resume_point *at, MPI_Comm comm,
+                            char *err)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    at->stop_size = rank == 0 ? ck->stop_size : 0;
+    at->stop = rank == 0 && ck->stop_size ? malloc(ck->stop_size) : NULL;
+    int rc = rank != 0 || !ck->stop_size || at->stop
+                 ? 0
+                 : ipm_fail(err, "out of memory for the stopping state (%zu bytes)", ck->stop_size);
+    if (ipm_agree(rc, err, comm))
+        return -1;
+    if (at->stop)
+        memcpy(at->stop, ck->stop, ck->stop_size);
+    return ipm_bcast_blob(&at->stop, &at->stop_size, 0, comm, err);
+}
+
+int ipm_resume_load(const ipm_ensemble *e, const char *path, const char *config_text,
+                    ipm_resume_point *at, char *err)
+{
+    int rank;
+    MPI_Comm_rank(e->comm, &rank);
+    ipm_checkpoint ck;
+    memset(&ck, 0, sizeof ck);
+    memset(at, 0, sizeof *at);
+    int rc = 0;
+    if (rank == 0 && (rc = ipm_checkpoint_load(path, config_text, e->n_replicas, &ck, err)) == 0) {
+        at->epoch = ck.epoch;
+        at->records = ck.records;
+        at->used_prev = ck.used_prev;
+        memcpy(at->refused, ck.refused, IPM_ERRLEN);
+    }
+    if (ipm_agree(rc, err, e->comm) == 0) {
+        MPI_Bcast(&at->epoch, 1, MPI_INT, 0, e->comm);
+        MPI_Bcast(&at->records, 1, MPI_LONG, 0, e->comm);
+        rc = share_stop_state(&ck, at, e->comm, err);
+        if (rc == 0 && rank == 0)
+            scatter_blobs(e, &ck);
+        if (rc == 0)
+            rc = ipm_agree(unpack_local(e, &ck, err), err, e->comm);
+    } else {
+        rc = -1;
+    }
+    ipm_checkpoint_free(&ck);
+    return rc;
+}

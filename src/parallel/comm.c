@@ -1,0 +1,96 @@
+#include "ipmpi/parallel/comm.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipmpi/base/error.h"
+
+int ipm_comm_prepare(MPI_Comm comm, char *err)
+{
+    return ipm_mpi_check(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN),
+                         "MPI_Comm_set_errhandler", err);
+}
+
+int ipm_mpi_check(int mpi_rc, const char *what, char *err)
+{
+    if (mpi_rc == MPI_SUCCESS)
+        return 0;
+    char reason[MPI_MAX_ERROR_STRING] = "";
+    int len = 0;
+    if (MPI_Error_string(mpi_rc, reason, &len) != MPI_SUCCESS)
+        strcpy(reason, "unknown MPI error");
+    return ipm_fail(err, "%s failed: %s", what, reason);
+}
+
+int ipm_first_failure(int failed, MPI_Comm comm)
+{
+    int rank = 0, size = 0;
+    if (MPI_Comm_rank(comm, &rank) != MPI_SUCCESS || MPI_Comm_size(comm, &size) != MPI_SUCCESS)
+        return failed ? 0 : INT_MAX;
+    int mine = failed ? rank : size, first = size;
+    if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
+        return failed ? rank : size;
+    return first;
+}
+
+int ipm_agree(int rc, char *err, MPI_Comm comm)
+{
+    int size = 0;
+    if (MPI_Comm_size(comm, &size) != MPI_SUCCESS)
+        return ipm_fail(err, "MPI_Comm_size failed");
+    int first = ipm_first_failure(rc != 0, comm);
+    if (first >= size)
+        return 0;
+    if (MPI_Bcast(err, IPM_ERRLEN, MPI_CHAR, first, comm) != MPI_SUCCESS && rc == 0)
+        ipm_fail(err, "rank %d failed; MPI_Bcast of its message failed", first);
+    return -1;
+}
+
+int ipm_all_ok(int ok, MPI_Comm comm)
+{
+    int mine = ok ? 1 : 0, all = 0;
+    if (MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
+        return 0;
+    return all;
+}
+
+int ipm_sum_to_root(double *v, int n, MPI_Comm comm, char *err)
+{
+    int rank = 0;
+    if (ipm_mpi_check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank", err))
+        return -1;
+    void *send = rank == 0 ? MPI_IN_PLACE : (void *)v;
+    return ipm_mpi_check(MPI_Reduce(send, v, n, MPI_DOUBLE, MPI_SUM, 0, comm),
+                         "MPI_Reduce (sum onto rank 0)", err);
+}
+
+int ipm_bcast_blob(unsigned char **blob, size_t *size, int root, MPI_Comm comm, char *err)
+{
+    int rank = 0;
+    if (ipm_mpi_check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank", err))
+        return -1;
+    unsigned long long n = rank == root ? (unsigned long long)*size : 0;
+    if (ipm_agree(ipm_mpi_check(MPI_Bcast(&n, 1, MPI_UNSIGNED_LONG_LONG, root, comm),
+                                "MPI_Bcast of a blob's size", err), err, comm))
+        return -1;
+    int rc = n > INT_MAX ? ipm_fail(err, "a blob of %llu bytes is too large to broadcast", n) : 0;
+    if (rc == 0 && rank != root) {
+        *size = (size_t)n;
+        *blob = n ? malloc((size_t)n) : NULL;
+        if (n && !*blob)
+            rc = ipm_fail(err, "out of memory for a broadcast blob of %llu bytes", n);
+    }
+    if (ipm_agree(rc, err, comm))
+        return -1;
+    if (n == 0)
+        return 0;
+    return ipm_agree(ipm_mpi_check(MPI_Bcast(*blob, (int)n, MPI_BYTE, root, comm),
+                                   "MPI_Bcast of a blob", err), err, comm);
+}
+
+int ipm_max_int(int value, MPI_Comm comm, int *max, char *err)
+{
+    return ipm_mpi_check(MPI_Allreduce(&value, max, 1, MPI_INT, MPI_MAX, comm),
+                         "MPI_Allreduce (max)", err);
+}
