@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipmpi/base/bytes.h"
 #include "ipmpi/base/error.h"
 
 void ipm_stopping_init(ipm_stopping *s, double beta, double tolerance, int patience)
@@ -47,9 +48,8 @@ int ipm_stopping_check(ipm_stopping *s, int epoch, double j)
 
 /* ---- the run's monitor ----------------------------------------------- */
 
-enum { MONITOR_MAGIC = 0x314d5349 /* "ISM1" */, MONITOR_HEADER = 16 };
+enum { MONITOR_MAGIC = 0x314d5349 /* "ISM1" */ };
 
-_Static_assert(sizeof(ipm_stopping) == 48, "ipm_stopping is stored as raw bytes");
 
 int ipm_stop_monitor_init(ipm_stop_monitor *m, const ipm_stop_settings *set, int n_replicas,
                           char *err)
@@ -165,42 +165,81 @@ int ipm_stop_monitor_all_stopped(const ipm_stop_monitor *m)
     return 1;
 }
 
+/* The state in base/bytes.h's encoding: a header (magic, scope, rules,
+ * replicas), every rule's fields in declaration order, J per rule and the
+ * stop epochs. On a little-endian machine it is byte for byte the layout
+ * that checkpoints of version 0.1 stored. */
+static void put_rule(ipm_bytes *c, const ipm_stopping *s)
+{
+    ipm_put_f64(c, s->beta);
+    ipm_put_f64(c, s->tolerance);
+    ipm_put_le(c, (uint32_t)s->patience, 4);
+    ipm_put_le(c, (uint32_t)s->checks, 4);
+    ipm_put_f64(c, s->best);
+    ipm_put_le(c, (uint32_t)s->best_epoch, 4);
+    ipm_put_le(c, (uint32_t)s->stale, 4);
+    ipm_put_le(c, (uint32_t)s->stopped_epoch, 4);
+    ipm_put_le(c, (uint32_t)s->reserved, 4);
+}
+
+static void get_rule(ipm_bytes *c, ipm_stopping *s)
+{
+    s->beta = ipm_get_f64(c);
+    s->tolerance = ipm_get_f64(c);
+    s->patience = (int32_t)ipm_get_le(c, 4);
+    s->checks = (int32_t)ipm_get_le(c, 4);
+    s->best = ipm_get_f64(c);
+    s->best_epoch = (int32_t)ipm_get_le(c, 4);
+    s->stale = (int32_t)ipm_get_le(c, 4);
+    s->stopped_epoch = (int32_t)ipm_get_le(c, 4);
+    s->reserved = (int32_t)ipm_get_le(c, 4);
+}
+
+static void put_state(ipm_bytes *c, const ipm_stop_monitor *m)
+{
+    ipm_put_le(c, MONITOR_MAGIC, 4);
+    ipm_put_le(c, (uint32_t)m->scope, 4);
+    ipm_put_le(c, (uint32_t)m->n_rules, 4);
+    ipm_put_le(c, (uint32_t)m->n_replicas, 4);
+    for (int i = 0; i < m->n_rules; i++)
+        put_rule(c, &m->rule[i]);
+    for (int i = 0; i < m->n_rules; i++)
+        ipm_put_f64(c, m->j[i]);
+    for (int r = 0; r < m->n_replicas; r++)
+        ipm_put_le(c, (uint32_t)m->stop_epoch[r], 4);
+}
+
 size_t ipm_stop_monitor_state_size(const ipm_stop_monitor *m)
 {
-    return MONITOR_HEADER + (size_t)m->n_rules * (sizeof(ipm_stopping) + sizeof(double)) +
-           (size_t)m->n_replicas * sizeof(int32_t);
+    ipm_bytes count = ipm_bytes_writer(NULL);
+    put_state(&count, m);
+    return count.pos;
 }
 
 void ipm_stop_monitor_pack(const ipm_stop_monitor *m, unsigned char *blob)
 {
-    uint32_t header[4] = {MONITOR_MAGIC, (uint32_t)m->scope, (uint32_t)m->n_rules,
-                          (uint32_t)m->n_replicas};
-    memcpy(blob, header, sizeof header);
-    blob += sizeof header;
-    memcpy(blob, m->rule, (size_t)m->n_rules * sizeof *m->rule);
-    blob += (size_t)m->n_rules * sizeof *m->rule;
-    memcpy(blob, m->j, (size_t)m->n_rules * sizeof *m->j);
-    blob += (size_t)m->n_rules * sizeof *m->j;
-    memcpy(blob, m->stop_epoch, (size_t)m->n_replicas * sizeof *m->stop_epoch);
+    ipm_bytes c = ipm_bytes_writer(blob);
+    put_state(&c, m);
 }
 
 int ipm_stop_monitor_unpack(ipm_stop_monitor *m, const unsigned char *blob, size_t size,
                             char *err)
 {
-    uint32_t header[4] = {0};
-    if (size >= sizeof header)
-        memcpy(header, blob, sizeof header);
+    ipm_bytes c = ipm_bytes_reader(blob, size);
+    uint32_t header[4];
+    for (int i = 0; i < 4; i++)
+        header[i] = (uint32_t)ipm_get_le(&c, 4);
     if (size != ipm_stop_monitor_state_size(m) || header[0] != MONITOR_MAGIC ||
         header[1] != (uint32_t)m->scope || header[2] != (uint32_t)m->n_rules ||
         header[3] != (uint32_t)m->n_replicas)
         return ipm_fail(err, "stopping state of %zu bytes does not fit [stopping] scope = %s "
                         "with %d replicas", size, m->scope == IPM_SCOPE_REPLICA ? "replica"
                         : "ensemble", m->n_replicas);
-    blob += sizeof header;
-    memcpy(m->rule, blob, (size_t)m->n_rules * sizeof *m->rule);
-    blob += (size_t)m->n_rules * sizeof *m->rule;
-    memcpy(m->j, blob, (size_t)m->n_rules * sizeof *m->j);
-    blob += (size_t)m->n_rules * sizeof *m->j;
-    memcpy(m->stop_epoch, blob, (size_t)m->n_replicas * sizeof *m->stop_epoch);
+    for (int i = 0; i < m->n_rules; i++)
+        get_rule(&c, &m->rule[i]);
+    for (int i = 0; i < m->n_rules; i++)
+        m->j[i] = ipm_get_f64(&c);
+    for (int r = 0; r < m->n_replicas; r++)
+        m->stop_epoch[r] = (int32_t)ipm_get_le(&c, 4);
     return 0;
 }

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ipmpi/base/bytes.h"
+
 const char *const ipm_checkpoint_mutable_keys[] = {
     "training.epochs", "run.output", "run.checkpoint", "run.checkpoint_every", "run.threads", NULL,
 };
@@ -29,20 +31,6 @@ static uint64_t fnv1a(uint64_t h, const unsigned char *p, size_t n)
     for (size_t i = 0; i < n; i++)
         h = (h ^ p[i]) * FNV_PRIME;
     return h;
-}
-
-static void le_put(unsigned char *p, uint64_t v, int bytes)
-{
-    for (int i = 0; i < bytes; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t le_get(const unsigned char *p, int bytes)
-{
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -65,7 +53,7 @@ static void put_bytes(writer *w, const void *p, size_t n)
 static void put_uint(writer *w, uint64_t v, int bytes)
 {
     unsigned char b[8];
-    le_put(b, v, bytes);
+    ipm_le_encode(b, v, bytes);
     put_bytes(w, b, (size_t)bytes);
 }
 
@@ -88,7 +76,7 @@ static void put_checkpoint(writer *w, const ipm_checkpoint *ck)
         put_blob(w, ck->replica[r], ck->replica_size[r]);
     put_blob(w, ck->stop, ck->stop_size);
     unsigned char sum[8];
-    le_put(sum, w->hash, 8);
+    ipm_le_encode(sum, w->hash, 8);
     put_bytes(w, sum, sizeof sum);
 }
 
@@ -213,7 +201,7 @@ static int get_uint(reader *r, int bytes, const char *what, uint64_t *v)
     const unsigned char *p = NULL;
     if (take(r, (size_t)bytes, what, &p))
         return -1;
-    *v = le_get(p, bytes);
+    *v = ipm_le_decode(p, bytes);
     return 0;
 }
 
@@ -260,14 +248,14 @@ static int check_envelope(const char *path, const unsigned char *d, size_t size,
         return ipm_fail(err, "%s: not an ipmpi checkpoint (no IPMPICK1 magic)", path);
     if (size < HEADER_BYTES + CHECKSUM_BYTES)
         return ipm_fail(err, "%s: truncated checkpoint (%zu bytes)", path, size);
-    uint64_t version = le_get(d + 8, 4);
+    uint64_t version = ipm_le_decode(d + 8, 4);
     if (version != IPM_CHECKPOINT_VERSION)
         return ipm_fail(err, "%s: checkpoint format version %llu, this ipmpi reads version %d",
                         path, (unsigned long long)version, IPM_CHECKPOINT_VERSION);
     size_t body = size - CHECKSUM_BYTES;
-    if (fnv1a(FNV_OFFSET, d, body) != le_get(d + body, 8))
+    if (fnv1a(FNV_OFFSET, d, body) != ipm_le_decode(d + body, 8))
         return ipm_fail(err, "%s: checksum mismatch: the checkpoint is truncated or corrupt", path);
-    if (le_get(d + 12, 4) != 0)
+    if (ipm_le_decode(d + 12, 4) != 0)
         return ipm_fail(err, "%s: unknown checkpoint flags", path);
     return 0;
 }

@@ -5,8 +5,8 @@
  * not risen by more than tolerance * |J_best| for `patience` checks in a row.
  * A rise smaller than that counts as no improvement and leaves J_best as it
  * was, so a slow creep cannot postpone the stop forever. Pure computation:
- * the driver decides on rank 0 and broadcasts. The state is a plain struct
- * of fixed-width fields, so checkpoints can store it as bytes. */
+ * the driver decides on rank 0 and broadcasts. The state packs into a
+ * portable blob (base/bytes.h) for checkpoints and the broadcast. */
 #ifndef IPMPI_STOPPING_H
 #define IPMPI_STOPPING_H
 
