@@ -24,6 +24,6 @@ meson compile -C build
 if [ "${1:-}" = "--sanitize" ]; then
     [ -f build-sanitize/build.ninja ] ||
         meson setup build-sanitize --werror -Db_sanitize=address,undefined -Db_lundef=false \
-            -Dbuildtype=debugoptimized
+            -Dbuildtype=debugoptimized -Dtest_hooks=true
     meson compile -C build-sanitize
 fi

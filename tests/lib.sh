@@ -24,3 +24,12 @@ needs_python() {
         exit 77
     fi
 }
+
+# Fault injection and forced blocks exist only in a build configured with
+# -Dtest_hooks=true (tests/run.sh's sanitizer build).
+needs_test_hooks() {
+    if [ "${IPMPI_TEST_HOOKS:-0}" != 1 ]; then
+        echo "skipped: this build has no test hooks (configure with -Dtest_hooks=true)"
+        exit 77
+    fi
+}

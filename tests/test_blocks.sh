@@ -13,6 +13,7 @@
 #   with them loss and, rarely, a bin. Bitwise equality with one block holds
 #   when the activations are equal (tests/test_blocks.c checks the binning).
 . "$(dirname "$0")/lib.sh"
+needs_test_hooks
 needs_python
 cd "$WORK"
 cat >job.ini <<'INI'

@@ -2,6 +2,7 @@
 # A failure on one rank (injected with IPMPI_INJECT_FAULT) stops every rank
 # promptly with one message and status 1: no hang; what was logged is kept.
 . "$(dirname "$0")/lib.sh"
+needs_test_hooks
 cd "$WORK"
 run_with_fault() { # run_with_fault SPEC: 3 ranks, 3 replicas, 10 epochs
     IPMPI_INJECT_FAULT=$1 timeout 120 "$MPIRUN" 3 "$IPMPI" "$IPMPI_SOURCE_ROOT/jobs/tishby.ini" \

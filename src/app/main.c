@@ -8,11 +8,10 @@
 
 #include "ipmpi/parallel/comm.h"
 #include "ipmpi/io/config.h"
-#include "ipmpi/io/dataset.h"
 #include "ipmpi/base/error.h"
+#include "ipmpi/app/plan.h"
 #include "ipmpi/app/run.h"
 #include "ipmpi/version.h"
-#include "ipmpi/learn/train.h"
 
 /* 75 is sysexits' EX_TEMPFAIL: stopped on a signal, resubmit with --restart. */
 enum { EXIT_RUN_FAILED = 1, EXIT_USAGE = 2, EXIT_STOPPED = 75 };
@@ -103,9 +102,10 @@ static int parse_cli(int argc, char **argv, cli *c, char *err)
     return 0;
 }
 
-static void print_data_and_network(const ipm_dataset *train, const ipm_dataset *test,
-                                   const ipm_net *net)
+static void print_data_and_network(const ipm_plan *plan)
 {
+    const ipm_dataset *train = &plan->data[IPM_PLANE_TRAIN], *test = &plan->data[IPM_PLANE_TEST];
+    const ipm_net *net = &plan->shape;
     char shape[64] = "";
     if (train->height)
         snprintf(shape, sizeof shape, " = %dx%dx%d images", train->height, train->width,
@@ -124,28 +124,17 @@ static void print_data_and_network(const ipm_dataset *train, const ipm_dataset *
     printf("\n");
 }
 
-/* --check loads the data set too, so a config that would fail at start fails here. */
+/* --check builds the run's own plan (data, shapes, schedule, bounds), so a
+ * config that would fail at start fails here. */
 static int check_config(const ipm_config *cfg, char *err)
 {
-    ipm_dataset train = {0}, test = {0};
-    ipm_net net = {0};
-    int rc = ipm_dataset_load(cfg, &train, &test, err);
-    if (rc == 0)
-        rc = ipm_loss_check(cfg, train.n_classes, err);
-    if (rc == 0)
-        rc = ipm_net_for_config(&net, cfg, &train, 0, err);
+    ipm_plan plan;
+    int rc = ipm_plan_make(&plan, cfg, 0, 1, 0, err);
     if (rc == 0) {
-        char *text = ipm_config_format(cfg);
-        if (!text)
-            rc = ipm_fail(err, "out of memory");
-        else
-            printf("%s", text);
-        print_data_and_network(&train, &test, &net);
-        free(text);
+        printf("%s", plan.config_text);
+        print_data_and_network(&plan);
     }
-    ipm_net_free(&net);
-    ipm_dataset_free(&train);
-    ipm_dataset_free(&test);
+    ipm_plan_free(&plan);
     return rc;
 }
 

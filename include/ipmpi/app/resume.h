@@ -10,14 +10,7 @@
 
 #include "ipmpi/io/config.h"
 #include "ipmpi/base/error.h"
-#include "ipmpi/learn/train.h"
-
-/* The replicas this rank owns: local[k] is replica rank + k * size. */
-typedef struct ipm_ensemble {
-    ipm_replica *local;
-    int n_local, n_replicas;
-    MPI_Comm comm;
-} ipm_ensemble;
+#include "ipmpi/app/ensemble.h"
 
 /* Where a run resumes from, as rank 0 read it (broadcast to every rank). */
 typedef struct ipm_resume_point {

@@ -1,0 +1,63 @@
+/* ensemble: the replicas this rank trains (replica r on rank r mod P) and
+ * what the run needs of them: an epoch of training, forward passes of the
+ * logged epochs in blocks, each replica's loss and accuracy (summed onto
+ * rank 0, where each replica's slot comes from its own rank only), and the
+ * divergence check. A replica's whole life depends only on (config, r), so
+ * the ensemble's numbers do not depend on the rank count. */
+#ifndef IPMPI_APP_ENSEMBLE_H
+#define IPMPI_APP_ENSEMBLE_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "ipmpi/app/plan.h"
+#include "ipmpi/learn/train.h"
+
+typedef struct ipm_ensemble {
+    MPI_Comm comm;
+    int rank, size;
+    int n_replicas, n_local;
+    ipm_replica *local;                 /* replicas rank, rank + P, ... */
+    int *diverged_at;                   /* local: first epoch with a non-finite batch loss */
+    double *loss, *accuracy, *test_loss, *test_accuracy; /* n_replicas each */
+    ipm_workspace eval_ws;              /* one block of block_rows samples, every layer */
+    int block_rows;
+    int held_replica, held_plane;       /* whose whole-plane pass eval_ws holds (-1: none) */
+    ipm_eval_totals held;
+    double seconds_train, seconds_forward; /* accumulated */
+} ipm_ensemble;
+
+/* The plan's local replicas, initialised from (config, index). */
+int ipm_ensemble_init(ipm_ensemble *e, const ipm_plan *plan, MPI_Comm comm, char *err);
+void ipm_ensemble_free(ipm_ensemble *e);
+
+/* Trains every local replica one epoch; replicas with stop_epoch[index] >= 0
+ * (stop_epoch may be NULL) have stopped and are skipped. */
+void ipm_ensemble_train_epoch(ipm_ensemble *e, const ipm_dataset *train, int epoch,
+                              const int32_t *stop_epoch);
+
+/* The end of the evaluation block that starts at first, for n samples. */
+int ipm_ensemble_block_end(const ipm_ensemble *e, int n, int first);
+
+/* Local replica k's forward pass of samples [first, first + rows) of data
+ * (plane p) into eval_ws, its loss terms added to *sum. A plane that fits
+ * one block is forwarded once per replica and epoch: a second call reuses
+ * the pass eval_ws still holds. ipm_ensemble_weights_changed forgets it. */
+void ipm_ensemble_forward_block(ipm_ensemble *e, int k, const ipm_dataset *data, int p, int first,
+                                int rows, ipm_eval_totals *sum);
+void ipm_ensemble_weights_changed(ipm_ensemble *e);
+
+/* Zeroes every replica's loss and accuracy slots before a logged epoch. */
+void ipm_ensemble_clear_losses(ipm_ensemble *e);
+
+/* Collective: the losses and accuracies onto rank 0 (exact: one rank fills
+ * each slot). */
+int ipm_ensemble_reduce_losses(ipm_ensemble *e, int has_test, char *err);
+
+/* A local replica whose training loss or measured loss went non-finite
+ * fails the run, naming the replica, the epoch and where the logged epochs
+ * are kept (output). */
+int ipm_ensemble_check_divergence(const ipm_ensemble *e, int epoch, const char *output,
+                                  char *err);
+
+#endif

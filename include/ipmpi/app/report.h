@@ -1,0 +1,48 @@
+/* report: what rank 0 tells the user while the run goes on. One progress
+ * line per logged epoch (mean loss and accuracy, test accuracy when there is
+ * a test set, the last measured layer's point, J at a stopping check,
+ * elapsed time and an ETA), the stopping rule's decisions, and at the end
+ * where the time went. The time parts account for the whole wall time:
+ * what no part claims is printed as "other".
+ * The ETA weights what is left by what it has cost so far: epochs left
+ * times the measured training time per epoch, plus logged epochs left times
+ * the measured cost of a logged epoch (forwarding, binning, merging, output,
+ * waiting), so the dense early logged epochs of a log-spaced schedule do
+ * not inflate it. */
+#ifndef IPMPI_APP_REPORT_H
+#define IPMPI_APP_REPORT_H
+
+#include "ipmpi/app/ensemble.h"
+#include "ipmpi/app/measure.h"
+#include "ipmpi/app/plan.h"
+#include "ipmpi/info/stopping.h"
+
+/* Where rank 0's time went, in seconds. */
+typedef struct ipm_clock {
+    double start;            /* MPI_Wtime() when the run began */
+    double loop_start;       /* when the epoch loop began */
+    double setup, output, checkpoint, wait; /* the parts the run times itself */
+    int epochs_done;         /* epochs trained by this process */
+    int logged;              /* epochs logged by this process */
+} ipm_clock;
+
+/* The parts the ensemble and the measures time, gathered for printing. */
+typedef struct ipm_report_sources {
+    const ipm_plan *plan;
+    const ipm_ensemble *ensemble;
+    const ipm_measure *plane;           /* IPM_N_PLANES, valid where plan->measured */
+    const ipm_stop_monitor *stop;
+    const ipm_clock *clock;
+} ipm_report_sources;
+
+/* The progress line of logged epoch `epoch`; logged_left logged epochs
+ * remain after it. */
+void ipm_report_progress(const ipm_report_sources *src, int epoch, int logged_left);
+
+/* The stopping rule's decisions taken at epoch. */
+void ipm_report_stops(const ipm_report_sources *src, int epoch);
+
+/* "done: ..." and "time (rank 0): ..." lines, and where the output went. */
+void ipm_report_summary(const ipm_report_sources *src, int trained_epochs);
+
+#endif

@@ -1,0 +1,77 @@
+#include "ipmpi/app/observe.h"
+
+/* A first forward pass of every local replica finds each layer's range.
+ * Forwarding twice costs less memory than keeping every replica's
+ * activations; going backwards leaves eval_ws holding the pass the binning
+ * starts with, when a plane fits one block. */
+static int agree_ranges(const ipm_observation *o, char *err)
+{
+    ipm_ensemble *e = o->ensemble;
+    for (int k = e->n_local - 1; k >= 0; k--)
+        for (int p = IPM_N_PLANES - 1; p >= 0; p--) {
+            if (!o->plane[p])
+                continue;
+            const ipm_dataset *d = &o->plan->data[p];
+            for (int first = 0, end; first < d->n; first = end) {
+                ipm_eval_totals unused = {0};
+                end = ipm_ensemble_block_end(e, d->n, first);
+                ipm_ensemble_forward_block(e, k, d, p, first, end - first, &unused);
+                ipm_measure_observe_range(o->plane[p], &e->eval_ws, end - first);
+            }
+        }
+    int rc = 0;
+    for (int p = 0; p < IPM_N_PLANES; p++)
+        if (o->plane[p] && ipm_measure_agree_ranges(o->plane[p], e->comm, err))
+            rc = -1;
+    return rc;
+}
+
+/* Local replica k over plane p, block by block: forward, bin, keep. */
+static int observe_plane(const ipm_observation *o, int k, int p, double *loss, double *accuracy,
+                         char *err)
+{
+    ipm_ensemble *e = o->ensemble;
+    ipm_measure *m = o->plane[p];
+    const ipm_dataset *d = &o->plan->data[p];
+    ipm_activation_store *store = p == IPM_PLANE_TRAIN ? o->store : NULL;
+    if (m && ipm_measure_replica_begin(m, e->local[k].index, err))
+        return -1;
+    ipm_eval_totals sum = {0};
+    for (int first = 0, end; first < d->n; first = end) {
+        end = ipm_ensemble_block_end(e, d->n, first);
+        ipm_ensemble_forward_block(e, k, d, p, first, end - first, &sum);
+        if (m && ipm_measure_replica_block(m, &e->eval_ws, first, end - first, err))
+            return -1;
+        if (store && ipm_activation_store_keep(store, k, &e->eval_ws, first, end - first, err))
+            return -1;
+    }
+    ipm_eval_totals_mean(&sum, loss, accuracy);
+    return 0;
+}
+
+static int observe_replica(const ipm_observation *o, int k, char *err)
+{
+    ipm_ensemble *e = o->ensemble;
+    int index = e->local[k].index;
+    if (observe_plane(o, k, IPM_PLANE_TRAIN, &e->loss[index], &e->accuracy[index], err))
+        return -1;
+    if (o->plan->data[IPM_PLANE_TEST].n == 0)
+        return 0;
+    return observe_plane(o, k, IPM_PLANE_TEST, &e->test_loss[index], &e->test_accuracy[index],
+                         err);
+}
+
+int ipm_observe_epoch(const ipm_observation *o, int epoch, char *err)
+{
+    ipm_ensemble_weights_changed(o->ensemble);
+    ipm_ensemble_clear_losses(o->ensemble);
+    for (int p = 0; p < IPM_N_PLANES; p++)
+        if (o->plane[p])
+            ipm_measure_begin(o->plane[p], epoch);
+    if (o->plan->cfg->range_adaptive && agree_ranges(o, err))
+        return -1;
+    for (int k = 0; k < o->ensemble->n_local; k++)
+        if (observe_replica(o, k, err))
+            return -1;
+    return 0;
+}

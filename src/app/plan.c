@@ -1,0 +1,171 @@
+#include "ipmpi/app/plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipmpi/app/resume.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/learn/train.h"
+
+/* The forward pass of a logged epoch runs in blocks of this many samples,
+ * so that the evaluation workspace (every layer's activations, maxpool's
+ * argmax) stays near this size however large the data set: a CNN's conv
+ * layer on 10000 images would otherwise hold hundreds of MB per rank. */
+#define EVAL_BLOCK_BYTES ((size_t)32 << 20)
+
+int ipm_epoch_listed(const int *sorted, int n, int epoch)
+{
+    for (int lo = 0, hi = n - 1; lo <= hi;) {
+        int mid = lo + (hi - lo) / 2;
+        if (sorted[mid] == epoch)
+            return 1;
+        if (sorted[mid] < epoch)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return 0;
+}
+
+/* The block depends on the layer shapes only, never on ranks or replicas,
+ * so a replica's numbers do not depend on where it runs. */
+static int choose_block_rows(const ipm_net *shape, int n, int forced)
+{
+    size_t per_row = 0;
+    for (int l = 0; l < shape->n_layers; l++) {
+        const ipm_layer *d = &shape->layer[l];
+        per_row += (size_t)d->out * (d->kind == IPM_LAYER_MAXPOOL ? 2 : 1) * sizeof(float);
+    }
+    size_t rows = per_row ? EVAL_BLOCK_BYTES / per_row : (size_t)n;
+    if (forced > 0)
+        rows = (size_t)forced;
+    return rows < 1 ? 1 : rows < (size_t)n ? (int)rows : n;
+}
+
+/* The stopping checks need the plane measured: their epochs are logged too. */
+static int add_check_epochs(ipm_plan *p, char *err)
+{
+    const ipm_config *cfg = p->cfg;
+    if (cfg->stop_criterion == IPM_STOP_NONE)
+        return 0;
+    ipm_epoch_spec checks = {IPM_EPOCHS_EVERY, cfg->stop_check_every, NULL, 0};
+    int *extra, n_extra;
+    if (ipm_epochs_expand(&checks, cfg->epochs, &extra, &n_extra, err))
+        return -1;
+    int *merged = malloc(((size_t)p->n_log + (size_t)n_extra) * sizeof *merged);
+    if (!merged) {
+        free(extra);
+        return ipm_fail(err, "out of memory for the logged epochs");
+    }
+    memcpy(merged, p->log_epochs, (size_t)p->n_log * sizeof *merged);
+    memcpy(merged + p->n_log, extra, (size_t)n_extra * sizeof *merged);
+    int n = ipm_sort_unique(merged, p->n_log + n_extra);
+    free(extra);
+    free(p->log_epochs);
+    p->log_epochs = merged;
+    p->n_log = n;
+    return 0;
+}
+
+static int make_schedule(ipm_plan *p, char *err)
+{
+    const ipm_config *cfg = p->cfg;
+    if (ipm_epochs_expand(&cfg->info_epochs, cfg->epochs, &p->log_epochs, &p->n_log, err) ||
+        add_check_epochs(p, err))
+        return -1;
+    return ipm_epochs_expand(&cfg->activation_epochs, cfg->epochs, &p->act_epochs, &p->n_act,
+                             err);
+}
+
+/* Worst case, every pattern distinct, on rank 0 after the merge: per layer
+ * and measured plane, the pooled T, (X,T), (Y,T) tables hold up to N*R keys
+ * (64 bytes a key at the tables' load) plus the 32-byte entries in flight,
+ * the sampled ones up to N keys. Refusing here beats an out-of-memory kill. */
+static int check_table_memory(const ipm_plan *p, char *err)
+{
+    const ipm_config *cfg = p->cfg;
+    double worst = 0;
+    for (int k = 0; k < IPM_N_PLANES; k++) {
+        if (!p->measured[k])
+            continue;
+        double n = p->data[k].n, pairs = n * p->n_replicas;
+        double per_layer = (cfg->estimators & IPM_EST_POOLED ? 3 * pairs * (64 + 32) : 0) +
+                           (cfg->estimators & IPM_EST_SAMPLED ? 3 * n * (64 + 32) : 0);
+        worst += per_layer * p->n_measured_layers;
+    }
+    double mb = worst / (1024.0 * 1024.0);
+    if (mb <= cfg->max_table_mb)
+        return 0;
+    return ipm_config_fail(cfg, "information", "max_table_mb", err,
+                           " = %d: the count tables may need up to %.0f MB on rank 0 (%d samples "
+                           "x %d replicas x %d layers, every pattern distinct); raise "
+                           "max_table_mb, or use fewer replicas, samples or estimators",
+                           cfg->max_table_mb, mb, p->data[IPM_PLANE_TRAIN].n, p->n_replicas,
+                           p->n_measured_layers);
+}
+
+static int measure_layers_and_planes(ipm_plan *p, char *err)
+{
+    const ipm_config *cfg = p->cfg;
+    for (int l = 0; l < cfg->n_layers; l++) {
+        p->width[l] = p->shape.layer[l].out;
+        p->layer_measured[l] = ipm_config_measures_layer(cfg, l);
+        p->n_measured_layers += p->layer_measured[l];
+    }
+    p->measured[IPM_PLANE_TRAIN] = (cfg->on & IPM_ON_TRAIN) != 0;
+    p->measured[IPM_PLANE_TEST] = (cfg->on & IPM_ON_TEST) != 0;
+    if (p->measured[IPM_PLANE_TEST] && p->data[IPM_PLANE_TEST].n == 0)
+        return ipm_config_fail(cfg, "information", "on", err, " = %s: the test set is empty",
+                               cfg->on == IPM_ON_ALL ? "all" : "test");
+    return check_table_memory(p, err);
+}
+
+static void own_replicas(ipm_plan *p)
+{
+    p->n_replicas = p->cfg->replicas > 0 ? p->cfg->replicas : p->n_ranks;
+    p->n_local =
+        p->rank < p->n_replicas ? (p->n_replicas - 1 - p->rank) / p->n_ranks + 1 : 0;
+}
+
+int ipm_plan_make(ipm_plan *p, const ipm_config *cfg, int rank, int n_ranks, int eval_block_rows,
+                  char *err)
+{
+    memset(p, 0, sizeof *p);
+    p->cfg = cfg;
+    p->rank = rank;
+    p->n_ranks = n_ranks;
+    own_replicas(p);
+    ipm_checkpoint_path(cfg, p->checkpoint);
+    p->config_text = ipm_config_format(cfg);
+    if (!p->config_text)
+        return ipm_fail(err, "out of memory formatting the config");
+    if (ipm_dataset_load(cfg, &p->data[IPM_PLANE_TRAIN], &p->data[IPM_PLANE_TEST], err) ||
+        ipm_loss_check(cfg, p->data[IPM_PLANE_TRAIN].n_classes, err) ||
+        ipm_net_for_config(&p->shape, cfg, &p->data[IPM_PLANE_TRAIN], 0, err) ||
+        measure_layers_and_planes(p, err) || make_schedule(p, err))
+        return -1;
+    int largest = p->data[IPM_PLANE_TRAIN].n > p->data[IPM_PLANE_TEST].n
+                      ? p->data[IPM_PLANE_TRAIN].n
+                      : p->data[IPM_PLANE_TEST].n;
+    p->block_rows = choose_block_rows(&p->shape, largest, eval_block_rows);
+    return 0;
+}
+
+void ipm_plan_free(ipm_plan *p)
+{
+    for (int k = 0; k < IPM_N_PLANES; k++)
+        ipm_dataset_free(&p->data[k]);
+    ipm_net_free(&p->shape);
+    free(p->log_epochs);
+    free(p->act_epochs);
+    free(p->config_text);
+    memset(p, 0, sizeof *p);
+}
+
+int ipm_plan_last_measured_layer(const ipm_plan *p)
+{
+    int last = p->cfg->n_layers - 1;
+    while (last > 0 && !p->layer_measured[last])
+        last--;
+    return last;
+}

@@ -1,0 +1,105 @@
+#include "ipmpi/app/record.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ipmpi/version.h"
+
+/* H(X), H(Y), I(X;Y) of the training set: the measure has them when the
+ * training plane is measured, else they are computed here. */
+static int data_information(const ipm_record_sources *src, ipm_output_meta *meta, char *err)
+{
+    const ipm_plan *plan = src->plan;
+    const ipm_dataset *train = &plan->data[IPM_PLANE_TRAIN];
+    if (plan->measured[IPM_PLANE_TRAIN]) {
+        const ipm_measure *m = &src->plane[IPM_PLANE_TRAIN];
+        meta->h_x = m->h_x;
+        meta->h_y = m->h_y;
+        meta->i_xy = m->i_xy;
+    } else if (ipm_data_information(train->x_id, train->y, train->n, &meta->h_x, &meta->h_y,
+                                    &meta->i_xy, err)) {
+        return -1;
+    }
+    if (plan->measured[IPM_PLANE_TEST]) {
+        const ipm_measure *m = &src->plane[IPM_PLANE_TEST];
+        meta->test_h_x = m->h_x;
+        meta->test_h_y = m->h_y;
+        meta->test_i_xy = m->i_xy;
+    }
+    return 0;
+}
+
+int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int restart, long records,
+                    double flush_seconds, char *err)
+{
+    const ipm_plan *plan = src->plan;
+    const ipm_config *cfg = plan->cfg;
+    const ipm_dataset *train = &plan->data[IPM_PLANE_TRAIN];
+    const ipm_stop_monitor *stop = src->stop;
+    char stop_text[160];
+    snprintf(stop_text, sizeof stop_text,
+             "J = I(T;Y) - %g I(X;T) of layer %d (%s estimator) at each stopping check",
+             cfg->stop_beta, stop->layer + 1, ipm_stop_monitor_estimator(stop));
+    ipm_output_meta meta = {
+        .path = cfg->output, .config_text = plan->config_text, .version = IPMPI_VERSION,
+        .ranks = plan->n_ranks, .replicas = plan->n_replicas, .n_layers = cfg->n_layers,
+        .layer_width = plan->width, .layer_measured = plan->layer_measured,
+        .adaptive_range = cfg->range_adaptive, .estimators = cfg->estimators, .planes = cfg->on,
+        .has_test = plan->data[IPM_PLANE_TEST].n > 0, .bins = cfg->bins,
+        .range_lo = cfg->range_lo, .range_hi = cfg->range_hi,
+        .n_activation_epochs = plan->n_act, .activation_samples = train->n,
+        .sample_x_id = train->x_id, .sample_y = train->y, .flush_seconds = flush_seconds,
+        .stop_rules = stop->enabled ? stop->n_rules : 0, .stop_description = stop_text,
+    };
+    if (data_information(src, &meta, err))
+        return -1;
+    /* A restart appends after the checkpoint's records. The file may hold
+     * more (logged after the checkpoint, or after .prev's) and NetCDF cannot
+     * shrink the epoch dimension, but nothing needs removing: the restarted
+     * run has the same config and state, so it logs exactly those epochs
+     * again, bitwise the same, over them (tests/test_restart.sh checks it). */
+    if (!restart)
+        return ipm_output_create(out, &meta, err);
+    if (ipm_output_reopen(out, &meta, records, err))
+        return -1;
+    /* The file may hold stops logged after the checkpoint; they will recur. */
+    return stop->enabled ? ipm_output_stop_epochs(*out, stop->stop_epoch, err) : 0;
+}
+
+static void plane_record(const ipm_record_sources *src, int p, ipm_plane_record *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    if (!src->plan->measured[p])
+        return;
+    const ipm_measure *m = &src->plane[p];
+    unsigned est = src->plan->cfg->estimators;
+    if (est & IPM_EST_SIMPLE) {
+        rec->i_xt_simple = m->est.simple_xt;
+        rec->i_ty_simple = m->est.simple_ty;
+    }
+    if (est & IPM_EST_POOLED) {
+        rec->i_xt_pooled = m->est.pooled_xt;
+        rec->i_ty_pooled = m->est.pooled_ty;
+    }
+    if (est & IPM_EST_SAMPLED) {
+        rec->i_xt_sampled = m->est.sampled_xt;
+        rec->i_ty_sampled = m->est.sampled_ty;
+    }
+    if (m->adaptive) {
+        rec->bin_lo = m->range_lo;
+        rec->bin_hi = m->range_hi;
+    }
+}
+
+int ipm_record_write(ipm_output *out, const ipm_record_sources *src, int epoch, char *err)
+{
+    const ipm_ensemble *e = src->ensemble;
+    ipm_epoch_record rec = {
+        .epoch = epoch, .loss = e->loss, .accuracy = e->accuracy,
+        .test_loss = e->test_loss, .test_accuracy = e->test_accuracy,
+        .stop_j = ipm_stop_monitor_is_check(src->stop, epoch) ? src->stop->j : NULL,
+    };
+    plane_record(src, IPM_PLANE_TRAIN, &rec.train);
+    plane_record(src, IPM_PLANE_TEST, &rec.test);
+    return ipm_output_append(out, &rec, err);
+}
