@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipmpi/base/assert.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/parallel/comm.h"
 
@@ -32,6 +33,7 @@ int ipm_activation_store_keep(ipm_activation_store *s, int k, const ipm_workspac
             return ipm_fail(err, "out of memory for stored activations (%zu floats)",
                             s->per_replica * (size_t)s->n_local);
     }
+    IPM_ASSERT(k >= 0 && k < s->n_local && first >= 0 && rows >= 0 && first + rows <= s->n_samples);
     float *layer_start = s->buffer + s->per_replica * (size_t)k;
     for (int l = 0; l < s->n_layers; l++) {
         size_t width = (size_t)s->width[l];

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipmpi/base/assert.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/parallel/comm.h"
 
@@ -82,6 +83,7 @@ int ipm_ensemble_block_end(const ipm_ensemble *e, int n, int first)
 void ipm_ensemble_forward_block(ipm_ensemble *e, int k, const ipm_dataset *data, int p, int first,
                                 int rows, ipm_eval_totals *sum)
 {
+    IPM_ASSERT(k >= 0 && k < e->n_local && rows <= e->block_rows && first + rows <= data->n);
     int whole = first == 0 && rows == data->n;
     if (whole && e->held_replica == k && e->held_plane == p) {
         *sum = e->held;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipmpi/base/assert.h"
 #include "ipmpi/app/resume.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/learn/train.h"
@@ -148,6 +149,7 @@ int ipm_plan_make(ipm_plan *p, const ipm_config *cfg, int rank, int n_ranks, int
                       ? p->data[IPM_PLANE_TRAIN].n
                       : p->data[IPM_PLANE_TEST].n;
     p->block_rows = choose_block_rows(&p->shape, largest, eval_block_rows);
+    IPM_ASSERT(p->block_rows >= 1 && p->n_local >= 0 && p->n_replicas >= 1);
     return 0;
 }
 

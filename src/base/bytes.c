@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "ipmpi/base/assert.h"
+
 void ipm_le_encode(unsigned char *p, uint64_t v, int bytes)
 {
     for (int i = 0; i < bytes; i++)
@@ -18,6 +20,7 @@ uint64_t ipm_le_decode(const unsigned char *p, int bytes)
 
 void ipm_put_le(ipm_bytes *c, uint64_t v, int bytes)
 {
+    IPM_ASSERT(bytes >= 1 && bytes <= 8);
     if (c->out)
         ipm_le_encode(c->out + c->pos, v, bytes);
     c->pos += (size_t)bytes;

@@ -13,3 +13,15 @@ int ipm_fail(char *err, const char *fmt, ...)
     }
     return -1;
 }
+
+#ifndef NDEBUG
+#include <stdlib.h>
+
+#include "ipmpi/base/assert.h"
+
+_Noreturn void ipm_assert_failed(const char *cond, const char *file, int line)
+{
+    fprintf(stderr, "%s:%d: internal error: assertion '%s' failed\n", file, line, cond);
+    abort();
+}
+#endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipmpi/base/assert.h"
 #include "ipmpi/base/bytes.h"
 #include "ipmpi/base/error.h"
 
@@ -94,6 +95,7 @@ int ipm_stop_monitor_is_check(const ipm_stop_monitor *m, int epoch)
 
 int ipm_stop_monitor_apply(ipm_stop_monitor *m, int epoch, const double *i_xt, const double *i_ty)
 {
+    IPM_ASSERT(m->enabled && m->n_rules >= 1);
     int stopped_now = 0;
     for (int i = 0; i < m->n_rules; i++) {
         if (m->rule[i].stopped_epoch >= 0) {
