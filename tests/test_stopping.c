@@ -20,7 +20,8 @@ static int run_script(ipm_stopping *s, const double *j, int n)
 static ipm_stop_settings monitor_settings(enum ipm_stop_scope scope)
 {
     return (ipm_stop_settings){
-        .criterion = IPM_STOP_MI, .scope = scope, .beta = 0.5, .tolerance = 0, .patience = 2,
+        .criterion = IPM_STOP_MI, .scope = scope, .beta = 0.5, .tolerance = 0, .min_rise = 0,
+        .patience = 2,
         .check_every = 5, .layer = 5, .n_layers = 6,
         .estimator = scope == IPM_SCOPE_REPLICA ? IPM_EST_SIMPLE : IPM_EST_POOLED,
     };
@@ -101,7 +102,7 @@ int main(void)
 
     /* Rises, then flat: best 0.5 at epoch 30; checks 4, 5, 6 do not improve
      * (patience 3), so the stop comes at the sixth check, epoch 60. */
-    ipm_stopping_init(&s, 1.0, 0.01, 3);
+    ipm_stopping_init(&s, 1.0, 0.01, 0.0, 3);
     const double flat[] = {0.1, 0.3, 0.5, 0.5, 0.49, 0.502, 0.9};
     CHECK(run_script(&s, flat, 7) == 60);
     CHECK(s.best == 0.5 && s.best_epoch == 30 && s.stopped_epoch == 60);
@@ -109,12 +110,12 @@ int main(void)
 
     /* 0.502 is a rise of 0.4%, below tolerance 1%: no improvement. With
      * tolerance 0 it is one, and restarts the count: stop at epoch 70+. */
-    ipm_stopping_init(&s, 1.0, 0.0, 3);
+    ipm_stopping_init(&s, 1.0, 0.0, 0.0, 3);
     CHECK(run_script(&s, flat, 7) == -1);
     CHECK(s.best == 0.9 && s.best_epoch == 70 && s.stale == 0);
 
     /* Negative J (beta large): tolerance is relative to |J_best|. */
-    ipm_stopping_init(&s, 2.0, 0.1, 2);
+    ipm_stopping_init(&s, 2.0, 0.1, 0.0, 2);
     CHECK(ipm_stopping_objective(&s, 1.5, 1.0) == -2.0);
     const double negative[] = {-2.0, -1.9, -1.7, -1.6, -1.55};
     /* -1.9 > -2.0 + 0.2? no (-1.8): stale 1; -1.7 > -1.8: best -1.7, stale 0;
@@ -123,13 +124,37 @@ int main(void)
     CHECK(s.best == -1.7 && s.best_epoch == 30);
 
     /* NaN never improves; patience 1 stops at the first NaN after a best. */
-    ipm_stopping_init(&s, 1.0, 0.0, 1);
+    ipm_stopping_init(&s, 1.0, 0.0, 0.0, 1);
     const double with_nan[] = {0.2, NAN};
     CHECK(run_script(&s, with_nan, 2) == 20);
 
     /* Patience 0 would stop at once; the config refuses it, but the rule is
      * still defined: the first check stops. */
-    ipm_stopping_init(&s, 1.0, 0.0, 0);
+    ipm_stopping_init(&s, 1.0, 0.0, 0.0, 0);
     CHECK(ipm_stopping_check(&s, 5, 1.0) == 1 && s.stopped_epoch == 5);
+
+    /* A first check with a NaN J does not seed J_best = 0: a later J of
+     * -0.5 (below 0) is the first best, and -0.4 then improves on it. */
+    ipm_stopping_init(&s, 1.0, 0.0, 0.0, 3);
+    const double nan_first[] = {NAN, -0.5, -0.4};
+    CHECK(run_script(&s, nan_first, 3) == -1);
+    CHECK(s.best == -0.4 && s.best_epoch == 30 && s.stale == 0 && s.checks == 3);
+
+    /* Near J_best = 0 a relative tolerance vanishes; the absolute floor
+     * min_rise does not: rises of 1e-4 under a floor of 1e-3 are no
+     * improvement, and patience 2 stops at the third check. Without the
+     * floor every one of them improves. */
+    const double creep[] = {0.0, 1e-4, 2e-4, 3e-4};
+    ipm_stopping_init(&s, 1.0, 0.01, 1e-3, 2);
+    CHECK(run_script(&s, creep, 4) == 30);
+    CHECK(s.best == 0.0 && s.best_epoch == 10);
+    ipm_stopping_init(&s, 1.0, 0.01, 0.0, 2);
+    CHECK(run_script(&s, creep, 4) == -1 && s.best == 3e-4);
+
+    /* The floor and the relative tolerance: the larger one counts. With
+     * J_best = 2, tolerance 0.01 asks a rise above 0.02 > floor 0.001. */
+    ipm_stopping_init(&s, 1.0, 0.01, 1e-3, 1);
+    const double big[] = {2.0, 2.015};
+    CHECK(run_script(&s, big, 2) == 20);
     return check_report("test_stopping");
 }

@@ -81,9 +81,10 @@ void ipm_report_stops(const ipm_report_sources *src, int epoch)
         char who[48];
         snprintf(who, sizeof who, m->n_rules == 1 ? "the ensemble" : "replica %d", i);
         printf("stopping %s at epoch %d: J = I(T;Y) - %g I(X;T) of layer %d (%s) has not risen "
-               "by more than %g x |J_best| for %d checks (J_best %.4f at epoch %d)%s\n",
+               "by more than max(%g x |J_best|, %g) for %d checks (J_best %.4f at epoch %d)%s\n",
                who, epoch, cfg->stop_beta, m->layer + 1, ipm_stop_monitor_estimator(m),
-               cfg->stop_tolerance, cfg->stop_patience, rule->best, rule->best_epoch,
+               cfg->stop_tolerance, cfg->stop_min_rise, cfg->stop_patience, rule->best,
+               rule->best_epoch,
                stopped == m->n_replicas ? "; every replica has stopped" : "");
     }
 }

@@ -8,10 +8,11 @@
 #include "ipmpi/base/bytes.h"
 #include "ipmpi/base/error.h"
 
-void ipm_stopping_init(ipm_stopping *s, double beta, double tolerance, int patience)
+void ipm_stopping_init(ipm_stopping *s, double beta, double tolerance, double min_rise,
+                       int patience)
 {
-    *s = (ipm_stopping){.beta = beta, .tolerance = tolerance, .patience = patience,
-                        .best_epoch = -1, .stopped_epoch = -1};
+    *s = (ipm_stopping){.beta = beta, .tolerance = tolerance, .min_rise = min_rise,
+                        .patience = patience, .best_epoch = -1, .stopped_epoch = -1};
 }
 
 double ipm_stopping_objective(const ipm_stopping *s, double i_xt, double i_ty)
@@ -23,9 +24,10 @@ static int improves(const ipm_stopping *s, double j)
 {
     if (!isfinite(j))
         return 0;
-    if (s->checks == 0)
+    if (s->best_epoch < 0)
         return 1;
-    return j > s->best + s->tolerance * fabs(s->best);
+    double rise = s->tolerance * fabs(s->best);
+    return j > s->best + (rise > s->min_rise ? rise : s->min_rise);
 }
 
 int ipm_stopping_check(ipm_stopping *s, int epoch, double j)
@@ -72,7 +74,7 @@ int ipm_stop_monitor_init(ipm_stop_monitor *m, const ipm_stop_settings *set, int
         return ipm_fail(err, "out of memory for the stopping state of %d replicas", n_replicas);
     }
     for (int i = 0; i < m->n_rules; i++) {
-        ipm_stopping_init(&m->rule[i], set->beta, set->tolerance, set->patience);
+        ipm_stopping_init(&m->rule[i], set->beta, set->tolerance, set->min_rise, set->patience);
         m->j[i] = NAN;
     }
     for (int r = 0; r < n_replicas; r++)
@@ -237,8 +239,11 @@ int ipm_stop_monitor_unpack(ipm_stop_monitor *m, const unsigned char *blob, size
         return ipm_fail(err, "stopping state of %zu bytes does not fit [stopping] scope = %s "
                         "with %d replicas", size, m->scope == IPM_SCOPE_REPLICA ? "replica"
                         : "ensemble", m->n_replicas);
-    for (int i = 0; i < m->n_rules; i++)
+    for (int i = 0; i < m->n_rules; i++) {
+        double min_rise = m->rule[i].min_rise;
         get_rule(&c, &m->rule[i]);
+        m->rule[i].min_rise = min_rise;
+    }
     for (int i = 0; i < m->n_rules; i++)
         m->j[i] = ipm_get_f64(&c);
     for (int r = 0; r < m->n_replicas; r++)

@@ -742,6 +742,7 @@ static const key_def keys[] = {
     CUSTOM_KEY("stopping", "estimator", set_stop_estimator, fmt_stop_estimator),
     INT_KEY("stopping", "check_every", stop_check_every, 1, INT_MAX),
     DOUBLE_KEY("stopping", "tolerance", stop_tolerance, 0, 0, INFINITY, 1),
+    DOUBLE_KEY("stopping", "min_rise", stop_min_rise, 0, 0, INFINITY, 1),
     INT_KEY("stopping", "patience", stop_patience, 1, INT_MAX),
     ENUM_KEY("stopping", "scope", stop_scope, scope_names),
 };
@@ -931,6 +932,7 @@ void ipm_config_defaults(ipm_config *cfg)
     cfg->stop_estimator = IPM_EST_POOLED;
     cfg->stop_check_every = 10;
     cfg->stop_tolerance = 0.0;
+    cfg->stop_min_rise = 1e-3;
     cfg->stop_patience = 10;
     cfg->stop_scope = IPM_SCOPE_ENSEMBLE;
 }
@@ -954,7 +956,8 @@ ipm_stop_settings ipm_config_stop_settings(const ipm_config *cfg)
 {
     return (ipm_stop_settings){
         .criterion = cfg->stop_criterion, .scope = cfg->stop_scope, .beta = cfg->stop_beta,
-        .tolerance = cfg->stop_tolerance, .patience = cfg->stop_patience,
+        .tolerance = cfg->stop_tolerance, .min_rise = cfg->stop_min_rise,
+        .patience = cfg->stop_patience,
         .check_every = cfg->stop_check_every, .layer = ipm_config_stop_layer(cfg),
         .n_layers = cfg->n_layers, .estimator = (unsigned)cfg->stop_estimator,
     };

@@ -2,9 +2,12 @@
  * The objective is the information-bottleneck Lagrangian of one layer,
  *   J = I(T;Y) - beta * I(X;T),
  * to be maximised. It is checked every few epochs; the run stops when J has
- * not risen by more than tolerance * |J_best| for `patience` checks in a row.
- * A rise smaller than that counts as no improvement and leaves J_best as it
- * was, so a slow creep cannot postpone the stop forever. Pure computation:
+ * not risen by more than max(tolerance * |J_best|, min_rise) for `patience`
+ * checks in a row. A rise smaller than that counts as no improvement and
+ * leaves J_best as it was, so a slow creep cannot postpone the stop forever;
+ * the absolute floor min_rise keeps the threshold from vanishing as J_best
+ * nears 0. J_best is the best finite J: a non-finite J (a diverging plane)
+ * never improves and never seeds J_best, so the first finite J does. Pure computation:
  * the driver decides on rank 0 and broadcasts. The state packs into a
  * portable blob (base/bytes.h) for checkpoints and the broadcast. */
 #ifndef IPMPI_STOPPING_H
@@ -20,16 +23,18 @@ enum ipm_stop_scope { IPM_SCOPE_ENSEMBLE, IPM_SCOPE_REPLICA };
 
 typedef struct ipm_stopping {
     double beta, tolerance;
+    double min_rise;       /* from the settings; not part of the packed state */
     int32_t patience;
     int32_t checks;        /* checks so far */
-    double best;           /* J_best; meaningless before the first check */
-    int32_t best_epoch;
+    double best;           /* J_best; meaningless while best_epoch < 0 */
+    int32_t best_epoch;    /* -1: no finite J yet */
     int32_t stale;         /* checks in a row without improvement */
     int32_t stopped_epoch; /* -1 while running */
     int32_t reserved;
 } ipm_stopping;
 
-void ipm_stopping_init(ipm_stopping *s, double beta, double tolerance, int patience);
+void ipm_stopping_init(ipm_stopping *s, double beta, double tolerance, double min_rise,
+                       int patience);
 
 double ipm_stopping_objective(const ipm_stopping *s, double i_xt, double i_ty);
 
@@ -56,7 +61,7 @@ typedef struct ipm_stop_monitor {
 typedef struct ipm_stop_settings {
     enum ipm_stop_criterion criterion;
     enum ipm_stop_scope scope;
-    double beta, tolerance;
+    double beta, tolerance, min_rise;
     int patience, check_every;
     int layer, n_layers;           /* the layer watched, 0-based, of n_layers */
     unsigned estimator;            /* one ipm_estimator bit */

@@ -92,6 +92,7 @@ typedef struct ipm_config {
     int stop_estimator;               /* key "estimator": one ipm_estimator bit, default pooled */
     int stop_check_every;             /* epochs between checks, default 10 */
     double stop_tolerance;            /* relative, default 0 */
+    double stop_min_rise;             /* absolute floor of a rise, bits, default 0.001 */
     int stop_patience;                /* checks, default 10 */
     enum ipm_stop_scope stop_scope;   /* default ensemble */
 } ipm_config;
