@@ -1,10 +1,10 @@
 #include "ipmpi/app/plan.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ipmpi/base/assert.h"
-#include "ipmpi/app/resume.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/learn/train.h"
 
@@ -121,6 +121,20 @@ static int measure_layers_and_planes(ipm_plan *p, char *err)
     return check_table_memory(p, err);
 }
 
+/* [run] checkpoint, or when empty the output path with a trailing ".nc"
+ * replaced by (or, without one, followed by) ".ckpt". */
+static void resolve_checkpoint_path(const ipm_config *cfg, char path[IPM_PATH_MAX])
+{
+    if (cfg->checkpoint[0]) {
+        snprintf(path, IPM_PATH_MAX, "%s", cfg->checkpoint);
+        return;
+    }
+    size_t n = strlen(cfg->output);
+    if (n >= 3 && strcmp(cfg->output + n - 3, ".nc") == 0)
+        n -= 3;
+    snprintf(path, IPM_PATH_MAX, "%.*s.ckpt", (int)n, cfg->output);
+}
+
 static void own_replicas(ipm_plan *p)
 {
     p->n_replicas = p->cfg->replicas > 0 ? p->cfg->replicas : p->n_ranks;
@@ -136,7 +150,7 @@ int ipm_plan_make(ipm_plan *p, const ipm_config *cfg, int rank, int n_ranks, int
     p->rank = rank;
     p->n_ranks = n_ranks;
     own_replicas(p);
-    ipm_checkpoint_path(cfg, p->checkpoint);
+    resolve_checkpoint_path(cfg, p->checkpoint);
     p->config_text = ipm_config_format(cfg);
     if (!p->config_text)
         return ipm_fail(err, "out of memory formatting the config");

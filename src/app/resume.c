@@ -11,18 +11,6 @@
 #include "ipmpi/io/checkpoint.h"
 #include "ipmpi/parallel/comm.h"
 
-void ipm_checkpoint_path(const ipm_config *cfg, char path[IPM_PATH_MAX])
-{
-    if (cfg->checkpoint[0]) {
-        snprintf(path, IPM_PATH_MAX, "%s", cfg->checkpoint);
-        return;
-    }
-    size_t n = strlen(cfg->output);
-    if (n >= 3 && strcmp(cfg->output + n - 3, ".nc") == 0)
-        n -= 3;
-    snprintf(path, IPM_PATH_MAX, "%.*s.ckpt", (int)n, cfg->output);
-}
-
 static void free_blobs(unsigned char **blob, int n)
 {
     for (int i = 0; blob && i < n; i++)

@@ -22,10 +22,6 @@ typedef struct ipm_resume_point {
     size_t stop_size;
 } ipm_resume_point;
 
-/* cfg->checkpoint, or when empty the output path with a trailing ".nc"
- * replaced by (or, without one, followed by) ".ckpt". */
-void ipm_checkpoint_path(const ipm_config *cfg, char path[IPM_PATH_MAX]);
-
 /* What the checkpoint holds besides the replicas (rank 0's values count). */
 typedef struct ipm_resume_extra {
     const char *config_text;
