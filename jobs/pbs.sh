@@ -4,15 +4,30 @@
 # usage: qsub -l select=1:ncpus=REPLICAS:mpiprocs=REPLICAS -l walltime=HH:MM:SS \
 #             -v CONFIG=jobs/tishby.ini,OUTDIR=runs/tishby jobs/pbs.sh
 # The output goes to OUTDIR/<config name>.nc, the checkpoint beside it, the
-# run's log to OUTDIR/<config name>.log; the replica count follows the number
-# of MPI ranks PBS gives ($PBS_NODEFILE). EXTRA may hold --set options.
-# At the walltime PBS sends SIGTERM, then SIGKILL kill_delay seconds later
-# (the queue's kill_delay, often 10 s+: it must exceed an epoch plus one
+# run's log to OUTDIR/<config name>.log (appended to by every job of the
+# run); the replica count follows the number of MPI ranks PBS gives
+# ($PBS_NODEFILE, which is also mpirun's host file: Debian's Open MPI has no
+# PBS (tm) support). EXTRA may hold --set options.
+#
+# Never losing a run: every start looks at the checkpoint. When one exists
+# (a resubmission, a rerun after qrerun or a node failure, your own qsub of
+# the same command) the run continues from it with --restart. When none
+# exists but the output does (a rerun or a crash before the first
+# checkpoint), that output is moved aside to a new name
+# (OUTDIR/<name>.earlier-DATE-XXXX.nc) and the run starts afresh; nothing is
+# ever deleted or overwritten. RESTART=1 makes a missing checkpoint an error.
+#
+# Walltime: PBS sends SIGTERM, then SIGKILL kill_delay seconds later (the
+# queue's kill_delay, often 10 s+: it must exceed an epoch plus one
 # checkpoint; if it may not, set [run] checkpoint_every as a fallback). The
 # run writes its checkpoint at the next epoch and stops with status 75; the
-# script then submits itself again with RESTART=1 and the same resources.
+# script then submits itself again with the same resources. A SIGTERM that
+# comes more than a minute before the walltime is a qdel, qrerun or
+# preemption: the run still checkpoints, but the script does not resubmit
+# (PBS reruns a rerun job itself, and it continues from the checkpoint).
 #PBS -N ipmpi
 #PBS -j oe
+#PBS -r y
 #PBS -l walltime=01:00:00
 set -euo pipefail
 cd "${PBS_O_WORKDIR:-$PWD}"
@@ -22,26 +37,81 @@ ipmpi=${IPMPI:-$PWD/build/ipmpi}
 ranks=$(wc -l <"${PBS_NODEFILE:?not running under PBS}")
 mkdir -p "$outdir"
 name=$(basename "$config" .ini)
+output=$outdir/$name.nc
+log=$outdir/$name.log
 export OPENBLAS_NUM_THREADS=1
-restart=
-[ "${RESTART:-0}" = 1 ] && restart=--restart
-# shellcheck disable=SC2086  # EXTRA is a list of options
-"$ipmpi" --check "$config" --set run.output="$outdir/$name.nc" ${EXTRA:-} >"$outdir/$name.effective.ini"
+# shellcheck disable=SC2206  # EXTRA is a list of options
+run_options=(--set run.output="$output" ${EXTRA:-})
+
+note() { echo "ipmpi job ${PBS_JOBID:-}: $(date '+%F %T') $*" | tee -a "$log"; }
+
+# set_aside FILE: renames FILE to a name of its own beside it (mktemp makes
+# the name unique; the mv replaces only that empty placeholder).
+set_aside() {
+    local file=$1 base aside
+    base=$(basename "$file")
+    aside=$(mktemp --suffix=".${base##*.}" \
+        "$(dirname "$file")/${base%.*}.earlier-$(date +%Y%m%dT%H%M%S)-XXXX")
+    mv -f -- "$file" "$aside"
+    note "moved $file aside to $aside"
+}
+
+# The checkpoint the run writes: [run] checkpoint of the effective config,
+# or the output path with .nc replaced by .ckpt.
+checkpoint_of() {
+    local path
+    path=$(sed -n '/^\[run\]/,/^\[/s/^checkpoint = //p' <<<"$1")
+    [ -n "$path" ] || path=${output%.nc}.ckpt
+    echo "$path"
+}
+
+# The effective config, kept beside the output; a different earlier one is
+# set aside rather than overwritten.
+save_effective() {
+    local file=$outdir/$name.effective.ini
+    if [ -e "$file" ] && [ "$(cat "$file")" = "$1" ]; then return; fi
+    [ -e "$file" ] && set_aside "$file"
+    printf '%s\n' "$1" >"$file"
+}
+
+effective=$("$ipmpi" --check "$config" "${run_options[@]}")
+checkpoint=$(checkpoint_of "$effective")
+restart=()
+if [ -e "$checkpoint" ] || [ -e "$checkpoint.prev" ]; then
+    restart=(--restart)
+    note "continuing from $checkpoint"
+elif [ "${RESTART:-0}" = 1 ]; then
+    echo "ipmpi job: RESTART=1 but there is no checkpoint $checkpoint" >&2
+    exit 2
+else
+    [ -e "$output" ] && set_aside "$output"
+    note "starting $config afresh"
+fi
+save_effective "$effective"
+
+# Seconds of walltime, from qstat (HH:MM:SS); 0 when unknown.
+walltime=$(qstat -f "$PBS_JOBID" 2>/dev/null |
+    awk -F' = ' '/Resource_List.walltime/ { n = split($2, t, ":"); s = 0;
+        for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s }')
+walltime=${walltime:-0}
 
 # mpirun runs in the background so that the trap can fire while it runs. PBS
 # may signal mpirun and the ranks itself; SIGUSR1 from here reaches the ranks
 # through mpirun either way, and the ranks treat both signals alike.
-stopping=0
-forward_stop() {
-    stopping=1
-    echo "ipmpi job: walltime reached, asking the run to checkpoint and stop"
+term=none
+on_term() {
+    if [ "$walltime" -gt 0 ] && [ "$SECONDS" -ge $((walltime - 60)) ]; then
+        term=walltime
+        note "walltime reached: asking the run to checkpoint and stop"
+    else
+        term=early
+        note "SIGTERM before the walltime (qdel, qrerun, preemption): checkpointing, not resubmitting"
+    fi
     kill -USR1 "$launcher" 2>/dev/null || true
 }
-trap forward_stop TERM
-# shellcheck disable=SC2086
-mpirun -np "$ranks" -x OPENBLAS_NUM_THREADS "$ipmpi" "$config" \
-    --set run.output="$outdir/$name.nc" --set run.replicas="$ranks" ${EXTRA:-} $restart \
-    >>"$outdir/$name.log" 2>&1 &
+trap on_term TERM
+mpirun --hostfile "$PBS_NODEFILE" -np "$ranks" -x OPENBLAS_NUM_THREADS "$ipmpi" "$config" \
+    "${run_options[@]}" --set run.replicas="$ranks" ${restart[@]+"${restart[@]}"} >>"$log" 2>&1 &
 launcher=$!
 # A trapped signal interrupts wait; wait again until mpirun has ended.
 while kill -0 "$launcher" 2>/dev/null; do wait "$launcher" || true; done
@@ -49,13 +119,17 @@ status=0
 wait "$launcher" || status=$?
 # mpirun itself may report 1 when it got SIGTERM too; the ranks' line says
 # whether they stopped with a checkpoint.
-if [ "$status" -eq 75 ] || { [ "$stopping" = 1 ] && tail -n 50 "$outdir/$name.log" |
+stopped=0
+if [ "$status" -eq 75 ] || { [ "$term" != none ] && tail -n 50 "$log" |
     grep -q '^stopped early at epoch .*checkpoint written'; }; then
-    echo "ipmpi job: stopped with a checkpoint; resubmitting with RESTART=1"
+    stopped=1
+fi
+if [ "$stopped" = 1 ] && [ "$term" != early ]; then
+    note "stopped with a checkpoint; submitting the rest as a new job"
     # shellcheck disable=SC2046  # one -l option per requested resource
     qsub $(qstat -f "$PBS_JOBID" |
         sed -n 's/^ *Resource_List\.\(select\|nodes\|walltime\) = \(.*\)/-l \1=\2/p') \
-        -v "CONFIG=$config,OUTDIR=$outdir,RESTART=1,IPMPI=$ipmpi${EXTRA:+,EXTRA=$EXTRA}" "$0"
+        -v "CONFIG=$config,OUTDIR=$outdir,IPMPI=$ipmpi${EXTRA:+,EXTRA=$EXTRA}" "$0"
     exit 0
 fi
 exit "$status"
