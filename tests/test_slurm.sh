@@ -169,7 +169,8 @@ wait_for_line() {
 }
 
 # finish_chain JOB: waits for JOB and the jobs it resubmitted, whose IDs it
-# puts into chain; returns 1 (after fail) if one did not complete.
+# puts into chain, and checks that each log still begins with the job's first
+# line; returns 1 (after fail) if one did not complete.
 finish_chain() {
     local id=$1 s
     chain=()
@@ -180,6 +181,8 @@ finish_chain() {
         done
         chain+=("$id")
         [ "$s" = COMPLETED ] || { fail "job $id ended $s: $(tail -5 "ipmpi-$id.log")"; return 1; }
+        head -1 "ipmpi-$id.log" | grep -q "^ipmpi job $id: " ||
+            fail "job $id: its log does not begin with the job's first line (truncated?)"
         id=$(sed -n 's/^Submitted batch job \([0-9]*\)$/\1/p' "ipmpi-$id.log")
     done
 }
@@ -205,14 +208,12 @@ same_as_straight() { # same_as_straight CASE
 
 # slurmctld checks time limits every 30 s from its start, and signals a job
 # whose limit is within its --signal time at the first check after the job
-# starts. Submitting the job 10 s before a check makes it come early in the
-# run; the test does not need it to (a later one only takes longer).
-submit_limit_job() {
-    local wait
-    wait=$(awk -v t0="$ctld_started" -v now="$EPOCHREALTIME" \
-        'BEGIN { k = int((now - t0 + 10) / 30) + 1; print t0 + 30 * k - 10 - now }')
-    sleep "$wait"
-    limit_job=$(submit limit --time=1 --signal=B:USR1@45) || fail "sbatch failed"
+# starts. The three jobs are submitted together 10 s before a check: the
+# time-limit signal then comes early in the run, while the other two jobs
+# share the cores (a later signal would only make the test take longer).
+sleep_until_before_check() {
+    sleep "$(awk -v t0="$ctld_started" -v now="$EPOCHREALTIME" \
+        'BEGIN { k = int((now - t0 + 10) / 30) + 1; print t0 + 30 * k - 10 - now }')"
 }
 
 # The signal comes at Slurm's first limit check after the start (every 30 s),
@@ -231,7 +232,8 @@ check_limit_case() {
     cat "${logs[@]:1}" | grep -q "^resuming after epoch [0-9]* from limit/tishby.ckpt" ||
         fail "limit: no resubmitted job continued from the checkpoint"
     grep -q "^done: $EPOCHS epochs" "${logs[-1]}" || fail "limit: the last job did not finish"
-    echo "limit: jobs ${chain[*]}"
+    echo "limit: jobs ${chain[*]}, stopped at epochs $(cat "${logs[@]}" |
+        sed -n 's/^stopped early at epoch \([0-9]*\).*/\1/p' | paste -sd ' ')"
     same_as_straight limit
 }
 
@@ -288,12 +290,13 @@ export OMPI_MCA_mpi_yield_when_idle=1
 
 "$MPIRUN" 2 "$IPMPI" "$CONFIG" --set run.output=straight.nc "${SETS[@]}" >straight.out 2>&1 &
 straight=$!
-requeue_job=$(submit requeue --time=10) || fail "sbatch failed"
 mkdir signal && head -c 5000 /dev/urandom >stale.nc && cp stale.nc signal/tishby.nc
+sleep_until_before_check
+limit_job=$(submit limit --time=1 --signal=B:USR1@45) || fail "sbatch failed"
+requeue_job=$(submit requeue --time=10) || fail "sbatch failed"
 signal_job=$(submit signal --time=10) || fail "sbatch failed"
 signal_first_job
 requeue_first_job
-submit_limit_job
 wait "$straight" || fail "the straight run failed: $(tail -3 straight.out)"
 straight=
 check_limit_case
