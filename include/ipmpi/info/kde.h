@@ -37,6 +37,8 @@
  *   I(X;T) upper = H_KL(T) - H_BD(T|X),  lower = H_BD(T) - H_KL(T|X):
  *     true bounds for any R; for R = 1 both conditional terms are the noise
  *     entropy, so they are Saxe et al.'s upper and lower I(X;T) exactly.
+ *     For R > 1 the lower one can fall below 0 where replicas barely differ
+ *     (then 0 is the better bound); it is reported as computed.
  *   I(T;Y) upper = H_KL(T) - H_KL(T|Y),  lower = H_BD(T) - H_BD(T|Y):
  *     Saxe et al.'s pairing (the same distance in both terms), kept so that
  *     R = 1 reproduces their numbers; as differences of two bounds they are
