@@ -15,7 +15,7 @@
 #include "checkpoint_fixture.h"
 #include "ipmpi/io/checkpoint.h"
 #include "ipmpi/base/error.h"
-#include "ipmpi/learn/train.h"
+#include "replica_util.h"
 
 static char dir[256];
 
@@ -90,20 +90,20 @@ static void continuation(enum ipm_optimizer kind, int batches_per_epoch)
     ipm_dataset data;
     fixture_data(&data, 50, 3);
     ipm_replica a, b, fresh;
-    CHECK(ipm_replica_init(&a, &cfg, &data, 2, err) == 0);
-    CHECK(ipm_replica_init(&b, &cfg, &data, 2, err) == 0);
-    CHECK(ipm_replica_init(&fresh, &cfg, &data, 2, err) == 0);
+    CHECK(ipm_replica_for_config(&a, &cfg, &data, 2, err) == 0);
+    CHECK(ipm_replica_for_config(&b, &cfg, &data, 2, err) == 0);
+    CHECK(ipm_replica_for_config(&fresh, &cfg, &data, 2, err) == 0);
     for (int e = 0; e < 3; e++)
-        ipm_replica_train_epoch(&a, &data);
+        train_on(&a, &data);
     size_t size;
     unsigned char *blob = pack(&a, &size);
     CHECK(ipm_replica_unpack(&b, blob, size, err) == 0);
     CHECK(same_state(&a, &b));
     CHECK(memcmp(&a.last_batch_loss, &b.last_batch_loss, sizeof(double)) == 0);
     for (int e = 0; e < 4; e++) {
-        ipm_replica_train_epoch(&a, &data);
-        ipm_replica_train_epoch(&b, &data);
-        ipm_replica_train_epoch(&fresh, &data);
+        train_on(&a, &data);
+        train_on(&b, &data);
+        train_on(&fresh, &data);
     }
     CHECK(same_state(&a, &b));
     CHECK(!same_state(&a, &fresh));
@@ -135,8 +135,8 @@ static void blob_layout(void)
     ipm_dataset data;
     fixture_data(&data, FIXTURE_SAMPLES, FIXTURE_DATA_SEED);
     ipm_replica rep;
-    CHECK(ipm_replica_init(&rep, &cfg, &data, 1, err) == 0);
-    ipm_replica_train_epoch(&rep, &data);
+    CHECK(ipm_replica_for_config(&rep, &cfg, &data, 1, err) == 0);
+    train_on(&rep, &data);
     /* 2*4+4 + 4*2+2 = 22 params; Adam: 3 arrays; identity 4*4 + 3*4 + 2*24 + 16 = 92;
      * scalars 64. */
     size_t size;
@@ -193,10 +193,10 @@ static void unpack_refusals(void)
     ipm_dataset data;
     fixture_data(&data, FIXTURE_SAMPLES, FIXTURE_DATA_SEED);
     ipm_replica r0, r1, w0;
-    CHECK(ipm_replica_init(&r0, &cfg, &data, 0, err) == 0);
-    CHECK(ipm_replica_init(&r1, &cfg, &data, 1, err) == 0);
-    CHECK(ipm_replica_init(&w0, &wide, &data, 0, err) == 0);
-    ipm_replica_train_epoch(&r1, &data);
+    CHECK(ipm_replica_for_config(&r0, &cfg, &data, 0, err) == 0);
+    CHECK(ipm_replica_for_config(&r1, &cfg, &data, 1, err) == 0);
+    CHECK(ipm_replica_for_config(&w0, &wide, &data, 0, err) == 0);
+    train_on(&r1, &data);
     size_t size;
     unsigned char *b1 = pack(&r1, &size), *b0 = pack(&r0, &size);
 
@@ -224,7 +224,7 @@ static void unpack_refusals(void)
     expect_refused(&r0, bad, size, "batch stream");
     /* Moving the state of replica 1 to a replica 1 elsewhere works. */
     ipm_replica other;
-    CHECK(ipm_replica_init(&other, &cfg, &data, 1, err) == 0);
+    CHECK(ipm_replica_for_config(&other, &cfg, &data, 1, err) == 0);
     CHECK(ipm_replica_unpack(&other, b1, size, err) == 0);
     CHECK(same_state(&other, &r1));
 
@@ -261,9 +261,9 @@ static void ensemble_make(ensemble *e, int epochs, const char *stop)
     e->config_text = ipm_config_format(&cfg);
     for (int r = 0; r < 3; r++) {
         ipm_replica rep;
-        CHECK(ipm_replica_init(&rep, &cfg, &data, r, err) == 0);
+        CHECK(ipm_replica_for_config(&rep, &cfg, &data, r, err) == 0);
         for (int k = 0; k < epochs; k++)
-            ipm_replica_train_epoch(&rep, &data);
+            train_on(&rep, &data);
         e->blob[r] = pack(&rep, &e->size[r]);
         ipm_replica_free(&rep);
     }

@@ -12,7 +12,7 @@
 #include "ref_activation.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/learn/net.h"
-#include "ipmpi/learn/train.h"
+#include "replica_util.h"
 
 static ipm_layer_spec conv(int channels, int kh, int kw, enum ipm_activation act)
 {
@@ -658,17 +658,17 @@ static void test_replica_state(void)
     image_config(&tall, 3, 1);
     image_config(&wide, 1, 3);
     ipm_replica a, b, c;
-    CHECK(ipm_replica_init(&a, &tall, &data, 0, err) == 0);
-    CHECK(ipm_replica_init(&b, &tall, &data, 0, err) == 0);
-    CHECK(ipm_replica_init(&c, &wide, &data, 0, err) == 0);
+    CHECK(ipm_replica_for_config(&a, &tall, &data, 0, err) == 0);
+    CHECK(ipm_replica_for_config(&b, &tall, &data, 0, err) == 0);
+    CHECK(ipm_replica_for_config(&c, &wide, &data, 0, err) == 0);
     CHECK(a.net.input.height == 4 && a.net.layer[0].out_shape.height == 2);
     CHECK(a.net.n_params == c.net.n_params && a.net.layer[0].out == c.net.layer[0].out);
-    ipm_replica_train_epoch(&a, &data);
+    train_on(&a, &data);
     size_t size;
     unsigned char *blob = pack(&a, &size);
     CHECK(ipm_replica_unpack(&b, blob, size, err) == 0);
-    ipm_replica_train_epoch(&a, &data);
-    ipm_replica_train_epoch(&b, &data);
+    train_on(&a, &data);
+    train_on(&b, &data);
     CHECK(memcmp(a.net.params, b.net.params, a.net.n_params * sizeof(float)) == 0);
     CHECK(ipm_replica_state_size(&c) == size);
     CHECK(ipm_replica_unpack(&c, blob, size, err) == -1);
@@ -676,7 +676,7 @@ static void test_replica_state(void)
 
     ipm_replica_free(&c);
     data.channels = 2; /* a shape that does not hold the data */
-    CHECK(ipm_replica_init(&c, &tall, &data, 1, err) == -1);
+    CHECK(ipm_replica_for_config(&c, &tall, &data, 1, err) == -1);
     CHECK(strcmp(err, "replica 1: images of 4x4x2 do not hold 16 values") == 0);
     free(blob);
     ipm_replica_free(&a);

@@ -10,7 +10,7 @@
 #include "ref_activation.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/learn/net.h"
-#include "ipmpi/learn/train.h"
+#include "ipmpi/learn/loss.h"
 
 static float uniform_in(ipm_rng *rng, double lo, double hi)
 {

@@ -7,7 +7,7 @@
 
 #include "check.h"
 #include "ipmpi/base/error.h"
-#include "ipmpi/learn/train.h"
+#include "replica_util.h"
 
 /* ---- toy data --------------------------------------------------------------- */
 
@@ -59,8 +59,7 @@ static void base_config(ipm_config *cfg)
 static void test_optimizers(void)
 {
     char err[IPM_ERRLEN];
-    ipm_config cfg;
-    base_config(&cfg);
+    ipm_train_spec cfg = {0};
     ipm_optimizer_state opt;
     float p[2], g1[2] = {0.5f, -2.0f}, g2[2] = {-0.25f, 1.0f};
 
@@ -122,7 +121,7 @@ static void test_batches(void)
     base_config(&cfg);
     cfg.batch_size = 16;
     ipm_replica rep;
-    CHECK(ipm_replica_init(&rep, &cfg, &d, 3, err) == 0);
+    CHECK(ipm_replica_for_config(&rep, &cfg, &d, 3, err) == 0);
     CHECK(is_permutation(rep.order, d.n));
     int identity = 1;
     for (int i = 0; i < d.n; i++)
@@ -138,31 +137,31 @@ static void test_batches(void)
     CHECK(memcmp(expect, rep.order, sizeof expect) == 0);
 
     /* a full pass: ceil(50/16) = 4 batches (16, 16, 16, 2) end exactly at n */
-    ipm_replica_train_epoch(&rep, &d);
+    train_on(&rep, &d);
     CHECK(rep.position == 50);
     CHECK(rep.opt.step == 4);
     /* the next epoch reshuffles first: a new permutation from the same stream */
-    ipm_replica_train_epoch(&rep, &d);
+    train_on(&rep, &d);
     CHECK(rep.position == 50);
     ipm_rng_shuffle(&rng, expect, 50);
     CHECK(memcmp(expect, rep.order, sizeof expect) == 0);
     ipm_replica_free(&rep);
 
     cfg.batches_per_epoch = 1;
-    CHECK(ipm_replica_init(&rep, &cfg, &d, 3, err) == 0);
-    ipm_replica_train_epoch(&rep, &d);
+    CHECK(ipm_replica_for_config(&rep, &cfg, &d, 3, err) == 0);
+    train_on(&rep, &d);
     CHECK(rep.position == 16 && rep.opt.step == 1);
     ipm_replica_free(&rep);
 
     cfg.batch_size = 500; /* larger than the set: full-batch steps */
-    CHECK(ipm_replica_init(&rep, &cfg, &d, 3, err) == 0);
+    CHECK(ipm_replica_for_config(&rep, &cfg, &d, 3, err) == 0);
     CHECK(rep.batch_size == 50);
-    ipm_replica_train_epoch(&rep, &d);
+    train_on(&rep, &d);
     CHECK(rep.position == 50 && isfinite(rep.last_batch_loss));
     ipm_replica_free(&rep);
 
     cfg.batch_size = 0;
-    CHECK(ipm_replica_init(&rep, &cfg, &d, 3, err) == -1);
+    CHECK(ipm_replica_for_config(&rep, &cfg, &d, 3, err) == -1);
     free_toy(&d);
 }
 
@@ -210,13 +209,13 @@ static void check_learns(const learn_case *lc)
     CHECK(ipm_loss_check(&cfg, d.n_classes, err) == 0);
     ipm_replica rep;
     ipm_workspace ws;
-    CHECK(ipm_replica_init(&rep, &cfg, &d, 0, err) == 0);
+    CHECK(ipm_replica_for_config(&rep, &cfg, &d, 0, err) == 0);
     CHECK(ipm_workspace_init(&ws, &rep.net, d.n, err) == 0);
     double loss0, acc0, loss, acc;
-    ipm_replica_evaluate(&rep, &d, &ws, &loss0, &acc0);
+    evaluate_on(&rep, &d, &ws, &loss0, &acc0);
     for (int e = 0; e < 60; e++)
-        ipm_replica_train_epoch(&rep, &d);
-    ipm_replica_evaluate(&rep, &d, &ws, &loss, &acc);
+        train_on(&rep, &d);
+    evaluate_on(&rep, &d, &ws, &loss, &acc);
     if (!(acc > 0.95))
         fprintf(stderr, "%s: accuracy %g (loss %g -> %g)\n", lc->name, acc, loss0, loss);
     CHECK(acc > 0.95);
@@ -264,15 +263,15 @@ static void check_blocks_sum_as_one(enum ipm_loss loss, ipm_layer_spec out_layer
     cfg.layers[1] = out_layer;
     ipm_replica rep;
     ipm_workspace whole, block;
-    CHECK(ipm_replica_init(&rep, &cfg, &d, 0, err) == 0);
+    CHECK(ipm_replica_for_config(&rep, &cfg, &d, 0, err) == 0);
     CHECK(ipm_workspace_init(&whole, &rep.net, d.n, err) == 0);
     CHECK(ipm_workspace_init(&block, &rep.net, 7, err) == 0);
-    ipm_replica_train_epoch(&rep, &d); /* away from the symmetric start */
+    train_on(&rep, &d); /* away from the symmetric start */
     double loss_whole, acc_whole, loss_blocks, acc_blocks;
-    ipm_replica_evaluate(&rep, &d, &whole, &loss_whole, &acc_whole);
+    evaluate_on(&rep, &d, &whole, &loss_whole, &acc_whole);
     ipm_eval_totals sum = {0};
     for (int first = 0; first < d.n; first += 7)
-        ipm_replica_evaluate_block(&rep, &d, first, d.n - first < 7 ? d.n - first : 7, &block,
+        evaluate_block_on(&rep, &d, first, d.n - first < 7 ? d.n - first : 7, &block,
                                    &sum);
     ipm_eval_totals_mean(&sum, &loss_blocks, &acc_blocks);
     CHECK(sum.rows == d.n);
@@ -282,13 +281,13 @@ static void check_blocks_sum_as_one(enum ipm_loss loss, ipm_layer_spec out_layer
     CHECK(memcmp(&acc_blocks, &acc_whole, sizeof acc_whole) == 0);
     /* A block beyond the set or the workspace poisons the loss. */
     ipm_eval_totals bad = {0};
-    ipm_replica_evaluate_block(&rep, &d, d.n - 3, 7, &block, &bad);
+    evaluate_block_on(&rep, &d, d.n - 3, 7, &block, &bad);
     CHECK(isnan(bad.loss_sum));
     ipm_eval_totals too_big = {0};
-    ipm_replica_evaluate_block(&rep, &d, 0, 8, &block, &too_big);
+    evaluate_block_on(&rep, &d, 0, 8, &block, &too_big);
     CHECK(isnan(too_big.loss_sum));
     /* Too small a workspace for the whole set: NaN, not a partial mean. */
-    ipm_replica_evaluate(&rep, &d, &block, &loss_blocks, &acc_blocks);
+    evaluate_on(&rep, &d, &block, &loss_blocks, &acc_blocks);
     CHECK(isnan(loss_blocks) && isnan(acc_blocks));
     ipm_workspace_free(&whole);
     ipm_workspace_free(&block);
@@ -309,9 +308,9 @@ static void train_replica(ipm_replica *rep, const ipm_config *cfg, const ipm_dat
                           int index, int epochs)
 {
     char err[IPM_ERRLEN];
-    CHECK(ipm_replica_init(rep, cfg, d, index, err) == 0);
+    CHECK(ipm_replica_for_config(rep, cfg, d, index, err) == 0);
     for (int e = 0; e < epochs; e++)
-        ipm_replica_train_epoch(rep, d);
+        train_on(rep, d);
 }
 
 static void test_reproducible(void)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipmpi/app/learn_config.h"
 #include "ipmpi/base/assert.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/parallel/comm.h"
@@ -38,8 +39,8 @@ int ipm_ensemble_init(ipm_ensemble *e, const ipm_plan *plan, MPI_Comm comm, char
     for (int k = 0; k < plan->n_local; k++) {
         e->n_local = k + 1;
         e->diverged_at[k] = -1;
-        if (ipm_replica_init(&e->local[k], plan->cfg, &plan->data[IPM_PLANE_TRAIN],
-                             e->rank + k * e->size, err))
+        if (ipm_replica_for_config(&e->local[k], plan->cfg, &plan->data[IPM_PLANE_TRAIN],
+                                   e->rank + k * e->size, err))
             return -1;
     }
     return ipm_workspace_init(&e->eval_ws, &plan->shape, plan->block_rows, err);
@@ -63,11 +64,12 @@ void ipm_ensemble_train_epoch(ipm_ensemble *e, const ipm_dataset *train, int epo
                               const int32_t *stop_epoch)
 {
     double t0 = MPI_Wtime();
+    ipm_data_view view = ipm_data_view_of(train);
     for (int k = 0; k < e->n_local; k++) {
         ipm_replica *rep = &e->local[k];
         if (stop_epoch && stop_epoch[rep->index] >= 0)
             continue; /* [stopping] scope = replica: this one has stopped */
-        ipm_replica_train_epoch(rep, train);
+        ipm_replica_train_epoch(rep, &view);
         if (e->diverged_at[k] < 0 && !isfinite(rep->last_batch_loss))
             e->diverged_at[k] = epoch;
     }
@@ -90,7 +92,8 @@ void ipm_ensemble_forward_block(ipm_ensemble *e, int k, const ipm_dataset *data,
         return;
     }
     double t0 = MPI_Wtime();
-    ipm_replica_evaluate_block(&e->local[k], data, first, rows, &e->eval_ws, sum);
+    ipm_data_view view = ipm_data_view_of(data);
+    ipm_replica_evaluate_block(&e->local[k], &view, first, rows, &e->eval_ws, sum);
     e->seconds_forward += MPI_Wtime() - t0;
     e->held_replica = whole ? k : -1;
     e->held_plane = p;

@@ -6,7 +6,7 @@
 
 #include "ipmpi/base/assert.h"
 #include "ipmpi/base/error.h"
-#include "ipmpi/learn/train.h"
+#include "ipmpi/app/learn_config.h"
 
 /* The forward pass of a logged epoch runs in blocks of this many samples,
  * so that the evaluation workspace (every layer's activations, maxpool's

@@ -9,7 +9,7 @@
  * must come from the file's real size. */
 #include "ipmpi/io/checkpoint.h"
 #include "ipmpi/base/error.h"
-#include "ipmpi/learn/train.h"
+#include "../replica_util.h"
 
 #include "../checkpoint_fixture.h"
 #include "fuzz_scratch.h"
@@ -57,7 +57,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fx.config_text = ipm_config_format(&fx.cfg);
     fuzz_require(fx.config_text != NULL, "out of memory", NULL);
     for (int r = 0; r < REPLICAS; r++) {
-        fuzz_require(ipm_replica_init(&fx.rep[r], &fx.cfg, &fx.data, r, err) == 0, "init", err);
+        fuzz_require(ipm_replica_for_config(&fx.rep[r], &fx.cfg, &fx.data, r, err) == 0, "init", err);
         fx.pristine_size[r] = ipm_replica_state_size(&fx.rep[r]);
         fx.pristine[r] = malloc(fx.pristine_size[r]);
         fuzz_require(ipm_replica_pack(&fx.rep[r], fx.pristine[r], fx.pristine_size[r], err) == 0,
@@ -81,7 +81,7 @@ static void try_state(int r, const unsigned char *blob, size_t size)
         fuzz_require(strchr(err, '\n') == NULL && err[0], "unpack message", err);
         return;
     }
-    ipm_replica_train_epoch(&fx.rep[r], &fx.data);
+    train_on(&fx.rep[r], &fx.data);
     fuzz_require(ipm_replica_unpack(&fx.rep[r], fx.pristine[r], fx.pristine_size[r], err) == 0,
             "pristine state refused", err);
 }

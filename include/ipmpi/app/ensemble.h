@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "ipmpi/app/plan.h"
-#include "ipmpi/learn/train.h"
+#include "ipmpi/learn/replica.h"
 
 typedef struct ipm_ensemble {
     MPI_Comm comm;

@@ -1,12 +1,17 @@
-/* spec: what a network is made of, as a user writes it. The layer kinds,
- * activations, initialisations, optimizers and losses, and a layer spec
- * (dense:UNITS:ACT, conv:CHANNELS:KHxKW[:ACT], maxpool:KHxKW). Shared by the
- * config parser, the network and the output without tying any of them to
- * the others; ipm_layer_spec_format is the one place a spec becomes text. */
+/* spec: what a network is made of and how it is trained, as a user writes
+ * it. The layer kinds, activations, initialisations, optimizers and losses,
+ * a layer spec (dense:UNITS:ACT, conv:CHANNELS:KHxKW[:ACT], maxpool:KHxKW)
+ * and a training spec (layers, init, optimizer, loss, batches, seed).
+ * Shared by the config parser, the network and the output without tying any
+ * of them to the others; ipm_layer_spec_format is the one place a spec
+ * becomes text. learn/ reports a problem with a spec in a message that
+ * starts with the key it concerns ("[network] layers: ...", "[training]
+ * loss = ..."), so the app can name the config line the key was set on. */
 #ifndef IPMPI_LEARN_SPEC_H
 #define IPMPI_LEARN_SPEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define IPM_MAX_LAYERS 64
 
@@ -26,6 +31,21 @@ typedef struct ipm_layer_spec {
     enum ipm_layer_kind kind;
     int kernel_h, kernel_w;           /* conv and maxpool */
 } ipm_layer_spec;
+
+/* How replicas are built and trained. Replica r draws its initial weights
+ * from Philox(seed, r, INIT) and its batches from Philox(seed, r, BATCH). */
+typedef struct ipm_train_spec {
+    ipm_layer_spec layers[IPM_MAX_LAYERS];
+    int n_layers;
+    enum ipm_init init;
+    double init_stddev;               /* init = truncated_normal:STDDEV */
+    enum ipm_optimizer optimizer;
+    double learning_rate, momentum;   /* momentum: optimizer = momentum only */
+    enum ipm_loss loss;
+    int batch_size;
+    int batches_per_epoch;            /* 0 = a full pass over the training set */
+    uint64_t seed;
+} ipm_train_spec;
 
 #define IPM_N_ACTIVATIONS 5
 /* Indexed by enum ipm_activation: "linear", "tanh", "relu", "sigmoid", "softmax". */
