@@ -1,4 +1,4 @@
-/* net: matmul against a naive loop, forward against a double-precision
+/* net: forward against a double-precision
  * re-computation, activations against libm, init draws, and backward
  * against central finite differences for every activation and loss. */
 #include <math.h>
@@ -15,61 +15,6 @@
 static float uniform_in(ipm_rng *rng, double lo, double hi)
 {
     return (float)(lo + (hi - lo) * ipm_rng_uniform(rng));
-}
-
-/* ---- ipm_matmul ----------------------------------------------------------- */
-
-static void naive_matmul(int ta, int tb, int m, int n, int k, const float *a, const float *b,
-                         double *c)
-{
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++) {
-            double s = 0.0;
-            for (int p = 0; p < k; p++) {
-                double x = ta ? a[p * m + i] : a[i * k + p];
-                double y = tb ? b[j * k + p] : b[p * n + j];
-                s += x * y;
-            }
-            c[i * n + j] = s;
-        }
-}
-
-static void check_matmul_shape(int m, int n, int k)
-{
-    ipm_rng rng;
-    ipm_rng_init(&rng, 7, (uint32_t)(m * 1000 + n), 99);
-    float *a = malloc(sizeof(float) * (size_t)m * k);
-    float *b = malloc(sizeof(float) * (size_t)k * n);
-    float *c = malloc(sizeof(float) * (size_t)m * n);
-    double *ref = malloc(sizeof(double) * (size_t)m * n);
-    for (int i = 0; i < m * k; i++)
-        a[i] = uniform_in(&rng, -1, 1);
-    for (int i = 0; i < k * n; i++)
-        b[i] = uniform_in(&rng, -1, 1);
-    for (int ta = 0; ta < 2; ta++)
-        for (int tb = 0; tb < 2; tb++) {
-            for (int i = 0; i < m * n; i++)
-                c[i] = 12345.0f; /* beta = 0: old contents must not leak in */
-            ipm_matmul(ta, tb, m, n, k, a, b, c);
-            naive_matmul(ta, tb, m, n, k, a, b, ref);
-            double worst = 0.0;
-            for (int i = 0; i < m * n; i++)
-                worst = fmax(worst, fabs(c[i] - ref[i]));
-            /* float32 sums of k products of magnitude <= 1 */
-            CHECK(worst <= 1e-6 * k + 1e-6);
-        }
-    free(a);
-    free(b);
-    free(c);
-    free(ref);
-}
-
-static void test_matmul(void)
-{
-    check_matmul_shape(5, 3, 4);     /* 60 MACs: hand loops */
-    check_matmul_shape(7, 20, 3);    /* n beyond the specialised widths, still hand loops */
-    check_matmul_shape(70, 50, 40);  /* 140k MACs: BLAS */
-    check_matmul_shape(1, 1, 1);
 }
 
 /* ---- activations ---------------------------------------------------------- */
@@ -389,7 +334,6 @@ static void test_loss_values(void)
 
 int main(void)
 {
-    test_matmul();
     test_activations();
     test_init();
     test_forward();

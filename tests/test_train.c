@@ -179,7 +179,7 @@ typedef struct learn_case {
 /* Accuracy computed here from the activations, independently of the loss code. */
 static double own_accuracy(const ipm_workspace *ws, const ipm_net *net, const ipm_dataset *d)
 {
-    const ipm_dense *last = &net->layer[net->n_layers - 1];
+    const ipm_layer *last = &net->layer[net->n_layers - 1];
     const float *out = ws->act[net->n_layers - 1];
     int correct = 0;
     for (int i = 0; i < d->n; i++) {

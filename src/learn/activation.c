@@ -1,117 +1,119 @@
-/* activation: the element-wise nonlinearities of net.h, vectorised.
- * Scalar tanhf costs ~11 ns a value, glibc's libmvec ~0.4-1 ns; <math.h>
- * declares the SIMD variants only under fast-math with OpenMP SIMD, so this
- * file alone is compiled with -O3 -ffast-math -fopenmp-simd (and linked with
- * -lmvec -lm). Nothing else may depend on fast-math semantics.
- *
- * Determinism: every value goes through the same vector routine, whatever
- * its position. Arrays are processed in fixed blocks of LANES values; the
- * tail is copied into a padded block, so no value ever takes a scalar
- * epilogue path that could round differently. The result of one value
- * depends on that value only (softmax: on its row only). */
-#include "ipmpi/learn/net.h"
+/* activation: one function per activation, forward and backward. The
+ * transcendental work goes through kernels.h (vectorised, the same bits on
+ * every instruction set); the rest is plain element-wise C. */
+#include "ipmpi/learn/activation.h"
 
-#include <math.h>
-#include <string.h>
+#include <stddef.h>
 
-#define LANES 16
+#include "ipmpi/learn/kernels.h"
 
-static void tanh_block(float *v)
+static void tanh_op(enum ipm_pass pass, float *a, float *g, size_t n)
 {
-#pragma omp simd
-    for (int i = 0; i < LANES; i++)
-        v[i] = tanhf(v[i]);
+    if (pass == IPM_FORWARD) {
+        ipm_kernels_best()->tanh(a, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        g[i] *= 1.0f - a[i] * a[i];
 }
 
-/* The same loop through libmvec's AVX2 variant (_ZGVdN8v_tanhf): 0.67 ns a
- * value against 1.15 ns for the SSE one (_ZGVbN4v_tanhf), and bit-identical
- * to it for all 2^32 inputs (checked exhaustively with glibc 2.36), so the
- * choice by CPU cannot change a result. The AVX-512 variant is faster still
- * (0.25 ns) but rounds differently, and expf's variants differ too, so
- * sigmoid and softmax stay on the baseline SSE variants. */
-__attribute__((target("avx2"))) static void tanh_block_avx2(float *v)
+static void sigmoid_op(enum ipm_pass pass, float *a, float *g, size_t n)
 {
-#pragma omp simd simdlen(8)
-    for (int i = 0; i < LANES; i++)
-        v[i] = tanhf(v[i]);
+    if (pass == IPM_FORWARD) {
+        ipm_kernels_best()->sigmoid(a, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        g[i] *= a[i] * (1.0f - a[i]);
 }
 
-static void sigmoid_block(float *v)
+static void relu_op(enum ipm_pass pass, float *a, float *g, size_t n)
 {
-#pragma omp simd
-    for (int i = 0; i < LANES; i++)
-        v[i] = 1.0f / (1.0f + expf(-v[i]));
+    if (pass == IPM_FORWARD) {
+        for (size_t i = 0; i < n; i++)
+            a[i] = a[i] > 0.0f ? a[i] : 0.0f;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        g[i] = a[i] > 0.0f ? g[i] : 0.0f;
 }
 
-static void exp_block(float *v)
+/* Per row and lane: subtract the row max (so exp never overflows),
+ * exponentiate, multiply by the reciprocal of the row sum. */
+static void softmax_forward(float *v, int rows, int units, int lanes)
 {
-#pragma omp simd
-    for (int i = 0; i < LANES; i++)
-        v[i] = expf(v[i]);
-}
-
-static void relu_block(float *v)
-{
-#pragma omp simd
-    for (int i = 0; i < LANES; i++)
-        v[i] = v[i] > 0.0f ? v[i] : 0.0f;
-}
-
-/* Applies block to n values in place; the tail goes through a padded copy. */
-static void map_blocks(void (*block)(float *), float *v, size_t n)
-{
-    size_t full = n - n % LANES;
-    for (size_t i = 0; i < full; i += LANES)
-        block(v + i);
-    if (full < n) {
-        float pad[LANES] = {0};
-        memcpy(pad, v + full, (n - full) * sizeof(float));
-        block(pad);
-        memcpy(v + full, pad, (n - full) * sizeof(float));
+    size_t row = (size_t)units * (size_t)lanes;
+    for (int r = 0; r < rows; r++) {
+        float *vr = v + (size_t)r * row;
+        for (int l = 0; l < lanes; l++) {
+            float max = vr[l];
+            for (int j = 1; j < units; j++)
+                max = vr[(size_t)j * lanes + l] > max ? vr[(size_t)j * lanes + l] : max;
+            for (int j = 0; j < units; j++)
+                vr[(size_t)j * lanes + l] -= max;
+        }
+    }
+    ipm_kernels_best()->exp(v, (size_t)rows * row);
+    for (int r = 0; r < rows; r++) {
+        float *vr = v + (size_t)r * row;
+        for (int l = 0; l < lanes; l++) {
+            float sum = 0.0f;
+            for (int j = 0; j < units; j++)
+                sum += vr[(size_t)j * lanes + l];
+            float inv = 1.0f / sum;
+            for (int j = 0; j < units; j++)
+                vr[(size_t)j * lanes + l] *= inv;
+        }
     }
 }
 
-/* Per row: subtract the row max (so expf never overflows), exponentiate,
- * divide by the row sum. */
-static void softmax_rows(float *v, int rows, int units)
+/* The Jacobian-vector product: dz_j = a_j (g_j - sum_i a_i g_i). */
+static void softmax_backward(const float *a, float *g, int rows, int units, int lanes)
 {
-    for (int r = 0; r < rows; r++) {
-        float *row = v + (size_t)r * (size_t)units;
-        float max = row[0];
-        for (int j = 1; j < units; j++)
-            max = row[j] > max ? row[j] : max;
-        for (int j = 0; j < units; j++)
-            row[j] -= max;
-    }
-    map_blocks(exp_block, v, (size_t)rows * (size_t)units);
-    for (int r = 0; r < rows; r++) {
-        float *row = v + (size_t)r * (size_t)units;
-        float sum = 0.0f;
-        for (int j = 0; j < units; j++)
-            sum += row[j];
-        float inv = 1.0f / sum;
-        for (int j = 0; j < units; j++)
-            row[j] *= inv;
+    size_t row = (size_t)units * (size_t)lanes;
+    for (int r = 0; r < rows; r++)
+        for (int l = 0; l < lanes; l++) {
+            const float *ar = a + (size_t)r * row + l;
+            float *gr = g + (size_t)r * row + l;
+            float dot = 0.0f;
+            for (int j = 0; j < units; j++)
+                dot += ar[(size_t)j * lanes] * gr[(size_t)j * lanes];
+            for (int j = 0; j < units; j++)
+                gr[(size_t)j * lanes] = ar[(size_t)j * lanes] * (gr[(size_t)j * lanes] - dot);
+        }
+}
+
+static void softmax_op(enum ipm_pass pass, float *a, float *g, int rows, int units, int lanes)
+{
+    if (pass == IPM_FORWARD)
+        softmax_forward(a, rows, units, lanes);
+    else
+        softmax_backward(a, g, rows, units, lanes);
+}
+
+void ipm_activation_op(enum ipm_activation act, enum ipm_pass pass, float *a, float *g,
+                       int rows, int units, int lanes)
+{
+    size_t n = (size_t)rows * (size_t)units * (size_t)lanes;
+    switch (act) {
+    case IPM_ACT_LINEAR:
+        break;
+    case IPM_ACT_TANH:
+        tanh_op(pass, a, g, n);
+        break;
+    case IPM_ACT_RELU:
+        relu_op(pass, a, g, n);
+        break;
+    case IPM_ACT_SIGMOID:
+        sigmoid_op(pass, a, g, n);
+        break;
+    case IPM_ACT_SOFTMAX:
+        softmax_op(pass, a, g, rows, units, lanes);
+        break;
     }
 }
 
 void ipm_activate(enum ipm_activation act, float *v, int rows, int units)
 {
-    size_t n = (size_t)rows * (size_t)units;
-    switch (act) {
-    case IPM_ACT_LINEAR:
-        break;
-    case IPM_ACT_TANH:
-        map_blocks(__builtin_cpu_supports("avx2") ? tanh_block_avx2 : tanh_block, v, n);
-        break;
-    case IPM_ACT_RELU:
-        map_blocks(relu_block, v, n);
-        break;
-    case IPM_ACT_SIGMOID:
-        map_blocks(sigmoid_block, v, n);
-        break;
-    case IPM_ACT_SOFTMAX:
-        softmax_rows(v, rows, units);
-        break;
-    }
+    ipm_activation_op(act, IPM_FORWARD, v, NULL, rows, units, 1);
 }

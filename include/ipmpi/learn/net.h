@@ -10,16 +10,18 @@
  *   maxpool  stride = window: out floor(H/KH) x floor(W/KW) x C, no params.
  * All weights and biases live in one contiguous vector (params), gradients
  * in another of the same layout, so optimizers and checkpoints handle one
- * array. Matrix products go through ipm_matmul (OpenBLAS sgemm, hand loops
- * at tiny shapes), chosen by shape only, and convolutions run in chunks of a
- * sample count fixed by the layer shapes, so results never depend on the
- * rank a replica runs on. Knows nothing of losses or information estimates. */
+ * array. Matrix products are the kernels of kernels.h, each value computed
+ * in one fixed order, and convolutions run in chunks of a sample count
+ * fixed by the layer shapes, so results never depend on the rank a replica
+ * runs on or on the replicas beside it. Knows nothing of losses or
+ * information estimates. */
 #ifndef IPMPI_NET_H
 #define IPMPI_NET_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ipmpi/learn/activation.h"
 #include "ipmpi/learn/spec.h"
 #include "ipmpi/base/rng.h"
 
@@ -44,10 +46,6 @@ typedef struct ipm_layer {
     float *dw, *db;              /* views into net->grads */
 } ipm_layer;
 
-/* The name of the dense-only version, still used by callers that only read
- * in, out, activation and the weight views. */
-typedef ipm_layer ipm_dense;
-
 typedef struct ipm_net {
     int in_dim;                  /* input.height*width*channels (flat: channels) */
     ipm_shape input;
@@ -67,7 +65,7 @@ typedef struct ipm_workspace {
                                       * output's maximum within its sample's input */
     float *col;                    /* im2col / its gradient, one chunk of samples */
     int col_layer;                 /* the conv layer whose whole batch col holds, or -1 */
-    float *dw_chunk;               /* a conv's weight gradient of one chunk */
+    float *wt;                     /* a layer's weights transposed, for the backward */
 } ipm_workspace;
 
 /* Checks the layer specs against the input shape, then draws the weights
@@ -95,13 +93,5 @@ void ipm_net_forward(const ipm_net *net, const float *x, int rows, ipm_workspace
  * grad may be overwritten. */
 void ipm_net_backward(ipm_net *net, const float *x, int rows, ipm_workspace *ws,
                       float *grad, int grad_is_preactivation);
-
-/* C = A B (beta = 0): A m x k, B k x n, C m x n, row-major; trans_a / trans_b
- * use A^T / B^T as stored (A^T: A is k x m). */
-void ipm_matmul(int trans_a, int trans_b, int m, int n, int k,
-                const float *a, const float *b, float *c);
-
-/* Applies the activation in place to rows x units values (softmax per row). */
-void ipm_activate(enum ipm_activation act, float *v, int rows, int units);
 
 #endif
