@@ -79,9 +79,9 @@ static double clamped_log(double p)
 /* Softmax + CE (several units) or sigmoid + binary CE (one unit); in both
  * the gradient with respect to the pre-activation is (p - target) / rows. */
 static double cross_entropy(double sum, const float *out, const int32_t *y, int rows, int units,
-                            float *grad)
+                            int batch_rows, float *grad)
 {
-    float inv_rows = 1.0f / (float)rows;
+    float inv_rows = 1.0f / (float)batch_rows;
     for (int r = 0; r < rows; r++) {
         const float *o = out + (size_t)r * (size_t)units;
         if (units == 1)
@@ -100,9 +100,9 @@ static double cross_entropy(double sum, const float *out, const int32_t *y, int 
 }
 
 static double squared_errors(double sum, enum ipm_activation out_act, const float *out,
-                             const int32_t *y, int rows, int units, float *grad)
+                             const int32_t *y, int rows, int units, int batch_rows, float *grad)
 {
-    size_t count = (size_t)rows * (size_t)units;
+    size_t count = (size_t)batch_rows * (size_t)units;
     float scale = 2.0f / (float)count;
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < units; j++) {
@@ -116,17 +116,17 @@ static double squared_errors(double sum, enum ipm_activation out_act, const floa
 }
 
 double ipm_loss_sum(enum ipm_loss loss, enum ipm_activation out_act, double sum,
-                    const float *out, const int32_t *y, int rows, int units, long *terms,
-                    float *grad, int *grad_is_preactivation)
+                    const float *out, const int32_t *y, int rows, int units, int batch_rows,
+                    long *terms, float *grad, int *grad_is_preactivation)
 {
     if (grad_is_preactivation)
         *grad_is_preactivation = loss == IPM_LOSS_CROSS_ENTROPY;
     if (loss == IPM_LOSS_CROSS_ENTROPY) {
         *terms = rows;
-        return cross_entropy(sum, out, y, rows, units, grad);
+        return cross_entropy(sum, out, y, rows, units, batch_rows, grad);
     }
     *terms = (long)rows * units;
-    return squared_errors(sum, out_act, out, y, rows, units, grad);
+    return squared_errors(sum, out_act, out, y, rows, units, batch_rows, grad);
 }
 
 double ipm_loss_eval(enum ipm_loss loss, enum ipm_activation out_act, const float *out,
@@ -136,7 +136,7 @@ double ipm_loss_eval(enum ipm_loss loss, enum ipm_activation out_act, const floa
     if (correct)
         *correct += ipm_count_correct(out_act, out, y, rows, units);
     long terms;
-    double sum = ipm_loss_sum(loss, out_act, 0.0, out, y, rows, units, &terms, grad,
+    double sum = ipm_loss_sum(loss, out_act, 0.0, out, y, rows, units, rows, &terms, grad,
                               grad_is_preactivation);
     return sum / (double)terms;
 }

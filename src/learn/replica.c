@@ -89,23 +89,31 @@ void ipm_replica_free(ipm_replica *rep)
  * pass may be short (n mod batch_size rows, like Keras): we take it rather
  * than drop it, so a full-pass epoch (batches_per_epoch = 0) sees every
  * sample exactly once. Once the order is used up it is reshuffled (the
- * stream continues) and the next batch starts the new pass. Returns the
- * rows gathered into xb/yb. */
-static int next_batch(ipm_replica *rep, const ipm_data_view *train)
+ * stream continues) and the next batch starts the new pass. */
+int ipm_replica_take_batch(ipm_replica *rep, int *first)
 {
-    if (rep->position >= train->n) {
-        ipm_rng_shuffle(&rep->batch_rng, rep->order, train->n);
+    if (rep->position >= rep->n_train) {
+        ipm_rng_shuffle(&rep->batch_rng, rep->order, rep->n_train);
         rep->position = 0;
     }
-    int rows = train->n - rep->position;
+    int rows = rep->n_train - rep->position;
     rows = rows < rep->batch_size ? rows : rep->batch_size;
+    *first = rep->position;
+    rep->position += rows;
+    return rows;
+}
+
+/* Gathers the next batch into xb/yb; returns its rows. */
+static int next_batch(ipm_replica *rep, const ipm_data_view *train)
+{
+    int first;
+    int rows = ipm_replica_take_batch(rep, &first);
     size_t dim = (size_t)train->dim;
     for (int r = 0; r < rows; r++) {
-        int32_t s = rep->order[rep->position + r];
+        int32_t s = rep->order[first + r];
         memcpy(rep->xb + (size_t)r * dim, train->x + (size_t)s * dim, dim * sizeof(float));
         rep->yb[r] = train->y[s];
     }
-    rep->position += rows;
     return rows;
 }
 
@@ -122,11 +130,16 @@ static void train_step(ipm_replica *rep, const ipm_data_view *train)
     ipm_optimizer_step(&rep->opt, rep->net.params, rep->net.grads);
 }
 
+int ipm_replica_batches(const ipm_replica *rep)
+{
+    if (rep->batches_per_epoch > 0)
+        return rep->batches_per_epoch;
+    return (rep->n_train + rep->batch_size - 1) / rep->batch_size;
+}
+
 void ipm_replica_train_epoch(ipm_replica *rep, const ipm_data_view *train)
 {
-    int batches = rep->batches_per_epoch;
-    if (batches <= 0)
-        batches = (train->n + rep->batch_size - 1) / rep->batch_size;
+    int batches = ipm_replica_batches(rep);
     for (int b = 0; b < batches; b++)
         train_step(rep, train);
 }
@@ -140,14 +153,17 @@ void ipm_replica_evaluate_block(const ipm_replica *rep, const ipm_data_view *d, 
         sum->loss_sum = NAN; /* a caller's bug must not pass for a number */
         return;
     }
+    ipm_net_forward(&rep->net, d->x + (size_t)first * (size_t)rep->net.in_dim, rows, ws);
+    ipm_eval_totals_add(rep, d->y + first, rows, ws->act[rep->net.n_layers - 1], sum);
+}
+
+void ipm_eval_totals_add(const ipm_replica *rep, const int32_t *y, int rows, const float *out,
+                         ipm_eval_totals *sum)
+{
     const ipm_layer *last = &rep->net.layer[rep->net.n_layers - 1];
-    const float *x = d->x + (size_t)first * (size_t)rep->net.in_dim;
-    const int32_t *y = d->y + first;
-    ipm_net_forward(&rep->net, x, rows, ws);
-    const float *out = ws->act[rep->net.n_layers - 1];
     long terms;
     sum->loss_sum = ipm_loss_sum(rep->loss, last->activation, sum->loss_sum, out, y, rows,
-                                 last->out, &terms, NULL, NULL);
+                                 last->out, rows, &terms, NULL, NULL);
     sum->terms += terms;
     sum->correct += ipm_count_correct(last->activation, out, y, rows, last->out);
     sum->rows += rows;

@@ -25,12 +25,12 @@ int ipm_loss_fits(enum ipm_loss loss, const ipm_layer_spec *last, int n_classes,
 
 /* The running sum of loss terms after `rows` more rows of out (rows x units,
  * activated) against labels y, and in *terms how many terms it added (rows
- * for cross_entropy, rows x units for mse). When grad is not NULL writes the
- * gradient of the mean loss over these rows (rows x units) and sets
- * *grad_is_preactivation. */
+ * for cross_entropy, rows x units for mse). When grad is not NULL writes
+ * these rows' gradient (rows x units) of the mean loss over a batch of
+ * batch_rows rows, and sets *grad_is_preactivation. */
 double ipm_loss_sum(enum ipm_loss loss, enum ipm_activation out_act, double sum,
-                    const float *out, const int32_t *y, int rows, int units, long *terms,
-                    float *grad, int *grad_is_preactivation);
+                    const float *out, const int32_t *y, int rows, int units, int batch_rows,
+                    long *terms, float *grad, int *grad_is_preactivation);
 
 /* Mean loss of out against labels y; adds the number of correct predictions
  * to *correct when not NULL; grad as in ipm_loss_sum. */

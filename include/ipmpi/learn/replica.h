@@ -58,6 +58,14 @@ void ipm_replica_free(ipm_replica *rep);
  * full pass), each one gradient step. */
 void ipm_replica_train_epoch(ipm_replica *rep, const ipm_data_view *train);
 
+/* Batches of the epoch (ipm_replica_train_epoch's count). */
+int ipm_replica_batches(const ipm_replica *rep);
+
+/* Starts the next batch: reshuffles the order when it is used up, sets
+ * *first and returns the rows of the batch, the samples order[*first ..
+ * *first + rows), and moves past them. */
+int ipm_replica_take_batch(ipm_replica *rep, int *first);
+
 /* Forwards every sample of d into ws (capacity >= d->n) and returns the mean
  * loss and accuracy (NaN for an empty set or a workspace too small). */
 void ipm_replica_evaluate(const ipm_replica *rep, const ipm_data_view *d, ipm_workspace *ws,
@@ -78,6 +86,11 @@ typedef struct ipm_eval_totals {
  * differently, see net.h). A block outside d or ws makes loss_sum NaN. */
 void ipm_replica_evaluate_block(const ipm_replica *rep, const ipm_data_view *d, int first,
                                 int rows, ipm_workspace *ws, ipm_eval_totals *sum);
+
+/* Adds rows more outputs of the replica's last layer (rows x units,
+ * activated) against labels y to *sum. */
+void ipm_eval_totals_add(const ipm_replica *rep, const int32_t *y, int rows, const float *out,
+                         ipm_eval_totals *sum);
 
 /* Mean loss and accuracy of the totals; NaN when empty. ipm_replica_evaluate
  * is one block over the whole set followed by this. */
