@@ -235,7 +235,7 @@ static void test_activations(void)
 {
     sweep t = {"tanh", -10, 10, 0, 0}, s = {"sigmoid", -20, 20, 0, 0};
     sweep e = {"exp", -80, 80, 0, 0};
-    check_function(&t, pick_tanh, tanh, 1.5e-7, 2.0);
+    check_function(&t, pick_tanh, tanh, 5e-7, 8.0);
     check_function(&s, pick_sigmoid, sigmoid, 1.5e-7, 3.0);
     check_function(&e, pick_exp, exp, INFINITY, 1.5);
 
