@@ -24,6 +24,46 @@ static int alloc_arrays(ipm_ensemble *e, int n_local, char *err)
     return 0;
 }
 
+/* Fewer local replicas than this train one by one: a vector with most
+ * lanes empty costs more than the replicas alone. */
+#define MIN_GROUP 4
+
+/* Lane workspaces are made only while they hold at most this much. */
+#define LANE_WS_BYTES ((size_t)256 << 20)
+
+/* Balanced groups of consecutive local replicas, at most IPM_LANES each. */
+static int setup_groups(ipm_ensemble *e, char *err)
+{
+    size_t n = (size_t)e->n_local, cells = n * IPM_N_PLANES;
+    e->group_of = malloc((n + 1) * sizeof(int));
+    e->lane_ws = calloc(cells + 1, sizeof(ipm_workspace));
+    e->lane_fresh = calloc(cells + 1, sizeof(int));
+    e->lane_made = calloc(cells + 1, sizeof(int));
+    if (!e->group_of || !e->lane_ws || !e->lane_fresh || !e->lane_made)
+        return ipm_fail(err, "out of memory for %d replicas", e->n_local);
+    for (int k = 0; k < e->n_local; k++)
+        e->group_of[k] = -1;
+    if (e->n_local < MIN_GROUP || !ipm_group_fits(&e->local[0].net))
+        return 0;
+    int groups = (e->n_local + IPM_LANES - 1) / IPM_LANES;
+    e->groups = calloc((size_t)groups, sizeof(ipm_group));
+    if (!e->groups)
+        return ipm_fail(err, "out of memory for %d replica groups", groups);
+    for (int q = 0, start = 0; q < groups; q++) {
+        int size = e->n_local / groups + (q < e->n_local % groups);
+        ipm_replica *members[IPM_LANES];
+        for (int m = 0; m < size; m++) {
+            members[m] = &e->local[start + m];
+            e->group_of[start + m] = q;
+        }
+        if (ipm_group_init(&e->groups[q], members, size, err))
+            return -1;
+        e->n_groups = q + 1;
+        start += size;
+    }
+    return 0;
+}
+
 int ipm_ensemble_init(ipm_ensemble *e, const ipm_plan *plan, MPI_Comm comm, char *err)
 {
     memset(e, 0, sizeof *e);
@@ -43,6 +83,8 @@ int ipm_ensemble_init(ipm_ensemble *e, const ipm_plan *plan, MPI_Comm comm, char
                                    e->rank + k * e->size, err))
             return -1;
     }
+    if (setup_groups(e, err))
+        return -1;
     return ipm_workspace_init(&e->eval_ws, &plan->shape, plan->block_rows, err);
 }
 
@@ -51,6 +93,15 @@ void ipm_ensemble_free(ipm_ensemble *e)
     for (int k = 0; k < e->n_local; k++)
         ipm_replica_free(&e->local[k]);
     ipm_workspace_free(&e->eval_ws);
+    for (int q = 0; q < e->n_groups; q++)
+        ipm_group_free(&e->groups[q]);
+    for (int c = 0; e->lane_ws && c < e->n_local * IPM_N_PLANES; c++)
+        ipm_workspace_free(&e->lane_ws[c]);
+    free(e->groups);
+    free(e->group_of);
+    free(e->lane_ws);
+    free(e->lane_fresh);
+    free(e->lane_made);
     free(e->local);
     free(e->diverged_at);
     free(e->loss);
@@ -60,16 +111,30 @@ void ipm_ensemble_free(ipm_ensemble *e)
     memset(e, 0, sizeof *e);
 }
 
+/* The active mask of group q: members that have not stopped. */
+static void group_active(const ipm_ensemble *e, int q, const int32_t *stop_epoch, int *active)
+{
+    const ipm_group *g = &e->groups[q];
+    for (int m = 0; m < g->n; m++)
+        active[m] = !stop_epoch || stop_epoch[g->member[m]->index] < 0;
+}
+
 void ipm_ensemble_train_epoch(ipm_ensemble *e, const ipm_dataset *train, int epoch,
                               const int32_t *stop_epoch)
 {
     double t0 = MPI_Wtime();
     ipm_data_view view = ipm_data_view_of(train);
+    for (int q = 0; q < e->n_groups; q++) {
+        int active[IPM_LANES];
+        group_active(e, q, stop_epoch, active);
+        ipm_group_train_epoch(&e->groups[q], &view, active);
+    }
     for (int k = 0; k < e->n_local; k++) {
         ipm_replica *rep = &e->local[k];
         if (stop_epoch && stop_epoch[rep->index] >= 0)
             continue; /* [stopping] scope = replica: this one has stopped */
-        ipm_replica_train_epoch(rep, &view);
+        if (e->group_of[k] < 0)
+            ipm_replica_train_epoch(rep, &view);
         if (e->diverged_at[k] < 0 && !isfinite(rep->last_batch_loss))
             e->diverged_at[k] = epoch;
     }
@@ -80,6 +145,60 @@ void ipm_ensemble_train_epoch(ipm_ensemble *e, const ipm_dataset *train, int epo
 int ipm_ensemble_block_end(const ipm_ensemble *e, int n, int first)
 {
     return n - first < e->block_rows ? n : first + e->block_rows;
+}
+
+/* Makes the lane workspaces of group q's members for plane p, within the
+ * memory bound; 0 when they exist. */
+static int make_lane_ws(ipm_ensemble *e, int q, int p, const ipm_workspace *like)
+{
+    const ipm_group *g = &e->groups[q];
+    const ipm_net *net = &g->member[0]->net;
+    size_t per_row = 0;
+    for (int l = 0; l < net->n_layers; l++)
+        per_row += (size_t)net->layer[l].out * sizeof(float);
+    for (int m = 0; m < g->n; m++) {
+        size_t c = (size_t)p * (size_t)e->n_local + (size_t)(g->member[m] - e->local);
+        if (e->lane_made[c])
+            continue;
+        size_t bytes = (size_t)like->capacity * per_row;
+        char err[IPM_ERRLEN];
+        if (e->lane_bytes + bytes > LANE_WS_BYTES ||
+            ipm_workspace_init(&e->lane_ws[c], net, like->capacity, err))
+            return -1;
+        e->lane_made[c] = 1;
+        e->lane_bytes += bytes;
+    }
+    return 0;
+}
+
+/* Puts local replica k's pass of the whole plane p (data) into eval_ws from
+ * its group's pass of all members, forwarding the group when k's pass is
+ * not at hand. 0 when k has no group or its workspaces could not be made:
+ * the caller then forwards k alone (the same bits). */
+static int take_group_pass(ipm_ensemble *e, int k, const ipm_dataset *data, int p)
+{
+    int q = e->group_of[k];
+    if (q < 0 || make_lane_ws(e, q, p, &e->eval_ws))
+        return 0;
+    ipm_group *g = &e->groups[q];
+    size_t plane = (size_t)p * (size_t)e->n_local, c = plane + (size_t)k;
+    if (!e->lane_fresh[c]) {
+        ipm_workspace *ws[IPM_LANES];
+        for (int m = 0; m < g->n; m++)
+            ws[m] = &e->lane_ws[plane + (size_t)(g->member[m] - e->local)];
+        ipm_data_view view = ipm_data_view_of(data);
+        if (ipm_group_forward_block(g, &view, 0, data->n, ws))
+            return 0;
+        for (int m = 0; m < g->n; m++)
+            e->lane_fresh[plane + (size_t)(g->member[m] - e->local)] = 1;
+    }
+    for (int l = 0; l < e->local[k].net.n_layers; l++) { /* hand the pass over */
+        float *t = e->eval_ws.act[l];
+        e->eval_ws.act[l] = e->lane_ws[c].act[l];
+        e->lane_ws[c].act[l] = t;
+    }
+    e->lane_fresh[c] = 0;
+    return 1;
 }
 
 void ipm_ensemble_forward_block(ipm_ensemble *e, int k, const ipm_dataset *data, int p, int first,
@@ -93,7 +212,11 @@ void ipm_ensemble_forward_block(ipm_ensemble *e, int k, const ipm_dataset *data,
     }
     double t0 = MPI_Wtime();
     ipm_data_view view = ipm_data_view_of(data);
-    ipm_replica_evaluate_block(&e->local[k], &view, first, rows, &e->eval_ws, sum);
+    const ipm_replica *rep = &e->local[k];
+    if (whole && take_group_pass(e, k, data, p))
+        ipm_eval_totals_add(rep, data->y, rows, e->eval_ws.act[rep->net.n_layers - 1], sum);
+    else
+        ipm_replica_evaluate_block(rep, &view, first, rows, &e->eval_ws, sum);
     e->seconds_forward += MPI_Wtime() - t0;
     e->held_replica = whole ? k : -1;
     e->held_plane = p;
@@ -103,6 +226,8 @@ void ipm_ensemble_forward_block(ipm_ensemble *e, int k, const ipm_dataset *data,
 void ipm_ensemble_weights_changed(ipm_ensemble *e)
 {
     e->held_replica = -1;
+    if (e->lane_fresh)
+        memset(e->lane_fresh, 0, (size_t)e->n_local * IPM_N_PLANES * sizeof(int));
 }
 
 void ipm_ensemble_clear_losses(ipm_ensemble *e)

@@ -302,19 +302,14 @@ static void broadcast_block(ipm_group *g, const ipm_data_view *d, int first, int
     }
 }
 
-void ipm_group_evaluate_block(ipm_group *g, const ipm_data_view *d, int first, int rows,
-                              ipm_workspace *const *ws, ipm_eval_totals *sum)
+int ipm_group_forward_block(ipm_group *g, const ipm_data_view *d, int first, int rows,
+                            ipm_workspace *const *ws)
 {
-    if (rows <= 0)
-        return;
-    int fits = first >= 0 && rows <= d->n - first;
+    int fits = first >= 0 && rows >= 0 && rows <= d->n - first;
     for (int k = 0; k < g->n; k++)
         fits = fits && rows <= ws[k]->capacity;
-    if (!fits) {
-        for (int k = 0; k < g->n; k++)
-            sum[k].loss_sum = NAN; /* a caller's bug must not pass for a number */
-        return;
-    }
+    if (!fits)
+        return -1;
     const ipm_net *net = &g->member[0]->net;
     interleave_params(g);
     for (int b0 = 0; b0 < rows; b0 += g->block_rows) {
@@ -327,7 +322,20 @@ void ipm_group_evaluate_block(ipm_group *g, const ipm_data_view *d, int first, i
                 lane_get(g->act[l], (size_t)n * out, k, ws[k]->act[l] + (size_t)b0 * out);
         }
     }
+    return 0;
+}
+
+void ipm_group_evaluate_block(ipm_group *g, const ipm_data_view *d, int first, int rows,
+                              ipm_workspace *const *ws, ipm_eval_totals *sum)
+{
+    if (rows <= 0)
+        return;
+    if (ipm_group_forward_block(g, d, first, rows, ws)) {
+        for (int k = 0; k < g->n; k++)
+            sum[k].loss_sum = NAN; /* a caller's bug must not pass for a number */
+        return;
+    }
+    int last = g->member[0]->net.n_layers - 1;
     for (int k = 0; k < g->n; k++)
-        ipm_eval_totals_add(g->member[k], d->y + first, rows,
-                            ws[k]->act[net->n_layers - 1], &sum[k]);
+        ipm_eval_totals_add(g->member[k], d->y + first, rows, ws[k]->act[last], &sum[k]);
 }

@@ -3,7 +3,9 @@
  * logged epochs in blocks, each replica's loss and accuracy (summed onto
  * rank 0, where each replica's slot comes from its own rank only), and the
  * divergence check. A replica's whole life depends only on (config, r), so
- * the ensemble's numbers do not depend on the rank count. */
+ * the ensemble's numbers do not depend on the rank count. Several local
+ * replicas of an all-dense net train side by side in vector lanes
+ * (learn/group.h), bitwise as they would alone. */
 #ifndef IPMPI_APP_ENSEMBLE_H
 #define IPMPI_APP_ENSEMBLE_H
 
@@ -11,6 +13,7 @@
 #include <stdint.h>
 
 #include "ipmpi/app/plan.h"
+#include "ipmpi/learn/group.h"
 #include "ipmpi/learn/replica.h"
 
 typedef struct ipm_ensemble {
@@ -25,6 +28,17 @@ typedef struct ipm_ensemble {
     int held_replica, held_plane;       /* whose whole-plane pass eval_ws holds (-1: none) */
     ipm_eval_totals held;
     double seconds_train, seconds_forward; /* accumulated */
+    /* Replicas side by side (learn/group.h): groups of up to IPM_LANES local
+     * replicas of an all-dense net; group_of[k] is k's group or -1. When a
+     * plane fits one block, a group forwards all its members at once:
+     * lane_ws[p * n_local + k] (made on first use) then holds k's pass of
+     * plane p until lane_fresh says it was handed over or is stale. */
+    ipm_group *groups;
+    int n_groups;
+    int *group_of;
+    ipm_workspace *lane_ws;
+    int *lane_fresh, *lane_made;
+    size_t lane_bytes;                  /* what the lane workspaces hold */
 } ipm_ensemble;
 
 /* The plan's local replicas, initialised from (config, index). */

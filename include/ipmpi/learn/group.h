@@ -49,8 +49,15 @@ void ipm_group_free(ipm_group *g);
 void ipm_group_train_epoch(ipm_group *g, const ipm_data_view *train, const int *active);
 
 /* Forwards samples [first, first + rows) of d through every member and
- * leaves member k's activations in ws[k] (capacity >= rows), adding its
- * loss terms to sum[k], exactly as ipm_replica_evaluate_block would. */
+ * leaves member k's activations in ws[k] (capacity >= rows), bitwise as
+ * ipm_net_forward would. Returns -1 (and forwards nothing) when the block
+ * lies outside d or a workspace. */
+int ipm_group_forward_block(ipm_group *g, const ipm_data_view *d, int first, int rows,
+                            ipm_workspace *const *ws);
+
+/* ipm_group_forward_block, then member k's loss terms added to sum[k]:
+ * exactly as ipm_replica_evaluate_block would (a bad block makes every
+ * loss_sum NaN). */
 void ipm_group_evaluate_block(ipm_group *g, const ipm_data_view *d, int first, int rows,
                               ipm_workspace *const *ws, ipm_eval_totals *sum);
 
