@@ -1,8 +1,16 @@
 #!/usr/bin/python3
-"""Training speed of jobs/fashion-cnn.ini's network in PyTorch, the baseline of jobs/bench_cnn.sh.
+"""Training speed in PyTorch, the baseline of jobs/bench_cnn.sh and jobs/benchmark.sh.
 
 usage: /usr/bin/python3 jobs/bench_torch.py [--images N] [--batch B] [--epochs E]
                                             [--threads T] [--data DIR] [--seed S] [--test]
+       /usr/bin/python3 jobs/bench_torch.py --dense 10,7,5,4,4,3,2 --replicas R [--samples N]
+                                            [--batch B] [--epochs E] [--threads T] [--loss ce|mse]
+
+--dense: R replicas of a 12-bit-input tanh network (the last width is the output: softmax with
+cross-entropy, or with --loss mse a tanh output trained by squared error, as ipmpi's mse),
+stacked into (R, ., .) tensors and trained together with torch.baddbmm, each replica on its own
+batch order, Adam 1e-3 (--optimizer sgd: SGD 0.05), N random 12-bit samples (4096 by default);
+prints seconds per epoch ("... s/epoch X"). --batches K: K minibatches per epoch (0: a full pass).
 
 Trains conv:8:5x5:relu, maxpool:2x2, dense:64:tanh, dense:10:softmax (cross-entropy, Adam 1e-3)
 on N Fashion-MNIST training images scaled to [0, 1], E full passes of minibatches of B (the last
@@ -84,6 +92,54 @@ def accuracy(model, x, y):
     return hits / len(x)
 
 
+def dense_main(args):
+    """Stacked replicas of a dense tanh net: seconds per epoch of training."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    widths = [12] + [int(w) for w in args.dense.split(",")]
+    r, n = args.replicas, args.samples
+    x = torch.randint(0, 2, (n, 12)).float()
+    y = torch.randint(0, widths[-1] if args.loss == "ce" else 2, (n,))
+    params = []
+    for k, m in zip(widths[:-1], widths[1:]):
+        limit = (6.0 / (k + m)) ** 0.5
+        params.append((torch.empty(r, k, m).uniform_(-limit, limit).requires_grad_(),
+                       torch.zeros(r, 1, m, requires_grad=True)))
+    flat = [t for pair in params for t in pair]
+    opt = (torch.optim.Adam(flat, lr=1e-3) if args.optimizer == "adam"
+           else torch.optim.SGD(flat, lr=0.05))
+    batch = min(args.batch, n)
+    batches = args.batches or (n + batch - 1) // batch
+
+    def epoch():
+        orders = torch.stack([torch.randperm(n) for _ in range(r)])
+        for b in range(batches):
+            start = (b * batch) % n
+            rows = orders[:, start:start + batch]
+            a = x[rows]
+            for i, (w, bias) in enumerate(params):
+                a = torch.baddbmm(bias, a, w)
+                if i < len(params) - 1 or args.loss == "mse":
+                    a = torch.tanh(a)
+            if args.loss == "ce":
+                loss = nn.functional.cross_entropy(a.reshape(-1, widths[-1]), y[rows].reshape(-1))
+            else:
+                target = (2.0 * y[rows].float() - 1.0).unsqueeze(-1)
+                loss = ((a - target) ** 2).mean()
+            opt.zero_grad(set_to_none=True)
+            (loss * r).backward()  # each replica's own mean loss
+            opt.step()
+
+    for _ in range(2):
+        epoch()  # warm-up: allocation and kernel choice
+    t0 = time.perf_counter()
+    for _ in range(args.epochs):
+        epoch()
+    seconds = (time.perf_counter() - t0) / args.epochs
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s): {r} stacked replicas "
+          f"of 12-{args.dense}, batch {batch}, {batches} batches: s/epoch {seconds:.6f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=10000, help="training images (0 = all 60000)")
@@ -94,7 +150,15 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--test", action="store_true",
                     help="also print training and test accuracy after training (not timed)")
+    ap.add_argument("--dense", help="widths of a stacked dense net (see above)")
+    ap.add_argument("--replicas", type=int, default=1)
+    ap.add_argument("--samples", type=int, default=4096)
+    ap.add_argument("--batches", type=int, default=0)
+    ap.add_argument("--loss", choices=["ce", "mse"], default="ce")
+    ap.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     args = ap.parse_args()
+    if args.dense:
+        return dense_main(args)
     if args.images < 0 or args.batch < 1 or args.epochs < 1 or args.threads < 1:
         ap.error("--images must be >= 0, --batch, --epochs and --threads >= 1")
 
