@@ -18,17 +18,19 @@
 #     memory-read floor of the same data (a float32 array as large as one logged
 #     epoch's activations, summed by numpy), and of a 64 MB array;
 #  4. Target 2: the whole 2017 run on 2 ranks (RUN_EPOCHS epochs, default
-#     10000; log:1800 logged epochs, 50 bins, all three estimators), wall time
-#     now against before (>= 3.5x), and each layer's replica-mean I(X;T) at the
-#     last epoch (within 0.1 bit of before's).
+#     10000; log:RUN_LOGS logged epochs, default 1800; 50 bins, all three
+#     estimators), wall time now against before (>= 3.5x), and each layer's
+#     replica-mean I(X;T) at the last epoch (within 0.1 bit of before's). The
+#     longest part: minutes on a quiet machine.
 # usage: bash jobs/benchmark.sh [BUILD_DIR]     (default build/)
-# env:   BEFORE (5eba3fa), RUN_EPOCHS (10000; 0 skips 4), TRAIN_EPOCHS (30),
-#        PYTHON (/usr/bin/python3 with numpy, netCDF4, torch)
+# env:   BEFORE (5eba3fa), RUN_EPOCHS (10000; 0 skips 4), RUN_LOGS (1800),
+#        TRAIN_EPOCHS (30), PYTHON (/usr/bin/python3 with numpy, netCDF4, torch)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$here/build}" && pwd)
 before_commit=${BEFORE:-5eba3fa}
 run_epochs=${RUN_EPOCHS:-10000}
+run_logs=${RUN_LOGS:-1800}
 train_epochs=${TRAIN_EPOCHS:-30}
 python=${PYTHON:-/usr/bin/python3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/ipmpi-bench.XXXXXX")
@@ -90,7 +92,7 @@ throughput() {
     f=$(flops "$5" "$4")
     awk -v name="$1" -v r="$2" -v e="$3" -v f="$f" -v now="$6" -v bef="$7" -v t="$8" -v roof="$roof" 'BEGIN {
         re = r * e
-        printf "%-34s %10.0f %10.0f %10.0f   %6.2f %6.2f %6.2f  (roof %s)   now/before %.2f  now/torch %.2f\n",
+        printf "%-36s %9.2f %9.2f %9.2f   %6.2f %6.2f %6.2f  (roof %s)   now/before %.2f  now/torch %.2f\n",
             name, re / now, re / bef, (t > 0 ? r / t : 0), re * f / now / 1e9, re * f / bef / 1e9,
             (t > 0 ? r * f / t / 1e9 : 0), roof, bef / now, (t > 0 ? t * e / now : 0) }'
 }
@@ -114,7 +116,7 @@ rate() { sed -n "s/^$2 *\([0-9.]*\)$/\1/p" "$1"; }
 cnn_now=$(rate "$work/cnn.txt" 'ipmpi (1 rank, OPENBLAS_NUM_THREADS=1)')
 cnn_before=$(rate "$work/cnnb.txt" 'ipmpi (1 rank, OPENBLAS_NUM_THREADS=1)')
 cnn_torch=$(rate "$work/cnn.txt" 'PyTorch (bench_torch.py, 1 thread)')
-printf "%-34s %10s %10s %10s   %6s %6s %6s\n" "" now before torch now before torch
+printf "%-36s %9s %9s %9s   %6s %6s %6s\n" "" now before torch now before torch
 throughput "2017 net, 20 replicas, batch 4096" 20 "$train_epochs" 4096 12:10,7,5,4,4,3,2 \
     "$(seconds "$work/t2017.log" train)" "$(seconds "$work/t2017b.log" train)" "$torch2017"
 throughput "Experiment 2, 5 replicas, batch 101" 5 1000 101 12:10,7,5,4,3,1 \
@@ -131,7 +133,7 @@ run "$now" 1 "$work/s2.log" "$here/jobs/seed-experiment2.ini" --set run.output="
 run "$before" 1 "$work/s2b.log" "$here/jobs/seed-experiment2.ini" --set run.output="$work/s2b.nc"
 grep '^time' "$work/s2.log"
 awk -v n="$(wall "$work/s2.log")" -v b="$(wall "$work/s2b.log")" 'BEGIN {
-    printf "now %.3f ms per epoch, before %.3f ms per epoch: %.2fx\n", n, b, b / n }'
+    printf "wall per epoch: now %.3f ms, before %.3f ms: %.2fx\n", n, b, b / n }'
 
 echo
 echo "== 3. binning + counting per activation value (Experiment 2: 5 x 1000 samples x 30 units, 1001 logged epochs)"
@@ -157,9 +159,9 @@ PY
 
 if [ "$run_epochs" -gt 0 ]; then
     echo
-    echo "== 4. the 2017 run: 20 replicas on 2 ranks, $run_epochs epochs, log:1800, 50 bins, all estimators"
+    echo "== 4. the 2017 run: 20 replicas on 2 ranks, $run_epochs epochs, log:$run_logs, 50 bins, all estimators"
     full=(--set run.replicas=20 --set training.batch_size=4096 --set "network.layers=$net2017"
-          --set training.epochs="$run_epochs" --set information.epochs=log:1800
+          --set training.epochs="$run_epochs" --set information.epochs=log:"$run_logs"
           --set information.bins=50 --set information.estimators=all)
     run "$now" 2 "$work/full.log" "$here/jobs/tishby.ini" "${full[@]}" --set run.output="$work/full.nc"
     run "$before" 2 "$work/fullb.log" "$here/jobs/tishby.ini" "${full[@]}" --set run.output="$work/fullb.nc"
