@@ -22,9 +22,13 @@
 #     estimators), wall time now against before (>= 3.5x), and each layer's
 #     replica-mean I(X;T) at the last epoch (within 0.1 bit of before's). The
 #     longest part: minutes on a quiet machine.
+#  5. Experiment 2 against the original Python estimator (jobs/baseline_original_mi.py)
+#     on the same activations;
+#  6. the 12-bit task by rank count (jobs/scaling.sh up to MAX_RANKS, default 8):
+#     training, information and merge time, and per layer on one rank.
 # usage: bash jobs/benchmark.sh [BUILD_DIR]     (default build/)
 # env:   BEFORE (5eba3fa), RUN_EPOCHS (10000; 0 skips 4), RUN_LOGS (1800),
-#        TRAIN_EPOCHS (30), PYTHON (/usr/bin/python3 with numpy, netCDF4, torch)
+#        TRAIN_EPOCHS (30), MAX_RANKS (8), PYTHON (/usr/bin/python3 with numpy, netCDF4, torch)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$here/build}" && pwd)
@@ -32,6 +36,7 @@ before_commit=${BEFORE:-5eba3fa}
 run_epochs=${RUN_EPOCHS:-10000}
 run_logs=${RUN_LOGS:-1800}
 train_epochs=${TRAIN_EPOCHS:-30}
+max_ranks=${MAX_RANKS:-8}
 python=${PYTHON:-/usr/bin/python3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/ipmpi-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -181,4 +186,31 @@ for l, (a, b) in enumerate(zip(*means)):
 print(f"largest difference {max(abs(a - b) for a, b in zip(*means)):.4f} bits")
 PY
 fi
+echo
+echo "== 5. Experiment 2 against the original estimator on the same activations"
+run "$now" 1 "$work/s2act.log" "$here/jobs/seed-experiment2.ini" --set run.output="$work/s2act.nc" \
+    --set training.epochs=20 --set output.activations=all
+baseline=$("$python" "$here/jobs/baseline_original_mi.py" "$work/s2act.nc" 21 |
+           sed -n 's/.*: \([0-9.]*\) ms per epoch/\1/p')
+awk -v w="$(wall "$work/s2.log")" -v b="$baseline" 'BEGIN {
+    printf "ipmpi end to end:              %8.3f ms per epoch (wall %.2fs / 1000 epochs)\n", w, w
+    printf "original estimator, MI only:   %8.3f ms per epoch\n", b
+    printf "ratio (original MI / ipmpi all): %6.0fx\n", b / w }'
+
+echo
+echo "== 6. 12-bit task (4096 samples, 12-10-7-5-4-3-2), 8 replicas, 200 epochs, MI every 5 epochs"
+IPMPI="$now" MAX_RANKS=$max_ranks MPIRUN_ARGS="--mca btl self,vader" bash "$here/jobs/scaling.sh" \
+    "$here/jobs/tishby.ini" --set run.replicas=8 --set training.epochs=200 --set information.epochs=every:5 |
+    tee "$work/scaling.txt"
+awk '$1 == 1 { printf "12-bit, one rank, 8 replicas: training %.4f ms per epoch, information %.4f ms per logged epoch and layer\n", 1000 * $3 / 200, 1000 * ($4 + $5) / 41 / 6 }' "$work/scaling.txt"
+echo "one rank, information time per logged epoch when only layer k is measured:"
+echo "layer  width  forward+binning+tables+merge (ms per logged epoch)"
+for k in 1 2 3 4 5 6; do
+    run "$now" 1 "$work/layer$k.log" "$here/jobs/tishby.ini" --set run.output="$work/layer$k.nc" \
+        --set run.replicas=8 --set training.epochs=200 --set information.epochs=every:5 \
+        --set information.layers=$k
+    width=$(echo "10 7 5 4 3 2" | cut -d' ' -f$k)
+    sed -n 's/.*forward \([0-9.]*\)s  binning+tables \([0-9.]*\)s  merge \([0-9.]*\)s.*/\1 \2 \3/p' \
+        "$work/layer$k.log" | awk -v k=$k -v w="$width" '{ printf "%5d  %5d  %8.3f\n", k, w, 1000 * ($1 + $2 + $3) / 41 }'
+done
 echo "cores: $(nproc); load average: $(cut -d' ' -f1-3 /proc/loadavg); build: $build"
