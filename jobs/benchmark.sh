@@ -40,6 +40,7 @@ max_ranks=${MAX_RANKS:-8}
 python=${PYTHON:-/usr/bin/python3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/ipmpi-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+cores=$(nproc) # before OMP_NUM_THREADS, which nproc obeys
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 net2017="dense:10:tanh,dense:7:tanh,dense:5:tanh,dense:4:tanh,dense:4:tanh,dense:3:tanh,dense:2:softmax"
 
@@ -213,4 +214,4 @@ for k in 1 2 3 4 5 6; do
     sed -n 's/.*forward \([0-9.]*\)s  binning+tables \([0-9.]*\)s  merge \([0-9.]*\)s.*/\1 \2 \3/p' \
         "$work/layer$k.log" | awk -v k=$k -v w="$width" '{ printf "%5d  %5d  %8.3f\n", k, w, 1000 * ($1 + $2 + $3) / 41 }'
 done
-echo "cores: $(nproc); load average: $(cut -d' ' -f1-3 /proc/loadavg); build: $build"
+echo "cores: $cores; load average: $(cut -d' ' -f1-3 /proc/loadavg); build: $build"
