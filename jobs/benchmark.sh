@@ -200,7 +200,8 @@ awk -v w="$(wall "$work/s2.log")" -v b="$baseline" 'BEGIN {
 
 echo
 echo "== 6. 12-bit task (4096 samples, 12-10-7-5-4-3-2), 8 replicas, 200 epochs, MI every 5 epochs"
-IPMPI="$now" MAX_RANKS=$max_ranks MPIRUN_ARGS="--mca btl self,vader" bash "$here/jobs/scaling.sh" \
+env -u OMP_NUM_THREADS IPMPI="$now" MAX_RANKS=$max_ranks MPIRUN_ARGS="--mca btl self,vader" \
+    bash "$here/jobs/scaling.sh" \
     "$here/jobs/tishby.ini" --set run.replicas=8 --set training.epochs=200 --set information.epochs=every:5 |
     tee "$work/scaling.txt"
 awk '$1 == 1 { printf "12-bit, one rank, 8 replicas: training %.4f ms per epoch, information %.4f ms per logged epoch and layer\n", 1000 * $3 / 200, 1000 * ($4 + $5) / 41 / 6 }' "$work/scaling.txt"
