@@ -11,6 +11,7 @@
 #include "check.h"
 #include "ref_activation.h"
 #include "ipmpi/base/error.h"
+#include "ipmpi/learn/layers.h"
 #include "ipmpi/learn/net.h"
 #include "replica_util.h"
 

@@ -241,3 +241,23 @@ void ipm_layer_op(const ipm_layer *d, enum ipm_pass pass, const ipm_layer_pass *
         break;
     }
 }
+
+/* Bound on the im2col buffer: the run forwards the whole data set at once
+ * (10000 28x28 images under a 5x5 kernel would be 576 MB of patches). */
+#ifndef IPM_COL_BUDGET_BYTES
+#define IPM_COL_BUDGET_BYTES (4 << 20) /* a batch of 72 28x28 images under 5x5 is one chunk */
+#endif
+
+size_t ipm_conv_col_floats(const ipm_layer *conv)
+{
+    return (size_t)conv->out_shape.height * (size_t)conv->out_shape.width *
+           (size_t)ipm_weight_rows(conv);
+}
+
+int ipm_conv_chunk_samples(const ipm_layer *conv)
+{
+    size_t per_sample = ipm_conv_col_floats(conv);
+    size_t budget = IPM_COL_BUDGET_BYTES / sizeof(float);
+    size_t samples = per_sample ? budget / per_sample : 1;
+    return samples < 1 ? 1 : samples > INT32_MAX ? INT32_MAX : (int)samples;
+}

@@ -235,26 +235,6 @@ void ipm_net_free(ipm_net *net)
 
 /* ---- workspace ---------------------------------------------------------- */
 
-/* Bound on the im2col buffer: the run forwards the whole data set at once
- * (10000 28x28 images under a 5x5 kernel would be 576 MB of patches). */
-#ifndef IPM_COL_BUDGET_BYTES
-#define IPM_COL_BUDGET_BYTES (4 << 20) /* a batch of 72 28x28 images under 5x5 is one chunk */
-#endif
-
-static size_t col_floats_per_sample(const ipm_layer *d)
-{
-    return (size_t)d->out_shape.height * (size_t)d->out_shape.width * (size_t)ipm_weight_rows(d);
-}
-
-int ipm_conv_chunk_samples(const ipm_layer *conv)
-{
-    size_t per_sample = col_floats_per_sample(conv);
-    size_t budget = IPM_COL_BUDGET_BYTES / sizeof(float);
-    size_t samples = per_sample ? budget / per_sample : 1;
-    return samples < 1 ? 1 : samples > INT32_MAX ? INT32_MAX : (int)samples;
-}
-
-/* Buffers only convolutions need: one chunk's columns and weight gradient. */
 /* Buffers of the backward and of convolutions: the transposed weights of
  * the widest layer, and one chunk's columns. */
 static int product_buffers(ipm_workspace *ws, const ipm_net *net)
@@ -268,7 +248,7 @@ static int product_buffers(ipm_workspace *ws, const ipm_net *net)
             continue;
         int chunk = ipm_conv_chunk_samples(d);
         int samples = chunk < ws->capacity ? chunk : ws->capacity;
-        size_t need = (size_t)samples * col_floats_per_sample(d);
+        size_t need = (size_t)samples * ipm_conv_col_floats(d);
         col = need > col ? need : col;
     }
     ws->wt = malloc(weights * sizeof(float));

@@ -10,7 +10,7 @@
 #define IPMPI_LEARN_LAYERS_H
 
 #include "ipmpi/learn/activation.h"
-#include "ipmpi/learn/net.h"
+#include "ipmpi/learn/layout.h"
 
 typedef struct ipm_layer_pass {
     int index;             /* the layer's number in its net (the workspace's caches) */
@@ -28,5 +28,12 @@ void ipm_layer_op(const ipm_layer *d, enum ipm_pass pass, const ipm_layer_pass *
  * conv) and columns (units or output channels); 0 x 0 for maxpool. */
 int ipm_weight_rows(const ipm_layer *d);
 int ipm_weight_cols(const ipm_layer *d);
+
+/* Samples per im2col chunk of a conv layer: as many as fit a fixed column
+ * buffer budget, at least one. A function of the layer's shapes only. */
+int ipm_conv_chunk_samples(const ipm_layer *conv);
+
+/* im2col values per sample of a conv layer: out height x out width x fan-in. */
+size_t ipm_conv_col_floats(const ipm_layer *conv);
 
 #endif

@@ -22,51 +22,9 @@
 #include <stdint.h>
 
 #include "ipmpi/learn/activation.h"
+#include "ipmpi/learn/layout.h"
 #include "ipmpi/learn/spec.h"
 #include "ipmpi/base/rng.h"
-
-/* One sample's shape: height x width x channels (HWC). height == 0 (and
- * width == 0) means flat: `channels` features. */
-typedef struct ipm_shape {
-    int height, width, channels;
-} ipm_shape;
-
-static inline ipm_shape ipm_shape_flat(int features)
-{
-    return (ipm_shape){0, 0, features};
-}
-
-typedef struct ipm_layer {
-    enum ipm_layer_kind kind;
-    int in, out;                 /* values per sample (flattened shapes) */
-    ipm_shape in_shape, out_shape;
-    int kernel_h, kernel_w;      /* conv kernel / maxpool window; 0 for dense */
-    enum ipm_activation activation;
-    float *w, *b;                /* views into net->params; NULL for maxpool */
-    float *dw, *db;              /* views into net->grads */
-} ipm_layer;
-
-typedef struct ipm_net {
-    int in_dim;                  /* input.height*width*channels (flat: channels) */
-    ipm_shape input;
-    int n_layers;
-    ipm_layer layer[IPM_MAX_LAYERS];
-    size_t n_params;
-    float *params;
-    float *grads;
-} ipm_net;
-
-/* Per-batch buffers: act[l] holds the outputs of layer l (rows x out_l). */
-typedef struct ipm_workspace {
-    int capacity;                  /* rows it can hold */
-    float *act[IPM_MAX_LAYERS];
-    float *scratch[2];             /* capacity x widest layer, for backward */
-    int32_t *argmax[IPM_MAX_LAYERS]; /* maxpool: rows x out, offset of each
-                                      * output's maximum within its sample's input */
-    float *col;                    /* im2col / its gradient, one chunk of samples */
-    int col_layer;                 /* the conv layer whose whole batch col holds, or -1 */
-    float *wt;                     /* a layer's weights transposed, for the backward */
-} ipm_workspace;
 
 /* Checks the layer specs against the input shape, then draws the weights
  * (Xavier/Glorot uniform, He normal, or truncated normal with stddev,
@@ -79,10 +37,6 @@ void ipm_net_free(ipm_net *net);
 
 int ipm_workspace_init(ipm_workspace *ws, const ipm_net *net, int capacity, char *err);
 void ipm_workspace_free(ipm_workspace *ws);
-
-/* Samples per im2col chunk of a conv layer: as many as fit a fixed column
- * buffer budget, at least one. A function of the layer's shapes only. */
-int ipm_conv_chunk_samples(const ipm_layer *conv);
 
 /* x is rows x in_dim, rows <= ws->capacity. */
 void ipm_net_forward(const ipm_net *net, const float *x, int rows, ipm_workspace *ws);
