@@ -83,7 +83,7 @@ static void load_block(const fixture *f, int k, int first, int rows, ipm_workspa
 static int measure_in_blocks(const fixture *f, ipm_measure *m, int block_rows, char *err)
 {
     ipm_workspace ws;
-    if (ipm_measure_init(m, &f->cfg, &f->data, 0, &f->shape, REPLICAS, REPLICAS, 1, err) ||
+    if (ipm_measure_init(m, &f->cfg, &f->data, 0, &f->shape, REPLICAS, REPLICAS, 0, 1, err) ||
         ipm_workspace_init(&ws, &f->shape, block_rows, err))
         return -1;
     ipm_measure_begin(m, 4);
@@ -158,7 +158,7 @@ static void check_refusals(void)
     fixture_init(&f, 0);
     ipm_measure m;
     ipm_workspace ws;
-    CHECK(ipm_measure_init(&m, &f.cfg, &f.data, 0, &f.shape, REPLICAS, REPLICAS, 1, err) == 0);
+    CHECK(ipm_measure_init(&m, &f.cfg, &f.data, 0, &f.shape, REPLICAS, REPLICAS, 0, 1, err) == 0);
     CHECK(ipm_workspace_init(&ws, &f.shape, 10, err) == 0);
     ipm_measure_begin(&m, 0);
     load_block(&f, 0, 0, 10, &ws);

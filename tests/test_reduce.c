@@ -115,7 +115,7 @@ static void round_trip(int rank, int size)
             ipm_table_clear(&tab[k]);
             build(&tab[k], rank, k);
         }
-        int rc = ipm_reduce_tables(list, N_TABLES, MPI_COMM_WORLD, err);
+        int rc = ipm_reduce_tables(list, N_TABLES, MPI_COMM_WORLD, NULL, err);
         CHECK(rc == 0);
         if (rc)
             fprintf(stderr, "rank %d: %s\n", rank, err);
@@ -146,7 +146,7 @@ int main(int argc, char **argv)
     CHECK(ipm_all_ok(7, MPI_COMM_WORLD) == 1);
     /* Zero tables is a valid, empty merge. */
     char err[IPM_ERRLEN];
-    CHECK(ipm_reduce_tables(NULL, 0, MPI_COMM_WORLD, err) == 0);
+    CHECK(ipm_reduce_tables(NULL, 0, MPI_COMM_WORLD, NULL, err) == 0);
     int rc = check_report("test_reduce");
     MPI_Finalize();
     return rc;

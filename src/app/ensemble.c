@@ -243,7 +243,7 @@ int ipm_ensemble_reduce_losses(ipm_ensemble *e, int has_test, char *err)
 {
     double *vals[4] = {e->loss, e->accuracy, e->test_loss, e->test_accuracy};
     for (int k = 0; k < (has_test ? 4 : 2); k++)
-        if (ipm_sum_to_root(vals[k], e->n_replicas, e->comm, err))
+        if (ipm_sum_to_root(vals[k], e->n_replicas, e->comm, NULL, err))
             return -1;
     return 0;
 }

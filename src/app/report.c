@@ -2,6 +2,9 @@
 
 #include <mpi.h>
 #include <stdio.h>
+#include <sys/resource.h>
+
+#include "ipmpi/parallel/comm.h"
 
 static double mean(const double *v, int n)
 {
@@ -89,28 +92,63 @@ void ipm_report_stops(const ipm_report_sources *src, int epoch)
     }
 }
 
+int ipm_report_peak_memory(ipm_clock *clock, MPI_Comm comm, char *err)
+{
+    struct rusage usage;
+    clock->peak_mb = getrusage(RUSAGE_SELF, &usage) == 0 ? usage.ru_maxrss / 1024.0 : 0.0;
+    return ipm_max_double(clock->peak_mb, comm, &clock->peak_mb_max, err);
+}
+
+/* What the planes' measures spent and moved, summed over the planes. */
+typedef struct measure_totals {
+    double binning, exchange, wait;
+    ipm_traffic traffic;
+} measure_totals;
+
+static measure_totals measure_totals_of(const ipm_report_sources *src)
+{
+    measure_totals t = {0, 0, 0, {0, 0}};
+    for (int p = 0; p < IPM_N_PLANES; p++)
+        if (src->plan->measured[p]) {
+            const ipm_measure *m = &src->plane[p];
+            t.binning += m->seconds_binning;
+            t.exchange += m->seconds_exchange;
+            t.wait += m->seconds_wait;
+            t.traffic.sent += m->traffic.sent;
+            t.traffic.received += m->traffic.received;
+        }
+    return t;
+}
+
+static const char *reduce_name(const ipm_plan *plan)
+{
+    if (plan->n_ranks == 1)
+        return "none: one rank";
+    return plan->cfg->reduce == IPM_REDUCE_TREE ? "tree" : "partitioned";
+}
+
 void ipm_report_summary(const ipm_report_sources *src, int trained_epochs)
 {
     const ipm_plan *plan = src->plan;
     const ipm_ensemble *e = src->ensemble;
     const ipm_clock *c = src->clock;
-    double wall = MPI_Wtime() - c->start, bin = 0, merge = 0;
-    for (int p = 0; p < IPM_N_PLANES; p++)
-        if (plan->measured[p]) {
-            bin += src->plane[p].seconds_binning;
-            merge += src->plane[p].seconds_merge;
-        }
-    double parts = c->setup + e->seconds_train + e->seconds_forward + bin + merge + c->output +
-                   c->checkpoint + c->wait;
+    measure_totals m = measure_totals_of(src);
+    double wall = MPI_Wtime() - c->start, wait = c->wait + m.wait;
+    double parts = c->setup + e->seconds_train + e->seconds_forward + m.binning + m.exchange +
+                   c->output + c->checkpoint + wait;
     int epochs = c->epochs_done > 0 ? c->epochs_done : 1, logs = c->logged > 0 ? c->logged : 1;
     printf("done: %d epochs, %d logged, %d replica%s on %d rank%s, wall %.3fs\n", trained_epochs,
            c->logged, plan->n_replicas, plan->n_replicas == 1 ? "" : "s", plan->n_ranks,
            plan->n_ranks == 1 ? "" : "s", wall);
     printf("time (rank 0): setup %.3fs  train %.3fs (%.4f ms/epoch)  forward %.3fs  "
-           "binning+tables %.3fs  merge %.3fs (%.4f ms/logged epoch)  output %.3fs  "
+           "binning+tables %.3fs  exchange %.3fs (%.4f ms/logged epoch)  output %.3fs  "
            "checkpoints %.3fs  wait %.3fs  other %.3fs\n",
-           c->setup, e->seconds_train, 1e3 * e->seconds_train / epochs, e->seconds_forward, bin,
-           merge, 1e3 * merge / logs, c->output, c->checkpoint, c->wait,
+           c->setup, e->seconds_train, 1e3 * e->seconds_train / epochs, e->seconds_forward,
+           m.binning, m.exchange, 1e3 * m.exchange / logs, c->output, c->checkpoint, wait,
            wall - parts > 0 ? wall - parts : 0);
+    printf("exchange (rank 0, reduce %s): sent %.0f bytes, received %.0f bytes per logged epoch\n",
+           reduce_name(plan), (double)m.traffic.sent / logs, (double)m.traffic.received / logs);
+    printf("memory: peak resident %.1f MB on rank 0, %.1f MB on the largest rank\n", c->peak_mb,
+           c->peak_mb_max);
     printf("wrote %s\n", plan->cfg->output);
 }

@@ -67,7 +67,8 @@ static int setup_measures(run *r, char *err)
     const ipm_plan *p = &r->plan;
     for (int k = 0; k < IPM_N_PLANES; k++)
         if (p->measured[k] && ipm_measure_init(&r->plane[k], p->cfg, &p->data[k], k, &p->shape,
-                                               p->n_replicas, p->n_local, p->n_ranks, err))
+                                               p->n_replicas, p->n_local, p->rank, p->n_ranks,
+                                               err))
             return -1;
     return 0;
 }
@@ -352,6 +353,9 @@ int ipm_run(const ipm_config *cfg, const ipm_run_options *opt, MPI_Comm comm, ch
         rc = epoch_loop(&r, err);
     rc = close_output(&r, rc, err);
     int stopped = rc == IPM_RUN_STOPPED;
+    char mem_err[IPM_ERRLEN]; /* every rank comes here, whatever rc says */
+    if (ipm_report_peak_memory(&r.clock, comm, mem_err))
+        r.clock.peak_mb_max = r.clock.peak_mb; /* the report goes on with this rank's own */
     rc = ipm_agree(rc < 0, err, comm);
     ipm_report_sources rep = report_sources(&r);
     if (rc == 0 && !stopped && r.rank == 0)

@@ -7,22 +7,14 @@
 #include <string.h>
 
 #include "ipmpi/base/error.h"
+#include "ipmpi/info/hash.h"
 
 #define DICT_MIN_CAPACITY 64
 #define SMALL_GROUP 32      /* (X, T) groups up to this many ids are sorted */
 #define CLOG_CACHED (1u << 16)
 #define ROW_COMPARE_REPS 16 /* up to this many replicas compare id rows pairwise */
 
-__extension__ typedef unsigned __int128 u128;
-
 /* ---- dictionary ---------------------------------------------------------- */
-
-/* wyhash's multiply-fold, as in table.c. */
-static inline uint64_t pattern_hash(ipm_pattern p)
-{
-    u128 r = (u128)(p.lo ^ 0xa0761d6478bd642fULL) * (p.hi ^ 0x8ebc6af09c88c6e3ULL);
-    return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
 
 static int dict_alloc_slots(ipm_dict *d, size_t capacity, char *err)
 {
@@ -86,7 +78,7 @@ void ipm_dict_clear(ipm_dict *d)
 /* The slot's id and key are read independently, so the two loads overlap. */
 static inline size_t dict_probe(const ipm_dict *d, ipm_pattern p)
 {
-    size_t mask = d->capacity - 1, i = pattern_hash(p) & mask;
+    size_t mask = d->capacity - 1, i = ipm_pattern_hash(p) & mask;
     for (;;) {
         if (!d->slot[i] || (d->slot_key[i].lo == p.lo && d->slot_key[i].hi == p.hi))
             return i;
@@ -570,6 +562,29 @@ void ipm_count_replicas(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_grou
         count_xt(c, pairs, g, &xt);
         pooled->xt = sink_entropy(&xt, c);
     }
+}
+
+int ipm_count_xt_hist(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups *g,
+                      ipm_hist *out, char *err)
+{
+    sink xt = {.hist = c->hist};
+    count_xt(c, pairs, g, &xt);
+    return ipm_hist_add_dense(out, c->hist, xt.top, xt.total, err);
+}
+
+/* Like count_t_yt's (Y, T) half, with the cells listed as they drain. */
+size_t ipm_count_yt_cells(ipm_counter *c, const ipm_pairs *pairs, const int32_t *y,
+                          ipm_id_count *out)
+{
+    dense_counts d = count_t_yt(c, pairs, y);
+    for (size_t k = 0; k < d.n_t; k++)
+        c->count_t[c->touched_t[k]] = 0;
+    for (size_t k = 0; k < d.n_yt; k++) {
+        int32_t cell = c->touched_yt[k];
+        out[k] = (ipm_id_count){cell / c->n_classes, cell % c->n_classes, c->count_yt[cell]};
+        c->count_yt[cell] = 0;
+    }
+    return d.n_yt;
 }
 
 int ipm_count_export(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups *g,

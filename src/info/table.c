@@ -4,31 +4,17 @@
  * estimator clears and re-reads its tables for every replica and layer. */
 #include "ipmpi/info/table.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipmpi/base/assert.h"
 #include "ipmpi/base/error.h"
+#include "ipmpi/info/hash.h"
 
 #define MIN_CAPACITY 16
 #define MAX_CAPACITY ((size_t)1 << 32) /* slot indices are stored as uint32 */
 #define STACK_HISTOGRAM 4096           /* counts up to this need no heap */
 #define DENSE_HISTOGRAM (1u << 16)     /* larger counts are sorted instead */
-
-__extension__ typedef unsigned __int128 u128;
-
-/* wyhash's multiply-fold: one 64x64->128 multiply mixes all input bits. */
-static inline uint64_t mum(uint64_t a, uint64_t b)
-{
-    u128 r = (u128)a * b;
-    return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
-static inline uint64_t key_hash(uint32_t group, uint64_t lo, uint64_t hi)
-{
-    return mum(lo ^ 0xa0761d6478bd642fULL,
-               hi ^ ((uint64_t)group * 0xe7037ed1a0b428dbULL) ^ 0x8ebc6af09c88c6e3ULL);
-}
 
 static inline size_t max_len(size_t capacity)
 {
@@ -119,7 +105,7 @@ static inline void cursor_store(const cursor *c, ipm_table *t)
 static inline size_t probe(const ipm_count *slot, size_t mask, uint32_t group, uint64_t lo,
                            uint64_t hi)
 {
-    size_t i = key_hash(group, lo, hi) & mask;
+    size_t i = ipm_key_hash(group, lo, hi) & mask;
     for (;;) {
         const ipm_count *s = &slot[i];
         if (!s->used || (s->lo == lo && s->hi == hi && s->group == group))
@@ -214,39 +200,13 @@ int ipm_table_merge(ipm_table *t, const ipm_count *entries, size_t n, char *err)
     for (size_t k = 0; k < n && rc == 0; k++) {
         if (k + PREFETCH_AHEAD < n) {
             const ipm_count *e = &entries[k + PREFETCH_AHEAD];
-            __builtin_prefetch(&c.slot[key_hash(e->group, e->lo, e->hi) & c.mask], 1);
+            __builtin_prefetch(&c.slot[ipm_key_hash(e->group, e->lo, e->hi) & c.mask], 1);
         }
         rc = cursor_add(&c, t, entries[k].group, entries[k].lo, entries[k].hi, entries[k].count,
                         err);
     }
     cursor_store(&c, t);
     return rc;
-}
-
-double ipm_clog2c(uint64_t c)
-{
-    double d = (double)c;
-    return d * log2(d);
-}
-
-/* One term of the canonical sum: m keys with count c. */
-static inline double clog2c_term(uint64_t c, uint64_t m, const double *clog, size_t n_clog)
-{
-    return (double)m * (c < n_clog ? clog[c] : ipm_clog2c(c));
-}
-
-double ipm_sum_clog2c_hist(double s, uint32_t *hist, uint64_t top, const double *clog,
-                           size_t n_clog)
-{
-    for (uint64_t c = 2; c <= top; c++)
-        if (hist[c]) {
-            s += clog2c_term(c, hist[c], clog, n_clog);
-            hist[c] = 0;
-        }
-    hist[0] = 0;
-    if (top >= 1)
-        hist[1] = 0;
-    return s;
 }
 
 static int compare_u64(const void *a, const void *b)
@@ -279,9 +239,48 @@ static uint64_t *sorted_large_counts(const ipm_table *t, uint64_t limit, size_t 
     return large;
 }
 
-/* Small counts through a histogram, the rest sorted and run-length grouped:
- * the same terms in the same increasing order as one big histogram. */
-double ipm_table_sum_clog2c(const ipm_table *t)
+/* The sorted large counts, run-length grouped, appended to out. */
+static int push_large(ipm_hist *out, const uint64_t *large, size_t n_large, char *err)
+{
+    for (size_t k = 0; k < n_large;) {
+        size_t run = k + 1;
+        while (run < n_large && large[run] == large[k])
+            run++;
+        if (ipm_hist_push(out, large[k], run - k, err))
+            return -1;
+        k = run;
+    }
+    return 0;
+}
+
+/* The dense histogram of the counts up to limit, appended to out. */
+static int push_small(const ipm_table *t, uint64_t limit, ipm_hist *out, char *err)
+{
+    uint32_t on_stack[STACK_HISTOGRAM + 1];
+    uint32_t *hist = limit <= STACK_HISTOGRAM ? on_stack : calloc(limit + 1, sizeof *hist);
+    if (!hist)
+        return ipm_fail(err, "count table: out of memory for a histogram of %llu counts",
+                        (unsigned long long)limit);
+    if (hist == on_stack)
+        memset(hist, 0, (limit + 1) * sizeof *hist);
+    size_t n_visit = visit_count(t);
+    for (size_t k = 0; k < n_visit; k++) {
+        const ipm_count *e = visit(t, n_visit, k);
+        if (e->used && e->count <= limit)
+            hist[e->count]++;
+    }
+    int rc = 0;
+    for (uint64_t c = 1; c <= limit && rc == 0; c++)
+        if (hist[c])
+            rc = ipm_hist_push(out, c, hist[c], err);
+    if (hist != on_stack)
+        free(hist);
+    return rc;
+}
+
+/* Small counts through a dense histogram, the rest sorted and run-length
+ * grouped: together the bins in increasing count order. */
+int ipm_table_histogram(const ipm_table *t, ipm_hist *out, char *err)
 {
     uint64_t max_count = 0;
     size_t n_large = 0, n_visit = visit_count(t);
@@ -291,43 +290,28 @@ double ipm_table_sum_clog2c(const ipm_table *t)
         max_count = c > max_count ? c : max_count;
         n_large += c > DENSE_HISTOGRAM;
     }
+    IPM_ASSERT(out->len == 0);
     uint64_t limit = max_count < DENSE_HISTOGRAM ? max_count : DENSE_HISTOGRAM;
-    uint32_t on_stack[STACK_HISTOGRAM + 1];
-    uint32_t *hist = limit <= STACK_HISTOGRAM ? on_stack : malloc((limit + 1) * sizeof *hist);
     uint64_t *large = n_large ? sorted_large_counts(t, limit, n_large) : NULL;
-    if (!hist || (n_large && !large)) {
-        if (hist != on_stack)
-            free(hist);
-        free(large);
-        return sum_in_table_order(t);
-    }
-    memset(hist, 0, (limit + 1) * sizeof *hist);
-    for (size_t k = 0; k < n_visit; k++) {
-        const ipm_count *e = visit(t, n_visit, k);
-        if (e->used && e->count <= limit)
-            hist[e->count]++;
-    }
-    double s = ipm_sum_clog2c_hist(0.0, hist, limit, NULL, 0);
-    for (size_t k = 0; k < n_large;) {
-        size_t run = k + 1;
-        while (run < n_large && large[run] == large[k])
-            run++;
-        s += clog2c_term(large[k], run - k, NULL, 0);
-        k = run;
-    }
-    if (hist != on_stack)
-        free(hist);
+    if (n_large && !large)
+        return ipm_fail(err, "count table: out of memory sorting %zu counts", n_large);
+    int rc = push_small(t, limit, out, err);
+    if (rc == 0)
+        rc = push_large(out, large, n_large, err);
     free(large);
-    return s;
+    return rc;
 }
 
-double ipm_entropy_from_sum(double sum_clog2c, uint64_t total)
+/* Should the histogram fail to allocate, a plain sum: correct but
+ * order-dependent. */
+double ipm_table_sum_clog2c(const ipm_table *t)
 {
-    if (total == 0)
-        return 0.0;
-    double n = (double)total;
-    double h = log2(n) - sum_clog2c / n;
-    return h > 0 ? h : 0.0; /* one key: log2(n) - n log2(n) / n may round below 0 */
+    char err[IPM_ERRLEN];
+    ipm_hist h;
+    ipm_hist_init(&h);
+    double s = ipm_table_histogram(t, &h, err) ? sum_in_table_order(t) : ipm_hist_sum_clog2c(&h);
+    ipm_hist_free(&h);
+    return s;
 }
 
 double ipm_table_entropy(const ipm_table *t)

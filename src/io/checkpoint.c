@@ -17,7 +17,8 @@
 #include "ipmpi/base/bytes.h"
 
 const char *const ipm_checkpoint_mutable_keys[] = {
-    "training.epochs", "run.output", "run.checkpoint", "run.checkpoint_every", "run.threads", NULL,
+    "training.epochs", "run.output", "run.checkpoint", "run.checkpoint_every", "run.threads",
+    "run.reduce", NULL,
 };
 
 static const char MAGIC[8] = {'I', 'P', 'M', 'P', 'I', 'C', 'K', '1'};

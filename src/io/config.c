@@ -248,6 +248,7 @@ static const char *const estimator_names[] = {"simple", "pooled", "sampled"};
 static const char *const bool_names[] = {"false", "true"};
 static const char *const criterion_names[] = {"none", "mi"};
 static const char *const scope_names[] = {"ensemble", "replica"};
+static const char *const reduce_names[] = {"partitioned", "tree"};
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -696,6 +697,9 @@ static const key_def keys[] = {
     {.section = "run", .name = "checkpoint_every", .kind = K_INT, .offset = AT(checkpoint_every),
      .lo = 0, .hi = INT_MAX,
      .comment = "checkpoint_every = 0: checkpoint only on a signal and at the end"},
+    {.section = "run", .name = "reduce", .kind = K_ENUM, .offset = AT(reduce),
+     .names = reduce_names, .n_names = COUNT(reduce_names),
+     .comment = "reduce: how counts meet on several ranks (same results either way)"},
     ENUM_KEY("data", "source", source, source_names),
     {.section = "data", .name = "path", .kind = K_STRING, .offset = AT(data_path),
      .allow_empty = 1, .comment = "path: the NetCDF file of source = netcdf (empty: none)"},
@@ -920,6 +924,7 @@ void ipm_config_defaults(ipm_config *cfg)
     cfg->info_epochs = (ipm_epoch_spec){IPM_EPOCHS_LOG, 100, NULL, 0};
     cfg->bins = 30;
     cfg->max_table_mb = 4096;
+    cfg->reduce = IPM_REDUCE_PARTITIONED;
     cfg->range_lo = -1.0;
     cfg->range_hi = 1.0;
     cfg->estimators = IPM_EST_SIMPLE | IPM_EST_POOLED | IPM_EST_SAMPLED;

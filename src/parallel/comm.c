@@ -55,11 +55,25 @@ int ipm_all_ok(int ok, MPI_Comm comm)
     return all;
 }
 
-int ipm_sum_to_root(double *v, int n, MPI_Comm comm, char *err)
+static void count_reduce(ipm_traffic *traffic, uint64_t bytes, int rank, int size)
 {
-    int rank = 0;
-    if (ipm_mpi_check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank", err))
+    if (!traffic || size < 2)
+        return;
+    if (rank != 0) {
+        traffic->sent += bytes;
+        return;
+    }
+    for (int reach = 1; reach < size; reach <<= 1)
+        traffic->received += bytes;
+}
+
+int ipm_sum_to_root(double *v, int n, MPI_Comm comm, ipm_traffic *traffic, char *err)
+{
+    int rank = 0, size = 0;
+    if (ipm_mpi_check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank", err) ||
+        ipm_mpi_check(MPI_Comm_size(comm, &size), "MPI_Comm_size", err))
         return -1;
+    count_reduce(traffic, (uint64_t)n * sizeof *v, rank, size);
     void *send = rank == 0 ? MPI_IN_PLACE : (void *)v;
     return ipm_mpi_check(MPI_Reduce(send, v, n, MPI_DOUBLE, MPI_SUM, 0, comm),
                          "MPI_Reduce (sum onto rank 0)", err);
@@ -92,5 +106,11 @@ int ipm_bcast_blob(unsigned char **blob, size_t *size, int root, MPI_Comm comm, 
 int ipm_max_int(int value, MPI_Comm comm, int *max, char *err)
 {
     return ipm_mpi_check(MPI_Allreduce(&value, max, 1, MPI_INT, MPI_MAX, comm),
+                         "MPI_Allreduce (max)", err);
+}
+
+int ipm_max_double(double value, MPI_Comm comm, double *max, char *err)
+{
+    return ipm_mpi_check(MPI_Allreduce(&value, max, 1, MPI_DOUBLE, MPI_MAX, comm),
                          "MPI_Allreduce (max)", err);
 }

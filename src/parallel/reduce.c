@@ -22,20 +22,25 @@ typedef struct link_buffers {
 
 enum { STATUS_OK = 0, STATUS_FAILED = 1 };
 
-static int send_chunk(const ipm_count *chunk, size_t n, int to, MPI_Comm comm)
+static int send_chunk(const ipm_count *chunk, size_t n, int to, MPI_Comm comm,
+                      ipm_traffic *traffic)
 {
+    if (traffic)
+        traffic->sent += n * sizeof *chunk;
     return MPI_Send(chunk, (int)(n * sizeof *chunk), MPI_BYTE, to, IPM_TAG_TABLE_CHUNK, comm);
 }
 
 /* Sends the header, then (status good) every table's entries in chunks. */
 static int send_tables(ipm_table *const *tables, int n_tables, int failed, link_buffers *buf,
-                       int to, MPI_Comm comm)
+                       int to, MPI_Comm comm, ipm_traffic *traffic)
 {
     buf->header[0] = failed ? STATUS_FAILED : STATUS_OK;
     buf->header[1] = (uint64_t)n_tables;
     for (int k = 0; k < n_tables; k++)
         buf->header[2 + k] = tables[k]->len;
     int rc = MPI_Send(buf->header, n_tables + 2, MPI_UINT64_T, to, IPM_TAG_TABLE_HEADER, comm);
+    if (traffic)
+        traffic->sent += ((size_t)n_tables + 2) * sizeof *buf->header;
     if (rc != MPI_SUCCESS || failed)
         return rc;
     size_t used = 0;
@@ -45,13 +50,13 @@ static int send_tables(ipm_table *const *tables, int n_tables, int failed, link_
             buf->chunk[used] = t->slot[t->filled[e]];
             buf->chunk[used].used = 1;
             if (++used == CHUNK_ENTRIES) {
-                if ((rc = send_chunk(buf->chunk, used, to, comm)) != MPI_SUCCESS)
+                if ((rc = send_chunk(buf->chunk, used, to, comm, traffic)) != MPI_SUCCESS)
                     return rc;
                 used = 0;
             }
         }
     }
-    return used ? send_chunk(buf->chunk, used, to, comm) : MPI_SUCCESS;
+    return used ? send_chunk(buf->chunk, used, to, comm, traffic) : MPI_SUCCESS;
 }
 
 /* Merges chunk entries [0, n) into the tables, walking the per-table
@@ -79,7 +84,8 @@ static int merge_chunk(ipm_table *const *tables, const uint64_t *len, int n_tabl
  * local error (message in err) and *child_failed when the child's subtree
  * reported one. */
 static void receive_tables(ipm_table *const *tables, int n_tables, link_buffers *buf, int from,
-                           MPI_Comm comm, int *failed, int *child_failed, char *err)
+                           MPI_Comm comm, ipm_traffic *traffic, int *failed, int *child_failed,
+                           char *err)
 {
     MPI_Status status;
     int words = 0;
@@ -90,6 +96,8 @@ static void receive_tables(ipm_table *const *tables, int n_tables, link_buffers 
         ipm_fail(err, "count tables: receiving the header from rank %d failed", from);
         return;
     }
+    if (traffic)
+        traffic->received += (size_t)words * sizeof *buf->header;
     if (buf->header[0] != STATUS_OK) {
         *child_failed = 1;
         return;
@@ -115,6 +123,8 @@ static void receive_tables(ipm_table *const *tables, int n_tables, link_buffers 
         if (!*failed && merge_chunk(tables, len, n_tables, buf->chunk, n, &table, &left, err))
             *failed = 1;
         total -= n;
+        if (traffic)
+            traffic->received += n * sizeof *buf->chunk;
     }
 }
 
@@ -125,7 +135,8 @@ static int alloc_buffers(link_buffers *buf, int n_tables)
     return buf->header && buf->chunk;
 }
 
-int ipm_reduce_tables(ipm_table *const *tables, int n_tables, MPI_Comm comm, char *err)
+int ipm_reduce_tables(ipm_table *const *tables, int n_tables, MPI_Comm comm,
+                      ipm_traffic *traffic, char *err)
 {
     int rank, size;
     MPI_Comm_rank(comm, &rank);
@@ -139,7 +150,8 @@ int ipm_reduce_tables(ipm_table *const *tables, int n_tables, MPI_Comm comm, cha
     }
     for (int mask = 1; mask < size; mask <<= 1) {
         if (rank & mask) {
-            if (send_tables(tables, n_tables, failed || child_failed, &buf, rank - mask, comm)
+            if (send_tables(tables, n_tables, failed || child_failed, &buf, rank - mask, comm,
+                            traffic)
                     != MPI_SUCCESS && !failed) {
                 failed = 1;
                 ipm_fail(err, "count tables: sending to rank %d failed", rank - mask);
@@ -149,7 +161,8 @@ int ipm_reduce_tables(ipm_table *const *tables, int n_tables, MPI_Comm comm, cha
             break;
         }
         if (rank + mask < size)
-            receive_tables(tables, n_tables, &buf, rank + mask, comm, &failed, &child_failed, err);
+            receive_tables(tables, n_tables, &buf, rank + mask, comm, traffic, &failed,
+                           &child_failed, err);
     }
     free(buf.header);
     free(buf.chunk);

@@ -4,6 +4,8 @@
  * elapsed time and an ETA), the stopping rule's decisions, and at the end
  * where the time went. The time parts account for the whole wall time:
  * what no part claims is printed as "other".
+ * The exchange line gives, per logged epoch, the bytes rank 0 sent and
+ * received in the reduces between ranks (parallel/comm.h's ipm_traffic).
  * The ETA weights what is left by what it has cost so far: epochs left
  * times the measured training time per epoch, plus logged epochs left times
  * the measured cost of a logged epoch (forwarding, binning, merging, output,
@@ -11,6 +13,8 @@
  * not inflate it. */
 #ifndef IPMPI_APP_REPORT_H
 #define IPMPI_APP_REPORT_H
+
+#include <mpi.h>
 
 #include "ipmpi/app/ensemble.h"
 #include "ipmpi/app/measure.h"
@@ -24,6 +28,7 @@ typedef struct ipm_clock {
     double setup, output, checkpoint, wait; /* the parts the run times itself */
     int epochs_done;         /* epochs trained by this process */
     int logged;              /* epochs logged by this process */
+    double peak_mb, peak_mb_max; /* peak resident memory: this rank's, the largest rank's */
 } ipm_clock;
 
 /* The parts the ensemble and the measures time, gathered for printing. */
@@ -42,7 +47,12 @@ void ipm_report_progress(const ipm_report_sources *src, int epoch, int logged_le
 /* The stopping rule's decisions taken at epoch. */
 void ipm_report_stops(const ipm_report_sources *src, int epoch);
 
-/* "done: ..." and "time (rank 0): ..." lines, and where the output went. */
+/* Collective: every rank's peak resident memory so far into clock (its own
+ * and the largest over the ranks). */
+int ipm_report_peak_memory(ipm_clock *clock, MPI_Comm comm, char *err);
+
+/* "done: ...", "time (rank 0): ..." and "exchange (rank 0): ..." lines, the
+ * peak memory, and where the output went. */
 void ipm_report_summary(const ipm_report_sources *src, int trained_epochs);
 
 #endif

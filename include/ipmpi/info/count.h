@@ -4,9 +4,10 @@
  * replicas. T and (Y, T) counts then live in plain arrays indexed by id; (X,
  * T) counts come from the samples grouped by x id, each group's ids sorted
  * and run-length counted. Every entropy ends in ipm_sum_clog2c_hist
- * (table.h), so it is bitwise the one a count table holding the same
+ * (hist.h), so it is bitwise the one a count table holding the same
  * multiset of counts gives; the same counts can also be exported into count
- * tables (for the MPI merge). Pure computation: no MPI, no I/O. */
+ * tables (the tree reduce), as a histogram of (X, T) counts or as a list of
+ * (Y, T) cells (the partitioned reduce). Pure computation: no MPI, no I/O. */
 #ifndef IPMPI_COUNT_H
 #define IPMPI_COUNT_H
 
@@ -94,6 +95,21 @@ void ipm_count_entropies(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_gro
  * alone and for all. */
 void ipm_count_replicas(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups *g,
                         const int32_t *y, ipm_entropies *each, ipm_entropies *pooled);
+
+/* The histogram of the pairs' (X, T) counts, added to out. */
+int ipm_count_xt_hist(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups *g,
+                      ipm_hist *out, char *err);
+
+/* A count of pattern id with label y. */
+typedef struct ipm_id_count {
+    int32_t id, y;
+    uint32_t count;
+} ipm_id_count;
+
+/* The pairs' (Y, T) counts, one cell per (id, y) counted, into out (room
+ * for min(pairs, ids x classes) cells); returns how many. */
+size_t ipm_count_yt_cells(ipm_counter *c, const ipm_pairs *pairs, const int32_t *y,
+                          ipm_id_count *out);
 
 /* Adds the pairs' counts to count tables: T as (0, pattern), (X, T) as
  * (x, pattern), (Y, T) as (y, pattern), patterns key[id]. */

@@ -1,8 +1,9 @@
 /* table: counts of (group, pattern) keys in an open-addressing hash table.
  * group is an x id, a class label, or 0 for the pattern's marginal.
  * Counts are integers, so merging tables in any order gives the same table;
- * ipm_table_sum_clog2c sums over the count histogram, so its floating-point
- * result does not depend on insertion or merge order either. Pure
+ * ipm_table_sum_clog2c is the canonical sum over the count histogram
+ * (hist.h), so its floating-point result does not depend on insertion or
+ * merge order either. Pure
  * computation: no MPI, no I/O. */
 #ifndef IPMPI_TABLE_H
 #define IPMPI_TABLE_H
@@ -11,6 +12,7 @@
 #include <stdint.h>
 
 #include "ipmpi/info/bins.h"
+#include "ipmpi/info/hist.h"
 
 typedef struct ipm_count {
     uint64_t lo, hi;      /* pattern */
@@ -47,30 +49,13 @@ size_t ipm_table_export(const ipm_table *t, ipm_count *out);
 /* Adds every entry of a exported array. */
 int ipm_table_merge(ipm_table *t, const ipm_count *entries, size_t n, char *err);
 
-/* The canonical sum every entropy here uses: over the distinct counts c in
- * increasing order, add (double)m_c * c log2 c, m_c the number of keys with
- * count c. It depends only on the multiset of counts, so tables filled or
- * merged in any order, and the dense counters of count.h, give bitwise
- * identical sums. */
-
-/* c log2 c in double, the one place it is computed (tables of it cached by
- * callers hold bitwise the same values). */
-double ipm_clog2c(uint64_t c);
-
-/* The canonical sum over hist[c] = m_c for 2 <= c <= top (counts 0 and 1 add
- * nothing), continuing from s; clears hist[0..top]. clog[c] = ipm_clog2c(c)
- * for c < n_clog (clog may be NULL with n_clog 0), computed above. */
-double ipm_sum_clog2c_hist(double s, uint32_t *hist, uint64_t top, const double *clog,
-                           size_t n_clog);
+/* The histogram of the table's counts, into an empty out. */
+int ipm_table_histogram(const ipm_table *t, ipm_hist *out, char *err);
 
 /* The canonical sum over the table's counts (histogram for small counts,
  * sorting above; should scratch space fail to allocate, it falls back to a
  * plain sum, correct but order-dependent). */
 double ipm_table_sum_clog2c(const ipm_table *t);
-
-/* Plug-in entropy in bits of total samples whose counts sum to
- * sum_clog2c: log2(total) - S/total, 0 for total 0, never below 0. */
-double ipm_entropy_from_sum(double sum_clog2c, uint64_t total);
 
 /* Plug-in entropy in bits of the table's distribution: log2(total) - S/total
  * (0 for an empty table). */

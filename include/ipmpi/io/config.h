@@ -20,6 +20,8 @@
 
 enum ipm_data_source { IPM_DATA_TISHBY12, IPM_DATA_SIMPLE, IPM_DATA_COMPLICATED, IPM_DATA_NETCDF,
                        IPM_DATA_IDX };
+/* How the extended estimators' counts meet on several ranks (key "reduce"). */
+enum ipm_reduce_kind { IPM_REDUCE_PARTITIONED, IPM_REDUCE_TREE };
 enum ipm_epoch_rule { IPM_EPOCHS_ALL, IPM_EPOCHS_EVERY, IPM_EPOCHS_LOG, IPM_EPOCHS_LIST };
 
 /* An epoch selection as written by the user; expand it with ipm_epochs_expand. */
@@ -41,6 +43,7 @@ typedef struct ipm_config {
     int threads;                      /* BLAS threads per rank, default 1 */
     char checkpoint[IPM_PATH_MAX];    /* default "": output with .nc -> .ckpt */
     int checkpoint_every;             /* epochs; 0 = only on a signal and at the end */
+    enum ipm_reduce_kind reduce;      /* default partitioned */
 
     /* [data] */
     enum ipm_data_source source;      /* default tishby12 */

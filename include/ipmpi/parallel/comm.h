@@ -11,6 +11,7 @@
 
 #include <mpi.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Message tags of every point-to-point exchange. */
 enum ipm_tag {
@@ -18,7 +19,14 @@ enum ipm_tag {
     IPM_TAG_TABLE_CHUNK,           /* tree reduce: entries */
     IPM_TAG_REPLICA_STATE,         /* a replica's packed state (checkpoint, restart) */
     IPM_TAG_ACTIVATIONS,           /* a replica's stored activations, to rank 0 */
+    IPM_TAG_HISTS,                 /* partitioned reduce: count histograms, towards rank 0 */
 };
+
+/* Bytes of the information exchange this rank sent and received (tables,
+ * patterns, histograms, estimates; not the few bytes of agreements). */
+typedef struct ipm_traffic {
+    uint64_t sent, received;
+} ipm_traffic;
 
 /* Makes MPI calls on comm return their errors instead of aborting. */
 int ipm_comm_prepare(MPI_Comm comm, char *err);
@@ -39,8 +47,11 @@ int ipm_all_ok(int ok, MPI_Comm comm);
 
 /* Collective: v[0..n) summed over the ranks into rank 0's v (others' v are
  * left as they were). Exact whenever every slot is non-zero on at most one
- * rank, as for per-replica values that only the owning rank fills. */
-int ipm_sum_to_root(double *v, int n, MPI_Comm comm, char *err);
+ * rank, as for per-replica values that only the owning rank fills. With
+ * traffic (may be NULL), the bytes are counted as a binomial tree moves
+ * them: each rank but 0 sends v once, rank 0 receives it from each of its
+ * ceil(log2 P) children. */
+int ipm_sum_to_root(double *v, int n, MPI_Comm comm, ipm_traffic *traffic, char *err);
 
 /* Collective: rank root's blob (size bytes) copied to every rank; *blob is
  * malloc'd on the others (free it; NULL with size 0). Ends in agreement. */
@@ -48,5 +59,6 @@ int ipm_bcast_blob(unsigned char **blob, size_t *size, int root, MPI_Comm comm, 
 
 /* Collective: the largest value over the ranks. */
 int ipm_max_int(int value, MPI_Comm comm, int *max, char *err);
+int ipm_max_double(double value, MPI_Comm comm, double *max, char *err);
 
 #endif

@@ -10,9 +10,12 @@
 #include <mpi.h>
 
 #include "ipmpi/info/table.h"
+#include "ipmpi/parallel/comm.h"
 
 /* Merges tables[0..n) of every rank into rank 0's; other ranks' tables are
- * left cleared. Collective; returns -1 on every rank if any rank failed. */
-int ipm_reduce_tables(ipm_table *const *tables, int n_tables, MPI_Comm comm, char *err);
+ * left cleared. Collective; returns -1 on every rank if any rank failed.
+ * The bytes of the headers and entries are added to traffic (may be NULL). */
+int ipm_reduce_tables(ipm_table *const *tables, int n_tables, MPI_Comm comm,
+                      ipm_traffic *traffic, char *err);
 
 #endif

@@ -1,0 +1,39 @@
+/* partition (parallel): the exchanges of the partitioned reduce, a
+ * reduce-scatter by key followed by a small reduce to rank 0 (the pure
+ * side, what goes where and what a rank makes of it, is info/partition.h).
+ * Per plane and logged epoch:
+ *   1. one MPI_Alltoall of word counts (a negative count says the sender
+ *      failed, so every rank learns it at once and none waits forever);
+ *   2. one MPI_Alltoallv carrying, for every measured layer, each rank's
+ *      patterns to the owners of the samples and its (Y, T) cells to the
+ *      owners of the patterns;
+ *   3. each rank's histograms of counts summed onto rank 0 along a binomial
+ *      tree of point-to-point messages (integers: exact).
+ * Rank 0 receives N R / P patterns a layer in step 2 and a few histograms
+ * per tree round in step 3, never the merged tables. */
+#ifndef IPMPI_PARALLEL_PARTITION_H
+#define IPMPI_PARALLEL_PARTITION_H
+
+#include <mpi.h>
+
+#include "ipmpi/info/binned.h"
+#include "ipmpi/info/hist.h"
+#include "ipmpi/info/partition.h"
+#include "ipmpi/parallel/comm.h"
+
+/* Collective, after ipm_partition_count on every rank (failed != 0: it
+ * failed here, err says why): steps 1 to 3 for every measured layer of b.
+ * hist holds n_layers x IPM_HISTS_PER_LAYER empty histograms; on rank 0
+ * they end as the sums over all ranks (others' are left cleared). The time
+ * spent in step 1, mostly waiting for the slowest rank, is added to
+ * *waited. Returns -1 on every rank if any failed. */
+int ipm_partition_exchange(ipm_partition *p, const ipm_binned *b, int failed, ipm_hist *hist,
+                           ipm_traffic *traffic, double *waited, MPI_Comm comm, char *err);
+
+/* Collective: hist[0..n) of every rank summed into rank 0's (others' are
+ * cleared). failed != 0: this rank failed (err says why); it still takes
+ * part. Returns -1 on every rank if any failed. */
+int ipm_hists_sum_to_root(ipm_hist *hist, int n, int failed, ipm_traffic *traffic,
+                          MPI_Comm comm, char *err);
+
+#endif

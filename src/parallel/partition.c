@@ -1,0 +1,294 @@
+/* partition (parallel): the all-to-all exchange of the partitioned reduce
+ * and the tree that sums its histograms onto rank 0. */
+#include "ipmpi/parallel/partition.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipmpi/base/assert.h"
+#include "ipmpi/base/error.h"
+
+/* Word counts and offsets of one exchange, per rank. */
+typedef struct layout {
+    long long *send_n, *recv_n; /* what each says it sends; -1: it failed */
+    int *send_count, *send_at, *recv_count, *recv_at;
+    uint64_t *send, *recv;
+} layout;
+
+static void free_layout(layout *l)
+{
+    free(l->send_n);
+    free(l->recv_n);
+    free(l->send_count);
+    free(l->send_at);
+    free(l->recv_count);
+    free(l->recv_at);
+    free(l->send);
+    free(l->recv);
+}
+
+static int alloc_layout(layout *l, int size, char *err)
+{
+    memset(l, 0, sizeof *l);
+    size_t n = (size_t)size;
+    l->send_n = malloc(n * sizeof *l->send_n);
+    l->recv_n = malloc(n * sizeof *l->recv_n);
+    l->send_count = malloc(n * sizeof *l->send_count);
+    l->send_at = malloc(n * sizeof *l->send_at);
+    l->recv_count = malloc(n * sizeof *l->recv_count);
+    l->recv_at = malloc(n * sizeof *l->recv_at);
+    if (!l->send_n || !l->recv_n || !l->send_count || !l->send_at || !l->recv_count ||
+        !l->recv_at)
+        return ipm_fail(err, "out of memory for the exchange of %d ranks", size);
+    return 0;
+}
+
+/* counts and offsets as MPI's ints; the words of one exchange must stay
+ * below 2^31 on every rank (16 GiB). */
+static int to_ints(const long long *n, int *count, int *at, int size, uint64_t **buf,
+                   const char *what, char *err)
+{
+    long long total = 0;
+    for (int q = 0; q < size; q++) {
+        at[q] = (int)total;
+        count[q] = (int)n[q];
+        total += n[q];
+        if (total > INT_MAX)
+            return ipm_fail(err, "partitioned reduce: more than %d words to %s on one rank; "
+                            "use more ranks or fewer replicas per rank", INT_MAX, what);
+    }
+    *buf = malloc(((size_t)total + 1) * sizeof **buf);
+    if (!*buf)
+        return ipm_fail(err, "out of memory for %lld words to %s", total, what);
+    return 0;
+}
+
+static int plan_sends(const ipm_partition *p, const ipm_binned *b, layout *l, int size,
+                      char *err)
+{
+    for (int q = 0; q < size; q++)
+        l->send_n[q] = (long long)ipm_partition_words_to(p, b, q);
+    return to_ints(l->send_n, l->send_count, l->send_at, size, &l->send, "send", err);
+}
+
+static void pack_all(const ipm_partition *p, const ipm_binned *b, layout *l, int size)
+{
+    for (int q = 0; q < size; q++) {
+        uint64_t *end = ipm_partition_pack(p, b, q, l->send + l->send_at[q]);
+        IPM_ASSERT(end == l->send + l->send_at[q] + l->send_count[q]);
+        (void)end;
+    }
+}
+
+static void count_traffic(const layout *l, int rank, int size, ipm_traffic *t)
+{
+    if (!t)
+        return;
+    for (int q = 0; q < size; q++)
+        if (q != rank) {
+            t->sent += (uint64_t)l->send_count[q] * 8 + sizeof(long long);
+            t->received += (uint64_t)l->recv_count[q] * 8 + sizeof(long long);
+        }
+}
+
+/* Step 3's input: every source's words, layer after layer. */
+static int read_all(ipm_partition *p, const ipm_binned *b, const layout *l, int size,
+                    ipm_hist *hist, char *err)
+{
+    const uint64_t **at = malloc((size_t)size * sizeof *at);
+    if (!at)
+        return ipm_fail(err, "out of memory reading the exchange");
+    for (int s = 0; s < size; s++)
+        at[s] = l->recv + l->recv_at[s];
+    int rc = 0;
+    for (int layer = 0; layer < p->n_layers && rc == 0; layer++) {
+        if (!p->words[layer])
+            continue;
+        for (int s = 0; s < size && rc == 0; s++)
+            rc = ipm_partition_read(p, layer, s, &at[s], l->recv + l->recv_at[s] + l->recv_count[s],
+                                    b->choice, err);
+        if (rc == 0)
+            rc = ipm_partition_hists(p, b->choice, hist + (size_t)layer * IPM_HISTS_PER_LAYER, err);
+    }
+    for (int s = 0; s < size && rc == 0; s++)
+        if (at[s] != l->recv + l->recv_at[s] + l->recv_count[s])
+            rc = ipm_fail(err, "partitioned reduce: rank %d sent more words than it described", s);
+    free(at);
+    return rc;
+}
+
+/* Every rank ready (the first point where ranks meet: the time is mostly
+ * waiting for the slowest), then who sends how much. */
+static int exchange_counts(const ipm_partition *p, const ipm_binned *b, int failed, layout *l,
+                           double *waited, MPI_Comm comm, char *err)
+{
+    int size = p->n_parts;
+    int rc = failed ? -1 : alloc_layout(l, size, err);
+    if (rc == 0)
+        rc = plan_sends(p, b, l, size, err);
+    double t0 = MPI_Wtime();
+    int all_ready = ipm_all_ok(rc == 0, comm);
+    *waited += MPI_Wtime() - t0;
+    if (!all_ready) {
+        ipm_agree(rc, err, comm); /* every rank takes the first failing rank's message */
+        return -1;
+    }
+    rc = ipm_mpi_check(MPI_Alltoall(l->send_n, 1, MPI_LONG_LONG, l->recv_n, 1, MPI_LONG_LONG,
+                                    comm), "MPI_Alltoall of the partitioned reduce's sizes", err);
+    if (rc == 0)
+        rc = to_ints(l->recv_n, l->recv_count, l->recv_at, size, &l->recv, "receive", err);
+    return ipm_agree(rc, err, comm);
+}
+
+int ipm_partition_exchange(ipm_partition *p, const ipm_binned *b, int failed, ipm_hist *hist,
+                           ipm_traffic *traffic, double *waited, MPI_Comm comm, char *err)
+{
+    layout l;
+    memset(&l, 0, sizeof l);
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    IPM_ASSERT(p->part == rank);
+    if (exchange_counts(p, b, failed, &l, waited, comm, err)) {
+        free_layout(&l);
+        return -1;
+    }
+    pack_all(p, b, &l, p->n_parts);
+    int rc = ipm_mpi_check(MPI_Alltoallv(l.send, l.send_count, l.send_at, MPI_UINT64_T, l.recv,
+                                         l.recv_count, l.recv_at, MPI_UINT64_T, comm),
+                           "MPI_Alltoallv of the partitioned reduce", err);
+    count_traffic(&l, rank, p->n_parts, traffic);
+    free(l.send);
+    l.send = NULL;
+    if (rc == 0)
+        rc = read_all(p, b, &l, p->n_parts, hist, err);
+    free_layout(&l);
+    return ipm_hists_sum_to_root(hist, p->n_layers * IPM_HISTS_PER_LAYER, rc != 0, traffic, comm,
+                                 err);
+}
+
+/* ---- the histograms onto rank 0 ------------------------------------------- */
+
+enum { HISTS_OK = 0, HISTS_FAILED = 1 };
+
+/* [status, n, len_0 .. len_{n-1}, the bins of each as count, keys]; a
+ * failed rank sends its status alone. */
+static uint64_t *pack_hists(const ipm_hist *hist, int n, int failed, size_t *words)
+{
+    size_t total = 2 + (size_t)n;
+    for (int k = 0; k < n && !failed; k++)
+        total += 2 * hist[k].len;
+    if (failed)
+        total = 2;
+    uint64_t *w = malloc(total * sizeof *w);
+    if (!w)
+        return NULL;
+    w[0] = failed ? HISTS_FAILED : HISTS_OK;
+    w[1] = (uint64_t)n;
+    uint64_t *bins = w + 2 + n;
+    for (int k = 0; k < n && !failed; k++) {
+        w[2 + k] = hist[k].len;
+        for (size_t j = 0; j < hist[k].len; j++) {
+            *bins++ = hist[k].bin[j].count;
+            *bins++ = hist[k].bin[j].keys;
+        }
+    }
+    *words = total;
+    return w;
+}
+
+/* Adds a child's packed histograms to hist. */
+static int add_packed(ipm_hist *hist, int n, const uint64_t *w, size_t words, char *err)
+{
+    if (words < 2 + (size_t)n || w[1] != (uint64_t)n)
+        return ipm_fail(err, "count histograms: a child sent %zu words for %d histograms", words, n);
+    const uint64_t *bins = w + 2 + n, *end = w + words;
+    for (int k = 0; k < n; k++) {
+        if ((uint64_t)(end - bins) < 2 * w[2 + k])
+            return ipm_fail(err, "count histograms: a child's message is truncated");
+        if (ipm_hist_add(&hist[k], (const ipm_hist_bin *)bins, w[2 + k], err))
+            return -1;
+        bins += 2 * w[2 + k];
+    }
+    return 0;
+}
+
+/* Receives one child's message; sets *child_failed when its subtree failed. */
+static int receive_hists(ipm_hist *hist, int n, int from, MPI_Comm comm, ipm_traffic *traffic,
+                         int *child_failed, char *err)
+{
+    MPI_Status status;
+    int words = 0;
+    if (ipm_mpi_check(MPI_Probe(from, IPM_TAG_HISTS, comm, &status), "MPI_Probe (histograms)",
+                      err) ||
+        ipm_mpi_check(MPI_Get_count(&status, MPI_UINT64_T, &words), "MPI_Get_count", err))
+        return -1;
+    uint64_t *w = malloc(((size_t)words + 1) * sizeof *w);
+    int rc = w ? 0 : ipm_fail(err, "out of memory for %d words of histograms", words);
+    /* Received even after a failure here, so the child is never left blocked. */
+    int mpi = MPI_Recv(w ? w : (uint64_t[2]){0}, w ? words : 0, MPI_UINT64_T, from,
+                       IPM_TAG_HISTS, comm, MPI_STATUS_IGNORE);
+    if (rc == 0)
+        rc = ipm_mpi_check(mpi, "MPI_Recv (histograms)", err);
+    if (traffic)
+        traffic->received += (uint64_t)words * 8;
+    if (rc == 0 && words >= 1 && w[0] != HISTS_OK)
+        *child_failed = 1;
+    else if (rc == 0)
+        rc = add_packed(hist, n, w, (size_t)words, err);
+    free(w);
+    return rc;
+}
+
+static int send_hists(const ipm_hist *hist, int n, int failed, int to, MPI_Comm comm,
+                      ipm_traffic *traffic, char *err)
+{
+    size_t words = 0;
+    uint64_t *w = pack_hists(hist, n, failed, &words);
+    uint64_t flag[2] = {HISTS_FAILED, (uint64_t)n};
+    if (!w || words > INT_MAX) {
+        words = 2; /* the parent must hear something: that this subtree failed */
+        free(w);
+        w = NULL;
+    }
+    int rc = ipm_mpi_check(MPI_Send(w ? w : flag, (int)words, MPI_UINT64_T, to, IPM_TAG_HISTS, comm),
+                           "MPI_Send (histograms)", err);
+    if (traffic)
+        traffic->sent += (uint64_t)words * 8;
+    int sent_whole = w != NULL;
+    free(w);
+    if (rc == 0 && !sent_whole && !failed)
+        rc = ipm_fail(err, "out of memory packing %d histograms", n);
+    return rc;
+}
+
+int ipm_hists_sum_to_root(ipm_hist *hist, int n, int failed, ipm_traffic *traffic,
+                          MPI_Comm comm, char *err)
+{
+    int rank, size, child_failed = 0;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    for (int mask = 1; mask < size; mask <<= 1) {
+        if (rank & mask) {
+            if (send_hists(hist, n, failed || child_failed, rank - mask, comm, traffic, err))
+                failed = 1;
+            for (int k = 0; k < n; k++)
+                ipm_hist_clear(&hist[k]);
+            break;
+        }
+        if (rank + mask < size && !failed &&
+            receive_hists(hist, n, rank + mask, comm, traffic, &child_failed, err))
+            failed = 1;
+        else if (rank + mask < size && failed) {
+            int ignored = 0;
+            char drained[IPM_ERRLEN];
+            receive_hists(hist, 0, rank + mask, comm, NULL, &ignored, drained);
+        }
+    }
+    int first = ipm_first_failure(failed, comm);
+    if (first >= size)
+        return 0;
+    if (!failed)
+        ipm_fail(err, "count histograms: the reduce failed on rank %d", first);
+    return -1;
+}
