@@ -1,5 +1,6 @@
 #include "ipmpi/app/plan.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,31 +79,58 @@ static int make_schedule(ipm_plan *p, char *err)
                              err);
 }
 
-/* Worst case, every pattern distinct, on rank 0 after the merge: per layer
- * and measured plane, the pooled T, (X,T), (Y,T) tables hold up to N*R keys
- * (64 bytes a key at the tables' load) plus the 32-byte entries in flight,
- * the sampled ones up to N keys. Refusing here beats an out-of-memory kill. */
+/* Bytes a pair (sample, replica) may take, every pattern distinct. */
+enum {
+    IDS_BYTES = 4,             /* its pattern id, per measured layer, on its rank */
+    COUNTER_BYTES = 24,        /* dense counting on one rank */
+    TREE_TABLE_BYTES = 96,     /* per table: a 32-byte slot at the tables' load, a 32-byte entry in flight */
+    ROW_BYTES = 16,            /* partitioned: a pattern sent to, and received by, its sample's owner */
+    CELL_SEND_BYTES = 52,      /* partitioned: a (Y, T) cell counted, grouped and packed */
+    CELL_RECEIVE_BYTES = 24,   /* partitioned: a cell received by its pattern's owner */
+    OWNER_BYTES = 88,          /* partitioned: a received pattern mapped and counted (largest layer) */
+    OWNER_TABLE_BYTES = 136,   /* partitioned: its T and (Y, T) keys at the owner (largest layer) */
+};
+
+/* One plane's worst case on the busiest rank: n samples, r replicas. */
+static double plane_bytes(const ipm_plan *p, double n, double r)
+{
+    const ipm_config *cfg = p->cfg;
+    double layers = p->n_measured_layers, ranks = p->n_ranks;
+    double local = ceil(r / ranks), held = n * local; /* pairs binned on one rank */
+    int pooled = (cfg->estimators & IPM_EST_POOLED) != 0, sampled = (cfg->estimators & IPM_EST_SAMPLED) != 0;
+    double bytes = IDS_BYTES * held * layers;
+    if (p->n_ranks == 1)
+        return bytes + COUNTER_BYTES * held;
+    if (cfg->reduce == IPM_REDUCE_TREE) /* rank 0 ends with every table merged */
+        return bytes + 3.0 * TREE_TABLE_BYTES * layers * (pooled * n * r + sampled * n);
+    /* partitioned: a rank sends its pairs and receives and counts its share */
+    double owned = ceil(n / ranks) * (pooled ? r : 1), drawn = ceil(n / ranks);
+    double sent = pooled * held + sampled * drawn, received = pooled * owned + sampled * drawn;
+    bytes += layers * (ROW_BYTES * (pooled ? held : drawn) + CELL_SEND_BYTES * sent);
+    bytes += layers * (ROW_BYTES * owned + CELL_RECEIVE_BYTES * received);
+    return bytes + OWNER_BYTES * owned + OWNER_TABLE_BYTES * received;
+}
+
+/* The counts' worst case on the busiest rank, every pattern distinct.
+ * Refusing here beats an out-of-memory kill. */
 static int check_table_memory(const ipm_plan *p, char *err)
 {
     const ipm_config *cfg = p->cfg;
     double worst = 0;
-    for (int k = 0; k < IPM_N_PLANES; k++) {
-        if (!p->measured[k])
-            continue;
-        double n = p->data[k].n, pairs = n * p->n_replicas;
-        double per_layer = (cfg->estimators & IPM_EST_POOLED ? 3 * pairs * (64 + 32) : 0) +
-                           (cfg->estimators & IPM_EST_SAMPLED ? 3 * n * (64 + 32) : 0);
-        worst += per_layer * p->n_measured_layers;
-    }
+    for (int k = 0; k < IPM_N_PLANES; k++)
+        if (p->measured[k])
+            worst += plane_bytes(p, p->data[k].n, p->n_replicas);
     double mb = worst / (1024.0 * 1024.0);
     if (mb <= cfg->max_table_mb)
         return 0;
     return ipm_config_fail(cfg, "information", "max_table_mb", err,
-                           " = %d: the count tables may need up to %.0f MB on rank 0 (%d samples "
-                           "x %d replicas x %d layers, every pattern distinct); raise "
-                           "max_table_mb, or use fewer replicas, samples or estimators",
+                           " = %d: the count tables may need up to %.0f MB on one rank (%d "
+                           "samples x %d replicas x %d layers on %d rank%s, reduce = %s, every "
+                           "pattern distinct); raise max_table_mb, or use more ranks, fewer "
+                           "replicas, samples or estimators",
                            cfg->max_table_mb, mb, p->data[IPM_PLANE_TRAIN].n, p->n_replicas,
-                           p->n_measured_layers);
+                           p->n_measured_layers, p->n_ranks, p->n_ranks == 1 ? "" : "s",
+                           cfg->reduce == IPM_REDUCE_TREE ? "tree" : "partitioned");
 }
 
 static int measure_layers_and_planes(ipm_plan *p, char *err)
