@@ -148,6 +148,65 @@ int ipm_hist_add(ipm_hist *h, const ipm_hist_bin *bin, size_t n, char *err)
     return 0;
 }
 
+#define DENSE_LIMIT ((uint64_t)1 << 16) /* larger counts are sorted */
+
+static int compare_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The counts above limit, sorted and run-length grouped, added to h. */
+static int add_large_counts(ipm_hist *h, const uint64_t *counts, size_t n, uint64_t limit,
+                            size_t n_large, char *err)
+{
+    uint64_t *large = malloc((n_large + 1) * sizeof *large);
+    ipm_hist more;
+    ipm_hist_init(&more);
+    int rc = large ? 0 : ipm_fail(err, "out of memory sorting %zu counts", n_large);
+    size_t m = 0;
+    for (size_t k = 0; k < n && rc == 0; k++)
+        if (counts[k] > limit)
+            large[m++] = counts[k];
+    if (rc == 0)
+        qsort(large, m, sizeof *large, compare_u64);
+    for (size_t k = 0; k < m && rc == 0;) {
+        size_t run = k + 1;
+        while (run < m && large[run] == large[k])
+            run++;
+        rc = ipm_hist_push(&more, large[k], run - k, err);
+        k = run;
+    }
+    if (rc == 0)
+        rc = ipm_hist_add(h, more.bin, more.len, err);
+    ipm_hist_free(&more);
+    free(large);
+    return rc;
+}
+
+int ipm_hist_add_counts(ipm_hist *h, const uint64_t *counts, size_t n, char *err)
+{
+    uint64_t top = 0, total = 0;
+    size_t n_large = 0;
+    for (size_t k = 0; k < n; k++) {
+        top = counts[k] > top ? counts[k] : top;
+        n_large += counts[k] > DENSE_LIMIT;
+    }
+    uint64_t limit = top < DENSE_LIMIT ? top : DENSE_LIMIT;
+    uint32_t *dense = calloc(limit + 1, sizeof *dense);
+    if (!dense)
+        return ipm_fail(err, "out of memory for a histogram of %llu counts",
+                        (unsigned long long)limit);
+    for (size_t k = 0; k < n; k++)
+        if (counts[k] <= limit) {
+            dense[counts[k]]++;
+            total += counts[k];
+        }
+    int rc = ipm_hist_add_dense(h, dense, limit, total, err);
+    free(dense);
+    return rc == 0 && n_large ? add_large_counts(h, counts, n, limit, n_large, err) : rc;
+}
+
 uint64_t ipm_hist_total(const ipm_hist *h)
 {
     uint64_t total = 0;

@@ -92,15 +92,14 @@ int ipm_pattern_words(int width, int n_edges)
 
 static int alloc_receiving(ipm_partition *p, char *err)
 {
-    size_t ns = (size_t)p->ns, cells = (size_t)p->rows * ns;
+    size_t cells = (size_t)p->rows * (size_t)p->ns;
+    size_t group = (size_t)p->rows * (size_t)p->groups.largest;
     p->pat = malloc((cells + 1) * sizeof *p->pat);
-    p->ids = malloc((cells + 1) * sizeof *p->ids);
-    p->row = malloc((size_t)p->rows * sizeof *p->row);
-    p->pick = malloc((ns + 1) * sizeof *p->pick);
-    if (!p->pat || !p->ids || !p->row || !p->pick)
+    p->group = malloc((group + 1) * sizeof *p->group);
+    p->dense = calloc(group + 1, sizeof *p->dense);
+    p->lane = malloc(2 * (size_t)p->ns + 1);
+    if (!p->pat || !p->group || !p->dense || !p->lane)
         return ipm_fail(err, "out of memory for %zu patterns of the partitioned reduce", cells);
-    for (int r = 0; r < p->rows; r++)
-        p->row[r] = p->ids + (size_t)r * ns;
     return 0;
 }
 
@@ -117,15 +116,6 @@ static int group_own_samples(ipm_partition *p, char *err)
     int rc = ipm_x_groups_init(&p->groups, x, p->ns, err);
     free(x);
     return rc;
-}
-
-static int init_tables(ipm_partition *p, char *err)
-{
-    for (int e = 0; e < IPM_PART_ESTIMATORS; e++)
-        if (p->est[e] && (ipm_table_init(&p->t[e], 1024, err) ||
-                          ipm_table_init(&p->yt[e], 1024, err)))
-            return -1;
-    return 0;
 }
 
 int ipm_partition_init(ipm_partition *p, const ipm_partition_spec *spec, char *err)
@@ -149,11 +139,7 @@ int ipm_partition_init(ipm_partition *p, const ipm_partition_spec *spec, char *e
     if (ipm_slices_init(&p->slices, spec->x_id, spec->n, spec->n_parts, err))
         return -1;
     p->ns = p->slices.first[p->part + 1] - p->slices.first[p->part];
-    if (alloc_receiving(p, err) || group_own_samples(p, err) ||
-        ipm_dict_init(&p->dict, (size_t)p->rows * (size_t)p->ns, err) ||
-        ipm_counter_init(&p->counter, p->ns, p->rows, p->n_classes, p->groups.largest, err))
-        return -1;
-    return init_tables(p, err);
+    return group_own_samples(p, err) || alloc_receiving(p, err) ? -1 : 0;
 }
 
 static void free_cells(ipm_cells *c)
@@ -173,16 +159,14 @@ void ipm_partition_free(ipm_partition *p)
     free(p->words);
     ipm_slices_free(&p->slices);
     free(p->pat);
-    free(p->ids);
-    free(p->row);
-    free(p->pick);
-    ipm_dict_free(&p->dict);
+    free(p->group);
+    free(p->dense);
+    free(p->lane);
     ipm_x_groups_free(&p->groups);
-    ipm_counter_free(&p->counter);
-    for (int e = 0; e < IPM_PART_ESTIMATORS; e++) {
-        ipm_table_free(&p->t[e]);
-        ipm_table_free(&p->yt[e]);
-    }
+    for (int e = 0; e < IPM_PART_ESTIMATORS; e++)
+        free(p->owned[e].cell);
+    free(p->scratch.cell);
+    free(p->counts);
     memset(p, 0, sizeof *p);
 }
 
@@ -396,21 +380,37 @@ static size_t rows_from(const ipm_partition *p, int source, const uint32_t *choi
     return n;
 }
 
-/* n cells into the estimator's T and (Y, T) tables. */
+static int reserve_list(ipm_cell_list *l, size_t n, char *err)
+{
+    if (n <= l->capacity)
+        return 0;
+    size_t capacity = l->capacity ? l->capacity : 1024;
+    while (capacity < n)
+        capacity *= 2;
+    ipm_cell *cell = realloc(l->cell, capacity * sizeof *cell);
+    if (!cell)
+        return ipm_fail(err, "out of memory for %zu (Y, T) cells", capacity);
+    l->cell = cell;
+    l->capacity = capacity;
+    return 0;
+}
+
+/* n cells appended to the estimator's list of owned cells. */
 static int read_cells(ipm_partition *p, int est, size_t n, const uint64_t **w, int words,
                       char *err)
 {
+    ipm_cell_list *l = &p->owned[est];
+    if (reserve_list(l, l->n + n, err))
+        return -1;
     for (size_t k = 0; k < n; k++) {
         ipm_pattern t = get_pattern(w, words);
         uint64_t yc = *(*w)++;
-        uint32_t y = (uint32_t)(yc >> 32), count = (uint32_t)yc;
-        if (y >= (uint32_t)p->n_classes || count == 0)
-            return ipm_fail(err, "partitioned reduce: a malformed cell (class %u, count %u)", y,
-                            count);
+        ipm_cell c = {t.lo, t.hi, (uint32_t)(yc >> 32), (uint32_t)yc};
+        if (c.y >= (uint32_t)p->n_classes || c.count == 0)
+            return ipm_fail(err, "partitioned reduce: a malformed cell (class %u, count %u)", c.y,
+                            c.count);
         IPM_ASSERT(ipm_pattern_owner(t, p->n_parts) == p->part);
-        if (ipm_table_add(&p->t[est], 0, t, count, err) ||
-            ipm_table_add(&p->yt[est], y, t, count, err))
-            return -1;
+        l->cell[l->n++] = c;
     }
     return 0;
 }
@@ -437,43 +437,243 @@ int ipm_partition_read(ipm_partition *p, int layer, int source, const uint64_t *
     return 0;
 }
 
-/* The (X, T) histograms of this part's samples: their patterns mapped to
- * ids, then counted as a data set of their own. */
-static int xt_hists(ipm_partition *p, const uint32_t *choice, ipm_hist *hist, char *err)
+/* ---- this part's histograms ---------------------------------------------------- */
+
+static int compare_patterns(const void *a, const void *b)
 {
-    size_t cells = (size_t)p->rows * (size_t)p->ns;
-    ipm_dict_clear(&p->dict);
-    if (cells > 0 && ipm_dict_map(&p->dict, p->pat, (int)cells, p->ids, err))
-        return -1;
-    if (ipm_counter_reserve(&p->counter, p->dict.len, err))
-        return -1;
-    const int32_t *mine = p->slices.sample + p->slices.first[p->part];
-    int pooled = p->est[IPM_PART_POOLED];
-    if (pooled) {
-        ipm_pairs all = {p->row, p->rows, NULL};
-        if (ipm_count_xt_hist(&p->counter, &all, &p->groups,
-                              &hist[IPM_PART_POOLED * IPM_HISTS_PER_ESTIMATOR + IPM_HIST_XT], err))
-            return -1;
-    }
-    if (!p->est[IPM_PART_SAMPLED])
-        return 0;
-    for (int j = 0; j < p->ns; j++)
-        p->pick[j] = pooled ? (int32_t)choice[mine[j]] : 0;
-    ipm_pairs drawn = {p->row, p->rows, p->pick};
-    return ipm_count_xt_hist(&p->counter, &drawn, &p->groups,
-                             &hist[IPM_PART_SAMPLED * IPM_HISTS_PER_ESTIMATOR + IPM_HIST_XT], err);
+    const ipm_pattern *x = a, *y = b;
+    if (x->hi != y->hi)
+        return x->hi < y->hi ? -1 : 1;
+    return (x->lo > y->lo) - (x->lo < y->lo);
 }
 
-/* A table's histogram added to out; the table cleared. */
-static int table_hist(ipm_table *t, ipm_hist *out, char *err)
+static void sort_patterns(ipm_pattern *v, int m)
 {
-    ipm_hist h;
-    ipm_hist_init(&h);
-    int rc = ipm_table_histogram(t, &h, err);
+    if (m > 32) {
+        qsort(v, (size_t)m, sizeof *v, compare_patterns);
+        return;
+    }
+    for (int i = 1; i < m; i++) {
+        ipm_pattern t = v[i];
+        int j = i;
+        for (; j > 0 && compare_patterns(&v[j - 1], &t) > 0; j--)
+            v[j] = v[j - 1];
+        v[j] = t;
+    }
+}
+
+/* One x group's counted patterns: every row's (pooled), or each sample's
+ * drawn replica's (drawn != NULL: its row, by sample of this part). */
+static int gather_group(const ipm_partition *p, int x, const int32_t *drawn)
+{
+    const ipm_x_groups *g = &p->groups;
+    const int32_t *member = g->member + g->offset[x];
+    int size = g->offset[x + 1] - g->offset[x], m = 0;
+    size_t ns = (size_t)p->ns;
+    if (drawn) {
+        for (int j = 0; j < size; j++)
+            p->group[m++] = p->pat[(size_t)drawn[member[j]] * ns + (size_t)member[j]];
+        return m;
+    }
+    for (int r = 0; r < p->rows; r++)
+        for (int j = 0; j < size; j++)
+            p->group[m++] = p->pat[(size_t)r * ns + (size_t)member[j]];
+    return m;
+}
+
+#define ROW_COMPARE_ROWS 16 /* up to this many rows compare whole rows pairwise */
+
+static inline int same_pattern(ipm_pattern a, ipm_pattern b)
+{
+    return ((a.lo ^ b.lo) | (a.hi ^ b.hi)) == 0;
+}
+
+/* Every x once and every row counted: sample j's group is its patterns
+ * across the rows. Row r's pattern of j makes a key of count m when no
+ * earlier row has it and m rows do (compared row by row, vectorised across
+ * samples). The dense histogram gets the keys above 1. */
+static uint64_t xt_distinct_rows(ipm_partition *p, uint32_t *dense)
+{
+    size_t ns = (size_t)p->ns;
+    uint64_t top = 0;
+    uint8_t *mult = p->lane, *first = p->lane + ns;
+    for (int r = 0; r < p->rows; r++) {
+        const ipm_pattern *a = p->pat + (size_t)r * ns;
+        memset(mult, 1, ns);
+        memset(first, 1, ns);
+        for (int k = 0; k < p->rows; k++) {
+            const ipm_pattern *b = p->pat + (size_t)k * ns;
+            for (size_t j = 0; k != r && j < ns; j++) {
+                uint8_t same = (uint8_t)same_pattern(a[j], b[j]);
+                mult[j] += same;
+                first[j] &= (uint8_t)(k > r || !same);
+            }
+        }
+        for (size_t j = 0; j < ns; j++)
+            if (first[j] && mult[j] > 1) {
+                dense[mult[j]]++;
+                top = mult[j] > top ? mult[j] : top;
+            }
+    }
+    return top;
+}
+
+/* The (X, T) histogram: in every x group, the runs of equal patterns. */
+static int xt_hist(ipm_partition *p, const int32_t *drawn, ipm_hist *out, char *err)
+{
+    uint64_t top = 0, total = 0;
+    if (!drawn && p->groups.n_x == p->ns && p->rows <= ROW_COMPARE_ROWS) {
+        top = xt_distinct_rows(p, p->dense);
+        return ipm_hist_add_dense(out, p->dense, top, (uint64_t)p->ns * (uint64_t)p->rows, err);
+    }
+    for (int x = 0; x < p->groups.n_x; x++) {
+        int m = gather_group(p, x, drawn);
+        sort_patterns(p->group, m);
+        for (int j = 0; j < m;) {
+            int run = j + 1;
+            while (run < m && compare_patterns(&p->group[run], &p->group[j]) == 0)
+                run++;
+            p->dense[run - j]++;
+            top = (uint64_t)(run - j) > top ? (uint64_t)(run - j) : top;
+            j = run;
+        }
+        total += (uint64_t)m;
+    }
+    return ipm_hist_add_dense(out, p->dense, top, total, err);
+}
+
+/* Row of each sample's drawn replica: the replica itself when every row
+ * came, row 0 when only the drawn ones did. */
+static int32_t *drawn_rows(const ipm_partition *p, const uint32_t *choice, char *err)
+{
+    const int32_t *mine = p->slices.sample + p->slices.first[p->part];
+    int32_t *drawn = malloc(((size_t)p->ns + 1) * sizeof *drawn);
+    if (!drawn) {
+        ipm_fail(err, "out of memory for %d drawn replicas", p->ns);
+        return NULL;
+    }
+    for (int j = 0; j < p->ns; j++)
+        drawn[j] = p->est[IPM_PART_POOLED] ? (int32_t)choice[mine[j]] : 0;
+    return drawn;
+}
+
+static int xt_hists(ipm_partition *p, const uint32_t *choice, ipm_hist *hist, char *err)
+{
+    if (p->est[IPM_PART_POOLED] &&
+        xt_hist(p, NULL, &hist[IPM_PART_POOLED * IPM_HISTS_PER_ESTIMATOR + IPM_HIST_XT], err))
+        return -1;
+    if (!p->est[IPM_PART_SAMPLED])
+        return 0;
+    int32_t *drawn = drawn_rows(p, choice, err);
+    int rc = drawn ? xt_hist(p, drawn, &hist[IPM_PART_SAMPLED * IPM_HISTS_PER_ESTIMATOR +
+                                             IPM_HIST_XT], err)
+                   : -1;
+    free(drawn);
+    return rc;
+}
+
+/* The 8-bit digits of a cell's sort key, least significant first: y's 4,
+ * lo's 8, hi's 8. */
+enum { KEY_DIGITS = 20 };
+
+static inline unsigned key_digit(const ipm_cell *c, int d)
+{
+    uint64_t word = d < 4 ? c->y : d < 12 ? c->lo : c->hi;
+    int shift = 8 * (d < 4 ? d : d < 12 ? d - 4 : d - 12);
+    return (unsigned)(word >> shift) & 0xff;
+}
+
+/* Which digits differ between some cells: the others need no pass. */
+static void varying_digits(const ipm_cell_list *l, int *vary)
+{
+    uint64_t or_y = 0, and_y = ~0ull, or_lo = 0, and_lo = ~0ull, or_hi = 0, and_hi = ~0ull;
+    for (size_t k = 0; k < l->n; k++) {
+        const ipm_cell *c = &l->cell[k];
+        or_y |= c->y;
+        and_y &= c->y;
+        or_lo |= c->lo;
+        and_lo &= c->lo;
+        or_hi |= c->hi;
+        and_hi &= c->hi;
+    }
+    uint64_t differ[3] = {or_y ^ and_y, or_lo ^ and_lo, or_hi ^ and_hi};
+    for (int d = 0; d < KEY_DIGITS; d++) {
+        int word = d < 4 ? 0 : d < 12 ? 1 : 2, shift = 8 * (d < 4 ? d : d < 12 ? d - 4 : d - 12);
+        vary[d] = ((differ[word] >> shift) & 0xff) != 0;
+    }
+}
+
+static void swap_lists(ipm_cell_list *a, ipm_cell_list *b)
+{
+    ipm_cell_list t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* LSD radix sort by (hi, lo, y), one streaming pass per digit that varies
+ * (a hash table would miss the cache on nearly every cell). */
+static void radix_sort(ipm_cell_list *l, ipm_cell_list *scratch)
+{
+    int vary[KEY_DIGITS];
+    varying_digits(l, vary);
+    for (int d = 0; d < KEY_DIGITS; d++) {
+        if (!vary[d])
+            continue;
+        size_t at[256] = {0}, sum = 0;
+        for (size_t k = 0; k < l->n; k++)
+            at[key_digit(&l->cell[k], d)]++;
+        for (int v = 0; v < 256; v++) {
+            size_t c = at[v];
+            at[v] = sum;
+            sum += c;
+        }
+        for (size_t k = 0; k < l->n; k++)
+            scratch->cell[at[key_digit(&l->cell[k], d)]++] = l->cell[k];
+        scratch->n = l->n;
+        swap_lists(l, scratch);
+    }
+}
+
+static int reserve_counts(ipm_partition *p, size_t n, char *err)
+{
+    if (n <= p->counts_capacity)
+        return 0;
+    uint64_t *c = realloc(p->counts, n * sizeof *c);
+    if (!c)
+        return ipm_fail(err, "out of memory for %zu counts", n);
+    p->counts = c;
+    p->counts_capacity = n;
+    return 0;
+}
+
+/* The sorted cells' counts: of each pattern (T), or of each (pattern, y). */
+static size_t run_counts(const ipm_cell_list *l, int with_y, uint64_t *out)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < l->n;) {
+        const ipm_cell *a = &l->cell[k];
+        uint64_t sum = 0;
+        for (; k < l->n && l->cell[k].lo == a->lo && l->cell[k].hi == a->hi &&
+               (!with_y || l->cell[k].y == a->y); k++)
+            sum += l->cell[k].count;
+        out[n++] = sum;
+    }
+    return n;
+}
+
+/* T and (Y, T) histograms of the owned cells; the list emptied. */
+static int owned_hists(ipm_partition *p, int est, ipm_hist *h, char *err)
+{
+    ipm_cell_list *l = &p->owned[est];
+    if (reserve_list(&p->scratch, l->capacity, err) || reserve_counts(p, l->n + 1, err))
+        return -1;
+    radix_sort(l, &p->scratch);
+    size_t n = run_counts(l, 0, p->counts);
+    int rc = ipm_hist_add_counts(&h[IPM_HIST_T], p->counts, n, err);
+    n = run_counts(l, 1, p->counts);
     if (rc == 0)
-        rc = ipm_hist_add(out, h.bin, h.len, err);
-    ipm_hist_free(&h);
-    ipm_table_clear(t);
+        rc = ipm_hist_add_counts(&h[IPM_HIST_YT], p->counts, n, err);
+    l->n = 0;
     return rc;
 }
 
@@ -481,14 +681,9 @@ int ipm_partition_hists(ipm_partition *p, const uint32_t *choice, ipm_hist *hist
 {
     if (xt_hists(p, choice, hist, err))
         return -1;
-    for (int e = 0; e < IPM_PART_ESTIMATORS; e++) {
-        if (!p->est[e])
-            continue;
-        ipm_hist *h = hist + e * IPM_HISTS_PER_ESTIMATOR;
-        if (table_hist(&p->t[e], &h[IPM_HIST_T], err) ||
-            table_hist(&p->yt[e], &h[IPM_HIST_YT], err))
+    for (int e = 0; e < IPM_PART_ESTIMATORS; e++)
+        if (p->est[e] && owned_hists(p, e, hist + e * IPM_HISTS_PER_ESTIMATOR, err))
             return -1;
-    }
     return 0;
 }
 

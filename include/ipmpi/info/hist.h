@@ -50,6 +50,9 @@ int ipm_hist_push(ipm_hist *h, uint64_t count, uint64_t keys, char *err);
  * of count 1 are known only through total); clears dense[0..top]. */
 int ipm_hist_add_dense(ipm_hist *h, uint32_t *dense, uint64_t top, uint64_t total, char *err);
 
+/* h += the histogram of counts[0..n) (any order; each a key's count). */
+int ipm_hist_add_counts(ipm_hist *h, const uint64_t *counts, size_t n, char *err);
+
 /* h += the n bins of another histogram (strictly increasing counts). */
 int ipm_hist_add(ipm_hist *h, const ipm_hist_bin *bin, size_t n, char *err);
 

@@ -30,7 +30,6 @@
 #include "ipmpi/info/binned.h"
 #include "ipmpi/info/count.h"
 #include "ipmpi/info/hist.h"
-#include "ipmpi/info/table.h"
 
 enum { IPM_PART_POOLED, IPM_PART_SAMPLED, IPM_PART_ESTIMATORS };
 enum { IPM_HIST_T, IPM_HIST_XT, IPM_HIST_YT, IPM_HISTS_PER_ESTIMATOR };
@@ -63,6 +62,17 @@ typedef struct ipm_cells {
     int32_t *owner;     /* capacity */
 } ipm_cells;
 
+/* A (Y, T) count as the pattern's owner receives it. */
+typedef struct ipm_cell {
+    uint64_t lo, hi;               /* the pattern */
+    uint32_t y, count;
+} ipm_cell;
+
+typedef struct ipm_cell_list {
+    ipm_cell *cell;
+    size_t n, capacity;
+} ipm_cell_list;
+
 /* A part's side of one plane's partitioned reduce, reused every epoch. */
 typedef struct ipm_partition {
     int part, n_parts, n_replicas, n_layers, n_classes;
@@ -74,14 +84,15 @@ typedef struct ipm_partition {
     ipm_cells *cells;              /* n_layers x IPM_PART_ESTIMATORS */
     /* receiving: this part's samples */
     int ns;                        /* how many */
-    ipm_pattern *pat;              /* rows x ns */
-    int32_t *ids;                  /* rows x ns */
-    const int32_t **row;           /* rows */
-    int32_t *pick;                 /* ns: drawn replica of each */
-    ipm_dict dict;
-    ipm_x_groups groups;
-    ipm_counter counter;
-    ipm_table t[IPM_PART_ESTIMATORS], yt[IPM_PART_ESTIMATORS];
+    ipm_pattern *pat;              /* rows x ns: row r replica r's (or the drawn) patterns */
+    ipm_x_groups groups;           /* this part's samples by x (x ids from x_cut[part]) */
+    ipm_pattern *group;            /* rows x the largest group: one group's patterns */
+    uint32_t *dense;               /* rows x the largest group + 1: a count histogram */
+    uint8_t *lane;                 /* 2 ns: per sample, a multiplicity and a first-holder flag */
+    ipm_cell_list owned[IPM_PART_ESTIMATORS]; /* (Y, T) cells received, of the patterns owned */
+    ipm_cell_list scratch;         /* for sorting them */
+    uint64_t *counts;              /* T or (Y, T) counts of the sorted cells */
+    size_t counts_capacity;
 } ipm_partition;
 
 typedef struct ipm_partition_spec {
