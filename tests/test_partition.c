@@ -6,7 +6,7 @@
  *   1  not measured;
  *   2  20 units of noise: every (sample, replica) pattern distinct
  *      (disjoint keys; two words on the wire).
- * Samples repeat x ids (groups of 1, 2 and 7), there are 3 classes, and 5
+ * Samples repeat x ids (groups of 1, 2 and 16), or all differ, there are 3 classes, and 5
  * replicas, so ranks hold 0, 1 or several replicas; both estimators, then
  * each alone; twice over the same structures (a second epoch starts clean). */
 #include <math.h>
@@ -42,11 +42,11 @@ static uint64_t mix(uint64_t z)
     return z ^ (z >> 31);
 }
 
-/* x ids of one or two samples apart, and one of seven, not in sample order. */
+/* x ids of one or two samples apart, and one of sixteen, not in sample order. */
 static void make_data(fixture *f)
 {
     for (int i = 0; i < N; i++) {
-        f->x_id[i] = f->distinct_x ? (i * 37) % N : i % 50 == 0 ? 5 : (i * 37) % 200;
+        f->x_id[i] = f->distinct_x ? (i * 37) % N : i % 20 == 0 ? 5 : (i * 37) % 200;
         f->y[i] = (int32_t)(mix((uint64_t)f->x_id[i] + 99) % CLASSES);
     }
 }

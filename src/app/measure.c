@@ -19,13 +19,13 @@ static int alloc_results(ipm_measure *m, char *err)
     size_t rl = (size_t)m->n_replicas * (size_t)m->n_layers, l = (size_t)m->n_layers;
     m->est.n_replicas = m->n_replicas;
     m->est.n_layers = m->n_layers;
-    m->est.simple_xt = calloc(rl, sizeof(double));
-    m->est.simple_ty = calloc(rl, sizeof(double));
+    m->est.simple_xt = calloc(2 * rl + 1, sizeof(double)); /* simple_ty follows: one reduce */
+    m->est.simple_ty = m->est.simple_xt + rl;
     m->est.pooled_xt = calloc(l, sizeof(double));
     m->est.pooled_ty = calloc(l, sizeof(double));
     m->est.sampled_xt = calloc(l, sizeof(double));
     m->est.sampled_ty = calloc(l, sizeof(double));
-    if (!m->est.simple_xt || !m->est.simple_ty || !m->est.pooled_xt || !m->est.pooled_ty ||
+    if (!m->est.simple_xt || !m->est.pooled_xt || !m->est.pooled_ty ||
         !m->est.sampled_xt || !m->est.sampled_ty)
         return ipm_fail(err, "out of memory for the information estimates");
     return 0;
@@ -157,8 +157,7 @@ void ipm_measure_free(ipm_measure *m)
     ipm_counter_free(&m->counter);
     free(m->rows);
     free(m->each);
-    free(m->est.simple_xt);
-    free(m->est.simple_ty);
+    free(m->est.simple_xt); /* and simple_ty with it */
     free(m->est.pooled_xt);
     free(m->est.pooled_ty);
     free(m->est.sampled_xt);
@@ -169,8 +168,7 @@ void ipm_measure_free(ipm_measure *m)
 void ipm_measure_begin(ipm_measure *m, int epoch)
 {
     size_t rl = (size_t)m->n_replicas * (size_t)m->n_layers;
-    memset(m->est.simple_xt, 0, rl * sizeof(double));
-    memset(m->est.simple_ty, 0, rl * sizeof(double));
+    memset(m->est.simple_xt, 0, 2 * rl * sizeof(double)); /* and simple_ty */
     for (int l = 0; l < m->n_layers; l++) {
         if (!m->measured[l])
             continue;
@@ -325,14 +323,11 @@ static int count_all(ipm_measure *m, char *err)
 /* ---- between ranks ------------------------------------------------------- */
 
 /* Each slot is written by exactly one rank and is 0.0 elsewhere, so the
- * sum is exact whatever the reduction order. */
+ * sum is exact whatever the reduction order. simple_ty follows simple_xt. */
 static int reduce_simple(ipm_measure *m, MPI_Comm comm, char *err)
 {
-    int rl = m->n_replicas * m->n_layers;
-    return ipm_sum_to_root(m->est.simple_xt, rl, comm, &m->traffic, err) ||
-                   ipm_sum_to_root(m->est.simple_ty, rl, comm, &m->traffic, err)
-               ? -1
-               : 0;
+    return ipm_sum_to_root(m->est.simple_xt, 2 * m->n_replicas * m->n_layers, comm, &m->traffic,
+                           err);
 }
 
 /* The extended tables of every layer, in one list for a single tree merge. */

@@ -192,7 +192,12 @@ int ipm_hist_add_counts(ipm_hist *h, const uint64_t *counts, size_t n, char *err
         top = counts[k] > top ? counts[k] : top;
         n_large += counts[k] > DENSE_LIMIT;
     }
+    /* dense up to a size in proportion to n: a few large counts are sorted */
     uint64_t limit = top < DENSE_LIMIT ? top : DENSE_LIMIT;
+    limit = limit < 4 * (uint64_t)n + 64 ? limit : 4 * (uint64_t)n + 64;
+    n_large = 0;
+    for (size_t k = 0; k < n; k++)
+        n_large += counts[k] > limit;
     uint32_t *dense = calloc(limit + 1, sizeof *dense);
     if (!dense)
         return ipm_fail(err, "out of memory for a histogram of %llu counts",

@@ -95,7 +95,7 @@ static int alloc_receiving(ipm_partition *p, char *err)
     size_t cells = (size_t)p->rows * (size_t)p->ns;
     size_t group = (size_t)p->rows * (size_t)p->groups.largest;
     p->pat = malloc((cells + 1) * sizeof *p->pat);
-    p->group = malloc((group + 1) * sizeof *p->group);
+    p->group = malloc((2 * group + 1) * sizeof *p->group); /* and room to sort it */
     p->dense = calloc(group + 1, sizeof *p->dense);
     p->lane = malloc(2 * (size_t)p->ns + 1);
     if (!p->pat || !p->group || !p->dense || !p->lane)
@@ -447,10 +447,45 @@ static int compare_patterns(const void *a, const void *b)
     return (x->lo > y->lo) - (x->lo < y->lo);
 }
 
-static void sort_patterns(ipm_pattern *v, int m)
+/* LSD radix sort by (hi, lo), one pass per byte that varies. */
+static void radix_sort_patterns(ipm_pattern *v, ipm_pattern *tmp, int m)
 {
-    if (m > 32) {
-        qsort(v, (size_t)m, sizeof *v, compare_patterns);
+    uint64_t or_lo = 0, and_lo = ~0ull, or_hi = 0, and_hi = ~0ull;
+    for (int i = 0; i < m; i++) {
+        or_lo |= v[i].lo;
+        and_lo &= v[i].lo;
+        or_hi |= v[i].hi;
+        and_hi &= v[i].hi;
+    }
+    uint64_t differ[2] = {or_lo ^ and_lo, or_hi ^ and_hi};
+    ipm_pattern *from = v, *to = tmp;
+    for (int d = 0; d < 16; d++) {
+        int word = d / 8, shift = 8 * (d % 8);
+        if (((differ[word] >> shift) & 0xff) == 0)
+            continue;
+        int at[256] = {0}, sum = 0;
+        for (int i = 0; i < m; i++)
+            at[((word ? from[i].hi : from[i].lo) >> shift) & 0xff]++;
+        for (int b = 0; b < 256; b++) {
+            int c = at[b];
+            at[b] = sum;
+            sum += c;
+        }
+        for (int i = 0; i < m; i++)
+            to[at[((word ? from[i].hi : from[i].lo) >> shift) & 0xff]++] = from[i];
+        ipm_pattern *t = from;
+        from = to;
+        to = t;
+    }
+    if (from != v)
+        memcpy(v, from, (size_t)m * sizeof *v);
+}
+
+/* Small groups by insertion, large ones by radix (tmp: room for m). */
+static void sort_patterns(ipm_pattern *v, ipm_pattern *tmp, int m)
+{
+    if (m > 48) {
+        radix_sort_patterns(v, tmp, m);
         return;
     }
     for (int i = 1; i < m; i++) {
@@ -528,7 +563,7 @@ static int xt_hist(ipm_partition *p, const int32_t *drawn, ipm_hist *out, char *
     }
     for (int x = 0; x < p->groups.n_x; x++) {
         int m = gather_group(p, x, drawn);
-        sort_patterns(p->group, m);
+        sort_patterns(p->group, p->group + m, m);
         for (int j = 0; j < m;) {
             int run = j + 1;
             while (run < m && compare_patterns(&p->group[run], &p->group[j]) == 0)

@@ -86,7 +86,7 @@ typedef struct ipm_partition {
     int ns;                        /* how many */
     ipm_pattern *pat;              /* rows x ns: row r replica r's (or the drawn) patterns */
     ipm_x_groups groups;           /* this part's samples by x (x ids from x_cut[part]) */
-    ipm_pattern *group;            /* rows x the largest group: one group's patterns */
+    ipm_pattern *group;            /* 2 x rows x the largest group: a group's patterns, scratch */
     uint32_t *dense;               /* rows x the largest group + 1: a count histogram */
     uint8_t *lane;                 /* 2 ns: per sample, a multiplicity and a first-holder flag */
     ipm_cell_list owned[IPM_PART_ESTIMATORS]; /* (Y, T) cells received, of the patterns owned */
