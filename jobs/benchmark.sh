@@ -206,13 +206,13 @@ env -u OMP_NUM_THREADS IPMPI="$now" MAX_RANKS=$max_ranks MPIRUN_ARGS="--mca btl 
     tee "$work/scaling.txt"
 awk '$1 == 1 { printf "12-bit, one rank, 8 replicas: training %.4f ms per epoch, information %.4f ms per logged epoch and layer\n", 1000 * $3 / 200, 1000 * ($4 + $5) / 41 / 6 }' "$work/scaling.txt"
 echo "one rank, information time per logged epoch when only layer k is measured:"
-echo "layer  width  forward+binning+tables+merge (ms per logged epoch)"
+echo "layer  width  forward+binning+tables+exchange (ms per logged epoch)"
 for k in 1 2 3 4 5 6; do
     run "$now" 1 "$work/layer$k.log" "$here/jobs/tishby.ini" --set run.output="$work/layer$k.nc" \
         --set run.replicas=8 --set training.epochs=200 --set information.epochs=every:5 \
         --set information.layers=$k
     width=$(echo "10 7 5 4 3 2" | cut -d' ' -f$k)
-    sed -n 's/.*forward \([0-9.]*\)s  binning+tables \([0-9.]*\)s  merge \([0-9.]*\)s.*/\1 \2 \3/p' \
+    sed -n 's/.*forward \([0-9.]*\)s  binning+tables \([0-9.]*\)s  exchange \([0-9.]*\)s.*/\1 \2 \3/p' \
         "$work/layer$k.log" | awk -v k=$k -v w="$width" '{ printf "%5d  %5d  %8.3f\n", k, w, 1000 * ($1 + $2 + $3) / 41 }'
 done
 echo "cores: $cores; load average: $(cut -d' ' -f1-3 /proc/loadavg); build: $build"

@@ -1,44 +1,79 @@
 #!/usr/bin/env bash
-# Runs one config at -np 1, 2, 4, ... up to MAX_RANKS (default 32; with
-# --oversubscribe where cores are fewer) and prints wall, training, MI
-# (forward + binning + tables) and merge time per rank count, as rank 0
-# measured them, with wall time's ratio to the one-rank run and merge time's
-# to the two-rank run (one rank merges nothing).
-# usage: jobs/scaling.sh CONFIG.ini [--set SECTION.KEY=VALUE]...
-# env:   IPMPI (default build/ipmpi), MAX_RANKS (default 32), MPIRUN_ARGS
+# A scaling study of one config: runs it at each rank count (with
+# --oversubscribe where cores are fewer), keeps every run's log, and writes
+# OUT/scaling.csv and OUT/scaling.png (speedup and efficiency against ranks,
+# with the ideal line).
+#   strong  a fixed number of replicas (--replicas R, else the config's):
+#           speedup T(P0) / T(P) x P0 and efficiency speedup / P;
+#   weak    R replicas per rank (--replicas R, default 1): efficiency T(P0) / T(P).
+# The table printed (and the CSV) give, as rank 0 measured them: wall, train,
+# forward, binning (+ counting), exchange, output, wait and other seconds;
+# the bytes rank 0 sent and received in the reduces per logged epoch; the
+# peak resident memory of rank 0 and of the largest rank.
+# usage: jobs/scaling.sh [--mode strong|weak] [--ranks "1 2 4 8"] [--replicas R]
+#                        [--out DIR] CONFIG.ini [--set SECTION.KEY=VALUE]...
+# env:   IPMPI (default build/ipmpi), MPIRUN_ARGS, MAX_RANKS (without --ranks:
+#        1, 2, 4, ... up to it; default 32)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-config=${1:?usage: jobs/scaling.sh CONFIG.ini [--set KEY=VALUE]...}
+mode=strong ranks="" replicas="" out=""
+while [ $# -gt 0 ]; do
+    case $1 in
+        --mode) mode=$2; shift 2 ;;
+        --ranks) ranks=$2; shift 2 ;;
+        --replicas) replicas=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        *) break ;;
+    esac
+done
+config=${1:?usage: jobs/scaling.sh [--mode strong|weak] [--ranks LIST] [--replicas R] [--out DIR] CONFIG.ini [--set KEY=VALUE]...}
 shift
+case $mode in strong|weak) ;; *) echo "scaling.sh: --mode is strong or weak, not '$mode'" >&2; exit 2 ;; esac
+if [ -z "$ranks" ]; then
+    for ((np = 1; np <= ${MAX_RANKS:-32}; np *= 2)); do ranks="$ranks $np"; done
+fi
+[ "$mode" = weak ] && replicas=${replicas:-1}
 ipmpi=${IPMPI:-$here/build/ipmpi}
-max_ranks=${MAX_RANKS:-32}
-work=$(mktemp -d "${TMPDIR:-/tmp}/ipmpi-scaling.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+if [ -z "$out" ]; then
+    out=$(mktemp -d "${TMPDIR:-/tmp}/ipmpi-scaling-$mode.XXXXXX")
+elif [ -e "$out" ] && [ -n "$(ls -A "$out")" ]; then
+    echo "scaling.sh: $out exists and is not empty; choose another --out" >&2
+    exit 2
+fi
+mkdir -p "$out"
 export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1} OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
 export OPENBLAS_NUM_THREADS=1
 
-seconds() { sed -n "s/.* $2 \([0-9.]*\)s.*/\1/p" "$1" | tail -n 1; }
+# value LOG WORD: the seconds after "WORD " on the time line.
+value() { sed -n "s/^time (rank 0):.* $2 \([0-9.]*\)s.*/\1/p" "$1" | tail -n 1; }
 
-printf "%5s %9s %9s %9s %9s %12s %9s %9s\n" ranks wall_s train_s mi_s merge_s merge/logged wall_x1 merge_x2
-base_wall="" base_merge=""
-for ((np = 1; np <= max_ranks; np *= 2)); do
-    log="$work/np$np.log"
+csv="$out/scaling.csv"
+echo "mode,ranks,replicas,logged,wall_s,train_s,forward_s,binning_s,exchange_s,output_s,wait_s,other_s,rank0_sent_bytes_per_logged,rank0_received_bytes_per_logged,peak_mb_rank0,peak_mb_max" >"$csv"
+echo "$mode scaling of $config on ranks:$ranks (cores: $(nproc)); logs, CSV and plot in $out"
+printf "%5s %9s %9s %9s %9s %12s %8s %12s %12s %9s\n" ranks wall_s train_s mi_s exchange_s exchange/logged replicas sent/logged recv/logged peak_MB
+for np in $ranks; do
+    log="$out/np$np.log"
+    set_replicas=()
+    if [ "$mode" = weak ]; then
+        set_replicas=(--set run.replicas=$((replicas * np)))
+    elif [ -n "$replicas" ]; then
+        set_replicas=(--set run.replicas=$replicas)
+    fi
     if ! mpirun --oversubscribe --bind-to none ${MPIRUN_ARGS:-} -np "$np" "$ipmpi" "$config" \
-        --set run.output="$work/np$np.nc" "$@" >"$log" 2>&1; then
-        echo "-np $np failed:" >&2
+        --set run.output="$out/np$np.nc" "$@" "${set_replicas[@]}" >"$log" 2>&1; then
+        echo "-np $np failed (log: $log):" >&2
         tail -n 5 "$log" >&2
         exit 1
     fi
-    wall=$(sed -n 's/.*wall \([0-9.]*\)s.*/\1/p' "$log")
+    wall=$(sed -n 's/^done:.* wall \([0-9.]*\)s.*/\1/p' "$log")
     logged=$(sed -n 's/^done: .* \([0-9]*\) logged.*/\1/p' "$log")
-    train=$(seconds "$log" train)
-    mi=$(awk -v f="$(seconds "$log" forward)" -v b="$(seconds "$log" 'binning+tables')" 'BEGIN { print f + b }')
-    merge=$(seconds "$log" merge)
-    base_wall=${base_wall:-$wall}
-    [ "$np" -lt 2 ] || base_merge=${base_merge:-$merge}
-    awk -v np="$np" -v w="$wall" -v t="$train" -v mi="$mi" -v m="$merge" -v n="$logged" \
-        -v w1="$base_wall" -v m1="$base_merge" 'BEGIN {
-        printf "%5d %9.3f %9.3f %9.3f %9.3f %9.3f ms %9.2f %9.2f\n", np, w, t, mi, m,
-               1000 * m / (n > 0 ? n : 1), w / w1, (m1 > 0 ? m / m1 : 0) }'
+    reps=$(sed -n 's/^done: .* logged, \([0-9]*\) replica.*/\1/p' "$log")
+    read -r sent recv < <(sed -n 's/^exchange (rank 0.*): sent \([0-9]*\) bytes, received \([0-9]*\) bytes.*/\1 \2/p' "$log")
+    read -r mem0 memmax < <(sed -n 's/^memory: peak resident \([0-9.]*\) MB on rank 0, \([0-9.]*\) MB.*/\1 \2/p' "$log")
+    echo "$mode,$np,$reps,$logged,$wall,$(value "$log" train),$(value "$log" forward),$(value "$log" 'binning+tables'),$(value "$log" exchange),$(value "$log" output),$(value "$log" wait),$(value "$log" other),$sent,$recv,$mem0,$memmax" >>"$csv"
+    awk -F, -v np="$np" 'END {
+        printf "%5d %9.3f %9.3f %9.3f %9.3f %9.3f ms %8d %12.0f %12.0f %9.1f\n", np, $5, $6, $7 + $8,
+               $9, 1000 * $9 / ($4 > 0 ? $4 : 1), $3, $13, $14, $16 }' "$csv"
 done
-echo "cores: $(nproc); times are rank 0's; merge includes waiting for the slowest rank."
+echo "mode: $mode; times are rank 0's; exchange excludes the wait for the slowest rank."
+/usr/bin/python3 "$here/jobs/scaling_plot.py" "$csv" "$out/scaling.png" || echo "no plot (needs python3-matplotlib)" >&2
