@@ -41,7 +41,7 @@ per_logged() {
 }
 wall() { sed -n 's/^done:.* wall \([0-9.]*\)s.*/\1/p' "$1"; }
 received() { sed -n 's/^exchange (rank 0.*received \([0-9]*\) bytes.*/\1/p' "$1"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b > 0 ? a / b : 0 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
 
 new="$build/ipmpi"
 setup_before() {

@@ -94,11 +94,12 @@ static int alloc_receiving(ipm_partition *p, char *err)
 {
     size_t cells = (size_t)p->rows * (size_t)p->ns;
     size_t group = (size_t)p->rows * (size_t)p->groups.largest;
-    p->pat = malloc((cells + 1) * sizeof *p->pat);
+    p->lo = malloc((cells + 1) * sizeof *p->lo);
+    p->hi = malloc((cells + 1) * sizeof *p->hi);
     p->group = malloc((2 * group + 1) * sizeof *p->group); /* and room to sort it */
     p->dense = calloc(group + 1, sizeof *p->dense);
-    p->lane = malloc(2 * (size_t)p->ns + 1);
-    if (!p->pat || !p->group || !p->dense || !p->lane)
+    p->lane = malloc((2 * (size_t)p->ns + 1) * sizeof *p->lane);
+    if (!p->lo || !p->hi || !p->group || !p->dense || !p->lane)
         return ipm_fail(err, "out of memory for %zu patterns of the partitioned reduce", cells);
     return 0;
 }
@@ -158,7 +159,8 @@ void ipm_partition_free(ipm_partition *p)
     free(p->cells);
     free(p->words);
     ipm_slices_free(&p->slices);
-    free(p->pat);
+    free(p->lo);
+    free(p->hi);
     free(p->group);
     free(p->dense);
     free(p->lane);
@@ -166,6 +168,10 @@ void ipm_partition_free(ipm_partition *p)
     for (int e = 0; e < IPM_PART_ESTIMATORS; e++)
         free(p->owned[e].cell);
     free(p->scratch.cell);
+    free(p->keyed);
+    free(p->keyed_scratch);
+    free(p->send.w);
+    free(p->recv.w);
     free(p->counts);
     memset(p, 0, sizeof *p);
 }
@@ -350,6 +356,19 @@ static inline ipm_pattern get_pattern(const uint64_t **w, int words)
     return t;
 }
 
+static inline void put_row(ipm_partition *p, int row, int j, ipm_pattern t)
+{
+    size_t at = (size_t)row * (size_t)p->ns + (size_t)j;
+    p->lo[at] = t.lo;
+    p->hi[at] = t.hi;
+}
+
+static inline ipm_pattern row_pattern(const ipm_partition *p, int row, int j)
+{
+    size_t at = (size_t)row * (size_t)p->ns + (size_t)j;
+    return (ipm_pattern){p->lo[at], p->hi[at]};
+}
+
 /* The (X, T) rows source sent: its replicas' patterns of this part's samples. */
 static void read_rows(ipm_partition *p, int source, const uint64_t **w, int words,
                       const uint32_t *choice)
@@ -358,14 +377,14 @@ static void read_rows(ipm_partition *p, int source, const uint64_t **w, int word
     if (!p->est[IPM_PART_POOLED]) {
         for (int j = 0; j < p->ns; j++)
             if ((int)(choice[mine[j]] % (uint32_t)p->n_parts) == source)
-                p->pat[j] = get_pattern(w, words);
+                put_row(p, 0, j, get_pattern(w, words));
         return;
     }
     int on_source = ipm_replicas_on(source, p->n_replicas, p->n_parts);
     for (int k = 0; k < on_source; k++) {
-        ipm_pattern *row = p->pat + (size_t)(source + k * p->n_parts) * (size_t)p->ns;
+        int r = source + k * p->n_parts;
         for (int j = 0; j < p->ns; j++)
-            row[j] = get_pattern(w, words);
+            put_row(p, r, j, get_pattern(w, words));
     }
 }
 
@@ -504,23 +523,36 @@ static int gather_group(const ipm_partition *p, int x, const int32_t *drawn)
     const ipm_x_groups *g = &p->groups;
     const int32_t *member = g->member + g->offset[x];
     int size = g->offset[x + 1] - g->offset[x], m = 0;
-    size_t ns = (size_t)p->ns;
     if (drawn) {
         for (int j = 0; j < size; j++)
-            p->group[m++] = p->pat[(size_t)drawn[member[j]] * ns + (size_t)member[j]];
+            p->group[m++] = row_pattern(p, drawn[member[j]], member[j]);
         return m;
     }
     for (int r = 0; r < p->rows; r++)
         for (int j = 0; j < size; j++)
-            p->group[m++] = p->pat[(size_t)r * ns + (size_t)member[j]];
+            p->group[m++] = row_pattern(p, r, member[j]);
     return m;
 }
 
 #define ROW_COMPARE_ROWS 16 /* up to this many rows compare whole rows pairwise */
 
-static inline int same_pattern(ipm_pattern a, ipm_pattern b)
+/* Row a against an earlier row b (earlier: a's pattern is not the first
+ * of its key where b has it) or a later one; restrict lets these vectorise,
+ * and 64-bit compares need AVX2 (chosen at load time where the CPU has it). */
+__attribute__((target_clones("avx2", "default")))
+static void compare_rows(const uint64_t *restrict alo, const uint64_t *restrict ahi,
+                         const uint64_t *restrict blo, const uint64_t *restrict bhi,
+                         int64_t *restrict mult, int64_t *restrict first, size_t ns, int earlier)
 {
-    return ((a.lo ^ b.lo) | (a.hi ^ b.hi)) == 0;
+    if (earlier)
+        for (size_t j = 0; j < ns; j++) {
+            int64_t same = (alo[j] == blo[j]) & (ahi[j] == bhi[j]);
+            mult[j] += same;
+            first[j] &= !same;
+        }
+    else
+        for (size_t j = 0; j < ns; j++)
+            mult[j] += (alo[j] == blo[j]) & (ahi[j] == bhi[j]);
 }
 
 /* Every x once and every row counted: sample j's group is its patterns
@@ -531,23 +563,21 @@ static uint64_t xt_distinct_rows(ipm_partition *p, uint32_t *dense)
 {
     size_t ns = (size_t)p->ns;
     uint64_t top = 0;
-    uint8_t *mult = p->lane, *first = p->lane + ns;
+    int64_t *mult = p->lane, *first = p->lane + ns;
     for (int r = 0; r < p->rows; r++) {
-        const ipm_pattern *a = p->pat + (size_t)r * ns;
-        memset(mult, 1, ns);
-        memset(first, 1, ns);
-        for (int k = 0; k < p->rows; k++) {
-            const ipm_pattern *b = p->pat + (size_t)k * ns;
-            for (size_t j = 0; k != r && j < ns; j++) {
-                uint8_t same = (uint8_t)same_pattern(a[j], b[j]);
-                mult[j] += same;
-                first[j] &= (uint8_t)(k > r || !same);
-            }
+        const uint64_t *alo = p->lo + (size_t)r * ns, *ahi = p->hi + (size_t)r * ns;
+        for (size_t j = 0; j < ns; j++) {
+            mult[j] = 1;
+            first[j] = 1;
         }
+        for (int k = 0; k < p->rows; k++)
+            if (k != r)
+                compare_rows(alo, ahi, p->lo + (size_t)k * ns, p->hi + (size_t)k * ns, mult,
+                             first, ns, k < r);
         for (size_t j = 0; j < ns; j++)
             if (first[j] && mult[j] > 1) {
                 dense[mult[j]]++;
-                top = mult[j] > top ? mult[j] : top;
+                top = (uint64_t)mult[j] > top ? (uint64_t)mult[j] : top;
             }
     }
     return top;
@@ -557,7 +587,9 @@ static uint64_t xt_distinct_rows(ipm_partition *p, uint32_t *dense)
 static int xt_hist(ipm_partition *p, const int32_t *drawn, ipm_hist *out, char *err)
 {
     uint64_t top = 0, total = 0;
-    if (!drawn && p->groups.n_x == p->ns && p->rows <= ROW_COMPARE_ROWS) {
+    if (p->groups.n_x == p->ns && drawn) /* one pair per x: every key of its own */
+        return ipm_hist_add_dense(out, p->dense, 0, (uint64_t)p->ns, err);
+    if (p->groups.n_x == p->ns && p->rows <= ROW_COMPARE_ROWS) {
         top = xt_distinct_rows(p, p->dense);
         return ipm_hist_add_dense(out, p->dense, top, (uint64_t)p->ns * (uint64_t)p->rows, err);
     }
@@ -696,12 +728,104 @@ static size_t run_counts(const ipm_cell_list *l, int with_y, uint64_t *out)
     return n;
 }
 
+/* LSD radix sort of n (key, count) word pairs by key, 11 bits a pass,
+ * skipping the digits every key shares. */
+static uint64_t *radix_sort_keyed(uint64_t *v, uint64_t *tmp, size_t n, uint64_t differ)
+{
+    enum { BITS = 11, BUCKETS = 1 << BITS };
+    for (int shift = 0; shift < 64; shift += BITS) {
+        if (((differ >> shift) & (BUCKETS - 1)) == 0)
+            continue;
+        size_t at[BUCKETS] = {0}, sum = 0;
+        for (size_t k = 0; k < n; k++)
+            at[(v[2 * k] >> shift) & (BUCKETS - 1)]++;
+        for (int b = 0; b < BUCKETS; b++) {
+            size_t c = at[b];
+            at[b] = sum;
+            sum += c;
+        }
+        for (size_t k = 0; k < n; k++) {
+            size_t to = at[(v[2 * k] >> shift) & (BUCKETS - 1)]++;
+            tmp[2 * to] = v[2 * k];
+            tmp[2 * to + 1] = v[2 * k + 1];
+        }
+        uint64_t *t = v;
+        v = tmp;
+        tmp = t;
+    }
+    return v;
+}
+
+static int bits_for(uint64_t v)
+{
+    return v ? 64 - __builtin_clzll(v) : 0;
+}
+
+/* Patterns of at most 64 - y bits: each cell one 64-bit key pattern << ybits
+ * | y, sorted in two-word records; 0 with T and (Y, T) counts in p->counts
+ * (T's first, n_t of them), 1 when the cells do not fit. */
+static int narrow_counts(ipm_partition *p, const ipm_cell_list *l, size_t *n_t, size_t *n_yt,
+                         char *err)
+{
+    uint64_t or_lo = 0, and_key = ~0ull, or_key = 0, or_hi = 0;
+    int ybits = bits_for((uint64_t)p->n_classes - 1);
+    for (size_t k = 0; k < l->n; k++) {
+        or_lo |= l->cell[k].lo;
+        or_hi |= l->cell[k].hi;
+    }
+    if (or_hi || bits_for(or_lo) + ybits > 64)
+        return 1;
+    size_t need = 2 * l->capacity + 2;
+    uint64_t *a = realloc(p->keyed, need * sizeof *a), *b = a ? realloc(p->keyed_scratch, need * sizeof *b) : NULL;
+    if (a)
+        p->keyed = a;
+    if (b)
+        p->keyed_scratch = b;
+    if (!a || !b)
+        return ipm_fail(err, "out of memory sorting %zu cells", l->n);
+    for (size_t k = 0; k < l->n; k++) {
+        uint64_t key = ybits ? l->cell[k].lo << ybits | l->cell[k].y : l->cell[k].lo;
+        a[2 * k] = key;
+        a[2 * k + 1] = l->cell[k].count;
+        or_key |= key;
+        and_key &= key;
+    }
+    uint64_t *v = radix_sort_keyed(a, b, l->n, or_key ^ and_key);
+    size_t t = 0, yt = l->n; /* T counts from the front, (Y, T) counts behind them */
+    for (size_t k = 0; k < l->n;) {
+        uint64_t pattern = v[2 * k] >> ybits, sum = 0;
+        for (; k < l->n && v[2 * k] >> ybits == pattern; k++)
+            sum += v[2 * k + 1];
+        p->counts[t++] = sum;
+    }
+    for (size_t k = 0; k < l->n;) {
+        uint64_t key = v[2 * k], sum = 0;
+        for (; k < l->n && v[2 * k] == key; k++)
+            sum += v[2 * k + 1];
+        p->counts[yt++] = sum;
+    }
+    *n_t = t;
+    *n_yt = yt - l->n;
+    return 0;
+}
+
 /* T and (Y, T) histograms of the owned cells; the list emptied. */
 static int owned_hists(ipm_partition *p, int est, ipm_hist *h, char *err)
 {
     ipm_cell_list *l = &p->owned[est];
-    if (reserve_list(&p->scratch, l->capacity, err) || reserve_counts(p, l->n + 1, err))
+    if (reserve_list(&p->scratch, l->capacity, err) || reserve_counts(p, 2 * l->n + 1, err))
         return -1;
+    size_t n_t = 0, n_yt = 0;
+    int narrow = narrow_counts(p, l, &n_t, &n_yt, err);
+    if (narrow < 0)
+        return -1;
+    if (narrow == 0) {
+        int rc = ipm_hist_add_counts(&h[IPM_HIST_T], p->counts, n_t, err);
+        if (rc == 0)
+            rc = ipm_hist_add_counts(&h[IPM_HIST_YT], p->counts + l->n, n_yt, err);
+        l->n = 0;
+        return rc;
+    }
     radix_sort(l, &p->scratch);
     size_t n = run_counts(l, 0, p->counts);
     int rc = ipm_hist_add_counts(&h[IPM_HIST_T], p->counts, n, err);

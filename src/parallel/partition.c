@@ -13,7 +13,7 @@
 typedef struct layout {
     long long *send_n, *recv_n; /* what each says it sends; -1: it failed */
     int *send_count, *send_at, *recv_count, *recv_at;
-    uint64_t *send, *recv;
+    uint64_t *send, *recv;         /* the partition's buffers */
 } layout;
 
 static void free_layout(layout *l)
@@ -24,8 +24,6 @@ static void free_layout(layout *l)
     free(l->send_at);
     free(l->recv_count);
     free(l->recv_at);
-    free(l->send);
-    free(l->recv);
 }
 
 static int alloc_layout(layout *l, int size, char *err)
@@ -44,9 +42,9 @@ static int alloc_layout(layout *l, int size, char *err)
     return 0;
 }
 
-/* counts and offsets as MPI's ints; the words of one exchange must stay
- * below 2^31 on every rank (16 GiB). */
-static int to_ints(const long long *n, int *count, int *at, int size, uint64_t **buf,
+/* counts and offsets as MPI's ints (the words of one exchange must stay
+ * below 2^31 on every rank, 16 GiB), and room for them in buf. */
+static int to_ints(const long long *n, int *count, int *at, int size, ipm_words *buf,
                    const char *what, char *err)
 {
     long long total = 0;
@@ -58,18 +56,24 @@ static int to_ints(const long long *n, int *count, int *at, int size, uint64_t *
             return ipm_fail(err, "partitioned reduce: more than %d words to %s on one rank; "
                             "use more ranks or fewer replicas per rank", INT_MAX, what);
     }
-    *buf = malloc(((size_t)total + 1) * sizeof **buf);
-    if (!*buf)
+    if ((size_t)total + 1 <= buf->capacity)
+        return 0;
+    free(buf->w);
+    buf->capacity = 0;
+    buf->w = malloc(((size_t)total + 1) * sizeof *buf->w);
+    if (!buf->w)
         return ipm_fail(err, "out of memory for %lld words to %s", total, what);
+    buf->capacity = (size_t)total + 1;
     return 0;
 }
 
-static int plan_sends(const ipm_partition *p, const ipm_binned *b, layout *l, int size,
-                      char *err)
+static int plan_sends(ipm_partition *p, const ipm_binned *b, layout *l, int size, char *err)
 {
     for (int q = 0; q < size; q++)
         l->send_n[q] = (long long)ipm_partition_words_to(p, b, q);
-    return to_ints(l->send_n, l->send_count, l->send_at, size, &l->send, "send", err);
+    int rc = to_ints(l->send_n, l->send_count, l->send_at, size, &p->send, "send", err);
+    l->send = p->send.w;
+    return rc;
 }
 
 static void pack_all(const ipm_partition *p, const ipm_binned *b, layout *l, int size)
@@ -120,7 +124,7 @@ static int read_all(ipm_partition *p, const ipm_binned *b, const layout *l, int 
 
 /* Every rank ready (the first point where ranks meet: the time is mostly
  * waiting for the slowest), then who sends how much. */
-static int exchange_counts(const ipm_partition *p, const ipm_binned *b, int failed, layout *l,
+static int exchange_counts(ipm_partition *p, const ipm_binned *b, int failed, layout *l,
                            double *waited, MPI_Comm comm, char *err)
 {
     int size = p->n_parts;
@@ -137,7 +141,8 @@ static int exchange_counts(const ipm_partition *p, const ipm_binned *b, int fail
     rc = ipm_mpi_check(MPI_Alltoall(l->send_n, 1, MPI_LONG_LONG, l->recv_n, 1, MPI_LONG_LONG,
                                     comm), "MPI_Alltoall of the partitioned reduce's sizes", err);
     if (rc == 0)
-        rc = to_ints(l->recv_n, l->recv_count, l->recv_at, size, &l->recv, "receive", err);
+        rc = to_ints(l->recv_n, l->recv_count, l->recv_at, size, &p->recv, "receive", err);
+    l->recv = p->recv.w;
     return ipm_agree(rc, err, comm);
 }
 
@@ -158,8 +163,6 @@ int ipm_partition_exchange(ipm_partition *p, const ipm_binned *b, int failed, ip
                                          l.recv_count, l.recv_at, MPI_UINT64_T, comm),
                            "MPI_Alltoallv of the partitioned reduce", err);
     count_traffic(&l, rank, p->n_parts, traffic);
-    free(l.send);
-    l.send = NULL;
     if (rc == 0)
         rc = read_all(p, b, &l, p->n_parts, hist, err);
     free_layout(&l);

@@ -73,6 +73,12 @@ typedef struct ipm_cell_list {
     size_t n, capacity;
 } ipm_cell_list;
 
+/* Words kept from one exchange to the next (no page faults every epoch). */
+typedef struct ipm_words {
+    uint64_t *w;
+    size_t capacity;
+} ipm_words;
+
 /* A part's side of one plane's partitioned reduce, reused every epoch. */
 typedef struct ipm_partition {
     int part, n_parts, n_replicas, n_layers, n_classes;
@@ -84,15 +90,18 @@ typedef struct ipm_partition {
     ipm_cells *cells;              /* n_layers x IPM_PART_ESTIMATORS */
     /* receiving: this part's samples */
     int ns;                        /* how many */
-    ipm_pattern *pat;              /* rows x ns: row r replica r's (or the drawn) patterns */
+    uint64_t *lo, *hi;             /* rows x ns: row r's patterns of this part's samples
+                                      (replica r's, or each one's drawn replica's), in halves */
     ipm_x_groups groups;           /* this part's samples by x (x ids from x_cut[part]) */
     ipm_pattern *group;            /* 2 x rows x the largest group: a group's patterns, scratch */
     uint32_t *dense;               /* rows x the largest group + 1: a count histogram */
-    uint8_t *lane;                 /* 2 ns: per sample, a multiplicity and a first-holder flag */
+    int64_t *lane;                 /* 2 ns: per sample, a multiplicity and a first-holder flag */
     ipm_cell_list owned[IPM_PART_ESTIMATORS]; /* (Y, T) cells received, of the patterns owned */
     ipm_cell_list scratch;         /* for sorting them */
+    uint64_t *keyed, *keyed_scratch; /* 2 x their capacity: narrow cells as (key, count) */
     uint64_t *counts;              /* T or (Y, T) counts of the sorted cells */
     size_t counts_capacity;
+    ipm_words send, recv;          /* the exchange's buffers (parallel/partition.h) */
 } ipm_partition;
 
 typedef struct ipm_partition_spec {
