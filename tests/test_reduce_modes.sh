@@ -39,4 +39,8 @@ for np in 1 2 3 4 8; do
 done
 "$PY" "$IPMPI_SOURCE_ROOT/tests/check_run.py" same "${runs[@]}" ||
     fail "results depend on the rank count or the reduce"
+
+# A reduce that does not exist is refused, naming the key and the choices.
+"$IPMPI" --check --set run.reduce=ring job.ini >bad.out 2>bad.err && fail "reduce = ring accepted"
+grep -q "\[run\] reduce.*ring" bad.err || fail "reduce = ring: $(cat bad.err)"
 finish

@@ -286,7 +286,8 @@ static int count_layer(ipm_measure *m, int layer, char *err)
     const int32_t **ids = m->rows;
     for (int k = 0; k < m->binned.n_seen; k++)
         ids[k] = ipm_binned_ids(&m->binned, layer, k);
-    ipm_pairs all = {ids, m->binned.n_seen, NULL}, sampled = {ids, m->binned.n_seen, m->binned.pick};
+    ipm_pairs all = {ids, m->binned.n_seen, NULL};
+    ipm_pairs sampled = {ids, m->binned.n_seen, m->binned.pick};
     int one_rank = m->n_ranks <= 1, tree = !one_rank && m->reduce == IPM_REDUCE_TREE;
     if (m->estimators & IPM_EST_SIMPLE)
         count_simple(m, layer, &all);
@@ -425,8 +426,9 @@ int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err)
         return ipm_fail(err, "measure: prepared for %d ranks, finishing on %d", m->n_ranks, size);
     int rc = counted;
     if (several_ranks_extended(m)) {
-        int reduced = m->reduce == IPM_REDUCE_TREE ? reduce_tree(m, comm, rank, counted, err)
-                                                   : reduce_partitioned(m, comm, rank, counted, err);
+        int reduced = m->reduce == IPM_REDUCE_TREE
+                          ? reduce_tree(m, comm, rank, counted, err)
+                          : reduce_partitioned(m, comm, rank, counted, err);
         rc = reduced ? -1 : rc;
     }
     if ((m->estimators & IPM_EST_SIMPLE) && reduce_simple(m, comm, err))

@@ -83,12 +83,12 @@ static int make_schedule(ipm_plan *p, char *err)
 enum {
     IDS_BYTES = 4,             /* its pattern id, per measured layer, on its rank */
     COUNTER_BYTES = 24,        /* dense counting on one rank */
-    TREE_TABLE_BYTES = 96,     /* per table: a 32-byte slot at the tables' load, a 32-byte entry in flight */
-    ROW_BYTES = 16,            /* partitioned: a pattern sent to, and received by, its sample's owner */
+    TREE_TABLE_BYTES = 96,     /* per table: a 32-byte slot at the load, a 32-byte entry in flight */
+    ROW_BYTES = 16,            /* partitioned: a pattern sent to (and received by) its sample's owner */
     CELL_SEND_BYTES = 52,      /* partitioned: a (Y, T) cell counted, grouped and packed */
     CELL_RECEIVE_BYTES = 24,   /* partitioned: a cell received by its pattern's owner */
-    OWNER_BYTES = 88,          /* partitioned: a received pattern mapped and counted (largest layer) */
-    OWNER_TABLE_BYTES = 136,   /* partitioned: its T and (Y, T) keys at the owner (largest layer) */
+    OWNER_ROW_BYTES = 16,      /* partitioned: a received pattern kept to compare (largest layer) */
+    OWNER_CELL_BYTES = 96,     /* partitioned: a received cell sorted and counted (largest layer) */
 };
 
 /* One plane's worst case on the busiest rank: n samples, r replicas. */
@@ -97,7 +97,8 @@ static double plane_bytes(const ipm_plan *p, double n, double r)
     const ipm_config *cfg = p->cfg;
     double layers = p->n_measured_layers, ranks = p->n_ranks;
     double local = ceil(r / ranks), held = n * local; /* pairs binned on one rank */
-    int pooled = (cfg->estimators & IPM_EST_POOLED) != 0, sampled = (cfg->estimators & IPM_EST_SAMPLED) != 0;
+    int pooled = (cfg->estimators & IPM_EST_POOLED) != 0;
+    int sampled = (cfg->estimators & IPM_EST_SAMPLED) != 0;
     double bytes = IDS_BYTES * held * layers;
     if (p->n_ranks == 1)
         return bytes + COUNTER_BYTES * held;
@@ -108,7 +109,7 @@ static double plane_bytes(const ipm_plan *p, double n, double r)
     double sent = pooled * held + sampled * drawn, received = pooled * owned + sampled * drawn;
     bytes += layers * (ROW_BYTES * (pooled ? held : drawn) + CELL_SEND_BYTES * sent);
     bytes += layers * (ROW_BYTES * owned + CELL_RECEIVE_BYTES * received);
-    return bytes + OWNER_BYTES * owned + OWNER_TABLE_BYTES * received;
+    return bytes + OWNER_ROW_BYTES * owned + OWNER_CELL_BYTES * received;
 }
 
 /* The counts' worst case on the busiest rank, every pattern distinct.

@@ -564,14 +564,6 @@ void ipm_count_replicas(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_grou
     }
 }
 
-int ipm_count_xt_hist(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups *g,
-                      ipm_hist *out, char *err)
-{
-    sink xt = {.hist = c->hist};
-    count_xt(c, pairs, g, &xt);
-    return ipm_hist_add_dense(out, c->hist, xt.top, xt.total, err);
-}
-
 /* Like count_t_yt's (Y, T) half, with the cells listed as they drain. */
 size_t ipm_count_yt_cells(ipm_counter *c, const ipm_pairs *pairs, const int32_t *y,
                           ipm_id_count *out)

@@ -776,7 +776,8 @@ static int narrow_counts(ipm_partition *p, const ipm_cell_list *l, size_t *n_t, 
     if (or_hi || bits_for(or_lo) + ybits > 64)
         return 1;
     size_t need = 2 * l->capacity + 2;
-    uint64_t *a = realloc(p->keyed, need * sizeof *a), *b = a ? realloc(p->keyed_scratch, need * sizeof *b) : NULL;
+    uint64_t *a = realloc(p->keyed, need * sizeof *a);
+    uint64_t *b = a ? realloc(p->keyed_scratch, need * sizeof *b) : NULL;
     if (a)
         p->keyed = a;
     if (b)

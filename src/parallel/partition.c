@@ -204,7 +204,8 @@ static uint64_t *pack_hists(const ipm_hist *hist, int n, int failed, size_t *wor
 static int add_packed(ipm_hist *hist, int n, const uint64_t *w, size_t words, char *err)
 {
     if (words < 2 + (size_t)n || w[1] != (uint64_t)n)
-        return ipm_fail(err, "count histograms: a child sent %zu words for %d histograms", words, n);
+        return ipm_fail(err, "count histograms: a child sent %zu words for %d histograms", words,
+                        n);
     const uint64_t *bins = w + 2 + n, *end = w + words;
     for (int k = 0; k < n; k++) {
         if ((uint64_t)(end - bins) < 2 * w[2 + k])
@@ -254,8 +255,9 @@ static int send_hists(const ipm_hist *hist, int n, int failed, int to, MPI_Comm 
         free(w);
         w = NULL;
     }
-    int rc = ipm_mpi_check(MPI_Send(w ? w : flag, (int)words, MPI_UINT64_T, to, IPM_TAG_HISTS, comm),
-                           "MPI_Send (histograms)", err);
+    int rc = ipm_mpi_check(
+        MPI_Send(w ? w : flag, (int)words, MPI_UINT64_T, to, IPM_TAG_HISTS, comm),
+        "MPI_Send (histograms)", err);
     if (traffic)
         traffic->sent += (uint64_t)words * 8;
     int sent_whole = w != NULL;

@@ -6,8 +6,8 @@
  * and run-length counted. Every entropy ends in ipm_sum_clog2c_hist
  * (hist.h), so it is bitwise the one a count table holding the same
  * multiset of counts gives; the same counts can also be exported into count
- * tables (the tree reduce), as a histogram of (X, T) counts or as a list of
- * (Y, T) cells (the partitioned reduce). Pure computation: no MPI, no I/O. */
+ * tables (the tree reduce) or as a list of (Y, T) cells (the partitioned
+ * reduce). Pure computation: no MPI, no I/O. */
 #ifndef IPMPI_COUNT_H
 #define IPMPI_COUNT_H
 
@@ -95,10 +95,6 @@ void ipm_count_entropies(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_gro
  * alone and for all. */
 void ipm_count_replicas(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups *g,
                         const int32_t *y, ipm_entropies *each, ipm_entropies *pooled);
-
-/* The histogram of the pairs' (X, T) counts, added to out. */
-int ipm_count_xt_hist(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups *g,
-                      ipm_hist *out, char *err);
 
 /* A count of pattern id with label y. */
 typedef struct ipm_id_count {
