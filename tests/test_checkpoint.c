@@ -290,6 +290,7 @@ static void check_same(const ipm_checkpoint *a, const ipm_checkpoint *b)
 {
     CHECK(strcmp(a->config_text, b->config_text) == 0);
     CHECK(a->epoch == b->epoch && a->records == b->records && a->n_replicas == b->n_replicas);
+    CHECK(a->run_id == b->run_id);
     for (int r = 0; r < a->n_replicas && r < b->n_replicas; r++)
         CHECK(a->replica_size[r] == b->replica_size[r] &&
               memcmp(a->replica[r], b->replica[r], a->replica_size[r]) == 0);
@@ -314,13 +315,15 @@ static void file_layout(void)
     const unsigned char blob[2] = {'x', 'y'};
     const unsigned char *blobs[1] = {blob};
     size_t sizes[1] = {2};
-    ipm_checkpoint ck = {.config_text = "a=1", .epoch = 7, .records = 3, .n_replicas = 1,
+    ipm_checkpoint ck = {.config_text = "a=1", .epoch = 7, .records = 3,
+                         .run_id = 0x0807060504030201ULL, .n_replicas = 1,
                          .replica = blobs, .replica_size = sizes,
                          .stop = (const unsigned char *)"S", .stop_size = 1};
     CHECK(ipm_checkpoint_write(in_dir(path, sizeof path, "layout.ck"), &ck, err) == 0);
-    unsigned char want[] = {'I', 'P', 'M', 'P', 'I', 'C', 'K', '1', 1, 0, 0, 0, 0, 0, 0, 0,
+    unsigned char want[] = {'I', 'P', 'M', 'P', 'I', 'C', 'K', '1', 2, 0, 0, 0, 0, 0, 0, 0,
                             3, 0, 0, 0, 0, 0, 0, 0, 'a', '=', '1',
-                            7, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+                            7, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8,
+                            1, 0, 0, 0,
                             2, 0, 0, 0, 0, 0, 0, 0, 'x', 'y',
                             1, 0, 0, 0, 0, 0, 0, 0, 'S',
                             0, 0, 0, 0, 0, 0, 0, 0};
@@ -335,6 +338,25 @@ static void file_layout(void)
     CHECK(ipm_checkpoint_read(path, &back, err) == 0);
     check_same(&ck, &back);
     ipm_checkpoint_free(&back);
+    int n = 0;
+    CHECK(ipm_checkpoint_replicas(path, &n, err) == 0 && n == 1);
+
+    /* Version 1, written before run ids: the same without them, read with id 0. */
+    unsigned char v1[sizeof want - 8];
+    size_t at = 0;
+    for (size_t i = 0; i < sizeof want; i++)
+        if (i < 39 || i >= 47) /* the run id's 8 bytes go */
+            v1[at++] = want[i];
+    v1[8] = 1;
+    sum = fnv1a_reference(v1, sizeof v1 - 8);
+    for (int i = 0; i < 8; i++)
+        v1[sizeof v1 - 8 + (size_t)i] = (unsigned char)(sum >> (8 * i));
+    write_all(path, v1, sizeof v1);
+    ck.run_id = 0;
+    CHECK(ipm_checkpoint_read(path, &back, err) == 0);
+    check_same(&ck, &back);
+    ipm_checkpoint_free(&back);
+    CHECK(ipm_checkpoint_replicas(path, &n, err) == 0 && n == 1);
 }
 
 static void round_trip(void)
@@ -357,10 +379,31 @@ static void round_trip(void)
     ensemble_free(&e);
 }
 
+/* The config that text (a config file called now.ini) reads as. */
+static ipm_config config_of(const char *text)
+{
+    ipm_config cfg;
+    char err[IPM_ERRLEN] = "";
+    if (ipm_config_load_text(&cfg, text, "now.ini", err) != 0) {
+        fprintf(stderr, "config does not load: %s\n", err);
+        CHECK(0);
+    }
+    return cfg;
+}
+
+static int load_with(const char *path, const char *config, int replicas, ipm_checkpoint *ck,
+                     char *err)
+{
+    ipm_config cfg = config_of(config);
+    int rc = ipm_checkpoint_load(path, &cfg, replicas, ck, err);
+    ipm_config_free(&cfg);
+    return rc;
+}
+
 static int load_epoch(const char *path, const char *config, int *used_prev, char *err)
 {
     ipm_checkpoint ck;
-    int rc = ipm_checkpoint_load(path, config, 3, &ck, err);
+    int rc = load_with(path, config, 3, &ck, err);
     int epoch = rc == 0 ? ck.epoch : -1;
     *used_prev = ck.used_prev;
     ipm_checkpoint_free(&ck);
@@ -398,7 +441,7 @@ static void corruption(void)
     CHECK(ipm_checkpoint_read(path, &ck, err) == -1);
     CHECK(strstr(err, "checksum") != NULL && strstr(err, path) != NULL);
     ipm_checkpoint_free(&ck);
-    CHECK(ipm_checkpoint_load(path, e2.config_text, 3, &ck, err) == 0);
+    CHECK(load_with(path, e2.config_text, 3, &ck, err) == 0);
     CHECK(ck.used_prev == 1 && strstr(ck.refused, "checksum") != NULL);
     ipm_checkpoint_free(&ck);
 
@@ -451,7 +494,9 @@ static char *edit_config(const char *text, const char *section, const char *key,
 static void expect_config(const char *saved, const char *now, int ok, const char *needle)
 {
     char err[IPM_ERRLEN] = "";
-    int rc = ipm_checkpoint_config_check(saved, now, err);
+    ipm_config cfg = config_of(now);
+    int rc = ipm_checkpoint_config_check(saved, &cfg, err);
+    ipm_config_free(&cfg);
     CHECK(rc == (ok ? 0 : -1));
     if (!ok && !strstr(err, needle)) {
         fprintf(stderr, "expected '%s' in: %s\n", needle, err);
@@ -477,21 +522,29 @@ static void config_match(void)
     char *layers = edit_config(t, "[network]", "layers",
                                "layers = dense:4:tanh,\n  dense:3:softmax");
     expect_config(t, t, 1, NULL);
-    expect_config(t, lr, 0, "[training] learning_rate (line ");
+    /* The key is named where this run's config set it: FILE:LINE. */
+    expect_config(t, lr, 0, "now.ini:");
     expect_config(t, lr, 0,
-                  "checkpoint has 'learning_rate = 0.05', this run has 'learning_rate = 0.01'");
+                  "[training] learning_rate = 0.01 differs from the checkpoint's 0.05");
     expect_config(t, epochs, 1, NULL);
     expect_config(t, out, 1, NULL);
     expect_config(t, threads, 1, NULL);
-    expect_config(t, info, 0, "[information] epochs");
-    expect_config(t, layers, 0, "[network] layers");
+    expect_config(t, info, 0, "[information] epochs = every:3");
+    expect_config(t, layers, 0, "[network] layers = dense:4:tanh, dense:3:softmax differs");
     expect_config(t, layers2, 1, NULL);
     expect_config(layers2, t, 1, NULL);
-    expect_config(layers2, layers, 0, "checkpoint has 'layers = dense:4:tanh, dense:2:softmax'");
-    expect_config("[a]\nx = 1\n# note\n", "; other\n[a]\n\nx = 1\n", 1, NULL);
-    expect_config("[a]\nx = 1\n", "[a]\nx = 1\ny = 2\n", 0, "[a] y");
-    expect_config("[a]\nx = 1\ny = 2\n", "[a]\nx = 1\n", 0, "[a] y");
-    expect_config("[a]\nx = 1\n", "[b]\nx = 1\n", 0, "[b] x");
+    expect_config(layers2, layers, 0, "the checkpoint's dense:4:tanh, dense:2:softmax");
+    /* Values, not their spelling, are compared; comments and layout do not count. */
+    char *spelled = edit_config(t, "[training]", "learning_rate", "learning_rate = 5e-2 ; lr");
+    char *commented = malloc(strlen(t) + 32);
+    snprintf(commented, strlen(t) + 32, "# a note\n\n%s\n; the end\n", t);
+    expect_config(t, spelled, 1, NULL);
+    expect_config(commented, t, 1, NULL);
+    expect_config(t, commented, 1, NULL);
+    /* A checkpoint whose config does not read is refused, saying so. */
+    expect_config("[training]\nepochs = many\n", t, 0, "its config does not load");
+    free(spelled);
+    free(commented);
 
     /* load refuses a mismatch in both files, naming the key. */
     in_dir(path, sizeof path, "config.ck");
@@ -501,7 +554,7 @@ static void config_match(void)
     CHECK(strstr(err, "[training] learning_rate") != NULL);
     CHECK(load_epoch(path, epochs, &used_prev, err) == 1 && !used_prev);
     ipm_checkpoint ck;
-    CHECK(ipm_checkpoint_load(path, t, 4, &ck, err) == -1 && strstr(err, "3 replicas") != NULL);
+    CHECK(load_with(path, t, 4, &ck, err) == -1 && strstr(err, "3 replicas") != NULL);
     ipm_checkpoint_free(&ck);
     free(lr);
     free(epochs);

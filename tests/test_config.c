@@ -281,11 +281,11 @@ static void test_errors(void)
                  "t.ini:5: [data] test_images", "go together");
     expect_error("[network]\nlayers = dense:4:tanh, dense:x:tanh, dense:2:softmax\n",
                  "t.ini:2: [network] layers: item 2 'dense:x:tanh'",
-                 "units must be a positive integer");
+                 "units must be an integer from 1 to 16777216");
     expect_error("[network]\nlayers = dense::tanh\n", "t.ini:2: [network] layers: item 1",
-                 "units must be a positive integer");
+                 "units must be an integer from 1 to 16777216");
     expect_error("[network]\nlayers = dense:0:tanh\n", "t.ini:2: [network] layers: item 1",
-                 "units must be a positive integer");
+                 "units must be an integer from 1 to 16777216");
     expect_error("[network]\nlayers = dense:tanh\n", "t.ini:2: [network] layers: item 1",
                  "expected dense:UNITS:ACTIVATION");
     expect_error("[network]\nlayers = dense:4:tanhh\n", "t.ini:2: [network] layers: item 1",
@@ -295,6 +295,25 @@ static void test_errors(void)
                  "only allowed on the last layer");
     expect_error("[network]\nlayers = dense:4:tanh,\n", "t.ini:2: [network] layers",
                  "item 2 is empty");
+    /* A trailing comma is named as such, not as a misplaced softmax. */
+    expect_error("[network]\nlayers = dense:4:tanh, dense:2:softmax,\n",
+                 "t.ini:2: [network] layers", "item 3 is empty (a comma at the end?)");
+    expect_error("[network]\nlayers = conv:100000:3x3, dense:2:softmax\n",
+                 "item 1 'conv:100000:3x3'", "channels must be an integer from 1 to 65536");
+
+    /* A NUL byte in a line is refused, not read as the end of the value. */
+    {
+        static const char nul_text[] = "[training]\nbatch_size = 25\0 6\n";
+        FILE *f = fopen(path, "wb");
+        CHECK(f && fwrite(nul_text, 1, sizeof nul_text - 1, f) == sizeof nul_text - 1);
+        if (f)
+            fclose(f);
+        ipm_config cfg;
+        char err[IPM_ERRLEN] = "";
+        CHECK(ipm_config_load(&cfg, path, NULL, 0, err) == -1);
+        CHECK(strstr(err, "t.ini:2:") != NULL && strstr(err, "NUL byte") != NULL);
+        ipm_config_free(&cfg);
+    }
 
     /* Empty values, syntax errors, long lines, indented keys. */
     expect_error("[run]\noutput =\n", "t.ini:2: [run] output", "empty value");

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ipmpi/parallel/comm.h"
 #include "ipmpi/io/config.h"
@@ -13,14 +14,34 @@
 #include "ipmpi/app/run.h"
 #include "ipmpi/version.h"
 
-/* 75 is sysexits' EX_TEMPFAIL: stopped on a signal, resubmit with --restart. */
-enum { EXIT_RUN_FAILED = 1, EXIT_USAGE = 2, EXIT_STOPPED = 75 };
+/* One exit status per kind of failure (enum ipm_error_kind), the same under
+ * --check and in a run; sysexits' numbers where one fits. */
+enum {
+    EXIT_RUN_FAILED = 1, /* IPM_ERR_FAILED */
+    EXIT_USAGE = 2,      /* IPM_ERR_INPUT: command line, config, data */
+    EXIT_REFUSED = 73,   /* IPM_ERR_REFUSED: EX_CANTCREAT, output or checkpoint exists or is held */
+    EXIT_IO = 74,        /* IPM_ERR_IO: EX_IOERR, writing output or checkpoint failed */
+    EXIT_STOPPED = 75,   /* EX_TEMPFAIL: stopped on a signal, resubmit with --restart */
+};
+
+/* The status of a failure whose message is err; a message without a kind
+ * gets the phase's. */
+static int exit_status(const char *err, enum ipm_error_kind phase)
+{
+    enum ipm_error_kind kind = ipm_error_kind(err);
+    switch (kind == IPM_ERR_UNSPECIFIED ? phase : kind) {
+    case IPM_ERR_INPUT: return EXIT_USAGE;
+    case IPM_ERR_REFUSED: return EXIT_REFUSED;
+    case IPM_ERR_IO: return EXIT_IO;
+    default: return EXIT_RUN_FAILED;
+    }
+}
 
 typedef struct cli {
     const char *config_path;
     const char **overrides;
     int n_overrides;
-    int check, help, version, restart;
+    int check, help, version, restart, overwrite;
 } cli;
 
 /* The one piece of global state: a signal handler can reach nothing else.
@@ -33,7 +54,11 @@ static void on_stop_signal(int sig)
 }
 
 /* SIGUSR1 (Slurm's --signal, forwarded by mpirun), SIGTERM (PBS walltime,
- * scancel) and SIGINT all mean: checkpoint at the next epoch and stop. */
+ * scancel) and SIGINT all mean: checkpoint at the next epoch and stop.
+ * Installed before MPI_Init, so that no signal finds the default action
+ * (which would kill the rank without a checkpoint); Open MPI keeps handlers
+ * it finds installed. A signal during setup is acted on at the first epoch
+ * boundary, after epoch 0, with a checkpoint of it. */
 static void install_stop_handlers(void)
 {
     struct sigaction sa;
@@ -46,7 +71,7 @@ static void install_stop_handlers(void)
 }
 
 static const char usage_text[] =
-    "usage: ipmpi [--check] [--restart] [--set SECTION.KEY=VALUE]... CONFIG.ini\n"
+    "usage: ipmpi [--check] [--restart | --overwrite] [--set SECTION.KEY=VALUE]... CONFIG.ini\n"
     "       mpirun -np P ipmpi CONFIG.ini\n"
     "\n"
     "Trains an ensemble of networks (one replica per MPI rank, replica r on rank r mod P)\n"
@@ -58,6 +83,8 @@ static const char usage_text[] =
     "                         (every key, defaults included) and exit\n"
     "  --restart              continue from the checkpoint ([run] checkpoint) of an earlier\n"
     "                         run of the same config, appending to its output\n"
+    "  --overwrite            start afresh even where the output or checkpoint exists\n"
+    "                         (without it or --restart, an existing one is refused)\n"
     "  --set SECTION.KEY=V    override one key of CONFIG (repeatable), e.g.\n"
     "                         --set run.replicas=32 --set training.epochs=100\n"
     "  --help                 this text\n"
@@ -67,8 +94,15 @@ static const char usage_text[] =
     "with status 75; a checkpoint is also written every [run] checkpoint_every epochs and\n"
     "at the end.\n"
     "\n"
-    "exit status: 0 done, 1 the run failed (message on stderr), 2 bad command line or config,\n"
-    "75 stopped on a signal after writing the checkpoint (resubmit with --restart)\n";
+    "exit status:\n"
+    "   0  done\n"
+    "   1  the run failed (divergence, memory, a lost rank; the message is on stderr)\n"
+    "   2  bad command line, config or data (the same status under --check)\n"
+    "  73  refused: the output or checkpoint exists (see --restart, --overwrite) or\n"
+    "      another run holds it; nothing was written\n"
+    "  74  writing the output or checkpoint failed (e.g. disk full); what was written\n"
+    "      before is kept whole\n"
+    "  75  stopped on a signal after writing the checkpoint (resubmit with --restart)\n";
 
 static int parse_cli(int argc, char **argv, cli *c, char *err)
 {
@@ -86,6 +120,8 @@ static int parse_cli(int argc, char **argv, cli *c, char *err)
             c->check = 1;
         else if (!strcmp(a, "--restart"))
             c->restart = 1;
+        else if (!strcmp(a, "--overwrite"))
+            c->overwrite = 1;
         else if (!strcmp(a, "--set") && i + 1 < argc)
             c->overrides[c->n_overrides++] = argv[++i];
         else if (!strncmp(a, "--set=", 6))
@@ -99,6 +135,8 @@ static int parse_cli(int argc, char **argv, cli *c, char *err)
     }
     if (!c->help && !c->version && !c->config_path)
         return ipm_fail(err, "no config file given (see ipmpi --help)");
+    if (c->restart && c->overwrite)
+        return ipm_fail(err, "--restart continues a run, --overwrite replaces it: give one");
     return 0;
 }
 
@@ -124,8 +162,19 @@ static void print_data_and_network(const ipm_plan *plan)
     printf("\n");
 }
 
-/* --check builds the run's own plan (data, shapes, schedule, bounds), so a
- * config that would fail at start fails here. */
+/* What a run of this config would find in place: a note, not an error, so
+ * that a batch script can read the effective config of a run it continues. */
+static void print_existing_files(const ipm_plan *plan)
+{
+    const char *paths[] = {plan->cfg->output, plan->checkpoint};
+    for (int i = 0; i < 2; i++)
+        if (access(paths[i], F_OK) == 0)
+            printf("# note: %s exists: a run continues it with --restart (or replaces it "
+                   "with --overwrite)\n", paths[i]);
+}
+
+/* --check builds the run's own plan (data, shapes, schedule, bounds, paths),
+ * so a config that would fail at start fails here, with the same status. */
 static int check_config(const ipm_config *cfg, char *err)
 {
     ipm_plan plan;
@@ -133,6 +182,7 @@ static int check_config(const ipm_config *cfg, char *err)
     if (rc == 0) {
         printf("%s", plan.config_text);
         print_data_and_network(&plan);
+        print_existing_files(&plan);
     }
     ipm_plan_free(&plan);
     return rc;
@@ -143,20 +193,20 @@ static int run_collective(const cli *c, int *argc, char ***argv)
     char err[IPM_ERRLEN] = "";
     ipm_config cfg;
     memset(&cfg, 0, sizeof cfg);
+    install_stop_handlers();
     MPI_Init(argc, argv);
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    install_stop_handlers();
-    ipm_run_options opt = {.restart = c->restart, .stop = &stop_signal};
+    ipm_run_options opt = {.restart = c->restart, .overwrite = c->overwrite, .stop = &stop_signal};
     int status = 0, rc;
     if (ipm_comm_prepare(MPI_COMM_WORLD, err))
-        status = EXIT_RUN_FAILED;
+        status = exit_status(err, IPM_ERR_FAILED);
     else if (ipm_agree(ipm_config_load(&cfg, c->config_path, c->overrides, c->n_overrides, err),
                        err, MPI_COMM_WORLD))
-        status = EXIT_USAGE;
+        status = exit_status(err, IPM_ERR_INPUT);
     else if ((rc = ipm_run(&cfg, &opt, MPI_COMM_WORLD, err)) != 0)
-        status = rc == IPM_RUN_STOPPED ? EXIT_STOPPED : EXIT_RUN_FAILED;
+        status = rc == IPM_RUN_STOPPED ? EXIT_STOPPED : exit_status(err, IPM_ERR_FAILED);
     if (status && status != EXIT_STOPPED && rank == 0)
         fprintf(stderr, "ipmpi: %s\n", err);
     ipm_config_free(&cfg);
@@ -181,7 +231,7 @@ int main(int argc, char **argv)
         if (ipm_config_load(&cfg, c.config_path, c.overrides, c.n_overrides, err) ||
             check_config(&cfg, err)) {
             fprintf(stderr, "ipmpi: %s\n", err);
-            status = EXIT_USAGE;
+            status = exit_status(err, IPM_ERR_INPUT);
         }
         ipm_config_free(&cfg);
     } else {

@@ -74,7 +74,7 @@ static int write_checkpoint(const char *path, const ipm_resume_extra *extra, int
 {
     ipm_checkpoint ck = {
         .config_text = (char *)extra->config_text, .epoch = extra->epoch,
-        .records = extra->records, .n_replicas = n, .replica = (const unsigned char **)blob,
+        .records = extra->records, .run_id = extra->run_id, .n_replicas = n, .replica = (const unsigned char **)blob,
         .replica_size = size, .stop = extra->stop, .stop_size = extra->stop_size,
     };
     return ipm_checkpoint_write(path, &ck, err);
@@ -165,7 +165,7 @@ static int share_stop_state(const ipm_checkpoint *ck, ipm_resume_point *at, MPI_
     return ipm_bcast_blob(&at->stop, &at->stop_size, 0, comm, err);
 }
 
-int ipm_resume_load(const ipm_ensemble *e, const char *path, const char *config_text,
+int ipm_resume_load(const ipm_ensemble *e, const char *path, const ipm_config *cfg,
                     ipm_resume_point *at, char *err)
 {
     int rank;
@@ -174,15 +174,17 @@ int ipm_resume_load(const ipm_ensemble *e, const char *path, const char *config_
     memset(&ck, 0, sizeof ck);
     memset(at, 0, sizeof *at);
     int rc = 0;
-    if (rank == 0 && (rc = ipm_checkpoint_load(path, config_text, e->n_replicas, &ck, err)) == 0) {
+    if (rank == 0 && (rc = ipm_checkpoint_load(path, cfg, e->n_replicas, &ck, err)) == 0) {
         at->epoch = ck.epoch;
         at->records = ck.records;
+        at->run_id = ck.run_id;
         at->used_prev = ck.used_prev;
         memcpy(at->refused, ck.refused, IPM_ERRLEN);
     }
     if (ipm_agree(rc, err, e->comm) == 0) {
         MPI_Bcast(&at->epoch, 1, MPI_INT, 0, e->comm);
         MPI_Bcast(&at->records, 1, MPI_LONG, 0, e->comm);
+        MPI_Bcast(&at->run_id, 1, MPI_UINT64_T, 0, e->comm);
         rc = share_stop_state(&ck, at, e->comm, err);
         if (rc == 0 && rank == 0)
             scatter_blobs(e, &ck);

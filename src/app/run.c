@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ipmpi/app/activations.h"
+#include "ipmpi/app/claim.h"
 #include "ipmpi/app/ensemble.h"
 #include "ipmpi/app/measure.h"
 #include "ipmpi/app/observe.h"
@@ -18,6 +19,7 @@
 #include "ipmpi/app/resume.h"
 #include "ipmpi/app/test_hooks.h"
 #include "ipmpi/base/error.h"
+#include "ipmpi/io/checkpoint.h"
 #include "ipmpi/parallel/comm.h"
 
 /* A sync costs ~0.3 ms, as much as a whole fast epoch; syncing at most once
@@ -28,7 +30,9 @@ typedef struct run {
     ipm_run_options opt;
     MPI_Comm comm;
     int rank;
+    ipm_config resolved;                /* the config, replicas = 0 resolved on a restart */
     ipm_plan plan;
+    ipm_claim claim;                    /* rank 0: the output and checkpoint locked */
     ipm_ensemble ensemble;
     ipm_measure plane[IPM_N_PLANES];    /* where plan.measured */
     ipm_stop_monitor stop;              /* [stopping]; the same on every rank */
@@ -36,6 +40,7 @@ typedef struct run {
     ipm_output *out;                    /* rank 0 */
     int first_epoch;                    /* 0, or the checkpoint's epoch + 1 on restart */
     long resume_records;                /* NetCDF records the checkpoint counts */
+    uint64_t run_id;                    /* in the checkpoint and the NetCDF file */
     int last_epoch;                     /* the last epoch trained (or resumed after) */
     int next_log;                       /* index of the next logged epoch */
     ipm_clock clock;
@@ -73,13 +78,40 @@ static int setup_measures(run *r, char *err)
     return 0;
 }
 
+/* replicas = 0 means the rank count of the run's first start, which the
+ * checkpoint holds: a restart on another rank count continues the same
+ * ensemble. */
+static int resolve_replicas(run *r, const ipm_config *cfg, char *err)
+{
+    r->resolved = *cfg; /* shallow: the lists stay cfg's */
+    if (!r->opt.restart || cfg->replicas > 0)
+        return 0;
+    char path[IPM_PATH_MAX];
+    ipm_checkpoint_path(cfg, path);
+    int n = 0;
+    int rc = r->rank == 0 ? ipm_checkpoint_replicas(path, &n, err) : 0;
+    if (agree(r, rc, err) ||
+        agree(r, ipm_mpi_check(MPI_Bcast(&n, 1, MPI_INT, 0, r->comm), "MPI_Bcast", err), err))
+        return -1;
+    r->resolved.replicas = n;
+    return 0;
+}
+
+/* Rank 0 claims the files before anyone writes; every rank learns the
+ * outcome with the rest of setup. */
 static int setup(run *r, const ipm_config *cfg, char *err)
 {
     int size;
     MPI_Comm_size(r->comm, &size);
     openblas_set_num_threads(cfg->threads);
-    if (ipm_plan_make(&r->plan, cfg, r->rank, size, ipm_test_eval_block_rows(), err) ||
-        ipm_ensemble_init(&r->ensemble, &r->plan, r->comm, err))
+    if (ipm_plan_make(&r->plan, cfg, r->rank, size, ipm_test_eval_block_rows(), err)) {
+        ipm_error_default_kind(err, IPM_ERR_INPUT); /* as --check reports it */
+        return -1;
+    }
+    if (r->rank == 0 && ipm_claim_files(&r->claim, cfg->output, r->plan.checkpoint,
+                                        r->opt.restart, r->opt.overwrite, err))
+        return -1;
+    if (ipm_ensemble_init(&r->ensemble, &r->plan, r->comm, err))
         return -1;
     ipm_stop_settings stop = ipm_config_stop_settings(cfg);
     if (ipm_stop_monitor_init(&r->stop, &stop, r->plan.n_replicas, err) ||
@@ -98,6 +130,7 @@ static void teardown(run *r)
     ipm_stop_monitor_free(&r->stop);
     ipm_ensemble_free(&r->ensemble);
     ipm_plan_free(&r->plan);
+    ipm_claim_release(&r->claim);
 }
 
 /* ---- resume -------------------------------------------------------------- */
@@ -107,7 +140,7 @@ static int resume(run *r, char *err)
 {
     ipm_resume_point at;
     const char *path = r->plan.checkpoint;
-    int rc = ipm_resume_load(&r->ensemble, path, r->plan.config_text, &at, err);
+    int rc = ipm_resume_load(&r->ensemble, path, r->plan.cfg, &at, err);
     if (rc == 0 && r->stop.enabled)
         rc = ipm_stop_monitor_unpack(&r->stop, at.stop, at.stop_size, err);
     else if (rc == 0 && at.stop_size)
@@ -122,6 +155,7 @@ static int resume(run *r, char *err)
     r->first_epoch = at.epoch + 1;
     r->last_epoch = at.epoch;
     r->resume_records = at.records;
+    r->run_id = at.run_id;
     if (r->rank == 0 && at.used_prev)
         printf("checkpoint refused (%s): using %s.prev\n", at.refused, path);
     if (r->rank == 0)
@@ -223,8 +257,8 @@ static int save_checkpoint(run *r, int epoch, char *err)
     }
     if (stop_size)
         ipm_stop_monitor_pack(&r->stop, stop);
-    ipm_resume_extra extra = {r->plan.config_text, epoch, ipm_output_records(r->out), stop,
-                              stop_size};
+    ipm_resume_extra extra = {r->plan.config_text, epoch, ipm_output_records(r->out),
+                              r->run_id, stop, stop_size};
     int rc = ipm_resume_save(&r->ensemble, r->plan.checkpoint, &extra, err);
     free(stop);
     r->clock.checkpoint += MPI_Wtime() - t0;
@@ -333,7 +367,9 @@ int ipm_run(const ipm_config *cfg, const ipm_run_options *opt, MPI_Comm comm, ch
     r.comm = comm;
     MPI_Comm_rank(comm, &r.rank);
     /* The output exists only once every rank is ready: a bad setup leaves no file. */
-    int rc = agree(&r, setup(&r, cfg, err), err);
+    int rc = resolve_replicas(&r, cfg, err);
+    if (rc == 0)
+        rc = agree(&r, setup(&r, &r.resolved, err), err);
     if (rc == 0 && r.opt.restart)
         rc = resume(&r, err);
     r.clock.setup = MPI_Wtime() - r.clock.start;

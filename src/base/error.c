@@ -3,15 +3,59 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-int ipm_fail(char *err, const char *fmt, ...)
+/* The kind's byte: vsnprintf never reaches it (the message gets one byte
+ * less), so a message and its kind never overwrite each other. */
+#define KIND_AT (IPM_ERRLEN - 1)
+
+static int vfail(char *err, enum ipm_error_kind kind, const char *fmt, va_list ap)
 {
     if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, IPM_ERRLEN, fmt, ap);
-        va_end(ap);
+        vsnprintf(err, KIND_AT, fmt, ap);
+        err[KIND_AT] = (char)kind;
     }
     return -1;
+}
+
+int ipm_fail(char *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(err, IPM_ERR_UNSPECIFIED, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int ipm_fail_as(char *err, enum ipm_error_kind kind, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(err, kind, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int ipm_fail_wrap(char *err, const char *inner, const char *fmt, ...)
+{
+    enum ipm_error_kind kind = ipm_error_kind(inner); /* before err, which may be inner */
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(err, kind, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+enum ipm_error_kind ipm_error_kind(const char *err)
+{
+    if (!err)
+        return IPM_ERR_UNSPECIFIED;
+    unsigned char k = (unsigned char)err[KIND_AT];
+    return k <= IPM_ERR_IO ? (enum ipm_error_kind)k : IPM_ERR_UNSPECIFIED;
+}
+
+void ipm_error_default_kind(char *err, enum ipm_error_kind kind)
+{
+    if (err && ipm_error_kind(err) == IPM_ERR_UNSPECIFIED)
+        err[KIND_AT] = (char)kind;
 }
 
 #ifndef NDEBUG

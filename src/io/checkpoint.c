@@ -15,10 +15,11 @@
 #include <unistd.h>
 
 #include "ipmpi/base/bytes.h"
+#include "ipmpi/io/config.h"
 
 const char *const ipm_checkpoint_mutable_keys[] = {
     "training.epochs", "run.output", "run.checkpoint", "run.checkpoint_every", "run.threads",
-    "run.reduce", NULL,
+    "run.reduce", "run.replicas", NULL,
 };
 
 static const char MAGIC[8] = {'I', 'P', 'M', 'P', 'I', 'C', 'K', '1'};
@@ -72,6 +73,7 @@ static void put_checkpoint(writer *w, const ipm_checkpoint *ck)
     put_blob(w, ck->config_text, strlen(ck->config_text));
     put_uint(w, (uint64_t)ck->epoch, 4);
     put_uint(w, (uint64_t)ck->records, 8);
+    put_uint(w, ck->run_id, 8);
     put_uint(w, (uint64_t)ck->n_replicas, 4);
     for (int r = 0; r < ck->n_replicas; r++)
         put_blob(w, ck->replica[r], ck->replica_size[r]);
@@ -250,9 +252,9 @@ static int check_envelope(const char *path, const unsigned char *d, size_t size,
     if (size < HEADER_BYTES + CHECKSUM_BYTES)
         return ipm_fail(err, "%s: truncated checkpoint (%zu bytes)", path, size);
     uint64_t version = ipm_le_decode(d + 8, 4);
-    if (version != IPM_CHECKPOINT_VERSION)
-        return ipm_fail(err, "%s: checkpoint format version %llu, this ipmpi reads version %d",
-                        path, (unsigned long long)version, IPM_CHECKPOINT_VERSION);
+    if (version < 1 || version > IPM_CHECKPOINT_VERSION)
+        return ipm_fail(err, "%s: checkpoint format version %llu, this ipmpi reads versions "
+                        "1 to %d", path, (unsigned long long)version, IPM_CHECKPOINT_VERSION);
     size_t body = size - CHECKSUM_BYTES;
     if (fnv1a(FNV_OFFSET, d, body) != ipm_le_decode(d + body, 8))
         return ipm_fail(err, "%s: checksum mismatch: the checkpoint is truncated or corrupt", path);
@@ -277,12 +279,15 @@ static int get_config(reader *r, ipm_checkpoint *ck)
     return 0;
 }
 
-static int get_counters(reader *r, ipm_checkpoint *ck)
+/* Version 1 has no run id (0: unknown). */
+static int get_counters(reader *r, int version, ipm_checkpoint *ck)
 {
-    uint64_t epoch, records, n;
+    uint64_t epoch, records, n, run_id = 0;
     if (get_uint(r, 4, "epoch", &epoch) || get_uint(r, 8, "records", &records) ||
+        (version >= 2 && get_uint(r, 8, "run id", &run_id)) ||
         get_uint(r, 4, "replica count", &n))
         return -1;
+    ck->run_id = run_id;
     if (epoch > INT_MAX || records > LONG_MAX)
         return ipm_fail(r->err, "%s: corrupt checkpoint (epoch %llu, records %llu)", r->path,
                         (unsigned long long)epoch, (unsigned long long)records);
@@ -322,7 +327,8 @@ int ipm_checkpoint_read(const char *path, ipm_checkpoint *ck, char *err)
         check_envelope(path, ck->storage, size, err))
         return -1;
     reader r = {ck->storage + HEADER_BYTES, size - HEADER_BYTES - CHECKSUM_BYTES, path, err};
-    if (get_config(&r, ck) || get_counters(&r, ck) || get_blobs(&r, ck))
+    int version = (int)ipm_le_decode(ck->storage + 8, 4);
+    if (get_config(&r, ck) || get_counters(&r, version, ck) || get_blobs(&r, ck))
         return -1;
     return 0;
 }
@@ -338,212 +344,106 @@ void ipm_checkpoint_free(ipm_checkpoint *ck)
 
 /* ---- config comparison ---------------------------------------------------- */
 
-/* One key of an INI text as ipm_config_format writes it: its section, and
- * the span of its line plus any indented continuation lines. */
-typedef struct ini_entry {
-    const char *section, *key, *text;
-    size_t section_len, key_len, text_len;
-    int line;
-} ini_entry;
-
-typedef struct ini_cursor {
-    const char *p;
-    const char *section;
-    size_t section_len;
-    int line;
-} ini_cursor;
-
-static size_t line_length(const char *p)
+/* Both configs as the config parser reads them (one INI reader for the
+ * whole program), compared key by key on their formatted values. */
+int ipm_checkpoint_config_check(const char *saved_config, const ipm_config *current, char *err)
 {
-    const char *nl = strchr(p, '\n');
-    return nl ? (size_t)(nl - p) : strlen(p);
-}
-
-static const char *next_line(const char *p)
-{
-    p += line_length(p);
-    return *p ? p + 1 : p;
-}
-
-static int is_blank(const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
-            return 0;
-    return 1;
-}
-
-static size_t trimmed_length(const char *p, size_t n)
-{
-    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
-        n--;
-    return n;
-}
-
-/* The next key of the text (0) or the end (-1). Section headers update the
- * cursor; comments and blank lines are skipped. */
-static int next_entry(ini_cursor *c, ini_entry *e)
-{
-    while (*c->p) {
-        const char *line = c->p;
-        size_t n = line_length(line);
-        c->p = next_line(line);
-        c->line++;
-        if (is_blank(line, n) || line[0] == '#' || line[0] == ';')
-            continue;
-        if (line[0] == '[') {
-            const char *close = memchr(line, ']', n);
-            c->section = line + 1;
-            c->section_len = close ? (size_t)(close - line - 1) : n - 1;
-            continue;
-        }
-        e->section = c->section ? c->section : "";
-        e->section_len = c->section_len;
-        e->line = c->line;
-        e->text = line;
-        size_t key = strcspn(line, "=:\n");
-        e->key_len = trimmed_length(line, key < n ? key : n);
-        e->key = line;
-        /* Indented non-blank lines continue the value (inih's rule). */
-        while ((*c->p == ' ' || *c->p == '\t') && !is_blank(c->p, line_length(c->p))) {
-            c->p = next_line(c->p);
-            c->line++;
-        }
-        e->text_len = trimmed_length(line, (size_t)(c->p - line));
+    ipm_config saved;
+    char why[IPM_ERRLEN];
+    if (ipm_config_load_text(&saved, saved_config, "the checkpoint's config", why)) {
+        ipm_config_free(&saved);
+        return ipm_fail(err, "its config does not load: %s", why);
+    }
+    ipm_config_difference d;
+    int rc = ipm_config_first_difference(&saved, current, ipm_checkpoint_mutable_keys, &d);
+    ipm_config_free(&saved);
+    if (rc < 0)
+        return ipm_fail(err, "out of memory comparing configs");
+    if (rc == 0)
         return 0;
-    }
+    ipm_config_fail(current, d.section, d.name, err,
+                    " = %.200s differs from the checkpoint's %.200s (a restart may change only "
+                    "[training] epochs, [run] output, checkpoint, checkpoint_every, threads)",
+                    d.b, d.a);
+    ipm_config_difference_free(&d);
     return -1;
-}
-
-static int is_mutable(const ini_entry *e)
-{
-    for (const char *const *k = ipm_checkpoint_mutable_keys; *k; k++) {
-        size_t s = strlen(*k);
-        const char *dot = strchr(*k, '.');
-        size_t sec = (size_t)(dot - *k);
-        if (e->section_len == sec && memcmp(e->section, *k, sec) == 0 &&
-            e->key_len == s - sec - 1 && memcmp(e->key, dot + 1, e->key_len) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static int next_significant(ini_cursor *c, ini_entry *e)
-{
-    int rc;
-    while ((rc = next_entry(c, e)) == 0 && is_mutable(e))
-        ;
-    return rc;
-}
-
-/* Index of the character after src[i] once a line break and the indent
- * after it read as one space (how a wrapped list reads back). */
-static size_t skip_break(const char *src, size_t i, size_t n)
-{
-    if (src[i] != '\r' && src[i] != '\n')
-        return i + 1;
-    while (i < n && (src[i] == ' ' || src[i] == '\t' || src[i] == '\r' || src[i] == '\n'))
-        i++;
-    return i;
-}
-
-static char shown(char c)
-{
-    return c == '\r' || c == '\n' ? ' ' : c;
-}
-
-static int same_text(const char *a, size_t an, const char *b, size_t bn)
-{
-    size_t i = 0, j = 0;
-    while (i < an && j < bn) {
-        if (shown(a[i]) != shown(b[j]))
-            return 0;
-        i = skip_break(a, i, an);
-        j = skip_break(b, j, bn);
-    }
-    return i == an && j == bn;
-}
-
-static int same_entry(const ini_entry *a, const ini_entry *b)
-{
-    return a->section_len == b->section_len &&
-           memcmp(a->section, b->section, a->section_len) == 0 &&
-           same_text(a->text, a->text_len, b->text, b->text_len);
-}
-
-/* A continuation line and its indent become one space: messages are one line. */
-static void one_line(char *dst, size_t cap, const char *src, size_t n)
-{
-    size_t j = 0;
-    for (size_t i = 0; i < n && j + 1 < cap; i = skip_break(src, i, n))
-        dst[j++] = shown(src[i]);
-    dst[j] = '\0';
-}
-
-/* saved or now is NULL when that text has no more keys. */
-static int report_difference(const ini_entry *saved, const ini_entry *now, char *err)
-{
-    char a[300] = "(nothing)", b[300] = "(nothing)";
-    if (saved)
-        one_line(a, sizeof a, saved->text, saved->text_len);
-    if (now)
-        one_line(b, sizeof b, now->text, now->text_len);
-    const ini_entry *where = now ? now : saved;
-    return ipm_fail(err,
-                    "config differs from the checkpoint's at [%.*s] %.*s (line %d of the %s "
-                    "config): checkpoint has '%s', this run has '%s'",
-                    (int)where->section_len, where->section, (int)where->key_len, where->key,
-                    where->line, now ? "current" : "checkpoint's", a, b);
-}
-
-int ipm_checkpoint_config_check(const char *saved_config, const char *current_config, char *err)
-{
-    ini_cursor saved = {saved_config, NULL, 0, 0}, now = {current_config, NULL, 0, 0};
-    for (;;) {
-        ini_entry s, n;
-        int s_end = next_significant(&saved, &s), n_end = next_significant(&now, &n);
-        if (s_end && n_end)
-            return 0;
-        if (s_end || n_end || !same_entry(&s, &n))
-            return report_difference(s_end ? NULL : &s, n_end ? NULL : &n, err);
-    }
 }
 
 /* ---- loading with fallback ------------------------------------------------ */
 
-static int read_matching(const char *path, const char *current_config, int n_replicas,
+static int read_matching(const char *path, const ipm_config *current, int n_replicas,
                          ipm_checkpoint *ck, char *err)
 {
     if (ipm_checkpoint_read(path, ck, err))
         return -1;
     char why[IPM_ERRLEN];
-    if (ipm_checkpoint_config_check(ck->config_text, current_config, why))
+    if (ipm_checkpoint_config_check(ck->config_text, current, why))
         return ipm_fail(err, "%s: %s", path, why);
     if (ck->n_replicas != n_replicas)
         return ipm_fail(err,
                         "%s: the checkpoint holds %d replicas, this run has %d (set [run] "
-                        "replicas = %d to continue it)",
+                        "replicas = %d, or 0 to take the checkpoint's count, to continue it)",
                         path, ck->n_replicas, n_replicas, ck->n_replicas);
     return 0;
 }
 
-int ipm_checkpoint_load(const char *path, const char *current_config, int n_replicas,
+int ipm_checkpoint_load(const char *path, const ipm_config *current, int n_replicas,
                         ipm_checkpoint *ck, char *err)
 {
     char first[IPM_ERRLEN];
-    if (read_matching(path, current_config, n_replicas, ck, first) == 0)
+    if (read_matching(path, current, n_replicas, ck, first) == 0)
         return 0;
     ipm_checkpoint_free(ck);
     char *prev = with_suffix(path, ".prev");
     if (!prev)
         return ipm_fail(err, "%s", first);
     char second[IPM_ERRLEN];
-    int rc = read_matching(prev, current_config, n_replicas, ck, second);
+    int rc = read_matching(prev, current, n_replicas, ck, second);
     free(prev);
     if (rc == 0) {
         ck->used_prev = 1;
         snprintf(ck->refused, sizeof ck->refused, "%s", first);
         return 0;
     }
+    return ipm_fail(err, "cannot restart: %.500s; and %.480s", first, second);
+}
+
+/* ---- the replica count alone ---------------------------------------------- */
+
+/* The header up to the replica count, read in place (the config text is
+ * skipped, the replica states not read); 0 with *n, or -1. */
+static int peek_replicas(const char *path, int *n, char *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ipm_fail(err, "%s: cannot open checkpoint: %s", path, strerror(errno));
+    unsigned char head[HEADER_BYTES + 8], counters[4 + 8 + 8 + 4];
+    int rc = fread(head, 1, sizeof head, f) == sizeof head && memcmp(head, MAGIC, 8) == 0 ? 0 : -1;
+    uint64_t version = rc == 0 ? ipm_le_decode(head + 8, 4) : 0;
+    size_t counter_bytes = version >= 2 ? 24 : 16;
+    uint64_t text = ipm_le_decode(head + HEADER_BYTES, 8);
+    if (rc == 0 && (version < 1 || version > IPM_CHECKPOINT_VERSION || text > INT64_MAX ||
+                    fseeko(f, (off_t)text, SEEK_CUR) != 0 ||
+                    fread(counters, 1, counter_bytes, f) != counter_bytes))
+        rc = -1;
+    uint64_t count = rc == 0 ? ipm_le_decode(counters + counter_bytes - 4, 4) : 0;
+    fclose(f);
+    if (rc || count < 1 || count > INT_MAX)
+        return ipm_fail(err, "%s: not a readable ipmpi checkpoint", path);
+    *n = (int)count;
+    return 0;
+}
+
+int ipm_checkpoint_replicas(const char *path, int *n, char *err)
+{
+    char first[IPM_ERRLEN];
+    if (peek_replicas(path, n, first) == 0)
+        return 0;
+    char *prev = with_suffix(path, ".prev");
+    char second[IPM_ERRLEN];
+    int rc = prev ? peek_replicas(prev, n, second) : ipm_fail(second, "out of memory");
+    free(prev);
+    if (rc == 0)
+        return 0;
     return ipm_fail(err, "cannot restart: %.500s; and %.480s", first, second);
 }

@@ -288,7 +288,7 @@ static int parse_layer_parts(char **part, int n, int is_last, ipm_layer_spec *ou
         if (n != 3)
             return ipm_fail(why, "expected dense:UNITS:ACTIVATION");
         if (parse_int(part[1], 1, 1 << 24, &out->units, why))
-            return ipm_fail(why, "units must be a positive integer");
+            return ipm_fail(why, "units must be an integer from 1 to %d", 1 << 24);
         return parse_activation(part[2], is_last, &out->activation, why);
     }
     if (strcmp(part[0], "conv") == 0) {
@@ -296,7 +296,7 @@ static int parse_layer_parts(char **part, int n, int is_last, ipm_layer_spec *ou
         if (n != 3 && n != 4)
             return ipm_fail(why, "expected conv:CHANNELS:KHxKW[:ACTIVATION]");
         if (parse_int(part[1], 1, 1 << 16, &out->units, why))
-            return ipm_fail(why, "channels must be a positive integer");
+            return ipm_fail(why, "channels must be an integer from 1 to %d", 1 << 16);
         if (parse_kernel(part[2], &out->kernel_h, &out->kernel_w, why))
             return ipm_fail(why, "kernel '%s' must be KHxKW, e.g. 5x5", part[2]);
         return n == 4 ? parse_activation(part[3], is_last, &out->activation, why) : 0;
@@ -336,12 +336,14 @@ static int set_layers(ipm_config *c, const char *v, char *why)
     int rc = 0;
     if (items.n > IPM_MAX_LAYERS)
         rc = ipm_fail(why, "%d layers, at most %d", items.n, IPM_MAX_LAYERS);
-    for (int i = 0; rc == 0 && i < items.n; i++) {
+    /* Empty items first: a trailing comma would otherwise make the real
+     * last layer look like a middle one. */
+    for (int i = 0; rc == 0 && i < items.n; i++)
         if (!*items.item[i])
-            rc = ipm_fail(why, "item %d is empty", i + 1);
-        else
-            rc = parse_layer(items.item[i], i + 1, i == items.n - 1, &layers[i], why);
-    }
+            rc = ipm_fail(why, "item %d is empty (%s)", i + 1,
+                          i == items.n - 1 ? "a comma at the end?" : "two commas in a row?");
+    for (int i = 0; rc == 0 && i < items.n; i++)
+        rc = parse_layer(items.item[i], i + 1, i == items.n - 1, &layers[i], why);
     if (rc == 0) {
         memcpy(c->layers, layers, (size_t)items.n * sizeof layers[0]);
         c->n_layers = items.n;
@@ -1078,6 +1080,13 @@ static char *read_line(char *str, int num, void *stream)
         snprintf(str, (size_t)num, "\n");
         return str;
     }
+    if (memchr(L->raw, '\0', (size_t)len)) {
+        /* inih would read the line only up to the NUL: "25\0 6" as 25. */
+        record_error(L, L->line, "a NUL byte in the line (is this a text file?)");
+        L->continuation = 0;
+        snprintf(str, (size_t)num, "\n");
+        return str;
+    }
     memcpy(str, L->raw, (size_t)len + 1);
     track_inih_state(L, str);
     return str;
@@ -1143,24 +1152,32 @@ static int on_key(void *user, const char *section, const char *name, const char 
     return 1;
 }
 
-static int load_file(loader *L, const char *path, char *err)
+/* Reads the INI text of f, called name in messages. */
+static int load_stream(loader *L, FILE *f, const char *name, char *err)
 {
-    L->f = fopen(path, "r");
-    if (!L->f)
-        return ipm_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    L->f = f;
     int rc = ini_parse_stream(read_line, L, on_key, L);
     flush_pending(L);
-    fclose(L->f);
     L->f = NULL;
     if (L->read_errno)
-        return ipm_fail(err, "%s: cannot read: %s", path, strerror(L->read_errno));
+        return ipm_fail(err, "%s: cannot read: %s", name, strerror(L->read_errno));
     if (L->oom || rc < 0)
-        return ipm_fail(err, "%s: out of memory", path);
+        return ipm_fail(err, "%s: out of memory", name);
     if (rc > 0 && (L->err_line == 0 || rc < L->err_line))
-        return ipm_fail(err, "%s:%d: syntax error (expected [section] or key = value)", path, rc);
+        return ipm_fail(err, "%s:%d: syntax error (expected [section] or key = value)", name, rc);
     if (L->err_line)
-        return ipm_fail(err, "%s:%d: %s", path, L->err_line, L->err_msg);
+        return ipm_fail(err, "%s:%d: %s", name, L->err_line, L->err_msg);
     return 0;
+}
+
+static int load_file(loader *L, const char *path, char *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return ipm_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    int rc = load_stream(L, f, path, err);
+    fclose(f);
+    return rc;
 }
 
 /* Copies s[0..n) trimmed into out (truncating to cap - 1 characters). */
@@ -1369,6 +1386,77 @@ int ipm_config_load(ipm_config *cfg, const char *path,
     free(L.raw);
     free(L.pending_value.s);
     return rc;
+}
+
+int ipm_config_load_text(ipm_config *cfg, const char *text, const char *name, char *err)
+{
+    ipm_config_defaults(cfg);
+    snprintf(cfg->file, sizeof cfg->file, "%s", name);
+    loader L = {.cfg = cfg, .file = cfg->file, .pending = -1};
+    FILE *f = fmemopen((void *)text, strlen(text), "r");
+    int rc = f ? load_stream(&L, f, name, err) : ipm_fail(err, "%s: out of memory", name);
+    if (f)
+        fclose(f);
+    if (rc == 0)
+        rc = cross_checks(&L, err);
+    free(L.raw);
+    free(L.pending_value.s);
+    return rc;
+}
+
+/* key k's formatted value (malloc'd), NULL on OOM. */
+static char *key_value(const ipm_config *cfg, int k)
+{
+    strbuf b = {0};
+    format_key(cfg, &keys[k], &b);
+    sb_printf(&b, "%s", "");
+    if (b.oom) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
+
+static int is_listed(const key_def *k, const char *const *names)
+{
+    for (; names && *names; names++) {
+        size_t n = strlen(k->section);
+        if (strncmp(*names, k->section, n) == 0 && (*names)[n] == '.' &&
+            strcmp(*names + n + 1, k->name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int ipm_config_first_difference(const ipm_config *a, const ipm_config *b,
+                                 const char *const *ignored, ipm_config_difference *d)
+{
+    memset(d, 0, sizeof *d);
+    for (int k = 0; k < N_KEYS; k++) {
+        if (is_listed(&keys[k], ignored))
+            continue;
+        char *va = key_value(a, k), *vb = key_value(b, k);
+        int same = va && vb && strcmp(va, vb) == 0;
+        if (!va || !vb) {
+            free(va);
+            free(vb);
+            return -1;
+        }
+        if (!same) {
+            *d = (ipm_config_difference){keys[k].section, keys[k].name, va, vb};
+            return 1;
+        }
+        free(va);
+        free(vb);
+    }
+    return 0;
+}
+
+void ipm_config_difference_free(ipm_config_difference *d)
+{
+    free(d->a);
+    free(d->b);
+    memset(d, 0, sizeof *d);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -97,12 +97,12 @@ static void check_read(void)
     }
     fuzz_require(ck.config_text && ck.n_replicas >= 1 && ck.epoch >= 0 && ck.records >= 0,
             "inconsistent checkpoint", NULL);
-    (void)ipm_checkpoint_config_check(ck.config_text, fx.config_text, err);
+    (void)ipm_checkpoint_config_check(ck.config_text, &fx.cfg, err);
     for (int r = 0; r < ck.n_replicas && r < REPLICAS; r++)
         try_state(r, ck.replica[r], ck.replica_size[r]);
     ipm_checkpoint_free(&ck);
     ipm_checkpoint load;
-    if (ipm_checkpoint_load(fx.file.path, fx.config_text, REPLICAS, &load, err) != 0)
+    if (ipm_checkpoint_load(fx.file.path, &fx.cfg, REPLICAS, &load, err) != 0)
         fuzz_require(strchr(err, '\n') == NULL, "load message not one line", err);
     ipm_checkpoint_free(&load);
 }

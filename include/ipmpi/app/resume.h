@@ -7,6 +7,7 @@
 #define IPMPI_RESUME_H
 
 #include <mpi.h>
+#include <stdint.h>
 
 #include "ipmpi/io/config.h"
 #include "ipmpi/base/error.h"
@@ -16,6 +17,7 @@
 typedef struct ipm_resume_point {
     int epoch;                  /* epochs completed */
     long records;               /* NetCDF records logged */
+    uint64_t run_id;            /* the run's id (0: a checkpoint from before run ids) */
     int used_prev;              /* rank 0: PATH was refused, PATH.prev used */
     char refused[IPM_ERRLEN];   /* rank 0: why PATH was refused */
     unsigned char *stop;        /* every rank: the stopping-state blob (malloc'd; free it) */
@@ -27,6 +29,7 @@ typedef struct ipm_resume_extra {
     const char *config_text;
     int epoch;
     long records;
+    uint64_t run_id;
     const unsigned char *stop;   /* stopping-state blob */
     size_t stop_size;
 } ipm_resume_extra;
@@ -36,9 +39,9 @@ int ipm_resume_save(const ipm_ensemble *e, const char *path, const ipm_resume_ex
                     char *err);
 
 /* Rank 0 loads path (falling back to path.prev, see ipm_checkpoint_load)
- * against config_text; every rank unpacks its replicas' states into
- * e->local, which must be freshly initialised from the same config. */
-int ipm_resume_load(const ipm_ensemble *e, const char *path, const char *config_text,
+ * against cfg; every rank unpacks its replicas' states into e->local, which
+ * must be freshly initialised from the same config. */
+int ipm_resume_load(const ipm_ensemble *e, const char *path, const ipm_config *cfg,
                     ipm_resume_point *at, char *err);
 
 #endif

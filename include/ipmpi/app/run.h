@@ -14,13 +14,15 @@
 
 typedef struct ipm_run_options {
     int restart;                             /* continue from the config's checkpoint */
+    int overwrite;                           /* a fresh start may replace existing files */
     const volatile sig_atomic_t *stop;       /* not NULL: a signal number set by a handler */
 } ipm_run_options;
 
 /* Returned when a signal stopped the run: the checkpoint is written. */
 #define IPM_RUN_STOPPED 1
 
-/* 0 done, IPM_RUN_STOPPED, or -1 failed. The ranks agree at every epoch
+/* 0 done, IPM_RUN_STOPPED, or -1 failed (err's kind says how: a config or
+ * data error found at setup is IPM_ERR_INPUT, as under --check). The ranks agree at every epoch
  * boundary whether any saw *opt->stop set; if so they write the checkpoint
  * and stop. Checkpoints are also written every [run] checkpoint_every epochs
  * and at the end. opt may be NULL (no restart, no signals). */

@@ -108,6 +108,24 @@ void ipm_config_defaults(ipm_config *cfg);
 int ipm_config_load(ipm_config *cfg, const char *path,
                     const char *const *overrides, int n_overrides, char *err);
 
+/* As ipm_config_load, from INI text (no overrides); messages call it name. */
+int ipm_config_load_text(ipm_config *cfg, const char *text, const char *name, char *err);
+
+/* A key whose values differ between two configs: section, name, and each
+ * config's value as ipm_config_format writes it (a and b malloc'd). */
+typedef struct ipm_config_difference {
+    const char *section, *name;
+    char *a, *b;
+} ipm_config_difference;
+
+/* The first key, in the order ipm_config_format writes them, whose values
+ * differ between a and b, skipping the "section.key" names of ignored
+ * (NULL-terminated; may be NULL): 1 and *d filled (free it with
+ * ipm_config_difference_free), 0 when none differs, -1 out of memory. */
+int ipm_config_first_difference(const ipm_config *a, const ipm_config *b,
+                                 const char *const *ignored, ipm_config_difference *d);
+void ipm_config_difference_free(ipm_config_difference *d);
+
 /* Releases the lists inside cfg (not cfg itself). */
 void ipm_config_free(ipm_config *cfg);
 

@@ -1,0 +1,55 @@
+#include "ipmpi/app/claim.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ipmpi/base/error.h"
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 || errno != ENOENT;
+}
+
+/* A fresh start over what is there would lose it. */
+static int refuse_existing(const char *path, const char *what, char *err)
+{
+    if (!exists(path))
+        return 0;
+    return ipm_fail_as(err, IPM_ERR_REFUSED,
+                       "%s exists (%s): continue that run with --restart, or start afresh "
+                       "over it with --overwrite; nothing was written", path, what);
+}
+
+static int check_fresh_start(const char *output, const char *checkpoint, char *err)
+{
+    char prev[4200];
+    snprintf(prev, sizeof prev, "%s.prev", checkpoint);
+    return refuse_existing(output, "an earlier run's output", err) ||
+                   refuse_existing(checkpoint, "an earlier run's checkpoint", err) ||
+                   refuse_existing(prev, "an earlier run's previous checkpoint", err)
+               ? -1
+               : 0;
+}
+
+int ipm_claim_files(ipm_claim *c, const char *output, const char *checkpoint, int restart,
+                    int overwrite, char *err)
+{
+    memset(c, 0, sizeof *c);
+    if (ipm_lock_acquire(&c->output, output, err) ||
+        ipm_lock_acquire(&c->checkpoint, checkpoint, err) ||
+        (!restart && !overwrite && check_fresh_start(output, checkpoint, err))) {
+        ipm_claim_release(c);
+        return -1;
+    }
+    return 0;
+}
+
+void ipm_claim_release(ipm_claim *c)
+{
+    ipm_lock_release(c->checkpoint);
+    ipm_lock_release(c->output);
+    memset(c, 0, sizeof *c);
+}
