@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -391,6 +392,8 @@ static void expect_error(const char *path, const char *part1, const char *part2)
     snprintf(cfg.data_path, sizeof cfg.data_path, "%s", path);
     ipm_dataset train, test;
     CHECK(ipm_dataset_load(&cfg, &train, &test, err) == -1);
+    if (!strstr(err, path) || !strstr(err, part1) || !strstr(err, part2))
+        fprintf(stderr, "expected '%s' and '%s' in: %s\n", part1, part2, err);
     CHECK(strstr(err, path) != NULL);
     CHECK(strstr(err, part1) != NULL);
     CHECK(strstr(err, part2) != NULL);
@@ -500,6 +503,95 @@ static void check_hostile_netcdf(void)
      * when their allocation fails; the header pre-check refuses them. */
     CHECK(write_header(path, 4, 2, 1u << 30) == 0);
     expect_error(path, "malformed NetCDF header", "bytes hold");
+    unlink(path);
+    CHECK(rmdir(dir) == 0);
+}
+
+
+/* A netCDF-4 file with X float (n, d) and y int (n); x (n * d values) and y
+ * are written when not NULL, x_rows of x's rows only (the rest never
+ * written); deflate > 0 compresses X in chunks; y_fill sets y's _FillValue. */
+static int write_netcdf4(const char *path, int n, int d, const float *x, int x_rows,
+                         const int *y, int deflate, const int *y_fill)
+{
+    int nc, dims[2], xv, yv;
+    if (nc_create(path, NC_CLOBBER | NC_NETCDF4, &nc) != NC_NOERR)
+        return -1;
+    nc_def_dim(nc, "sample", (size_t)n, &dims[0]);
+    nc_def_dim(nc, "feature", (size_t)d, &dims[1]);
+    nc_def_var(nc, "X", NC_FLOAT, 2, dims, &xv);
+    if (deflate)
+        nc_def_var_deflate(nc, xv, 1, 1, deflate);
+    nc_def_var(nc, "y", NC_INT, 1, dims, &yv);
+    if (y_fill)
+        nc_def_var_fill(nc, yv, 0, y_fill);
+    nc_enddef(nc);
+    size_t start[2] = {0, 0}, count[2] = {(size_t)x_rows, (size_t)d};
+    if (x)
+        nc_put_vara_float(nc, xv, start, count, x);
+    if (y)
+        nc_put_var_int(nc, yv, y);
+    return nc_close(nc) == NC_NOERR ? 0 : -1;
+}
+
+/* Data that would poison training or was never written is refused at
+ * load, naming the variable and the first bad index; sizes a netCDF-4 file
+ * cannot hold are refused before anything is allocated. */
+static void check_bad_values(void)
+{
+    char dir[] = "/tmp/ipm_test_values_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[256];
+    snprintf(path, sizeof path, "%s/v.nc", dir);
+    enum { N = 6, D = 4 };
+    float x[N * D];
+    int y[N];
+    for (int i = 0; i < N * D; i++)
+        x[i] = (float)(i % 7) - 3;
+    for (int i = 0; i < N; i++)
+        y[i] = i % 2;
+
+    x[2 * D + 1] = NAN;
+    CHECK(write_netcdf4(path, N, D, x, N, y, 0, NULL) == 0);
+    expect_error(path, "variable X holds NaN at sample 2, feature 1", "must be finite");
+    x[2 * D + 1] = 0;
+    x[5 * D + 3] = -INFINITY;
+    CHECK(write_netcdf4(path, N, D, x, N, y, 0, NULL) == 0);
+    expect_error(path, "variable X holds Inf at sample 5, feature 3", "must be finite");
+    x[5 * D + 3] = 0;
+    /* Rows 4 and 5 never written: NetCDF's fill value there. */
+    CHECK(write_netcdf4(path, N, D, x, 4, y, 0, NULL) == 0);
+    expect_error(path, "variable X holds its fill value", "at sample 4, feature 0");
+    int fill = -1;
+    CHECK(write_netcdf4(path, N, D, x, N, NULL, 0, &fill) == 0);
+    expect_error(path, "variable y holds its fill value -1 at sample 0", "never written");
+    /* The same data whole loads. */
+    CHECK(write_netcdf4(path, N, D, x, N, y, 0, NULL) == 0);
+    char err[IPM_ERRLEN] = "";
+    ipm_config cfg = make_config(IPM_DATA_NETCDF, 0, 1.0, 0);
+    snprintf(cfg.data_path, sizeof cfg.data_path, "%s", path);
+    ipm_dataset train, test;
+    CHECK(ipm_dataset_load(&cfg, &train, &test, err) == 0 && train.n == N);
+    ipm_dataset_free(&train);
+    ipm_dataset_free(&test);
+
+    /* X(20000, 20000) declared and never written: an 8 KB file that would
+     * take 1.6 GB; refused from its size alone. */
+    CHECK(write_netcdf4(path, 20000, 20000, NULL, 0, NULL, 0, NULL) == 0);
+    expect_error(path, "variable X declares 400000000 values", "never written");
+    /* Zeros compress about 1000-fold with deflate: a legitimate file far
+     * smaller than its data still loads. */
+    enum { ZN = 4000, ZD = 100 };
+    float *zeros = calloc((size_t)ZN * ZD, sizeof *zeros);
+    int *zy = calloc(ZN, sizeof *zy);
+    CHECK(write_netcdf4(path, ZN, ZD, zeros, ZN, zy, 9, NULL) == 0);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && st.st_size < (off_t)ZN * ZD * 4 / 20);
+    CHECK(ipm_dataset_load(&cfg, &train, &test, err) == 0 && train.n == ZN && train.n_x == 1);
+    ipm_dataset_free(&train);
+    ipm_dataset_free(&test);
+    free(zeros);
+    free(zy);
     unlink(path);
     CHECK(rmdir(dir) == 0);
 }
@@ -985,6 +1077,7 @@ int main(int argc, char **argv)
     check_split();
     check_netcdf_files();
     check_hostile_netcdf();
+    check_bad_values();
     check_idx();
     return check_report("test_dataset");
 }

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "ipmpi/base/error.h"
+#include "ipmpi/io/config.h"
 
 static int exists(const char *path)
 {
@@ -34,12 +35,28 @@ static int check_fresh_start(const char *output, const char *checkpoint, char *e
                : 0;
 }
 
-int ipm_claim_files(ipm_claim *c, const char *output, const char *checkpoint, int restart,
+/* A lock that cannot even be created (a folder such as /proc that takes no
+ * files) is the key's problem: named where the config set it. */
+static int lock_for_key(ipm_lock **lock, const ipm_config *cfg, const char *name,
+                        const char *path, char *err)
+{
+    char why[IPM_ERRLEN];
+    if (ipm_lock_acquire(lock, path, why) == 0)
+        return 0;
+    if (ipm_error_kind(why) == IPM_ERR_REFUSED)
+        return ipm_fail_wrap(err, why, "%s", why);
+    ipm_config_fail(cfg, "run", name, err, " = %s: %s", path, why);
+    ipm_error_default_kind(err, IPM_ERR_INPUT);
+    return -1;
+}
+
+int ipm_claim_files(ipm_claim *c, const ipm_config *cfg, const char *checkpoint, int restart,
                     int overwrite, char *err)
 {
     memset(c, 0, sizeof *c);
-    if (ipm_lock_acquire(&c->output, output, err) ||
-        ipm_lock_acquire(&c->checkpoint, checkpoint, err) ||
+    const char *output = cfg->output;
+    if (lock_for_key(&c->output, cfg, "output", output, err) ||
+        lock_for_key(&c->checkpoint, cfg, "checkpoint", checkpoint, err) ||
         (!restart && !overwrite && check_fresh_start(output, checkpoint, err))) {
         ipm_claim_release(c);
         return -1;

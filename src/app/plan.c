@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "ipmpi/base/assert.h"
+#include "ipmpi/app/paths.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/app/learn_config.h"
+#include "ipmpi/base/memory.h"
 
 /* The forward pass of a logged epoch runs in blocks of this many samples,
  * so that the evaluation workspace (every layer's activations, maxpool's
@@ -44,6 +46,53 @@ static int choose_block_rows(const ipm_net *shape, int n, int forced)
     return rows < 1 ? 1 : rows < (size_t)n ? (int)rows : n;
 }
 
+/* The epochs a selection will expand to, counted before it is expanded. */
+static double selection_size(const ipm_epoch_spec *spec, int last)
+{
+    switch (spec->rule) {
+    case IPM_EPOCHS_ALL: return (double)last + 1;
+    case IPM_EPOCHS_EVERY: return (double)last / (spec->param > 0 ? spec->param : 1) + 2;
+    case IPM_EPOCHS_LOG: return (double)(spec->param < last ? spec->param : last) + 2;
+    case IPM_EPOCHS_LIST: return (double)spec->n_list + 1;
+    }
+    return 0;
+}
+
+/* A selection expanded, or an error naming its key: too many epochs to
+ * hold (each logged one also costs a record) or no memory for the list. */
+static int expand_selection(const ipm_plan *p, const char *section, const char *name,
+                            const ipm_epoch_spec *spec, int **epochs, int *n, char *err)
+{
+    const ipm_config *cfg = p->cfg;
+    double bytes = selection_size(spec, cfg->epochs) * (double)sizeof(int) * 4;
+    char why[IPM_ERRLEN], size[32], limit[32];
+    if (bytes > (double)ipm_memory_available()) {
+        ipm_memory_format(bytes, size, sizeof size);
+        ipm_memory_format((double)ipm_memory_available(), limit, sizeof limit);
+        return ipm_config_fail(cfg, section, name, err, ": with [training] epochs = %d this "
+                               "selects too many epochs to hold (%s, more than the %s this "
+                               "process may use)", cfg->epochs, size, limit);
+    }
+    if (ipm_epochs_expand(spec, cfg->epochs, epochs, n, why))
+        return ipm_config_fail(cfg, section, name, err, ": %s", why);
+    return 0;
+}
+
+/* Adds the sorted epochs extra[0..n_extra) to the logged ones. */
+static int merge_logged(ipm_plan *p, const int *extra, int n_extra, char *err)
+{
+    int *merged = malloc(((size_t)p->n_log + (size_t)n_extra + 1) * sizeof *merged);
+    if (!merged)
+        return ipm_fail(err, "out of memory for the logged epochs");
+    memcpy(merged, p->log_epochs, (size_t)p->n_log * sizeof *merged);
+    memcpy(merged + p->n_log, extra, (size_t)n_extra * sizeof *merged);
+    int n = ipm_sort_unique(merged, p->n_log + n_extra);
+    free(p->log_epochs);
+    p->log_epochs = merged;
+    p->n_log = n;
+    return 0;
+}
+
 /* The stopping checks need the plane measured: their epochs are logged too. */
 static int add_check_epochs(ipm_plan *p, char *err)
 {
@@ -52,31 +101,25 @@ static int add_check_epochs(ipm_plan *p, char *err)
         return 0;
     ipm_epoch_spec checks = {IPM_EPOCHS_EVERY, cfg->stop_check_every, NULL, 0};
     int *extra, n_extra;
-    if (ipm_epochs_expand(&checks, cfg->epochs, &extra, &n_extra, err))
+    if (expand_selection(p, "stopping", "check_every", &checks, &extra, &n_extra, err))
         return -1;
-    int *merged = malloc(((size_t)p->n_log + (size_t)n_extra) * sizeof *merged);
-    if (!merged) {
-        free(extra);
-        return ipm_fail(err, "out of memory for the logged epochs");
-    }
-    memcpy(merged, p->log_epochs, (size_t)p->n_log * sizeof *merged);
-    memcpy(merged + p->n_log, extra, (size_t)n_extra * sizeof *merged);
-    int n = ipm_sort_unique(merged, p->n_log + n_extra);
+    int rc = merge_logged(p, extra, n_extra, err);
     free(extra);
-    free(p->log_epochs);
-    p->log_epochs = merged;
-    p->n_log = n;
-    return 0;
+    return rc;
 }
 
+/* Activations are gathered at logged epochs, so stored epochs are logged
+ * too (else their slots would stay fill values). */
 static int make_schedule(ipm_plan *p, char *err)
 {
     const ipm_config *cfg = p->cfg;
-    if (ipm_epochs_expand(&cfg->info_epochs, cfg->epochs, &p->log_epochs, &p->n_log, err) ||
-        add_check_epochs(p, err))
+    if (expand_selection(p, "information", "epochs", &cfg->info_epochs, &p->log_epochs,
+                         &p->n_log, err) ||
+        add_check_epochs(p, err) ||
+        expand_selection(p, "output", "activations", &cfg->activation_epochs, &p->act_epochs,
+                         &p->n_act, err))
         return -1;
-    return ipm_epochs_expand(&cfg->activation_epochs, cfg->epochs, &p->act_epochs, &p->n_act,
-                             err);
+    return merge_logged(p, p->act_epochs, p->n_act, err);
 }
 
 /* Bytes a pair (sample, replica) may take, every pattern distinct. */
@@ -152,7 +195,7 @@ static int measure_layers_and_planes(ipm_plan *p, char *err)
 
 /* [run] checkpoint, or when empty the output path with a trailing ".nc"
  * replaced by (or, without one, followed by) ".ckpt". */
-static void resolve_checkpoint_path(const ipm_config *cfg, char path[IPM_PATH_MAX])
+void ipm_plan_checkpoint_path(const ipm_config *cfg, char path[IPM_PATH_MAX])
 {
     if (cfg->checkpoint[0]) {
         snprintf(path, IPM_PATH_MAX, "%s", cfg->checkpoint);
@@ -162,6 +205,33 @@ static void resolve_checkpoint_path(const ipm_config *cfg, char path[IPM_PATH_MA
     if (n >= 3 && strcmp(cfg->output + n - 3, ".nc") == 0)
         n -= 3;
     snprintf(path, IPM_PATH_MAX, "%.*s.ckpt", (int)n, cfg->output);
+}
+
+/* Rank 0 holds every replica's state when it writes a checkpoint (weights,
+ * optimizer moments, batch order: at most 4 floats a parameter plus the
+ * order), its own replicas' working copies (weights, gradients, moments,
+ * a batch), and a few doubles per replica and layer for the estimates. A
+ * count that cannot fit is refused here, naming the key, instead of failing
+ * an allocation halfway through setup. */
+static int check_replica_memory(const ipm_plan *p, char *err)
+{
+    const ipm_config *cfg = p->cfg;
+    double params = (double)p->shape.n_params, widest = 0;
+    for (int l = 0; l < cfg->n_layers; l++)
+        widest = p->width[l] > widest ? p->width[l] : widest;
+    double state = 4 * (4 * params + p->data[IPM_PLANE_TRAIN].n) + 256;
+    double working = 4 * (4 * params + 3 * widest * cfg->batch_size * cfg->n_layers);
+    double estimates = 8 * (8 + 4 * (double)cfg->n_layers * IPM_N_PLANES);
+    double bytes = p->n_replicas * (state + estimates) + p->n_local * working;
+    if (bytes <= (double)ipm_memory_available())
+        return 0;
+    char need[32], have[32];
+    ipm_memory_format(bytes, need, sizeof need);
+    ipm_memory_format((double)ipm_memory_available(), have, sizeof have);
+    return ipm_config_fail(cfg, "run", "replicas", err,
+                           " = %d: the replicas need about %s on rank 0 (their states are "
+                           "gathered there for checkpoints), more than the %s this process "
+                           "may use (physical memory, ulimit -v)", p->n_replicas, need, have);
 }
 
 static void own_replicas(ipm_plan *p)
@@ -179,14 +249,18 @@ int ipm_plan_make(ipm_plan *p, const ipm_config *cfg, int rank, int n_ranks, int
     p->rank = rank;
     p->n_ranks = n_ranks;
     own_replicas(p);
-    resolve_checkpoint_path(cfg, p->checkpoint);
+    ipm_plan_checkpoint_path(cfg, p->checkpoint);
     p->config_text = ipm_config_format(cfg);
     if (!p->config_text)
         return ipm_fail(err, "out of memory formatting the config");
+    /* Rank 0 alone touches the files; the others learn by agreement. */
+    if (rank == 0 && ipm_paths_check(cfg, p->checkpoint, err))
+        return -1;
     if (ipm_dataset_load(cfg, &p->data[IPM_PLANE_TRAIN], &p->data[IPM_PLANE_TEST], err) ||
         ipm_loss_check(cfg, p->data[IPM_PLANE_TRAIN].n_classes, err) ||
         ipm_net_for_config(&p->shape, cfg, &p->data[IPM_PLANE_TRAIN], 0, err) ||
-        measure_layers_and_planes(p, err) || make_schedule(p, err))
+        measure_layers_and_planes(p, err) || check_replica_memory(p, err) ||
+        make_schedule(p, err))
         return -1;
     int largest = p->data[IPM_PLANE_TRAIN].n > p->data[IPM_PLANE_TEST].n
                       ? p->data[IPM_PLANE_TRAIN].n

@@ -87,7 +87,7 @@ static int resolve_replicas(run *r, const ipm_config *cfg, char *err)
     if (!r->opt.restart || cfg->replicas > 0)
         return 0;
     char path[IPM_PATH_MAX];
-    ipm_checkpoint_path(cfg, path);
+    ipm_plan_checkpoint_path(cfg, path);
     int n = 0;
     int rc = r->rank == 0 ? ipm_checkpoint_replicas(path, &n, err) : 0;
     if (agree(r, rc, err) ||
@@ -108,7 +108,7 @@ static int setup(run *r, const ipm_config *cfg, char *err)
         ipm_error_default_kind(err, IPM_ERR_INPUT); /* as --check reports it */
         return -1;
     }
-    if (r->rank == 0 && ipm_claim_files(&r->claim, cfg->output, r->plan.checkpoint,
+    if (r->rank == 0 && ipm_claim_files(&r->claim, cfg, r->plan.checkpoint,
                                         r->opt.restart, r->opt.overwrite, err))
         return -1;
     if (ipm_ensemble_init(&r->ensemble, &r->plan, r->comm, err))

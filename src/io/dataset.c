@@ -5,12 +5,14 @@
 #include <limits.h>
 #include <math.h>
 #include <netcdf.h>
+#include <netcdf_filter.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "ipmpi/base/error.h"
+#include "ipmpi/base/memory.h"
 #include "ipmpi/io/idx.h"
 #include "ipmpi/base/rng.h"
 
@@ -167,8 +169,18 @@ static int generate(const ipm_config *cfg, ipm_dataset *d, char *err)
     if (cfg->samples < 1)
         return ipm_config_fail(cfg, "data", "samples", err,
                                " = %d: a generated data set needs at least one", cfg->samples);
-    if (dataset_alloc(d, cfg->samples, GENERATED_DIM, err))
-        return -1;
+    /* x, y, x ids, the label scores and the dedup table, per sample. */
+    double bytes = (double)cfg->samples * (GENERATED_DIM * sizeof(float) + 4 + 4 + 8 + 8);
+    if ((long long)cfg->samples * GENERATED_DIM > IPM_DATASET_MAX_VALUES ||
+        bytes > (double)ipm_memory_available())
+        return ipm_config_fail(cfg, "data", "samples", err,
+                               " = %d: too many to hold (%.0f MB; a data set holds at most "
+                               "%lld values, and this process may use %.0f MB)", cfg->samples,
+                               bytes / 1048576, (long long)IPM_DATASET_MAX_VALUES,
+                               (double)ipm_memory_available() / 1048576);
+    char why[IPM_ERRLEN];
+    if (dataset_alloc(d, cfg->samples, GENERATED_DIM, why))
+        return ipm_config_fail(cfg, "data", "samples", err, " = %d: %s", cfg->samples, why);
     int complicated = cfg->source == IPM_DATA_COMPLICATED;
     double *score = malloc((size_t)d->n * sizeof *score);
     if (!score) {
@@ -284,10 +296,42 @@ static int is_classic_format(int ncid)
             format == NC_FORMAT_CDF5);
 }
 
+/* deflate's longest match (258 bytes) costs at least 2 bits, so no deflate
+ * stream expands more than 1032-fold; shuffle and fletcher32 do not shrink. */
+#define DEFLATE_MAX_RATIO 1032.0
+
+/* How many times its stored size a netCDF-4 variable's data can be: 1
+ * uncompressed, 1032 with deflate (and shuffle, fletcher32); 0 when another
+ * filter (szip, zstd, ...) leaves it unknown. */
+static double netcdf4_max_ratio(int ncid, int varid)
+{
+    int storage = NC_CONTIGUOUS;
+    if (nc_inq_var_chunking(ncid, varid, &storage, NULL) != NC_NOERR)
+        return 0;
+    if (storage != NC_CHUNKED)
+        return 1;
+    size_t n = 0;
+    unsigned int ids[16];
+    if (nc_inq_var_filter_ids(ncid, varid, &n, NULL) != NC_NOERR || n > 16 ||
+        (n && nc_inq_var_filter_ids(ncid, varid, &n, ids) != NC_NOERR))
+        return 0;
+    double ratio = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] == H5Z_FILTER_DEFLATE)
+            ratio = DEFLATE_MAX_RATIO;
+        else if (ids[i] != H5Z_FILTER_SHUFFLE && ids[i] != H5Z_FILTER_FLETCHER32)
+            return 0;
+    }
+    return ratio;
+}
+
 /* Checked before allocating, so that a small hostile file cannot make us
- * allocate gigabytes: the documented bound, and, in the classic formats
- * (which store every value uncompressed), that the declared data fit in the
- * file at all; a file shorter than that is truncated or corrupt. */
+ * allocate gigabytes: the documented bound, and that the declared data fit
+ * in the file at all. The classic formats store every value uncompressed; a
+ * netCDF-4 variable stores at most its data compressed by its filters'
+ * largest ratio, and nothing for what was never written (HDF5 does not
+ * store unwritten chunks). A file that holds less is truncated, corrupt,
+ * or was never filled. */
 static int check_declared_size(int ncid, const char *path, const char *name,
                                const nc_var_shape *v, size_t values, char *err)
 {
@@ -296,13 +340,92 @@ static int check_declared_size(int ncid, const char *path, const char *name,
                         path, name, values, (long long)IPM_DATASET_MAX_VALUES);
     size_t type_size = 0;
     struct stat st;
-    if (!is_classic_format(ncid) || nc_inq_type(ncid, v->type, NULL, &type_size) != NC_NOERR ||
-        type_size == 0 || stat(path, &st) != 0)
+    if (nc_inq_type(ncid, v->type, NULL, &type_size) != NC_NOERR || type_size == 0 ||
+        stat(path, &st) != 0)
         return 0;
-    if (values > (size_t)st.st_size / type_size)
+    double ratio = is_classic_format(ncid) ? 1 : netcdf4_max_ratio(ncid, v->varid);
+    double declared = (double)values * (double)type_size;
+    if (ratio > 0 && declared > (double)st.st_size * ratio)
         return ipm_fail(err, "%s: variable %s declares %zu values of %zu bytes but the file has "
-                        "only %lld bytes (truncated or corrupt)", path, name, values, type_size,
-                        (long long)st.st_size);
+                        "only %lld bytes%s (truncated or corrupt, or its data never written)", path, name,
+                        values, type_size, (long long)st.st_size,
+                        ratio > 1 ? ", too few even compressed" : "");
+    return 0;
+}
+
+/* The value a variable holds where nothing was written, as the type it is
+ * read as: an explicit _FillValue always counts; NetCDF's default one only
+ * for types wider than a byte (for bytes it is an ordinary value, as the
+ * NetCDF user guide advises). 0: no fill value to look for. */
+static int fill_value(int ncid, int varid, nc_type type, double *fill)
+{
+    int no_fill = 0;
+    union {
+        signed char b; unsigned char ub; short s; unsigned short us; int i; unsigned int ui;
+        long long i64; unsigned long long u64; float f; double d;
+    } v = {.u64 = 0};
+    int explicit_fill = nc_inq_att(ncid, varid, "_FillValue", NULL, NULL) == NC_NOERR;
+    if (nc_inq_var_fill(ncid, varid, &no_fill, &v) != NC_NOERR || (no_fill && !explicit_fill))
+        return 0;
+    if (!explicit_fill && (type == NC_BYTE || type == NC_UBYTE || type == NC_CHAR))
+        return 0;
+    switch (type) {
+    case NC_BYTE: *fill = v.b; break;
+    case NC_UBYTE: *fill = v.ub; break;
+    case NC_SHORT: *fill = v.s; break;
+    case NC_USHORT: *fill = v.us; break;
+    case NC_INT: *fill = v.i; break;
+    case NC_UINT: *fill = v.ui; break;
+    case NC_INT64: *fill = (double)v.i64; break;
+    case NC_UINT64: *fill = (double)v.u64; break;
+    case NC_FLOAT: *fill = v.f; break;
+    case NC_DOUBLE: *fill = v.d; break;
+    default: return 0;
+    }
+    return isfinite(*fill);
+}
+
+/* "sample I, feature J (X[I, J])" of flat index i of n x dim values. */
+static void name_index(size_t i, int dim, char *where, size_t cap)
+{
+    size_t sample = i / (size_t)dim, feature = i % (size_t)dim;
+    snprintf(where, cap, "sample %zu, feature %zu", sample, feature);
+}
+
+/* X must be finite and written: NaN or Inf would turn every weight NaN (and
+ * the clamped loss would hide it); a fill value is data never written. */
+static int check_x_values(int ncid, const char *path, const nc_var_shape *x, const ipm_dataset *d,
+                          char *err)
+{
+    double fill = 0;
+    int has_fill = fill_value(ncid, x->varid, x->type, &fill);
+    float fill_f = (float)fill;
+    size_t n = (size_t)d->n * (size_t)d->dim;
+    for (size_t i = 0; i < n; i++) {
+        float v = d->x[i];
+        if (isfinite(v) && !(has_fill && v == fill_f))
+            continue;
+        char where[96];
+        name_index(i, d->dim, where, sizeof where);
+        if (!isfinite(v))
+            return ipm_fail(err, "%s: variable X holds %s at %s (the first such value); the "
+                            "data must be finite", path, isnan(v) ? "NaN" : "Inf", where);
+        return ipm_fail(err, "%s: variable X holds its fill value %g at %s (the first such "
+                        "value): data never written", path, fill, where);
+    }
+    return 0;
+}
+
+static int check_y_values(int ncid, const char *path, const nc_var_shape *y, const ipm_dataset *d,
+                          char *err)
+{
+    double fill = 0;
+    if (!fill_value(ncid, y->varid, y->type, &fill))
+        return 0;
+    for (int i = 0; i < d->n; i++)
+        if ((double)d->y[i] == fill)
+            return ipm_fail(err, "%s: variable y holds its fill value %g at sample %d (the first "
+                            "such value): labels never written", path, fill, i);
     return 0;
 }
 
@@ -325,6 +448,10 @@ static int read_open_netcdf(int ncid, const char *path, ipm_dataset *d, char *er
     if (status != NC_NOERR) {
         ipm_dataset_free(d);
         return ipm_fail(err, "%s: variable y: %s", path, nc_strerror(status));
+    }
+    if (check_x_values(ncid, path, &x, d, err) || check_y_values(ncid, path, &y, d, err)) {
+        ipm_dataset_free(d);
+        return -1;
     }
     return 0;
 }

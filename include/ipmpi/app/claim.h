@@ -9,14 +9,17 @@
 #ifndef IPMPI_APP_CLAIM_H
 #define IPMPI_APP_CLAIM_H
 
+#include "ipmpi/io/config.h"
 #include "ipmpi/io/lock.h"
 
 typedef struct ipm_claim {
     ipm_lock *output, *checkpoint;
 } ipm_claim;
 
-/* Rank 0 only. On failure nothing is held. */
-int ipm_claim_files(ipm_claim *c, const char *output, const char *checkpoint, int restart,
+/* Rank 0 only: cfg's output and the resolved checkpoint path. On failure
+ * nothing is held; a lock file that cannot be created is named with the
+ * config line of its key (kind IPM_ERR_INPUT). */
+int ipm_claim_files(ipm_claim *c, const ipm_config *cfg, const char *checkpoint, int restart,
                     int overwrite, char *err);
 
 /* Drops both locks (and their lock files); a zeroed claim is fine. */

@@ -37,6 +37,10 @@ int ipm_plan_make(ipm_plan *p, const ipm_config *cfg, int rank, int n_ranks, int
                   char *err);
 void ipm_plan_free(ipm_plan *p);
 
+/* [run] checkpoint, or when empty the output path with a trailing ".nc"
+ * replaced by (or, without one, followed by) ".ckpt". */
+void ipm_plan_checkpoint_path(const ipm_config *cfg, char path[IPM_PATH_MAX]);
+
 /* Whether epoch is in the sorted list. */
 int ipm_epoch_listed(const int *sorted, int n, int epoch);
 
