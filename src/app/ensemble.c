@@ -1,6 +1,7 @@
 #include "ipmpi/app/ensemble.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,8 +19,9 @@ static int alloc_arrays(ipm_ensemble *e, int n_local, char *err)
     e->test_accuracy = calloc(n, sizeof(double));
     e->local = calloc((size_t)n_local + 1, sizeof(ipm_replica));
     e->diverged_at = calloc((size_t)n_local + 1, sizeof(int));
+    e->bad_param = calloc((size_t)n_local + 1, sizeof(long));
     if (!e->loss || !e->accuracy || !e->test_loss || !e->test_accuracy || !e->local ||
-        !e->diverged_at)
+        !e->diverged_at || !e->bad_param)
         return ipm_fail(err, "out of memory for %d replicas", e->n_replicas);
     return 0;
 }
@@ -104,6 +106,7 @@ void ipm_ensemble_free(ipm_ensemble *e)
     free(e->lane_made);
     free(e->local);
     free(e->diverged_at);
+    free(e->bad_param);
     free(e->loss);
     free(e->accuracy);
     free(e->test_loss);
@@ -117,6 +120,30 @@ static void group_active(const ipm_ensemble *e, int q, const int32_t *stop_epoch
     const ipm_group *g = &e->groups[q];
     for (int m = 0; m < g->n; m++)
         active[m] = !stop_epoch || stop_epoch[g->member[m]->index] < 0;
+}
+
+/* Index of the first NaN or Inf of v[0..n), or -1. */
+static long first_non_finite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return (long)i;
+    return -1;
+}
+
+/* A weight gone NaN or Inf is divergence whatever the loss says: a clamped
+ * log turns NaN into a finite loss. One pass over the parameters costs far
+ * less than the epoch that changed them. */
+static void note_divergence(ipm_ensemble *e, int k, int epoch)
+{
+    const ipm_replica *rep = &e->local[k];
+    if (e->diverged_at[k] >= 0)
+        return;
+    long bad = first_non_finite(rep->net.params, rep->net.n_params);
+    if (bad >= 0 || !isfinite(rep->last_batch_loss)) {
+        e->diverged_at[k] = epoch;
+        e->bad_param[k] = bad;
+    }
 }
 
 void ipm_ensemble_train_epoch(ipm_ensemble *e, const ipm_dataset *train, int epoch,
@@ -135,8 +162,7 @@ void ipm_ensemble_train_epoch(ipm_ensemble *e, const ipm_dataset *train, int epo
             continue; /* [stopping] scope = replica: this one has stopped */
         if (e->group_of[k] < 0)
             ipm_replica_train_epoch(rep, &view);
-        if (e->diverged_at[k] < 0 && !isfinite(rep->last_batch_loss))
-            e->diverged_at[k] = epoch;
+        note_divergence(e, k, epoch);
     }
     e->seconds_train += MPI_Wtime() - t0;
     ipm_ensemble_weights_changed(e);
@@ -248,6 +274,19 @@ int ipm_ensemble_reduce_losses(ipm_ensemble *e, int has_test, char *err)
     return 0;
 }
 
+/* What went non-finite first in local replica k, for the message. */
+static void divergence_cause(const ipm_ensemble *e, int k, char *what, size_t cap)
+{
+    const ipm_replica *rep = &e->local[k];
+    long bad = e->bad_param[k];
+    if (bad >= 0)
+        snprintf(what, cap, "weight %ld became %s", bad,
+                 isnan(rep->net.params[bad]) ? "NaN" : "infinite");
+    else
+        snprintf(what, cap, "training loss became %s",
+                 isnan(rep->last_batch_loss) ? "NaN" : "infinite");
+}
+
 int ipm_ensemble_check_divergence(const ipm_ensemble *e, int epoch, const char *output,
                                   char *err)
 {
@@ -255,13 +294,17 @@ int ipm_ensemble_check_divergence(const ipm_ensemble *e, int epoch, const char *
         int index = e->local[k].index;
         if (e->diverged_at[k] < 0 && isfinite(e->loss[index]))
             continue;
+        char what[96];
+        if (e->diverged_at[k] >= 0)
+            divergence_cause(e, k, what, sizeof what);
+        else
+            snprintf(what, sizeof what, "loss became %s", isnan(e->loss[index]) ? "NaN"
+                                                                                  : "infinite");
         int at = e->diverged_at[k] >= 0 ? e->diverged_at[k] : epoch;
-        return ipm_fail(err,
-                        "replica %d diverged: its training loss became %s at epoch %d "
-                        "(detected at logged epoch %d); lower [training] learning_rate. "
-                        "Epochs logged before are kept in %s",
-                        index, isnan(e->local[k].last_batch_loss) ? "NaN" : "infinite", at,
-                        epoch, output);
+        return ipm_fail_as(err, IPM_ERR_FAILED,
+                           "replica %d diverged: its %s at epoch %d (detected at logged epoch "
+                           "%d); lower [training] learning_rate. Epochs logged before are kept "
+                           "in %s", index, what, at, epoch, output);
     }
     return 0;
 }

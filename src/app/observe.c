@@ -1,5 +1,9 @@
 #include "ipmpi/app/observe.h"
 
+#include <math.h>
+
+#include "ipmpi/base/error.h"
+
 /* A first forward pass of every local replica finds each layer's range.
  * Forwarding twice costs less memory than keeping every replica's
  * activations; going backwards leaves eval_ws holding the pass the binning
@@ -26,9 +30,32 @@ static int agree_ranges(const ipm_observation *o, char *err)
     return rc;
 }
 
-/* Local replica k over plane p, block by block: forward, bin, keep. */
-static int observe_plane(const ipm_observation *o, int k, int p, double *loss, double *accuracy,
-                         char *err)
+/* NaN or Inf in a layer's activations is divergence, caught here before
+ * binning (which would put it in an outermost bin) or the loss (whose
+ * clamped log would turn it finite) can hide it. */
+static int check_finite_block(const ipm_observation *o, int k, int epoch, int first, int rows,
+                              char *err)
+{
+    const ipm_ensemble *e = o->ensemble;
+    const ipm_plan *plan = o->plan;
+    for (int l = 0; l < plan->cfg->n_layers; l++) {
+        const float *a = e->eval_ws.act[l];
+        size_t n = (size_t)rows * (size_t)plan->width[l];
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(a[i]))
+                return ipm_fail_as(err, IPM_ERR_FAILED,
+                                   "replica %d diverged: layer %d's activation of sample %zu "
+                                   "became %s at epoch %d; lower [training] learning_rate. "
+                                   "Epochs logged before are kept in %s", e->local[k].index,
+                                   l + 1, (size_t)first + i / (size_t)plan->width[l],
+                                   isnan(a[i]) ? "NaN" : "infinite", epoch, plan->cfg->output);
+    }
+    return 0;
+}
+
+/* Local replica k over plane p, block by block: forward, check, bin, keep. */
+static int observe_plane(const ipm_observation *o, int k, int p, int epoch, double *loss,
+                         double *accuracy, char *err)
 {
     ipm_ensemble *e = o->ensemble;
     ipm_measure *m = o->plane[p];
@@ -40,6 +67,8 @@ static int observe_plane(const ipm_observation *o, int k, int p, double *loss, d
     for (int first = 0, end; first < d->n; first = end) {
         end = ipm_ensemble_block_end(e, d->n, first);
         ipm_ensemble_forward_block(e, k, d, p, first, end - first, &sum);
+        if (check_finite_block(o, k, epoch, first, end - first, err))
+            return -1;
         if (m && ipm_measure_replica_block(m, &e->eval_ws, first, end - first, err))
             return -1;
         if (store && ipm_activation_store_keep(store, k, &e->eval_ws, first, end - first, err))
@@ -49,16 +78,16 @@ static int observe_plane(const ipm_observation *o, int k, int p, double *loss, d
     return 0;
 }
 
-static int observe_replica(const ipm_observation *o, int k, char *err)
+static int observe_replica(const ipm_observation *o, int k, int epoch, char *err)
 {
     ipm_ensemble *e = o->ensemble;
     int index = e->local[k].index;
-    if (observe_plane(o, k, IPM_PLANE_TRAIN, &e->loss[index], &e->accuracy[index], err))
+    if (observe_plane(o, k, IPM_PLANE_TRAIN, epoch, &e->loss[index], &e->accuracy[index], err))
         return -1;
     if (o->plan->data[IPM_PLANE_TEST].n == 0)
         return 0;
-    return observe_plane(o, k, IPM_PLANE_TEST, &e->test_loss[index], &e->test_accuracy[index],
-                         err);
+    return observe_plane(o, k, IPM_PLANE_TEST, epoch, &e->test_loss[index],
+                         &e->test_accuracy[index], err);
 }
 
 int ipm_observe_epoch(const ipm_observation *o, int epoch, char *err)
@@ -71,7 +100,7 @@ int ipm_observe_epoch(const ipm_observation *o, int epoch, char *err)
     if (o->plan->cfg->range_adaptive && agree_ranges(o, err))
         return -1;
     for (int k = 0; k < o->ensemble->n_local; k++)
-        if (observe_replica(o, k, err))
+        if (observe_replica(o, k, epoch, err))
             return -1;
     return 0;
 }

@@ -21,7 +21,8 @@ typedef struct ipm_ensemble {
     int rank, size;
     int n_replicas, n_local;
     ipm_replica *local;                 /* replicas rank, rank + P, ... */
-    int *diverged_at;                   /* local: first epoch with a non-finite batch loss */
+    int *diverged_at;                   /* local: first epoch with a non-finite weight or batch loss */
+    long *bad_param;                    /* local: that weight's index (-1: the loss) */
     double *loss, *accuracy, *test_loss, *test_accuracy; /* n_replicas each */
     ipm_workspace eval_ws;              /* one block of block_rows samples, every layer */
     int block_rows;
@@ -68,9 +69,10 @@ void ipm_ensemble_clear_losses(ipm_ensemble *e);
  * each slot). */
 int ipm_ensemble_reduce_losses(ipm_ensemble *e, int has_test, char *err);
 
-/* A local replica whose training loss or measured loss went non-finite
- * fails the run, naming the replica, the epoch and where the logged epochs
- * are kept (output). */
+/* A local replica whose weights (checked after every epoch of training),
+ * training loss or measured loss went non-finite fails the run, naming the
+ * replica, what diverged, the epoch and where the logged epochs are kept
+ * (output). */
 int ipm_ensemble_check_divergence(const ipm_ensemble *e, int epoch, const char *output,
                                   char *err);
 
