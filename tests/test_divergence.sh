@@ -24,7 +24,7 @@ INI
 "$MPIRUN" 2 "$IPMPI" job.ini >run.out 2>run.err
 status=$?
 [ $status -eq 1 ] || fail "exit status $status, expected 1"
-grep -Eq '^ipmpi: replica [0-9]+ diverged: its training loss became (NaN|infinite) at epoch 1 ' run.err ||
+grep -Eq '^ipmpi: replica [0-9]+ diverged: its (training loss|weight [0-9]+) became (NaN|infinite) at epoch 1 ' run.err ||
     fail "no divergence message naming replica and epoch: $(cat run.err)"
 [ "$(grep -c '^ipmpi: ' run.err)" -eq 1 ] || fail "message not printed exactly once"
 if command -v ncdump >/dev/null; then

@@ -230,7 +230,10 @@ static int log_epoch(run *r, int epoch, char *err)
     ipm_observation o = {&r->plan, &r->ensemble, {NULL, NULL}, store ? &r->store : NULL};
     for (int p = 0; p < IPM_N_PLANES; p++)
         o.plane[p] = r->plan.measured[p] ? &r->plane[p] : NULL;
-    int rc = ipm_observe_epoch(&o, epoch, err);
+    /* Training's divergence first: it says where the trouble began. */
+    int rc = ipm_ensemble_check_divergence(&r->ensemble, epoch, r->plan.cfg->output, err);
+    if (rc == 0)
+        rc = ipm_observe_epoch(&o, epoch, err);
     if (rc == 0)
         rc = ipm_test_fault("epoch", r->rank, epoch, err);
     if (rc == 0)
