@@ -408,7 +408,7 @@ static void check_full(const char *path)
     CHECK(ndims == 7);   /* epoch replica layer activation_epoch sample unit1 unit2 */
     CHECK(nvars == 24);  /* epoch layer_width layer_measured, 4 losses, 12 informations,
                             3 sample vars, 2 T */
-    CHECK(natts == 15);
+    CHECK(natts == 16); /* run_id among them */
     check_dim(ncid, "epoch", RECORDS);
     check_dim(ncid, "replica", R);
     check_dim(ncid, "layer", L);
@@ -463,7 +463,7 @@ static void check_minimal(const char *path)
     CHECK(nc_open(path, NC_NOWRITE, &ncid) == NC_NOERR);
     int ndims = 0, nvars = 0, natts = 0;
     CHECK(nc_inq(ncid, &ndims, &nvars, &natts, NULL) == NC_NOERR);
-    CHECK(ndims == 3 && nvars == 7 && natts == 12);
+    CHECK(ndims == 3 && nvars == 7 && natts == 13); /* run_id among them */
     const char *present[] = {"epoch",    "layer_width", "loss",
                              "accuracy", "I_XT_pooled", "I_TY_pooled"};
     for (int i = 0; i < 6; i++)

@@ -30,7 +30,7 @@ static int data_information(const ipm_record_sources *src, ipm_output_meta *meta
 }
 
 int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int restart, long records,
-                    double flush_seconds, char *err)
+                    uint64_t run_id, double flush_seconds, char *err)
 {
     const ipm_plan *plan = src->plan;
     const ipm_config *cfg = plan->cfg;
@@ -49,6 +49,7 @@ int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int restart
         .range_lo = cfg->range_lo, .range_hi = cfg->range_hi,
         .n_activation_epochs = plan->n_act, .activation_samples = train->n,
         .sample_x_id = train->x_id, .sample_y = train->y, .flush_seconds = flush_seconds,
+        .run_id = run_id,
         .stop_rules = stop->enabled ? stop->n_rules : 0, .stop_description = stop_text,
     };
     if (data_information(src, &meta, err))

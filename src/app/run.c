@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ipmpi/app/activations.h"
 #include "ipmpi/app/claim.h"
@@ -171,6 +173,21 @@ static int resume(run *r, char *err)
     if (r->rank == 0)
         printf("resuming after epoch %d from %s%s\n", at.epoch, path, at.used_prev ? ".prev" : "");
     return 0;
+}
+
+/* A fresh run's id, chosen by rank 0 (the output and every checkpoint carry
+ * it; only rank 0 writes them). */
+static uint64_t new_run_id(const run *r)
+{
+    uint64_t id = 0;
+    if (r->rank != 0)
+        return 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(&id, sizeof id, 1, f) != 1)
+        id = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
+    if (f)
+        fclose(f);
+    return id ? id : 1;
 }
 
 /* A restarted run with nothing left to do leaves its files as they are. */
@@ -385,6 +402,8 @@ int ipm_run(const ipm_config *cfg, const ipm_run_options *opt, MPI_Comm comm, ch
         rc = agree(&r, setup(&r, &r.resolved, err), err);
     if (rc == 0 && r.opt.restart)
         rc = resume(&r, err);
+    else if (rc == 0)
+        r.run_id = new_run_id(&r);
     r.clock.setup = MPI_Wtime() - r.clock.start;
     if (rc == 0 && finished(&r)) {
         if (r.rank == 0)
@@ -396,7 +415,8 @@ int ipm_run(const ipm_config *cfg, const ipm_run_options *opt, MPI_Comm comm, ch
     ipm_record_sources rec = record_sources(&r);
     if (rc == 0)
         rc = agree(&r, r.rank == 0 ? ipm_record_open(&r.out, &rec, r.opt.restart,
-                                                     r.resume_records, OUTPUT_FLUSH_SECONDS, err)
+                                                     r.resume_records, r.run_id,
+                                                     OUTPUT_FLUSH_SECONDS, err)
                                    : 0, err);
     if (rc == 0)
         rc = epoch_loop(&r, err);

@@ -1,14 +1,20 @@
 /* output: the run's NetCDF-4 file. Every variable id is looked up once at
  * create time, so an append is one nc_put_vara per variable and a sync. */
+/* fallocate's FALLOC_FL_KEEP_SIZE (Linux) reserves room without changing
+ * the file's size, which HDF5 manages itself. */
+#define _GNU_SOURCE
 #include "ipmpi/io/output.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <netcdf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ipmpi/info/estimates.h"
 #include "ipmpi/learn/spec.h"
@@ -65,6 +71,8 @@ struct ipm_output {
     int *pending_epoch;
     double *pending_values[N_COLUMNS];
     int dirty;                    /* activations written since the last sync */
+    size_t dirty_bytes;           /* their size, to reserve room for at the next sync */
+    int failed;                   /* a write or sync failed: nothing more is written */
 };
 
 
@@ -83,6 +91,18 @@ static int nc_fail(const ipm_output *o, int status, const char *what, const char
 {
     return ipm_fail(err, "%s: %s%s%s: %s", o->path, what, *name ? " " : "", name,
                     nc_strerror(status));
+}
+
+/* nc_fail for a write or sync, kind IPM_ERR_IO. NetCDF reports every HDF5
+ * failure as "HDF error"; the OS's reason (errno, kept by the failing
+ * write) is what the user can act on, so it is given instead when there is
+ * one. */
+static int io_fail(const ipm_output *o, int status, int saved_errno, const char *what,
+                   const char *name, char *err)
+{
+    int os_reason = status == NC_EHDFERR && saved_errno != 0;
+    return ipm_fail_as(err, IPM_ERR_IO, "%s: %s%s%s: %s", o->path, what, *name ? " " : "", name,
+                       os_reason ? strerror(saved_errno) : nc_strerror(status));
 }
 
 static int put_text_att(ipm_output *o, int varid, const char *name, const char *text, char *err)
@@ -406,6 +426,46 @@ static int create_failed(const char *path, int status, char *err)
     return rc;
 }
 
+/* The run id as the file spells it: 16 hex digits. */
+static void run_id_text(uint64_t id, char text[17])
+{
+    snprintf(text, 17, "%016" PRIx64, id);
+}
+
+/* Global attribute run_id, which the run's checkpoints carry too. */
+static int put_run_id(ipm_output *o, uint64_t id, char *err)
+{
+    char text[17];
+    run_id_text(id, text);
+    int s = nc_redef(o->ncid);
+    if (s)
+        return nc_fail(o, s, "nc_redef", "", err);
+    if (put_text_att(o, NC_GLOBAL, "run_id", text, err))
+        return -1;
+    s = nc_enddef(o->ncid);
+    return s ? nc_fail(o, s, "nc_enddef", "", err) : 0;
+}
+
+/* A restart appends only to its own run's file: one copied over it (or an
+ * earlier run's, kept beside a newer checkpoint) is refused. id 0: the
+ * checkpoint predates run ids, nothing to compare. */
+static int check_run_id(const ipm_output *o, uint64_t id, char *err)
+{
+    if (id == 0)
+        return 0;
+    char want[17], have[64] = "";
+    run_id_text(id, want);
+    size_t len = 0;
+    if (nc_inq_attlen(o->ncid, NC_GLOBAL, "run_id", &len) == NC_NOERR && len < sizeof have)
+        nc_get_att_text(o->ncid, NC_GLOBAL, "run_id", have);
+    if (strcmp(have, want) == 0)
+        return 0;
+    return ipm_fail_as(err, IPM_ERR_REFUSED,
+                       "%s belongs to another run (run_id %s) than the checkpoint (run_id %s): "
+                       "refused, nothing written; restore the run's own output, or start afresh "
+                       "with --overwrite", o->path, *have ? have : "absent", want);
+}
+
 int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err)
 {
     *out = NULL;
@@ -420,7 +480,7 @@ int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err)
         output_free(o);
         return -1;
     }
-    if (def_schema(o, meta, err)) {
+    if (def_schema(o, meta, err) || put_run_id(o, meta->run_id, err)) {
         /* Leave no half-written file behind: nc_abort deletes a file still in
          * define mode, remove() covers a failure after nc_enddef. */
         nc_abort(o->ncid);
@@ -546,7 +606,8 @@ int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long record
         output_free(o);
         return -1;
     }
-    if (find_schema(o, meta, err) || check_records(o, records, err)
+    if (check_run_id(o, meta->run_id, err) || find_schema(o, meta, err) ||
+        check_records(o, records, err)
         || note_restart(o, meta, err)) {
         nc_close(o->ncid);
         output_free(o);
@@ -656,12 +717,81 @@ static void buffer_record(ipm_output *o, const ipm_epoch_record *rec)
     o->pending++;
 }
 
+/* Bytes the next flush may add: for every variable along the unlimited
+ * dimension, the chunks the pending records start (a chunk is allocated
+ * whole); the activations written since the last sync; and room for the
+ * metadata that grows with them (B-tree nodes, object headers). */
+static double growth_bound(const ipm_output *o)
+{
+    int nvars = 0, unlimited = -1;
+    if (nc_inq_nvars(o->ncid, &nvars) != NC_NOERR ||
+        nc_inq_unlimdim(o->ncid, &unlimited) != NC_NOERR)
+        return 0;
+    /* HDF5 takes file space for metadata in 2 KB blocks; a B-tree node per
+     * variable and a few blocks more bound what one flush adds. */
+    double bytes = (double)o->dirty_bytes + (64 << 10) + (double)nvars * (4 << 10);
+    for (int v = 0; v < nvars; v++) {
+        int ndims = 0, dims[NC_MAX_VAR_DIMS], storage = 0;
+        size_t chunk[NC_MAX_VAR_DIMS], type_size = 0;
+        nc_type type;
+        if (nc_inq_var(o->ncid, v, NULL, &type, &ndims, dims, NULL) != NC_NOERR || ndims < 1 ||
+            dims[0] != unlimited || nc_inq_type(o->ncid, type, NULL, &type_size) != NC_NOERR ||
+            nc_inq_var_chunking(o->ncid, v, &storage, chunk) != NC_NOERR ||
+            storage != NC_CHUNKED || chunk[0] == 0)
+            continue;
+        double row = (double)type_size; /* one chunk-row across the other dimensions */
+        for (int d = 1; d < ndims; d++) {
+            size_t len = 0;
+            nc_inq_dimlen(o->ncid, dims[d], &len);
+            row *= (double)chunk[d] * (double)((len + chunk[d] - 1) / (chunk[d] ? chunk[d] : 1));
+        }
+        size_t before = (o->records + chunk[0] - 1) / chunk[0];
+        size_t after = (o->records + o->pending + chunk[0] - 1) / chunk[0];
+        bytes += (double)(after - before + 1) * ((double)chunk[0] * row + 64);
+    }
+    return bytes;
+}
+
+/* Reserves room for the next flush beyond the file's end before anything
+ * is written, so that a full disk stops the run with the OS's reason while
+ * the file still holds every record of the last flush: a write that fails
+ * halfway leaves HDF5's metadata torn (the file unreadable, or records with
+ * some variables written and others not). A file system that cannot
+ * reserve (EOPNOTSUPP) is written without. */
+static int reserve_room(const ipm_output *o, char *err)
+{
+#ifdef FALLOC_FL_KEEP_SIZE
+    int fd = open(o->path, O_WRONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int saved = errno;
+        if (fd >= 0)
+            close(fd);
+        return ipm_fail_as(err, IPM_ERR_IO, "%s: %s", o->path, strerror(saved));
+    }
+    double bytes = growth_bound(o);
+    int rc = 0;
+    if (bytes > 0 && fallocate(fd, FALLOC_FL_KEEP_SIZE, st.st_size, (off_t)bytes) != 0 &&
+        errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
+        rc = ipm_fail_as(err, IPM_ERR_IO, "%s: cannot write %zu more record%s: %s (the file "
+                         "keeps the %zu record%s written before)", o->path, o->pending,
+                         o->pending == 1 ? "" : "s", strerror(errno), o->records,
+                         o->records == 1 ? "" : "s");
+    close(fd);
+    return rc;
+#else
+    (void)o, (void)err;
+    return 0;
+#endif
+}
+
 static int put_pending(ipm_output *o, char *err)
 {
     size_t start[3] = {o->records, 0, 0};
+    errno = 0;
     int s = nc_put_vara_int(o->ncid, o->epoch_id, start, &o->pending, o->pending_epoch);
     if (s)
-        return nc_fail(o, s, "variable", "epoch", err);
+        return io_fail(o, s, errno, "variable", "epoch", err);
     for (int c = 0; c < N_COLUMNS; c++) {
         char name[64];
         size_t shape[2];
@@ -669,24 +799,35 @@ static int put_pending(ipm_output *o, char *err)
         if (varid < 0)
             continue;
         size_t count[3] = {o->pending, shape[0], shape[1]}; /* trailing extents beyond ndims unused */
+        errno = 0;
         if ((s = nc_put_vara_double(o->ncid, varid, start, count, o->pending_values[c])))
-            return nc_fail(o, s, "variable", name, err);
+            return io_fail(o, s, errno, "variable", name, err);
     }
     return 0;
 }
 
+/* After a failure nothing more is written: the file stays as of the last
+ * flush, which held whole records. */
 int ipm_output_flush(ipm_output *o, char *err)
 {
     if (!o || (o->pending == 0 && !o->dirty))
         return 0;
-    if (o->pending && put_pending(o, err))
+    if (o->failed)
+        return ipm_fail_as(err, IPM_ERR_IO, "%s: an earlier write failed", o->path);
+    if (reserve_room(o, err) || (o->pending && put_pending(o, err))) {
+        o->failed = 1;
         return -1;
+    }
+    errno = 0;
     int s = nc_sync(o->ncid);
-    if (s)
-        return nc_fail(o, s, "nc_sync", "", err);
+    if (s) {
+        o->failed = 1;
+        return io_fail(o, s, errno, "nc_sync", "", err);
+    }
     o->records += o->pending;
     o->pending = 0;
     o->dirty = 0;
+    o->dirty_bytes = 0;
     o->last_flush = now_seconds();
     return 0;
 }
@@ -715,16 +856,19 @@ int ipm_output_activations(ipm_output *o, int slot, int epoch, int replica, int 
                         o->path, layer + 1, slot, replica, o->n_activation_epochs, o->replicas);
     size_t start[4] = {(size_t)slot, (size_t)replica, 0, 0};
     size_t count[4] = {1, 1, (size_t)o->activation_samples, (size_t)o->width[layer]};
+    errno = 0;
     int s = nc_put_vara_float(o->ncid, o->t_id[layer], start, count, values);
     if (s) {
         char name[32];
         snprintf(name, sizeof name, "T%d", layer + 1);
-        return nc_fail(o, s, "variable", name, err);
+        o->failed = 1;
+        return io_fail(o, s, errno, "variable", name, err);
     }
     size_t at = (size_t)slot, one = 1;
     s = nc_put_vara_int(o->ncid, o->activation_epoch_id, &at, &one, &epoch);
     o->dirty = 1;
-    return s ? nc_fail(o, s, "variable", "activation_epoch", err) : 0;
+    o->dirty_bytes += count[2] * count[3] * sizeof(float);
+    return s ? io_fail(o, s, errno, "variable", "activation_epoch", err) : 0;
 }
 
 int ipm_output_stop_epochs(ipm_output *o, const int32_t *stop_epoch, char *err)
@@ -732,9 +876,10 @@ int ipm_output_stop_epochs(ipm_output *o, const int32_t *stop_epoch, char *err)
     if (o->stop_epoch_id < 0)
         return ipm_fail(err, "%s: variable stop_epoch: the run has no stopping criterion",
                         o->path);
+    errno = 0;
     int s = nc_put_var_int(o->ncid, o->stop_epoch_id, stop_epoch);
     o->dirty = 1;
-    return s ? nc_fail(o, s, "variable", "stop_epoch", err) : 0;
+    return s ? io_fail(o, s, errno, "variable", "stop_epoch", err) : 0;
 }
 
 int ipm_output_close(ipm_output *o, char *err)
@@ -742,9 +887,10 @@ int ipm_output_close(ipm_output *o, char *err)
     if (!o)
         return 0;
     int rc = ipm_output_flush(o, err);
+    errno = 0;
     int s = nc_close(o->ncid);
     if (s && rc == 0)
-        rc = nc_fail(o, s, "nc_close", "", err);
+        rc = io_fail(o, s, errno, "nc_close", "", err);
     output_free(o);
     return rc;
 }

@@ -21,10 +21,11 @@ typedef struct ipm_record_sources {
     const ipm_stop_monitor *stop;
 } ipm_record_sources;
 
-/* Rank 0: creates the file (restart: reopens it at `records` records and
- * rewrites the stop epochs it may hold from after the checkpoint). */
+/* Rank 0: creates the file with run_id (restart: reopens it at `records`
+ * records, refusing a file of another run_id, and rewrites the stop epochs
+ * it may hold from after the checkpoint). */
 int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int restart, long records,
-                    double flush_seconds, char *err);
+                    uint64_t run_id, double flush_seconds, char *err);
 
 /* Rank 0: appends epoch's record. */
 int ipm_record_write(ipm_output *out, const ipm_record_sources *src, int epoch, char *err);

@@ -18,7 +18,8 @@
  *   with stored activations: activation_epoch(activation_epoch),
  *     sample_x_id(sample), sample_y(sample) and
  *     T<k>(activation_epoch, replica, sample, unit_k) float, k = 1..layers.
- * Global attributes: config, ipmpi_version, history (created/restarted by
+ * Global attributes: run_id (16 hex digits, also in the run's checkpoints),
+ * config, ipmpi_version, history (created/restarted by
  * whom on how many ranks; a reopen appends a line and sets ranks), ranks,
  * replicas, H_X, H_Y, I_XY
  * (of the training set; test_H_X etc. when the test plane is measured),
@@ -51,6 +52,7 @@ typedef struct ipm_output_meta {
     int activation_samples;       /* samples stored per replica */
     const int32_t *sample_x_id, *sample_y; /* activation_samples each */
     double flush_seconds;         /* write + sync appended records at most this often (0: every append) */
+    uint64_t run_id;              /* attribute run_id; a reopen refuses a file of another id (0: any) */
 } ipm_output_meta;
 
 /* One plane's estimates at one epoch; arrays may be NULL when not estimated. */
@@ -85,7 +87,11 @@ long ipm_output_records(const ipm_output *out);
 
 /* Appends one logged epoch. Records are buffered and written + synced
  * together when flush_seconds have passed since the last flush (the first
- * append flushes at once), so the file on disk always holds whole records. */
+ * append flushes at once), so the file on disk always holds whole records.
+ * Room for a flush is reserved (fallocate) before anything is written, so
+ * a full disk fails it with the OS's reason (kind IPM_ERR_IO) and the file
+ * keeps every record of the last flush; after a failure nothing more is
+ * written, and close only closes. */
 int ipm_output_append(ipm_output *out, const ipm_epoch_record *rec, char *err);
 
 /* Writes and syncs whatever is buffered. Close flushes too. */
