@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bad input stops every rank with one clear message naming file, line and key,
-# a non-zero status, and no output file.
+# status 2 (in a run as under --check, which finds the same), and no output file.
 . "$(dirname "$0")/lib.sh"
 cd "$WORK"
 
@@ -23,7 +23,12 @@ expect_error() {
     rm -f out.nc
     "$MPIRUN" 2 "$IPMPI" bad.ini >"$name.out" 2>"$name.err"
     local status=$?
-    [ $status -ne 0 ] || fail "$name: exit status 0"
+    [ $status -eq 2 ] || fail "$name: exit status $status, expected 2"
+    "$IPMPI" --check bad.ini >"$name.check.out" 2>"$name.check.err"
+    status=$?
+    [ $status -eq 2 ] || fail "$name: --check exit status $status, expected 2"
+    grep -Eq "$pattern" "$name.check.err" ||
+        fail "$name: --check stderr lacks /$pattern/: $(cat "$name.check.err")"
     grep -Eq "$pattern" "$name.err" || fail "$name: stderr lacks /$pattern/: $(cat "$name.err")"
     local count
     count=$(grep -c '^ipmpi: ' "$name.err")

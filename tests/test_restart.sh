@@ -2,7 +2,7 @@
 # A run stopped by SIGUSR1 and continued with --restart (on another rank
 # count, from the .prev checkpoint after a corrupted one) ends with the same
 # NetCDF variables, bit for bit, as the run never stopped. Checkpoints of
-# another config, or none at all, are refused with one message and status 1.
+# another config, or none at all, are refused with one message and status 2.
 . "$(dirname "$0")/lib.sh"
 needs_python
 cd "$WORK"
@@ -94,12 +94,12 @@ cp good.ckpt run.ckpt
 rm -f run.ckpt.prev
 restart 2 --set training.learning_rate=0.01
 status=$?
-[ $status -eq 1 ] || fail "other config: exit status $status, expected 1"
+[ $status -eq 2 ] || fail "other config: exit status $status, expected 2"
 grep -q 'learning_rate' restart.err || fail "other config: message lacks the key: $(cat restart.err)"
 [ "$(grep -c '^ipmpi: ' restart.err)" -eq 1 ] || fail "other config: message not printed once"
 restart 2 --set run.checkpoint=nowhere.ckpt
 status=$?
-[ $status -eq 1 ] || fail "missing checkpoint: exit status $status, expected 1"
+[ $status -eq 2 ] || fail "missing checkpoint: exit status $status, expected 2"
 grep -q 'nowhere.ckpt' restart.err || fail "missing checkpoint: message lacks the path: $(cat restart.err)"
 [ "$(grep -c '^ipmpi: ' restart.err)" -eq 1 ] || fail "missing checkpoint: message not printed once"
 finish

@@ -159,6 +159,8 @@ static int resume(run *r, char *err)
         rc = ipm_fail(err, "%s: the checkpoint holds a stopping state but [stopping] criterion "
                       "= none", path);
     free(at.stop);
+    if (rc)
+        ipm_error_default_kind(err, IPM_ERR_INPUT); /* no checkpoint, or not this config's */
     if (agree(r, rc, err))
         return -1;
     if (at.epoch > r->plan.cfg->epochs)
