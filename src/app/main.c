@@ -10,6 +10,7 @@
 #include "ipmpi/parallel/comm.h"
 #include "ipmpi/io/config.h"
 #include "ipmpi/base/error.h"
+#include "ipmpi/app/cli.h"
 #include "ipmpi/app/plan.h"
 #include "ipmpi/app/run.h"
 #include "ipmpi/version.h"
@@ -37,12 +38,6 @@ static int exit_status(const char *err, enum ipm_error_kind phase)
     }
 }
 
-typedef struct cli {
-    const char *config_path;
-    const char **overrides;
-    int n_overrides;
-    int check, help, version, restart, overwrite;
-} cli;
 
 /* The one piece of global state: a signal handler can reach nothing else.
  * The run polls it at every epoch boundary. */
@@ -104,42 +99,6 @@ static const char usage_text[] =
     "      before is kept whole\n"
     "  75  stopped on a signal after writing the checkpoint (resubmit with --restart)\n";
 
-static int parse_cli(int argc, char **argv, cli *c, char *err)
-{
-    memset(c, 0, sizeof *c);
-    c->overrides = calloc((size_t)argc, sizeof(char *));
-    if (!c->overrides)
-        return ipm_fail(err, "out of memory");
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
-            c->help = 1;
-        else if (!strcmp(a, "--version"))
-            c->version = 1;
-        else if (!strcmp(a, "--check"))
-            c->check = 1;
-        else if (!strcmp(a, "--restart"))
-            c->restart = 1;
-        else if (!strcmp(a, "--overwrite"))
-            c->overwrite = 1;
-        else if (!strcmp(a, "--set") && i + 1 < argc)
-            c->overrides[c->n_overrides++] = argv[++i];
-        else if (!strncmp(a, "--set=", 6))
-            c->overrides[c->n_overrides++] = a + 6;
-        else if (a[0] == '-' && a[1] != '\0')
-            return ipm_fail(err, "unknown or incomplete option '%s' (see ipmpi --help)", a);
-        else if (c->config_path)
-            return ipm_fail(err, "more than one config file: '%s' and '%s'", c->config_path, a);
-        else
-            c->config_path = a;
-    }
-    if (!c->help && !c->version && !c->config_path)
-        return ipm_fail(err, "no config file given (see ipmpi --help)");
-    if (c->restart && c->overwrite)
-        return ipm_fail(err, "--restart continues a run, --overwrite replaces it: give one");
-    return 0;
-}
-
 static void print_data_and_network(const ipm_plan *plan)
 {
     const ipm_dataset *train = &plan->data[IPM_PLANE_TRAIN], *test = &plan->data[IPM_PLANE_TEST];
@@ -188,7 +147,7 @@ static int check_config(const ipm_config *cfg, char *err)
     return rc;
 }
 
-static int run_collective(const cli *c, int *argc, char ***argv)
+static int run_collective(const ipm_cli *c, int *argc, char ***argv)
 {
     char err[IPM_ERRLEN] = "";
     ipm_config cfg;
@@ -217,9 +176,9 @@ static int run_collective(const cli *c, int *argc, char ***argv)
 int main(int argc, char **argv)
 {
     char err[IPM_ERRLEN] = "";
-    cli c;
+    ipm_cli c;
     int status = 0;
-    if (parse_cli(argc, argv, &c, err)) {
+    if (ipm_cli_parse(argc, argv, &c, err)) {
         fprintf(stderr, "ipmpi: %s\n", err);
         status = EXIT_USAGE;
     } else if (c.help) {
@@ -237,6 +196,6 @@ int main(int argc, char **argv)
     } else {
         status = run_collective(&c, &argc, &argv);
     }
-    free(c.overrides);
+    ipm_cli_free(&c);
     return status;
 }

@@ -7,10 +7,15 @@
  * less), so a message and its kind never overwrite each other. */
 #define KIND_AT (IPM_ERRLEN - 1)
 
+/* One line whatever the message quotes (a path or an argument may hold a
+ * line break): control characters become '?'. */
 static int vfail(char *err, enum ipm_error_kind kind, const char *fmt, va_list ap)
 {
     if (err) {
         vsnprintf(err, KIND_AT, fmt, ap);
+        for (char *c = err; *c; c++)
+            if ((unsigned char)*c < 0x20)
+                *c = '?';
         err[KIND_AT] = (char)kind;
     }
     return -1;

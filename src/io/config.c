@@ -1196,6 +1196,12 @@ static int apply_override(loader *L, int index, char *err)
     const char *eq = strchr(text, '='), *dot = strchr(text, '.');
     if (!eq || !dot || dot > eq)
         return ipm_fail(err, "--set %s: expected section.key=value", text);
+    /* A config file's line cannot hold them, so the effective config could
+     * not be written back. */
+    for (const char *c = text; *c; c++)
+        if ((unsigned char)*c < 0x20 && *c != '\t')
+            return ipm_fail(err, "--set %s: a control character (a line break?) in the value",
+                            text);
     char section[64], name[64], why[IPM_ERRLEN];
     copy_trimmed(text, (size_t)(dot - text), section, sizeof section);
     copy_trimmed(dot + 1, (size_t)(eq - dot - 1), name, sizeof name);

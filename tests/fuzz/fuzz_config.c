@@ -11,13 +11,12 @@
 #include <stdint.h>
 #include <string.h>
 
-static fuzz_scratch input_file, format_file;
+static fuzz_scratch input_file;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     fuzz_scratch_open_temporary(&input_file);
-    fuzz_scratch_open_temporary(&format_file);
     return 0;
 }
 
@@ -47,10 +46,10 @@ static void check_round_trip(const ipm_config *cfg)
 {
     char *text = ipm_config_format(cfg);
     fuzz_require(text != NULL, "ipm_config_format returned NULL", NULL);
-    fuzz_scratch_write(&format_file, text, strlen(text));
     ipm_config again;
     char err[IPM_ERRLEN] = "";
-    if (ipm_config_load(&again, format_file.path, NULL, 0, err) != 0) {
+    /* From memory: a file rewritten per input cost a third of the time. */
+    if (ipm_config_load_text(&again, text, "formatted", err) != 0) {
         fprintf(stderr, "formatted text:\n%s\n", text);
         fuzz_require(0, "formatted config does not load", err);
     }
