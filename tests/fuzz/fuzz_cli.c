@@ -10,6 +10,7 @@
 #include "ipmpi/base/error.h"
 #include "ipmpi/io/config.h"
 
+#include "fuzz_round_trip.h"
 #include "fuzz_scratch.h"
 
 #include <stdint.h>
@@ -30,31 +31,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void check_message(const char *err)
-{
-    size_t len = strnlen(err, IPM_ERRLEN);
-    fuzz_require(len > 0 && len < IPM_ERRLEN - 1, "failure without a message", NULL);
-    fuzz_require(strchr(err, '\n') == NULL, "message spans lines", err);
-}
 
-static void check_round_trip(const ipm_config *cfg)
-{
-    char *text = ipm_config_format(cfg);
-    fuzz_require(text != NULL, "ipm_config_format returned NULL", NULL);
-    ipm_config again;
-    char err[IPM_ERRLEN] = "";
-    /* From memory: a file rewritten per input cost a third of the time. */
-    if (ipm_config_load_text(&again, text, "formatted", err) != 0) {
-        fprintf(stderr, "formatted text:\n%s\n", text);
-        fuzz_require(0, "a config loaded with --set does not reload from its text", err);
-    }
-    char *text2 = ipm_config_format(&again);
-    fuzz_require(text2 && strcmp(text, text2) == 0, "format -> load -> format changed the text",
-                 NULL);
-    free(text2);
-    free(text);
-    ipm_config_free(&again);
-}
 
 /* Each well-formed override's key must report --set as its origin. */
 static void check_origins(const ipm_config *cfg, const ipm_cli *c)
@@ -90,16 +67,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ipm_cli c;
     char err[IPM_ERRLEN] = "";
     if (ipm_cli_parse(argc, argv, &c, err) != 0) {
-        check_message(err);
+        fuzz_check_message(err);
     } else {
         fuzz_require(c.config_path || c.help || c.version, "parsed without a config", NULL);
         fuzz_require(!(c.restart && c.overwrite), "--restart and --overwrite both taken", NULL);
         ipm_config cfg;
         if (ipm_config_load(&cfg, config_file.path, c.overrides, c.n_overrides, err) == 0) {
-            check_round_trip(&cfg);
+            fuzz_check_round_trip(&cfg);
             check_origins(&cfg, &c);
         } else {
-            check_message(err);
+            fuzz_check_message(err);
         }
         ipm_config_free(&cfg);
     }
