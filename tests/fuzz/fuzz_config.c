@@ -21,7 +21,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-
 static void check_expansion(const ipm_epoch_spec *spec, int last)
 {
     int *epochs = NULL, n = 0;

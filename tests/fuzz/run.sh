@@ -66,7 +66,8 @@ for target in $targets; do
     if [ "$(cat "$work/$target/rc")" -ne 0 ] && [ "$crashes" -eq 0 ]; then
         crashes=1 # died without leaving an input (e.g. killed)
     fi
-    took=$(( ${execs:-0} / (${rate:-0} > 0 ? ${rate:-1} : 1) ))
+    took="under 1"
+    [ "${rate:-0}" -gt 0 ] && took=$(( ${execs:-0} / rate ))
     echo "$target: ${execs:-0} execs in ${took} s (${rate:-0}/s), $crashes crashes"
     if [ "$runs" -gt 0 ] && [ "${execs:-0}" -lt "$runs" ] && [ "$crashes" -eq 0 ]; then
         echo "  short of $runs executions after $seconds s"
