@@ -6,6 +6,9 @@ JOB="$IPMPI_SOURCE_ROOT/jobs/tishby.ini"
 
 "$IPMPI" --help >help.txt 2>&1 || fail "--help exits non-zero"
 grep -q '^usage: ipmpi' help.txt || fail "--help prints no usage line"
+for code in 0 1 2 73 74 75; do
+    grep -Eq "^ +$code  [a-z]" help.txt || fail "--help does not explain exit status $code"
+done
 "$IPMPI" --version >version.txt 2>&1 || fail "--version exits non-zero"
 grep -Eq '^ipmpi [0-9]+\.[0-9]+\.[0-9]+$' version.txt || fail "--version prints '$(cat version.txt)'"
 
