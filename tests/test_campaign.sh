@@ -31,8 +31,6 @@ rm -f kept.ckpt
 expect 73 rerun-without-checkpoint 'kept\.nc exists' -- \
     "$IPMPI" "$J" "${quick[@]}" --set run.output=kept.nc
 cmp -s kept.nc kept.copy || fail "a refused run changed kept.nc (checkpoint gone)"
-grep -q '^# note: kept.nc exists' <("$IPMPI" --check "$J" --set run.output=kept.nc) ||
-    fail "--check does not say that the output exists"
 expect 0 overwrite 'wrote kept\.nc' -- "$IPMPI" "$J" "${quick[@]}" --set run.output=kept.nc --overwrite
 expect 2 restart-and-overwrite 'give one' -- "$IPMPI" "$J" --restart --overwrite
 

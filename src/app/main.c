@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ipmpi/parallel/comm.h"
 #include "ipmpi/io/config.h"
@@ -121,17 +120,6 @@ static void print_data_and_network(const ipm_plan *plan)
     printf("\n");
 }
 
-/* What a run of this config would find in place: a note, not an error, so
- * that a batch script can read the effective config of a run it continues. */
-static void print_existing_files(const ipm_plan *plan)
-{
-    const char *paths[] = {plan->cfg->output, plan->checkpoint};
-    for (int i = 0; i < 2; i++)
-        if (access(paths[i], F_OK) == 0)
-            printf("# note: %s exists: a run continues it with --restart (or replaces it "
-                   "with --overwrite)\n", paths[i]);
-}
-
 /* --check builds the run's own plan (data, shapes, schedule, bounds, paths),
  * so a config that would fail at start fails here, with the same status. */
 static int check_config(const ipm_config *cfg, char *err)
@@ -141,7 +129,6 @@ static int check_config(const ipm_config *cfg, char *err)
     if (rc == 0) {
         printf("%s", plan.config_text);
         print_data_and_network(&plan);
-        print_existing_files(&plan);
     }
     ipm_plan_free(&plan);
     return rc;
