@@ -6,5 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bash "$here/jobs/setup.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-mpirun --oversubscribe --bind-to none -np 4 "$here/build/ipmpi" "$here/jobs/tishby.ini"
+# --overwrite: running the quick start again replaces its own earlier tishby.nc
+# (ipmpi refuses to start over an existing output otherwise).
+mpirun --oversubscribe --bind-to none -np 4 "$here/build/ipmpi" "$here/jobs/tishby.ini" --overwrite
 /usr/bin/python3 "$here/src/ipmpi-plot" tishby.nc -o tishby.png
