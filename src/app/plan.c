@@ -234,30 +234,6 @@ static int check_replica_memory(const ipm_plan *p, char *err)
                            "may use (physical memory, ulimit -v)", p->n_replicas, need, have);
 }
 
-/* Debian's OpenBLAS (0.3.21, x86_64) takes one 128 MB buffer (plus a page)
- * per thread at its first matrix product, and when that allocation fails it
- * retries for ever (measured: a run under ulimit -v 500000 spun in
- * blas_memory_alloc, deaf to SIGTERM). So the room is tried here first,
- * with plain malloc, which fails cleanly; run.c then has OpenBLAS take its
- * buffer at once (ipm_plan_warm_blas). */
-#define BLAS_BUFFER_BYTES (((size_t)128 << 20) + ((size_t)64 << 10))
-
-static int check_blas_memory(const ipm_plan *p, char *err)
-{
-    size_t threads = (size_t)p->cfg->threads;
-    void *room = threads <= SIZE_MAX / BLAS_BUFFER_BYTES ? malloc(threads * BLAS_BUFFER_BYTES)
-                                                         : NULL;
-    free(room);
-    if (room)
-        return 0;
-    char have[32];
-    ipm_memory_format((double)ipm_memory_available(), have, sizeof have);
-    return ipm_config_fail(p->cfg, "run", "threads", err,
-                           " = %d: OpenBLAS needs a %zu MB buffer per thread, and this process "
-                           "cannot allocate it (it may use %s: physical memory, ulimit -v)",
-                           p->cfg->threads, BLAS_BUFFER_BYTES >> 20, have);
-}
-
 static void own_replicas(ipm_plan *p)
 {
     p->n_replicas = p->cfg->replicas > 0 ? p->cfg->replicas : p->n_ranks;
@@ -284,7 +260,6 @@ int ipm_plan_make(ipm_plan *p, const ipm_config *cfg, int rank, int n_ranks, int
         ipm_loss_check(cfg, p->data[IPM_PLANE_TRAIN].n_classes, err) ||
         ipm_net_for_config(&p->shape, cfg, &p->data[IPM_PLANE_TRAIN], 0, err) ||
         measure_layers_and_planes(p, err) || check_replica_memory(p, err) ||
-        check_blas_memory(p, err) ||
         make_schedule(p, err))
         return -1;
     int largest = p->data[IPM_PLANE_TRAIN].n > p->data[IPM_PLANE_TEST].n

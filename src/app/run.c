@@ -99,15 +99,6 @@ static int resolve_replicas(run *r, const ipm_config *cfg, char *err)
     return 0;
 }
 
-/* OpenBLAS takes its buffer at its first product: here, right after the
- * plan found room for it, rather than in the middle of an epoch. */
-static void warm_blas(void)
-{
-    float a = 0, b = 0, c = 0;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 1, 1, 1.0f, &a, 1, &b, 1, 0.0f, &c,
-                1);
-}
-
 /* Rank 0 claims the files before anyone writes; every rank learns the
  * outcome with the rest of setup. */
 static int setup(run *r, const ipm_config *cfg, char *err)
@@ -119,7 +110,6 @@ static int setup(run *r, const ipm_config *cfg, char *err)
         ipm_error_default_kind(err, IPM_ERR_INPUT); /* as --check reports it */
         return -1;
     }
-    warm_blas();
     if (r->rank == 0 && ipm_claim_files(&r->claim, cfg, r->plan.checkpoint,
                                         r->opt.restart, r->opt.overwrite, err))
         return -1;
