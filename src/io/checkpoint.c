@@ -363,7 +363,7 @@ int ipm_checkpoint_config_check(const char *saved_config, const ipm_config *curr
         return 0;
     ipm_config_fail(current, d.section, d.name, err,
                     " = %.200s differs from the checkpoint's %.200s (a restart may change only "
-                    "[training] epochs, [run] output, checkpoint, checkpoint_every, threads)",
+                    "[training] epochs, [run] output, checkpoint, checkpoint_every, threads, reduce)",
                     d.b, d.a);
     ipm_config_difference_free(&d);
     return -1;
