@@ -54,8 +54,9 @@ expect_error bad-activation "bad\.ini:6: \[network\] layers: .*tanhh"
 good | sed 's|^source = tishby12$|source = netcdf\npath = /nonexistent/data.nc|' >bad.ini
 expect_error missing-data 'bad\.ini:5: \[data\] path: /nonexistent/data\.nc: cannot open'
 
-good | sed 's/^epochs = 2$/epochs = 2\n[information]\nmax_table_mb = 1/' >bad.ini
-expect_error table-memory 'bad\.ini:10: \[information\] max_table_mb = 1: the count tables may need up to [0-9]+ MB'
+# replicas = 32: with replicas = 0, --check (one rank) would plan one replica.
+good | sed 's/^epochs = 2$/epochs = 2\n[information]\nmax_table_mb = 1/; s/^output = out.nc$/output = out.nc\nreplicas = 32/' >bad.ini
+expect_error table-memory 'bad\.ini:11: \[information\] max_table_mb = 1: the count tables may need up to [0-9]+ MB'
 
 good | sed 's/^layers = .*/layers = conv:4:3x3:relu, dense:2:softmax/' >bad.ini
 expect_error conv-on-flat-data "bad\.ini:6: \[network\] layers: item 1 'conv:4:3x3:relu': needs image input"

@@ -84,9 +84,9 @@ expect 2 output-folder 'dir\.ini:2: \[run\] output = folder: is a folder' -- "$I
 expect 2 output-missing-folder 'no/such/x\.nc: folder no/such: No such file' -- \
     "$IPMPI" --check "$J" --set run.output=no/such/x.nc
 expect 2 table-bound-check 'max_table_mb = 1: the count tables' -- \
-    "$IPMPI" --check "$J" --set information.max_table_mb=1
+    "$IPMPI" --check "$J" --set information.max_table_mb=1 --set run.replicas=8
 expect 2 table-bound-run 'max_table_mb = 1: the count tables' -- \
-    "$IPMPI" "$J" --set information.max_table_mb=1 --set run.output=tb.nc
+    "$IPMPI" "$J" --set information.max_table_mb=1 --set run.replicas=8 --set run.output=tb.nc
 expect 2 missing-data-run '\[data\] path: /nonexistent\.nc: cannot open' -- \
     "$IPMPI" "$J" --set data.source=netcdf --set data.path=/nonexistent.nc --set run.output=md.nc
 

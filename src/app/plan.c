@@ -207,7 +207,8 @@ void ipm_plan_checkpoint_path(const ipm_config *cfg, char path[IPM_PATH_MAX])
     snprintf(path, IPM_PATH_MAX, "%.*s.ckpt", (int)n, cfg->output);
 }
 
-/* Rank 0 holds every replica's state when it writes a checkpoint (weights,
+/* Checked before the count tables: the replicas themselves come first.
+ * Rank 0 holds every replica's state when it writes a checkpoint (weights,
  * optimizer moments, batch order: at most 4 floats a parameter plus the
  * order), its own replicas' working copies (weights, gradients, moments,
  * a batch), and a few doubles per replica and layer for the estimates. A
@@ -218,7 +219,7 @@ static int check_replica_memory(const ipm_plan *p, char *err)
     const ipm_config *cfg = p->cfg;
     double params = (double)p->shape.n_params, widest = 0;
     for (int l = 0; l < cfg->n_layers; l++)
-        widest = p->width[l] > widest ? p->width[l] : widest;
+        widest = p->shape.layer[l].out > widest ? p->shape.layer[l].out : widest;
     double state = 4 * (4 * params + p->data[IPM_PLANE_TRAIN].n) + 256;
     double working = 4 * (4 * params + 3 * widest * cfg->batch_size * cfg->n_layers);
     double estimates = 8 * (8 + 4 * (double)cfg->n_layers * IPM_N_PLANES);
@@ -259,7 +260,7 @@ int ipm_plan_make(ipm_plan *p, const ipm_config *cfg, int rank, int n_ranks, int
     if (ipm_dataset_load(cfg, &p->data[IPM_PLANE_TRAIN], &p->data[IPM_PLANE_TEST], err) ||
         ipm_loss_check(cfg, p->data[IPM_PLANE_TRAIN].n_classes, err) ||
         ipm_net_for_config(&p->shape, cfg, &p->data[IPM_PLANE_TRAIN], 0, err) ||
-        measure_layers_and_planes(p, err) || check_replica_memory(p, err) ||
+        check_replica_memory(p, err) || measure_layers_and_planes(p, err) ||
         make_schedule(p, err))
         return -1;
     int largest = p->data[IPM_PLANE_TRAIN].n > p->data[IPM_PLANE_TEST].n
