@@ -2,7 +2,7 @@
 # jobs/slurm.sh under a real Slurm (Debian's slurm-wlm with munge), on a
 # one-node cluster for this machine that the test configures and starts
 # itself. Three interrupted runs of one job, at the same time:
-#   limit:   --time=1 --signal=B:USR1@45: the time-limit signal stops the
+#   limit:   --time=1 --signal=B:USR1@58: the time-limit signal stops the
 #            run with a checkpoint and the job resubmits itself until done;
 #   requeue: `scontrol requeue` of the first job: the requeued job continues
 #            from the checkpoint the ranks wrote on SIGTERM;
@@ -19,9 +19,9 @@
 needs_python
 JOB="$IPMPI_SOURCE_ROOT/jobs/slurm.sh"
 CONFIG="$IPMPI_SOURCE_ROOT/jobs/tishby.ini"
-# About 15 s on two free cores (long enough to outlast the 10 s before the
-# time-limit signal comes even alone); three jobs and the straight run share the machine.
-EPOCHS=6000
+# About 8 s on two free cores, several times the 6 s before the time-limit
+# signal comes; three jobs and the straight run share the machine.
+EPOCHS=12000
 SETS=(--set "training.epochs=$EPOCHS" --set information.epochs=log:100)
 DEADLINE=$((SECONDS + 420))
 cd "$WORK" || exit 1
@@ -207,13 +207,14 @@ same_as_straight() { # same_as_straight CASE
 # ---- the cases ------------------------------------------------------------
 
 # slurmctld checks time limits every 30 s from its start, and signals a job
-# whose limit is within its --signal time at the first check after the job
-# starts. The three jobs are submitted together 10 s before a check: the
-# time-limit signal then comes early in the run, while the other two jobs
-# share the cores (a later signal would only make the test take longer).
+# whose remaining time is within its --signal time at a check. With --time=1
+# and @58 that is the first check from 2 s after the start. The three jobs are
+# submitted together 6 s before a check: the time-limit signal then comes
+# early in the run whatever the machine's speed (a run finished before the
+# signal would test nothing), while the other two jobs share the cores.
 sleep_until_before_check() {
     sleep "$(awk -v t0="$ctld_started" -v now="$EPOCHREALTIME" \
-        'BEGIN { k = int((now - t0 + 10) / 30) + 1; print t0 + 30 * k - 10 - now }')"
+        'BEGIN { k = int((now - t0 + 6) / 30) + 1; print t0 + 30 * k - 6 - now }')"
 }
 
 # The signal comes at Slurm's first limit check after the start (every 30 s),
@@ -292,7 +293,7 @@ export OMPI_MCA_mpi_yield_when_idle=1
 straight=$!
 mkdir signal && head -c 5000 /dev/urandom >stale.nc && cp stale.nc signal/tishby.nc
 sleep_until_before_check
-limit_job=$(submit limit --time=1 --signal=B:USR1@45) || fail "sbatch failed"
+limit_job=$(submit limit --time=1 --signal=B:USR1@58) || fail "sbatch failed"
 requeue_job=$(submit requeue --time=10) || fail "sbatch failed"
 signal_job=$(submit signal --time=10) || fail "sbatch failed"
 signal_first_job
