@@ -1,11 +1,13 @@
 /* output: write a small run, read it back with plain NetCDF calls and
  * compare every dimension, variable, attribute and value with what went in. */
 #include <netcdf.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -15,6 +17,10 @@
 
 enum { R = 3, L = 2, RECORDS = 3, SLOTS = 2, SAMPLES = 5 };
 static const int width[L] = {4, 2};
+static const ipm_layer_spec specs[L] = {
+    {.units = 4, .activation = IPM_ACT_TANH},
+    {.units = 2, .activation = IPM_ACT_SOFTMAX},
+};
 static const int32_t x_ids[SAMPLES] = {0, 1, 2, 1, 3};
 static const int32_t labels[SAMPLES] = {1, 0, 0, 0, 1};
 static const int epochs[RECORDS] = {0, 7, 42};
@@ -49,6 +55,7 @@ static ipm_output_meta full_meta(const char *path)
     m.ranks = 2;
     m.replicas = R;
     m.n_layers = L;
+    m.layer_spec = specs;
     m.layer_width = width;
     m.estimators = IPM_EST_SIMPLE | IPM_EST_POOLED | IPM_EST_SAMPLED;
     m.planes = IPM_ON_ALL;
@@ -265,7 +272,10 @@ static void check_int_att(int ncid, const char *name, int expected)
     CHECK(v == expected);
 }
 
-/* Checks type, dimension names, long_name (when given) and units (NULL: none); returns the id. */
+/* Checks type, dimension names, long_name (when given: else only present),
+ * units (NULL: none), a description, a _FillValue (NetCDF's default) on every
+ * float variable and coordinates = "layer_name" on every variable along
+ * layer (but layer and layer_name); returns the id. */
 static int check_var(int ncid, const char *name, nc_type type, const char *dims,
                      const char *long_name, const char *units)
 {
@@ -297,6 +307,24 @@ static int check_var(int ncid, const char *name, nc_type type, const char *dims,
         check_text_att(ncid, var, "units", units);
     else
         CHECK(nc_inq_attlen(ncid, var, "units", &(size_t){0}) == NC_ENOTATT);
+    size_t len = 0;
+    CHECK(nc_inq_attlen(ncid, var, "description", &len) == NC_NOERR && len > 10);
+    if (type == NC_DOUBLE) {
+        double fill = 0;
+        CHECK(nc_get_att_double(ncid, var, "_FillValue", &fill) == NC_NOERR);
+        CHECK(fill == NC_FILL_DOUBLE);
+    } else if (type == NC_FLOAT) {
+        float fill = 0;
+        CHECK(nc_get_att_float(ncid, var, "_FillValue", &fill) == NC_NOERR);
+        CHECK(fill == NC_FILL_FLOAT);
+    } else if (strcmp(name, "stop_epoch") != 0)
+        CHECK(nc_inq_attlen(ncid, var, "_FillValue", &len) == NC_ENOTATT);
+    int along_layer = ndims > 0 && strcmp(joined + strlen(joined) - 5, "layer") == 0
+                      && strcmp(name, "layer") != 0 && strcmp(name, "layer_name") != 0;
+    if (along_layer)
+        check_text_att(ncid, var, "coordinates", "layer_name");
+    else
+        CHECK(nc_inq_attlen(ncid, var, "coordinates", &len) == NC_ENOTATT);
     return var;
 }
 
@@ -312,7 +340,7 @@ static void check_chunks(int ncid, int var, const size_t *expected, int ndims)
 
 static void check_records(int ncid)
 {
-    int var = check_var(ncid, "epoch", NC_INT, "epoch", "training epochs completed", NULL);
+    int var = check_var(ncid, "epoch", NC_INT, "epoch", "epoch", "1");
     int e[RECORDS] = {0};
     CHECK(nc_get_var_int(ncid, var, e) == NC_NOERR);
     for (int k = 0; k < RECORDS; k++)
@@ -321,7 +349,10 @@ static void check_records(int ncid)
 
     const char *row_names[4] = {"loss", "accuracy", "test_loss", "test_accuracy"};
     for (int n = 0; n < 4; n++) {
-        var = check_var(ncid, row_names[n], NC_DOUBLE, "epoch,replica", NULL, NULL);
+        static const char *const long_names[4] = {"loss", "accuracy", "test loss",
+                                                  "test accuracy"};
+        var = check_var(ncid, row_names[n], NC_DOUBLE, "epoch,replica", long_names[n],
+                        n % 2 ? "1" : "nats");
         double v[RECORDS * R];
         CHECK(nc_get_var_double(ncid, var, v) == NC_NOERR);
         for (int k = 0; k < RECORDS; k++)
@@ -349,24 +380,27 @@ static void check_records(int ncid)
             check_chunks(ncid, var, per_replica ? (size_t[]){1, R, L} : (size_t[]){1, L},
                          per_replica ? 3 : 2);
         }
-    int pooled = check_var(ncid, "I_XT_pooled", NC_DOUBLE, "epoch,layer",
-                           "I(X;T), pooled extended estimator over all replicas", "bits");
+    int pooled = check_var(ncid, "I_XT_pooled", NC_DOUBLE, "epoch,layer", "I(X;T) pooled", "bits");
     CHECK(pooled >= 0);
-    check_var(ncid, "test_I_TY_simple", NC_DOUBLE, "epoch,replica,layer",
-              "I(T;Y), simple estimator per replica, on the test set", "bits");
+    check_text_att(ncid, pooled, "description",
+                   "I(X;T), pooled extended estimator over all replicas");
+    int simple = check_var(ncid, "test_I_TY_simple", NC_DOUBLE, "epoch,replica,layer",
+                           "test I(T;Y) simple", "bits");
+    check_text_att(ncid, simple, "description",
+                   "I(T;Y), simple estimator per replica, on the test set");
 }
 
 static void check_activations(int ncid)
 {
-    int var = check_var(ncid, "activation_epoch", NC_INT, "activation_epoch", NULL, NULL);
+    int var = check_var(ncid, "activation_epoch", NC_INT, "activation_epoch", NULL, "1");
     int e[SLOTS];
     CHECK(nc_get_var_int(ncid, var, e) == NC_NOERR);
     for (int s = 0; s < SLOTS; s++)
         CHECK(e[s] == activation_epochs[s]);
     int32_t ids[SAMPLES], ys[SAMPLES];
-    var = check_var(ncid, "sample_x_id", NC_INT, "sample", NULL, NULL);
+    var = check_var(ncid, "sample_x_id", NC_INT, "sample", NULL, "1");
     CHECK(nc_get_var_int(ncid, var, ids) == NC_NOERR);
-    var = check_var(ncid, "sample_y", NC_INT, "sample", NULL, NULL);
+    var = check_var(ncid, "sample_y", NC_INT, "sample", NULL, "1");
     CHECK(nc_get_var_int(ncid, var, ys) == NC_NOERR);
     for (int i = 0; i < SAMPLES; i++)
         CHECK(ids[i] == x_ids[i] && ys[i] == labels[i]);
@@ -375,8 +409,11 @@ static void check_activations(int ncid)
         char name[16], dims[64], long_name[64];
         snprintf(name, sizeof name, "T%d", l + 1);
         snprintf(dims, sizeof dims, "activation_epoch,replica,sample,unit%d", l + 1);
-        snprintf(long_name, sizeof long_name, "activations of layer %d", l + 1);
-        var = check_var(ncid, name, NC_FLOAT, dims, long_name, NULL);
+        snprintf(long_name, sizeof long_name, "T%d activations", l + 1);
+        var = check_var(ncid, name, NC_FLOAT, dims, long_name, "1");
+        check_text_att(ncid, var, "description",
+                       l ? "activations of layer T2 dense:2:softmax"
+                         : "activations of layer T1 dense:4:tanh");
         check_chunks(ncid, var, (size_t[]){1, 1, SAMPLES, (size_t)width[l]}, 4);
         float v[SLOTS * R * SAMPLES * 4];
         CHECK(nc_get_var_float(ncid, var, v) == NC_NOERR);
@@ -394,6 +431,24 @@ static void check_activations(int ncid)
     }
 }
 
+/* replica and layer count from 1; layer_name names T<k> and its spec. */
+static void check_coordinates(int ncid)
+{
+    int n[R] = {0};
+    int var = check_var(ncid, "replica", NC_INT, "replica", "replica", "1");
+    CHECK(nc_get_var_int(ncid, var, n) == NC_NOERR);
+    CHECK(n[0] == 1 && n[1] == 2 && n[2] == 3);
+    var = check_var(ncid, "layer", NC_INT, "layer", "layer", "1");
+    CHECK(nc_get_var_int(ncid, var, n) == NC_NOERR);
+    CHECK(n[0] == 1 && n[1] == 2);
+    var = check_var(ncid, "layer_name", NC_STRING, "layer", "layer name", NULL);
+    char *names[L] = {NULL};
+    CHECK(nc_get_var_string(ncid, var, names) == NC_NOERR);
+    CHECK(names[0] && strcmp(names[0], "T1 dense:4:tanh") == 0);
+    CHECK(names[1] && strcmp(names[1], "T2 dense:2:softmax") == 0);
+    nc_free_string(L, names);
+}
+
 static void check_full(const char *path)
 {
     int ncid;
@@ -406,9 +461,9 @@ static void check_full(const char *path)
     int ndims = 0, nvars = 0, natts = 0;
     CHECK(nc_inq(ncid, &ndims, &nvars, &natts, NULL) == NC_NOERR);
     CHECK(ndims == 7);   /* epoch replica layer activation_epoch sample unit1 unit2 */
-    CHECK(nvars == 24);  /* epoch layer_width layer_measured, 4 losses, 12 informations,
-                            3 sample vars, 2 T */
-    CHECK(natts == 16); /* run_id among them */
+    CHECK(nvars == 27);  /* epoch replica layer layer_name layer_width layer_measured,
+                            4 losses, 12 informations, 3 sample vars, 2 T */
+    CHECK(natts == 17); /* Conventions and run_id among them */
     check_dim(ncid, "epoch", RECORDS);
     check_dim(ncid, "replica", R);
     check_dim(ncid, "layer", L);
@@ -417,6 +472,7 @@ static void check_full(const char *path)
     check_dim(ncid, "unit1", 4);
     check_dim(ncid, "unit2", 2);
 
+    check_text_att(ncid, NC_GLOBAL, "Conventions", "CF-1.10");
     check_text_att(ncid, NC_GLOBAL, "title", "ipmpi information-plane run");
     check_text_att(ncid, NC_GLOBAL, "config", "[run]\nseed = 5\n");
     check_text_att(ncid, NC_GLOBAL, "ipmpi_version", "0.1-test");
@@ -432,10 +488,11 @@ static void check_full(const char *path)
     check_double_att(ncid, "range_lo", -1);
     check_double_att(ncid, "range_hi", 1);
 
-    int var = check_var(ncid, "layer_width", NC_INT, "layer", NULL, NULL);
+    int var = check_var(ncid, "layer_width", NC_INT, "layer", "layer width", "1");
     int w[L] = {0};
     CHECK(nc_get_var_int(ncid, var, w) == NC_NOERR);
     CHECK(w[0] == 4 && w[1] == 2);
+    check_coordinates(ncid);
     check_records(ncid);
     check_activations(ncid);
     CHECK(nc_close(ncid) == NC_NOERR);
@@ -463,7 +520,7 @@ static void check_minimal(const char *path)
     CHECK(nc_open(path, NC_NOWRITE, &ncid) == NC_NOERR);
     int ndims = 0, nvars = 0, natts = 0;
     CHECK(nc_inq(ncid, &ndims, &nvars, &natts, NULL) == NC_NOERR);
-    CHECK(ndims == 3 && nvars == 7 && natts == 13); /* run_id among them */
+    CHECK(ndims == 3 && nvars == 10 && natts == 14); /* Conventions and run_id among them */
     const char *present[] = {"epoch",    "layer_width", "loss",
                              "accuracy", "I_XT_pooled", "I_TY_pooled"};
     for (int i = 0; i < 6; i++)
@@ -489,11 +546,45 @@ static void check_minimal(const char *path)
     CHECK(ipm_output_close(out, err) == 0);
 }
 
+/* history holds the n lines, each "YYYY-MM-DDTHH:MM:SSZ TEXT", stamped in
+ * UTC between `since` and now, in order. */
+static void check_history(int ncid, const char *const *lines, int n, time_t since)
+{
+    char text[2048] = "";
+    size_t len = 0;
+    CHECK(nc_inq_attlen(ncid, NC_GLOBAL, "history", &len) == NC_NOERR && len < sizeof text);
+    if (len >= sizeof text || nc_get_att_text(ncid, NC_GLOBAL, "history", text) != NC_NOERR)
+        return;
+    regex_t stamp;
+    CHECK(regcomp(&stamp, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z ",
+                  REG_EXTENDED | REG_NOSUB) == 0);
+    /* ISO 8601 stamps of one format compare as strings. */
+    char earliest[32], latest[32];
+    time_t now = time(NULL);
+    strftime(earliest, sizeof earliest, "%Y-%m-%dT%H:%M:%SZ", gmtime(&since));
+    strftime(latest, sizeof latest, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    char *save = NULL;
+    int k = 0;
+    for (char *at = strtok_r(text, "\n", &save); at; at = strtok_r(NULL, "\n", &save), k++) {
+        CHECK(regexec(&stamp, at, 0, NULL, 0) == 0 && strlen(at) > 21);
+        if (k >= n || strlen(at) <= 21)
+            continue;
+        CHECK(strncmp(at, earliest, 20) >= 0 && strncmp(at, latest, 20) <= 0);
+        memcpy(earliest, at, 20); /* lines in time order */
+        if (strcmp(at + 21, lines[k]) != 0)
+            fprintf(stderr, "history line %d: '%s', want '%s'\n", k + 1, at + 21, lines[k]);
+        CHECK(strcmp(at + 21, lines[k]) == 0);
+    }
+    CHECK(k == n);
+    regfree(&stamp);
+}
+
 /* Layer 2 unmeasured, adaptive ranges and a per-replica stopping objective:
  * the unmeasured layer reads as fill, ranges and J as given, J fill at a
  * record without a check, stop_epoch -1 until written. */
 static void check_selection_ranges_stopping(const char *path)
 {
+    time_t started = time(NULL);
     char err[IPM_ERRLEN] = "";
     static const int measured[L] = {1, 0};
     ipm_output_meta m = full_meta(path);
@@ -520,10 +611,22 @@ static void check_selection_ranges_stopping(const char *path)
     CHECK(ipm_output_append(out, &rec, err) == 0);
     CHECK(ipm_output_close(out, err) == 0);
 
-    m.ranks = 5; /* restarted on another rank count */
+    /* Restarted on another rank count from a checkpoint at epoch 9 (logged
+     * epochs: 0, 7), then with a longer run's config (kept: config_1), again
+     * with the same (nothing kept), and with another (config_2). */
+    m.ranks = 5;
+    m.resumed_after = 9;
     CHECK(ipm_output_reopen(&out, &m, 2, err) == 0);
     CHECK(ipm_output_stop_epochs(out, stops, err) == 0);
     CHECK(ipm_output_close(out, err) == 0);
+    m.ranks = 1;
+    const char *configs[] = {"[training]\nepochs = 200\n", "[training]\nepochs = 200\n",
+                             "[training]\nepochs = 300\n"};
+    for (int k = 0; k < 3; k++) {
+        m.config_text = configs[k];
+        CHECK(ipm_output_reopen(&out, &m, 2, err) == 0);
+        CHECK(ipm_output_close(out, err) == 0);
+    }
 
     int ncid, id, stop_read[R] = {0}, measured_read[L] = {0};
     double simple[2 * R * L], pooled[2 * L], range[2 * L], stop_j[2 * R];
@@ -544,16 +647,69 @@ static void check_selection_ranges_stopping(const char *path)
     CHECK(nc_inq_varid(ncid, "test_bin_lo", &id) == NC_ENOTVAR);
     CHECK(nc_inq_attid(ncid, NC_GLOBAL, "range_lo", &id) == NC_ENOTATT);
     check_text_att(ncid, NC_GLOBAL, "binning", "adaptive");
-    check_text_att(ncid, NC_GLOBAL, "history", "created by ipmpi 0.1-test on 2 ranks\n"
-                   "restarted by ipmpi 0.1-test on 5 ranks after epoch 7");
-    check_int_att(ncid, "ranks", 5);
+    const char *history[] = {"created by ipmpi 0.1-test on 2 ranks",
+                             "restarted by ipmpi 0.1-test on 5 ranks after epoch 9",
+                             "restarted by ipmpi 0.1-test on 1 rank after epoch 9 with another "
+                             "config (the earlier one is kept as config_1)",
+                             "restarted by ipmpi 0.1-test on 1 rank after epoch 9",
+                             "restarted by ipmpi 0.1-test on 1 rank after epoch 9 with another "
+                             "config (the earlier one is kept as config_2)"};
+    check_history(ncid, history, 5, started);
+    check_int_att(ncid, "ranks", 1);
+    check_text_att(ncid, NC_GLOBAL, "config", "[training]\nepochs = 300\n");
+    check_text_att(ncid, NC_GLOBAL, "config_1", "[run]\nseed = 5\n");
+    check_text_att(ncid, NC_GLOBAL, "config_2", "[training]\nepochs = 200\n");
+    CHECK(nc_inq_attid(ncid, NC_GLOBAL, "config_3", &id) == NC_ENOTATT);
     CHECK(nc_inq_varid(ncid, "stop_J", &id) == NC_NOERR &&
           nc_get_var_double(ncid, id, stop_j) == NC_NOERR);
     CHECK(stop_j[0] == NC_FILL_DOUBLE && stop_j[R] == 0.25 && stop_j[R + 1] == -1.5);
-    check_text_att(ncid, id, "long_name", "J of layer 2");
+    check_text_att(ncid, id, "long_name", "stopping objective J");
+    check_text_att(ncid, id, "description", "J of layer 2");
     CHECK(nc_inq_varid(ncid, "stop_epoch", &id) == NC_NOERR &&
           nc_get_var_int(ncid, id, stop_read) == NC_NOERR);
     CHECK(stop_read[0] == -1 && stop_read[1] == 7 && stop_read[2] == -1);
+    CHECK(nc_close(ncid) == NC_NOERR);
+}
+
+/* Reopen checks the file against the schema the meta implies, names what
+ * differs, and leaves the file as it was. */
+static void check_reopen_mismatch(const char *path)
+{
+    char err[IPM_ERRLEN] = "";
+    time_t started = time(NULL);
+    ipm_output_meta m = full_meta(path);
+    m.estimators = IPM_EST_POOLED;
+    m.planes = IPM_ON_TRAIN;
+    m.has_test = 0;
+    m.n_activation_epochs = 0;
+    ipm_output *out = NULL;
+    record_data d;
+    ipm_epoch_record rec;
+    fill_record(&d, &rec, 0);
+    CHECK(ipm_output_create(&out, &m, err) == 0);
+    CHECK(ipm_output_append(out, &rec, err) == 0);
+    CHECK(ipm_output_close(out, err) == 0);
+
+    ipm_output_meta other = m;
+    other.estimators = IPM_EST_POOLED | IPM_EST_SAMPLED;
+    CHECK(ipm_output_reopen(&out, &other, 1, err) == -1 && out == NULL);
+    CHECK(strstr(err, path) && strstr(err, "variable I_XT_sampled"));
+    other = m;
+    other.replicas = R + 1;
+    CHECK(ipm_output_reopen(&out, &other, 1, err) == -1 && out == NULL);
+    CHECK(strstr(err, "variable replica is not int (replica = 4)") != NULL);
+    other = m;
+    other.stop_rules = 1;
+    CHECK(ipm_output_reopen(&out, &other, 1, err) == -1);
+    CHECK(strstr(err, "variable stop_J") != NULL);
+    CHECK(ipm_output_reopen(&out, &m, 2, err) == -1);
+    CHECK(strstr(err, "holds 1 records, the checkpoint expects 2") != NULL);
+
+    int ncid;
+    CHECK(nc_open(path, NC_NOWRITE, &ncid) == NC_NOERR);
+    const char *history[] = {"created by ipmpi 0.1-test on 2 ranks"};
+    check_history(ncid, history, 1, started);
+    check_text_att(ncid, NC_GLOBAL, "config", "[run]\nseed = 5\n");
     CHECK(nc_close(ncid) == NC_NOERR);
 }
 
@@ -596,6 +752,9 @@ int main(void)
     char path_sel[512];
     snprintf(path_sel, sizeof path_sel, "%s/selection.nc", dir);
     check_selection_ranges_stopping(path_sel);
+    char path_mismatch[512];
+    snprintf(path_mismatch, sizeof path_mismatch, "%s/mismatch.nc", dir);
+    check_reopen_mismatch(path_mismatch);
     char path3[512];
     snprintf(path3, sizeof path3, "%s/killed.nc", dir);
     check_killed_writer(path3);
@@ -610,6 +769,7 @@ int main(void)
         remove(path3);
         remove(path4);
         remove(path_sel);
+        remove(path_mismatch);
         rmdir(dir);
     }
     return check_report("test_output");

@@ -29,8 +29,8 @@ static int data_information(const ipm_record_sources *src, ipm_output_meta *meta
     return 0;
 }
 
-int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int restart, long records,
-                    uint64_t run_id, double flush_seconds, char *err)
+int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int resumed_after,
+                    long records, uint64_t run_id, double flush_seconds, char *err)
 {
     const ipm_plan *plan = src->plan;
     const ipm_config *cfg = plan->cfg;
@@ -43,6 +43,7 @@ int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int restart
     ipm_output_meta meta = {
         .path = cfg->output, .config_text = plan->config_text, .version = IPMPI_VERSION,
         .ranks = plan->n_ranks, .replicas = plan->n_replicas, .n_layers = cfg->n_layers,
+        .layer_spec = cfg->layers, .loss = cfg->loss, .resumed_after = resumed_after,
         .layer_width = plan->width, .layer_measured = plan->layer_measured,
         .adaptive_range = cfg->range_adaptive, .estimators = cfg->estimators, .planes = cfg->on,
         .has_test = plan->data[IPM_PLANE_TEST].n > 0, .bins = cfg->bins,
@@ -59,7 +60,7 @@ int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int restart
      * shrink the epoch dimension, but nothing needs removing: the restarted
      * run has the same config and state, so it logs exactly those epochs
      * again, bitwise the same, over them (tests/test_restart.sh checks it). */
-    if (!restart)
+    if (resumed_after < 0)
         return ipm_output_create(out, &meta, err);
     if (ipm_output_reopen(out, &meta, records, err))
         return -1;

@@ -406,7 +406,8 @@ int ipm_run(const ipm_config *cfg, const ipm_run_options *opt, MPI_Comm comm, ch
     }
     ipm_record_sources rec = record_sources(&r);
     if (rc == 0)
-        rc = agree(&r, r.rank == 0 ? ipm_record_open(&r.out, &rec, r.opt.restart,
+        rc = agree(&r, r.rank == 0 ? ipm_record_open(&r.out, &rec,
+                                                     r.opt.restart ? r.first_epoch - 1 : -1,
                                                      r.resume_records, r.run_id,
                                                      OUTPUT_FLUSH_SECONDS, err)
                                    : 0, err);

@@ -1,5 +1,8 @@
-/* output: the run's NetCDF-4 file. Every variable id is looked up once at
- * create time, so an append is one nc_put_vara per variable and a sync. */
+/* output: the run's NetCDF-4 file. One table, `schema`, states every
+ * variable the file can hold; create defines the file from it, a restart's
+ * reopen checks the file against it, and append writes the variables it
+ * marks as records. Every variable id is looked up once, so an append is one
+ * nc_put_vara per record variable and a sync. */
 /* fallocate's FALLOC_FL_KEEP_SIZE (Linux) reserves room without changing
  * the file's size, which HDF5 manages itself. */
 #define _GNU_SOURCE
@@ -9,6 +12,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netcdf.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,74 +21,175 @@
 #include <unistd.h>
 
 #include "ipmpi/info/estimates.h"
-#include "ipmpi/learn/spec.h"
 #include "ipmpi/base/error.h"
 
-#define N_QUANTITIES 6 /* I_XT/I_TY for simple, pooled, sampled */
+/* The dimensions a variable may span; DIM_UNIT is unit<k>, the units of layer k. */
+enum dim { DIM_EPOCH, DIM_REPLICA, DIM_LAYER, DIM_ACTIVATION_EPOCH, DIM_SAMPLE, DIM_UNIT };
+static const char *const dim_names[] = {"epoch", "replica", "layer", "activation_epoch", "sample",
+                                        "unit"};
 
-/* One information variable per (plane, quantity); order matches plane_arrays(). */
-typedef struct quantity {
+/* When a variable exists, given the run's meta. */
+enum presence { ALWAYS, WITH_TEST_SET, WITH_ESTIMATE, WITH_ADAPTIVE_RANGE, WITH_STOPPING,
+                WITH_ACTIVATIONS };
+
+enum var {
+    V_EPOCH, V_REPLICA, V_LAYER, V_LAYER_NAME, V_LAYER_WIDTH, V_LAYER_MEASURED,
+    V_LOSS, V_ACCURACY, V_TEST_LOSS, V_TEST_ACCURACY,
+    V_I_XT_SIMPLE, V_I_TY_SIMPLE, V_I_XT_POOLED, V_I_TY_POOLED, V_I_XT_SAMPLED, V_I_TY_SAMPLED,
+    V_BIN_LO, V_BIN_HI, V_STOP_J, V_STOP_EPOCH,
+    V_ACTIVATION_EPOCH, V_SAMPLE_X_ID, V_SAMPLE_Y, V_T, N_VARS
+};
+
+typedef struct var_schema {
     const char *name;
-    unsigned estimator;
-    int per_replica;
-    const char *long_name;
-} quantity;
+    nc_type type;
+    int ndims;
+    enum dim dims[4];
+    enum presence when;
+    unsigned estimator;  /* WITH_ESTIMATE: which one */
+    int per_plane;       /* one per measured plane, the test plane's named test_<name> */
+    int per_layer;       /* one per layer k, named <name><k> (the activations) */
+    int record;          /* doubles appended with every record, read at `field` */
+    size_t field;        /* offset of the values in ipm_plane_record (per_plane) or ipm_epoch_record */
+    int loss;            /* units and description follow the meta's loss */
+    const char *long_name, *units, *description; /* units NULL: none (text) */
+} var_schema;
 
-static const quantity quantities[N_QUANTITIES] = {
-    {"I_XT_simple", IPM_EST_SIMPLE, 1, "I(X;T), simple estimator per replica"},
-    {"I_TY_simple", IPM_EST_SIMPLE, 1, "I(T;Y), simple estimator per replica"},
-    {"I_XT_pooled", IPM_EST_POOLED, 0, "I(X;T), pooled extended estimator over all replicas"},
-    {"I_TY_pooled", IPM_EST_POOLED, 0, "I(T;Y), pooled extended estimator over all replicas"},
-    {"I_XT_sampled", IPM_EST_SAMPLED, 0,
-     "I(X;T), sampled extended estimator (one random replica per sample)"},
-    {"I_TY_sampled", IPM_EST_SAMPLED, 0,
-     "I(T;Y), sampled extended estimator (one random replica per sample)"},
+#define EPOCH_REPLICA 2, {DIM_EPOCH, DIM_REPLICA}
+#define EPOCH_LAYER 2, {DIM_EPOCH, DIM_LAYER}
+#define EPOCH_REPLICA_LAYER 3, {DIM_EPOCH, DIM_REPLICA, DIM_LAYER}
+#define RECORD(member) .record = 1, .field = offsetof(ipm_epoch_record, member)
+#define PLANE(member) .per_plane = 1, .record = 1, .field = offsetof(ipm_plane_record, member)
+#define ESTIMATE(est, member) .when = WITH_ESTIMATE, .estimator = est, PLANE(member)
+
+/* Short long_names (xarray labels plots with them); the detail is in the description. */
+static const var_schema schema[N_VARS] = {
+    [V_EPOCH] = {"epoch", NC_INT, 1, {DIM_EPOCH}, ALWAYS, .long_name = "epoch", .units = "1",
+                 .description = "training epochs completed when the record was logged"},
+    [V_REPLICA] = {"replica", NC_INT, 1, {DIM_REPLICA}, ALWAYS, .long_name = "replica",
+                   .units = "1",
+                   .description = "replica number, 1-based; replica r trains on rank "
+                                  "(r - 1) mod ranks"},
+    [V_LAYER] = {"layer", NC_INT, 1, {DIM_LAYER}, ALWAYS, .long_name = "layer", .units = "1",
+                 .description = "layer number, 1-based: layer k is T<k>, the output of the "
+                                "k-th entry of [network] layers"},
+    [V_LAYER_NAME] = {"layer_name", NC_STRING, 1, {DIM_LAYER}, ALWAYS, .long_name = "layer name",
+                      .description = "T<k> and the layer as [network] layers writes it"},
+    [V_LAYER_WIDTH] = {"layer_width", NC_INT, 1, {DIM_LAYER}, ALWAYS, .long_name = "layer width",
+                       .units = "1",
+                       .description = "units in each layer (a convolutional map flattened)"},
+    [V_LAYER_MEASURED] = {"layer_measured", NC_INT, 1, {DIM_LAYER}, ALWAYS,
+                          .long_name = "layer measured", .units = "1",
+                          .description = "1 where the layer's information is estimated "
+                                         "([information] layers); 0: not measured, its "
+                                         "estimates are fill values"},
+    [V_LOSS] = {"loss", NC_DOUBLE, EPOCH_REPLICA, ALWAYS, RECORD(loss), .loss = 1,
+                .long_name = "loss", .description = "training loss per replica"},
+    [V_ACCURACY] = {"accuracy", NC_DOUBLE, EPOCH_REPLICA, ALWAYS, RECORD(accuracy),
+                    .long_name = "accuracy", .units = "1",
+                    .description = "training accuracy per replica (fraction classified right)"},
+    [V_TEST_LOSS] = {"test_loss", NC_DOUBLE, EPOCH_REPLICA, WITH_TEST_SET, RECORD(test_loss),
+                     .loss = 1, .long_name = "test loss",
+                     .description = "loss per replica on the test set"},
+    [V_TEST_ACCURACY] = {"test_accuracy", NC_DOUBLE, EPOCH_REPLICA, WITH_TEST_SET,
+                         RECORD(test_accuracy), .long_name = "test accuracy", .units = "1",
+                         .description = "accuracy per replica on the test set (fraction "
+                                        "classified right)"},
+    [V_I_XT_SIMPLE] = {"I_XT_simple", NC_DOUBLE, EPOCH_REPLICA_LAYER,
+                       ESTIMATE(IPM_EST_SIMPLE, i_xt_simple), .long_name = "I(X;T) simple",
+                       .units = "bits", .description = "I(X;T), simple estimator per replica"},
+    [V_I_TY_SIMPLE] = {"I_TY_simple", NC_DOUBLE, EPOCH_REPLICA_LAYER,
+                       ESTIMATE(IPM_EST_SIMPLE, i_ty_simple), .long_name = "I(T;Y) simple",
+                       .units = "bits", .description = "I(T;Y), simple estimator per replica"},
+    [V_I_XT_POOLED] = {"I_XT_pooled", NC_DOUBLE, EPOCH_LAYER,
+                       ESTIMATE(IPM_EST_POOLED, i_xt_pooled), .long_name = "I(X;T) pooled",
+                       .units = "bits",
+                       .description = "I(X;T), pooled extended estimator over all replicas"},
+    [V_I_TY_POOLED] = {"I_TY_pooled", NC_DOUBLE, EPOCH_LAYER,
+                       ESTIMATE(IPM_EST_POOLED, i_ty_pooled), .long_name = "I(T;Y) pooled",
+                       .units = "bits",
+                       .description = "I(T;Y), pooled extended estimator over all replicas"},
+    [V_I_XT_SAMPLED] = {"I_XT_sampled", NC_DOUBLE, EPOCH_LAYER,
+                        ESTIMATE(IPM_EST_SAMPLED, i_xt_sampled), .long_name = "I(X;T) sampled",
+                        .units = "bits",
+                        .description = "I(X;T), sampled extended estimator (one random replica "
+                                       "per sample)"},
+    [V_I_TY_SAMPLED] = {"I_TY_sampled", NC_DOUBLE, EPOCH_LAYER,
+                        ESTIMATE(IPM_EST_SAMPLED, i_ty_sampled), .long_name = "I(T;Y) sampled",
+                        .units = "bits",
+                        .description = "I(T;Y), sampled extended estimator (one random replica "
+                                       "per sample)"},
+    [V_BIN_LO] = {"bin_lo", NC_DOUBLE, EPOCH_LAYER, WITH_ADAPTIVE_RANGE, PLANE(bin_lo),
+                  .long_name = "bin range low", .units = "1",
+                  .description = "lower end of the binning range of each layer"},
+    [V_BIN_HI] = {"bin_hi", NC_DOUBLE, EPOCH_LAYER, WITH_ADAPTIVE_RANGE, PLANE(bin_hi),
+                  .long_name = "bin range high", .units = "1",
+                  .description = "upper end of the binning range of each layer"},
+    /* An ensemble rule's stop_J has no replica dimension (see var_dims). */
+    [V_STOP_J] = {"stop_J", NC_DOUBLE, EPOCH_REPLICA, WITH_STOPPING, RECORD(stop_j),
+                  .long_name = "stopping objective J", .units = "bits",
+                  .description = "the stopping objective at each check (fill value elsewhere)"},
+    [V_STOP_EPOCH] = {"stop_epoch", NC_INT, 1, {DIM_REPLICA}, WITH_STOPPING,
+                      .long_name = "stop epoch", .units = "1",
+                      .description = "epoch at which each replica stopped training (-1, the "
+                                     "fill value: it did not stop)"},
+    [V_ACTIVATION_EPOCH] = {"activation_epoch", NC_INT, 1, {DIM_ACTIVATION_EPOCH},
+                            WITH_ACTIVATIONS, .long_name = "activation epoch", .units = "1",
+                            .description = "training epochs completed when the activations "
+                                           "were stored"},
+    [V_SAMPLE_X_ID] = {"sample_x_id", NC_INT, 1, {DIM_SAMPLE}, WITH_ACTIVATIONS,
+                       .long_name = "sample x id", .units = "1",
+                       .description = "distinct input id (x id) of each stored sample"},
+    [V_SAMPLE_Y] = {"sample_y", NC_INT, 1, {DIM_SAMPLE}, WITH_ACTIVATIONS,
+                    .long_name = "sample label", .units = "1",
+                    .description = "class label of each stored sample"},
+    [V_T] = {"T", NC_FLOAT, 4, {DIM_ACTIVATION_EPOCH, DIM_REPLICA, DIM_SAMPLE, DIM_UNIT},
+             WITH_ACTIVATIONS, .per_layer = 1, .long_name = "activations", .units = "1",
+             .description = "activations of layer"},
 };
 
 static const char *const plane_prefix[IPM_N_PLANES] = {"", "test_"};
 static const unsigned plane_bit[IPM_N_PLANES] = {IPM_ON_TRAIN, IPM_ON_TEST};
 
-/* Per-record columns: losses, information, stop_J, bin ranges. */
-enum { COL_LOSS, COL_ACCURACY, COL_TEST_LOSS, COL_TEST_ACCURACY, COL_INFO,
-       COL_STOP_J = COL_INFO + IPM_N_PLANES * N_QUANTITIES, COL_RANGE, N_COLUMNS = COL_RANGE + 4 };
+/* One variable of the file: a schema row, and its plane or (0-based) layer. */
+typedef struct var_ref {
+    enum var v;
+    int plane, layer;
+} var_ref;
+
+/* A record variable: what one record of it holds, and the records not yet
+ * in the file. */
+typedef struct column {
+    var_ref ref;
+    int varid;
+    size_t count[2];   /* one record's extent after the epoch dimension (1 beyond its rank) */
+    int by_layer;      /* its last dimension is layer: unmeasured layers are written as fill */
+    double *pending;   /* capacity records */
+} column;
 
 struct ipm_output {
     int ncid;
     char *path;
-    int replicas, n_layers;
+    int replicas, n_layers, stop_rules;
     size_t records;               /* records appended so far */
     int n_activation_epochs, activation_samples;
     int *width;                   /* n_layers */
     int *measured;                /* n_layers: 0 = write fill values */
-    int epoch_id, loss_id, accuracy_id, test_loss_id, test_accuracy_id; /* -1: absent */
-    int info_id[IPM_N_PLANES][N_QUANTITIES];
-    int range_id[IPM_N_PLANES][2];    /* bin_lo, bin_hi per plane (adaptive range) */
-    int stop_j_id, stop_epoch_id, stop_rules;
-    int activation_epoch_id;
+    int varid[N_VARS][IPM_N_PLANES]; /* -1: absent */
     int *t_id;                    /* n_layers, when activations are stored */
-    /* Records not yet in the file: appended records are kept here and written
-     * (one nc_put_vara per variable) and synced together at most every
-     * flush_seconds, so the file always holds whole records as of the last
-     * flush. */
+    column columns[N_VARS * IPM_N_PLANES];
+    int n_columns;
+    /* Records not yet in the file: appended records are kept in the
+     * columns (one nc_put_vara per variable) and written and synced together
+     * at most every flush_seconds, so the file always holds whole records as
+     * of the last flush. */
     double flush_seconds, last_flush;
     size_t pending, capacity;     /* records buffered / room for */
     int *pending_epoch;
-    double *pending_values[N_COLUMNS];
     int dirty;                    /* activations written since the last sync */
     size_t dirty_bytes;           /* their size, to reserve room for at the next sync */
     int failed;                   /* a write or sync failed: nothing more is written */
 };
-
-
-static void plane_arrays(const ipm_plane_record *p, const double *a[N_QUANTITIES])
-{
-    a[0] = p->i_xt_simple;
-    a[1] = p->i_ty_simple;
-    a[2] = p->i_xt_pooled;
-    a[3] = p->i_ty_pooled;
-    a[4] = p->i_xt_sampled;
-    a[5] = p->i_ty_sampled;
-}
 
 /* "PATH: WHAT: NetCDF's reason", WHAT naming the variable, dimension or attribute. */
 static int nc_fail(const ipm_output *o, int status, const char *what, const char *name, char *err)
@@ -125,33 +230,224 @@ static int put_double_att(ipm_output *o, const char *name, double v, char *err)
     return s ? nc_fail(o, s, "attribute", name, err) : 0;
 }
 
-static int def_dim(ipm_output *o, const char *name, size_t len, int *dimid, char *err)
+/* ---------------------------------------------------------------- the schema, resolved */
+
+static void var_name(const var_ref *r, char *name, size_t size)
 {
-    int s = nc_def_dim(o->ncid, name, len, dimid);
+    const var_schema *s = &schema[r->v];
+    if (s->per_layer)
+        snprintf(name, size, "%s%d", s->name, r->layer + 1);
+    else
+        snprintf(name, size, "%s%s", s->per_plane ? plane_prefix[r->plane] : "", s->name);
+}
+
+static int var_present(const ipm_output_meta *m, const var_ref *r)
+{
+    const var_schema *s = &schema[r->v];
+    int plane_on = !s->per_plane || (m->planes & plane_bit[r->plane]);
+    switch (s->when) {
+    case WITH_TEST_SET: return m->has_test;
+    case WITH_ESTIMATE: return plane_on && (m->estimators & s->estimator);
+    case WITH_ADAPTIVE_RANGE: return plane_on && m->adaptive_range;
+    case WITH_STOPPING: return m->stop_rules > 0;
+    case WITH_ACTIVATIONS: return m->n_activation_epochs > 0;
+    default: return 1;
+    }
+}
+
+/* Fills dims; returns how many. */
+static int var_dims(const ipm_output *o, const var_ref *r, enum dim dims[4])
+{
+    const var_schema *s = &schema[r->v];
+    memcpy(dims, s->dims, sizeof s->dims);
+    return r->v == V_STOP_J && o->stop_rules == 1 ? 1 : s->ndims;
+}
+
+static void dim_name(enum dim d, int layer, char *name, size_t size)
+{
+    if (d == DIM_UNIT)
+        snprintf(name, size, "%s%d", dim_names[d], layer + 1);
+    else
+        snprintf(name, size, "%s", dim_names[d]);
+}
+
+static size_t dim_length(const ipm_output *o, enum dim d, int layer)
+{
+    switch (d) {
+    case DIM_EPOCH: return NC_UNLIMITED;
+    case DIM_REPLICA: return (size_t)o->replicas;
+    case DIM_LAYER: return (size_t)o->n_layers;
+    case DIM_ACTIVATION_EPOCH: return (size_t)o->n_activation_epochs;
+    case DIM_SAMPLE: return (size_t)o->activation_samples;
+    default: return (size_t)o->width[layer];
+    }
+}
+
+static int *var_id(ipm_output *o, const var_ref *r)
+{
+    return schema[r->v].per_layer ? &o->t_id[r->layer] : &o->varid[r->v][r->plane];
+}
+
+/* "T3 dense:5:tanh" (just "T3" without specs). */
+static void layer_label(const ipm_output_meta *m, int layer, char *text, size_t size)
+{
+    char spec[64] = "";
+    if (m->layer_spec)
+        ipm_layer_spec_format(&m->layer_spec[layer], spec, sizeof spec);
+    snprintf(text, size, "T%d%s%s", layer + 1, *spec ? " " : "", spec);
+}
+
+typedef struct var_text {
+    char long_name[96], units[8], description[256];
+} var_text;
+
+/* The attributes' text: the table's, completed for the test plane, the
+ * layer of an activation variable, the loss and the stopping rule. */
+static void var_texts(const ipm_output_meta *m, const var_ref *r, var_text *t)
+{
+    const var_schema *s = &schema[r->v];
+    int test = s->per_plane && r->plane;
+    int mse = m->loss == IPM_LOSS_MSE;
+    char layer[96];
+    layer_label(m, r->layer, layer, sizeof layer);
+    snprintf(t->long_name, sizeof t->long_name, "%s%s", test ? "test " : "", s->long_name);
+    snprintf(t->units, sizeof t->units, "%s", s->loss ? (mse ? "1" : "nats") : s->units ? s->units : "");
+    if (s->per_layer) {
+        snprintf(t->long_name, sizeof t->long_name, "T%d %s", r->layer + 1, s->long_name);
+        snprintf(t->description, sizeof t->description, "%s %s", s->description, layer);
+    } else if (s->loss)
+        snprintf(t->description, sizeof t->description, "%s (%s)", s->description,
+                 mse ? "mean squared error" : "mean cross-entropy, natural logarithm");
+    else if (r->v == V_STOP_J && m->stop_description)
+        snprintf(t->description, sizeof t->description, "%s", m->stop_description);
+    else
+        snprintf(t->description, sizeof t->description, "%s%s", s->description,
+                 test ? ", on the test set" : "");
+}
+
+/* Visits every variable the meta implies in table order, the test plane's last. */
+typedef int (*var_visit)(ipm_output *o, const ipm_output_meta *m, const var_ref *r, char *err);
+
+static int for_each_var(ipm_output *o, const ipm_output_meta *m, var_visit visit, char *err)
+{
+    for (int p = 0; p < IPM_N_PLANES; p++)
+        for (int v = 0; v < N_VARS; v++) {
+            const var_schema *s = &schema[v];
+            if (p > 0 && !s->per_plane)
+                continue;
+            for (int l = 0; l < (s->per_layer ? m->n_layers : 1); l++) {
+                var_ref r = {(enum var)v, p, l};
+                if (var_present(m, &r) && visit(o, m, &r, err))
+                    return -1;
+            }
+        }
+    return 0;
+}
+
+/* Registers a record variable once its id is known. */
+static void add_column(ipm_output *o, const var_ref *r)
+{
+    if (!schema[r->v].record)
+        return;
+    column *c = &o->columns[o->n_columns++];
+    enum dim dims[4];
+    int ndims = var_dims(o, r, dims);
+    c->ref = *r;
+    c->varid = *var_id(o, r);
+    c->count[0] = ndims > 1 ? dim_length(o, dims[1], 0) : 1;
+    c->count[1] = ndims > 2 ? dim_length(o, dims[2], 0) : 1;
+    c->by_layer = dims[ndims - 1] == DIM_LAYER;
+}
+
+/* ---------------------------------------------------------------- create: define from the table */
+
+/* The dimension's id, defining it at its first use. */
+static int dim_id(ipm_output *o, enum dim d, int layer, int *id, char *err)
+{
+    char name[32];
+    dim_name(d, layer, name, sizeof name);
+    if (nc_inq_dimid(o->ncid, name, id) == NC_NOERR)
+        return 0;
+    int s = nc_def_dim(o->ncid, name, dim_length(o, d, layer), id);
     return s ? nc_fail(o, s, "dimension", name, err) : 0;
 }
 
-/* Defines a variable with its chunk shape (NULL: contiguous), long_name and
- * units (NULL: none). */
-static int def_var(ipm_output *o, const char *name, nc_type type, int ndims, const int *dims,
-                   const size_t *chunks, const char *long_name, const char *units, int *varid,
-                   char *err)
+static int put_var_atts(ipm_output *o, const ipm_output_meta *m, const var_ref *r, int id,
+                        char *err)
 {
-    int s = nc_def_var(o->ncid, name, type, ndims, dims, varid);
-    if (!s && chunks)
-        s = nc_def_var_chunking(o->ncid, *varid, NC_CHUNKED, chunks);
-    if (s)
-        return nc_fail(o, s, "variable", name, err);
-    if (put_text_att(o, *varid, "long_name", long_name, err))
+    const var_schema *s = &schema[r->v];
+    var_text t;
+    var_texts(m, r, &t);
+    if (put_text_att(o, id, "long_name", t.long_name, err)
+        || (*t.units && put_text_att(o, id, "units", t.units, err))
+        || put_text_att(o, id, "description", t.description, err))
         return -1;
-    return units ? put_text_att(o, *varid, "units", units, err) : 0;
+    /* CF: names the auxiliary coordinate, so xarray attaches layer_name. */
+    int along_layer = s->ndims > 1 && s->dims[s->ndims - 1] == DIM_LAYER;
+    if ((along_layer || r->v == V_LAYER_WIDTH || r->v == V_LAYER_MEASURED)
+        && put_text_att(o, id, "coordinates", "layer_name", err))
+        return -1;
+    /* Explicit _FillValue attributes (NetCDF's default fills), so xarray masks them. */
+    static const double fill_double = NC_FILL_DOUBLE;
+    static const float fill_float = NC_FILL_FLOAT;
+    static const int fill_stop = -1;
+    const void *fill = s->type == NC_DOUBLE ? (const void *)&fill_double
+                       : s->type == NC_FLOAT ? (const void *)&fill_float
+                       : r->v == V_STOP_EPOCH ? (const void *)&fill_stop : NULL;
+    int st = fill ? nc_def_var_fill(o->ncid, id, 0, fill) : 0;
+    return st ? nc_fail(o, st, "_FillValue of variable", s->name, err) : 0;
+}
+
+static int define_var(ipm_output *o, const ipm_output_meta *m, const var_ref *r, char *err)
+{
+    const var_schema *s = &schema[r->v];
+    enum dim dims[4];
+    int ndims = var_dims(o, r, dims), dimids[4], *id = var_id(o, r);
+    size_t chunks[4];
+    char name[64];
+    var_name(r, name, sizeof name);
+    for (int i = 0; i < ndims; i++) {
+        if (dim_id(o, dims[i], r->layer, &dimids[i], err))
+            return -1;
+        /* A chunk holds one record, or one replica's activations at one epoch. */
+        chunks[i] = i == 0 || (s->per_layer && i == 1) ? 1 : dim_length(o, dims[i], r->layer);
+    }
+    int st = nc_def_var(o->ncid, name, s->type, ndims, dimids, id);
+    if (!st && (dims[0] == DIM_EPOCH || s->per_layer))
+        st = nc_def_var_chunking(o->ncid, *id, NC_CHUNKED, chunks);
+    if (st)
+        return nc_fail(o, st, "variable", name, err);
+    if (put_var_atts(o, m, r, *id, err))
+        return -1;
+    add_column(o, r);
+    return 0;
+}
+
+/* "2025-05-01T12:00:00Z" */
+static void utc_now(char *text, size_t size)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    if (!gmtime_r(&now, &tm) || !strftime(text, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(text, size, "unknown time");
+}
+
+/* The run id as the file spells it: 16 hex digits. */
+static void run_id_text(uint64_t id, char text[17])
+{
+    snprintf(text, 17, "%016" PRIx64, id);
 }
 
 static int def_global_atts(ipm_output *o, const ipm_output_meta *m, char *err)
 {
-    char history[96];
-    snprintf(history, sizeof history, "created by ipmpi %s on %d ranks", m->version, m->ranks);
-    if (put_text_att(o, NC_GLOBAL, "title", "ipmpi information-plane run", err)
+    char history[160], when[32], run_id[17];
+    utc_now(when, sizeof when);
+    run_id_text(m->run_id, run_id);
+    snprintf(history, sizeof history, "%s created by ipmpi %s on %d rank%s", when, m->version,
+             m->ranks, m->ranks == 1 ? "" : "s");
+    if (put_text_att(o, NC_GLOBAL, "Conventions", "CF-1.10", err)
+        || put_text_att(o, NC_GLOBAL, "title", "ipmpi information-plane run", err)
+        || put_text_att(o, NC_GLOBAL, "run_id", run_id, err)
         || put_text_att(o, NC_GLOBAL, "history", history, err)
         || put_text_att(o, NC_GLOBAL, "config", m->config_text, err)
         || put_text_att(o, NC_GLOBAL, "ipmpi_version", m->version, err)
@@ -174,108 +470,41 @@ static int def_global_atts(ipm_output *o, const ipm_output_meta *m, char *err)
                : 0;
 }
 
-/* "bin_lo", "bin_hi", "test_bin_lo", "test_bin_hi". */
-static void range_var_name(int plane, int hi, char *name, size_t size)
+static int put_int_var(ipm_output *o, enum var v, const int *values, char *err)
 {
-    snprintf(name, size, "%sbin_%s", plane_prefix[plane], hi ? "hi" : "lo");
+    int s = nc_put_var_int(o->ncid, o->varid[v][0], values);
+    return s ? nc_fail(o, s, "variable", schema[v].name, err) : 0;
 }
 
-static int def_range_vars(ipm_output *o, const ipm_output_meta *m, int epoch_dim, int layer_dim,
-                          char *err)
+/* The variables written once, at create: coordinates and layer and sample facts. */
+static int put_fixed_vars(ipm_output *o, const ipm_output_meta *m, char *err)
 {
-    int dims[2] = {epoch_dim, layer_dim};
-    size_t chunks[2] = {1, (size_t)m->n_layers};
-    for (int p = 0; m->adaptive_range && p < IPM_N_PLANES; p++) {
-        if (!(m->planes & plane_bit[p]))
-            continue;
-        for (int hi = 0; hi < 2; hi++) {
-            char name[32], long_name[96];
-            range_var_name(p, hi, name, sizeof name);
-            snprintf(long_name, sizeof long_name, "%s of the binning range of each layer%s",
-                     hi ? "upper end" : "lower end", p ? ", on the test set" : "");
-            if (def_var(o, name, NC_DOUBLE, 2, dims, chunks, long_name, NULL, &o->range_id[p][hi],
-                        err))
-                return -1;
-        }
+    int numbers[IPM_MAX_LAYERS];
+    char labels[IPM_MAX_LAYERS][96];
+    const char *names[IPM_MAX_LAYERS];
+    for (int l = 0; l < m->n_layers; l++) {
+        numbers[l] = l + 1;
+        layer_label(m, l, labels[l], sizeof labels[l]);
+        names[l] = labels[l];
     }
-    return 0;
-}
-
-static int def_stop_vars(ipm_output *o, const ipm_output_meta *m, int epoch_dim, int replica_dim,
-                         char *err)
-{
-    if (m->stop_rules <= 0)
-        return 0;
-    int dims[2] = {epoch_dim, replica_dim}, fill = -1;
-    size_t chunks[2] = {1, (size_t)m->replicas};
-    int per_replica = m->stop_rules > 1;
-    if (def_var(o, "stop_J", NC_DOUBLE, per_replica ? 2 : 1, dims, chunks,
-                m->stop_description ? m->stop_description : "stopping objective", "bits",
-                &o->stop_j_id, err)
-        || def_var(o, "stop_epoch", NC_INT, 1, &replica_dim, NULL,
-                   "epoch at which each replica stopped training (-1: it did not stop)", NULL,
-                   &o->stop_epoch_id, err))
+    int *replica_numbers = malloc((size_t)m->replicas * sizeof *replica_numbers);
+    if (!replica_numbers)
+        return ipm_fail(err, "%s: out of memory", o->path);
+    for (int r = 0; r < m->replicas; r++)
+        replica_numbers[r] = r + 1;
+    int rc = put_int_var(o, V_REPLICA, replica_numbers, err);
+    free(replica_numbers);
+    int s = rc ? NC_NOERR : nc_put_var_string(o->ncid, o->varid[V_LAYER_NAME][0], names);
+    if (s)
+        return nc_fail(o, s, "variable", "layer_name", err);
+    if (rc || put_int_var(o, V_LAYER, numbers, err)
+        || put_int_var(o, V_LAYER_WIDTH, m->layer_width, err)
+        || put_int_var(o, V_LAYER_MEASURED, o->measured, err))
         return -1;
-    int s = nc_def_var_fill(o->ncid, o->stop_epoch_id, 0, &fill);
-    return s ? nc_fail(o, s, "variable", "stop_epoch", err) : 0;
-}
-
-static int def_plane_vars(ipm_output *o, const ipm_output_meta *m, int plane, int epoch_dim,
-                          int replica_dim, int layer_dim, char *err)
-{
-    int per_replica[3] = {epoch_dim, replica_dim, layer_dim};
-    int per_layer[2] = {epoch_dim, layer_dim};
-    size_t chunk_r[3] = {1, (size_t)m->replicas, (size_t)m->n_layers};
-    size_t chunk_l[2] = {1, (size_t)m->n_layers};
-    if (!(m->planes & plane_bit[plane]))
-        return 0;
-    for (int q = 0; q < N_QUANTITIES; q++) {
-        const quantity *qu = &quantities[q];
-        if (!(m->estimators & qu->estimator))
-            continue;
-        char name[64], long_name[128];
-        snprintf(name, sizeof name, "%s%s", plane_prefix[plane], qu->name);
-        snprintf(long_name, sizeof long_name, "%s%s", qu->long_name,
-                 plane ? ", on the test set" : "");
-        int rc = qu->per_replica
-                     ? def_var(o, name, NC_DOUBLE, 3, per_replica, chunk_r, long_name, "bits",
-                               &o->info_id[plane][q], err)
-                     : def_var(o, name, NC_DOUBLE, 2, per_layer, chunk_l, long_name, "bits",
-                               &o->info_id[plane][q], err);
-        if (rc)
-            return -1;
-    }
-    return 0;
-}
-
-static int def_activation_vars(ipm_output *o, const ipm_output_meta *m, int replica_dim,
-                               int *x_varid, int *y_varid, char *err)
-{
-    int slot_dim, sample_dim;
-    if (def_dim(o, "activation_epoch", (size_t)m->n_activation_epochs, &slot_dim, err)
-        || def_dim(o, "sample", (size_t)m->activation_samples, &sample_dim, err))
+    if (m->n_activation_epochs > 0
+        && (put_int_var(o, V_SAMPLE_X_ID, m->sample_x_id, err)
+            || put_int_var(o, V_SAMPLE_Y, m->sample_y, err)))
         return -1;
-    if (def_var(o, "activation_epoch", NC_INT, 1, &slot_dim, NULL,
-                "training epochs completed when the activations were stored", NULL,
-                &o->activation_epoch_id, err)
-        || def_var(o, "sample_x_id", NC_INT, 1, &sample_dim, NULL,
-                   "distinct input id (x id) of each stored sample", NULL, x_varid, err)
-        || def_var(o, "sample_y", NC_INT, 1, &sample_dim, NULL, "class label of each stored sample",
-                   NULL, y_varid, err))
-        return -1;
-    for (int k = 1; k <= m->n_layers; k++) {
-        char dim_name[32], name[32], long_name[64];
-        snprintf(dim_name, sizeof dim_name, "unit%d", k);
-        snprintf(name, sizeof name, "T%d", k);
-        snprintf(long_name, sizeof long_name, "activations of layer %d", k);
-        int unit_dim;
-        if (def_dim(o, dim_name, (size_t)m->layer_width[k - 1], &unit_dim, err))
-            return -1;
-        int dims[4] = {slot_dim, replica_dim, sample_dim, unit_dim};
-        size_t chunks[4] = {1, 1, (size_t)m->activation_samples, (size_t)m->layer_width[k - 1]};
-        if (def_var(o, name, NC_FLOAT, 4, dims, chunks, long_name, NULL, &o->t_id[k - 1], err))
-            return -1;
-    }
     return 0;
 }
 
@@ -284,56 +513,11 @@ static int def_schema(ipm_output *o, const ipm_output_meta *m, char *err)
     int fill_was, s = nc_set_fill(o->ncid, NC_FILL, &fill_was);
     if (s)
         return nc_fail(o, s, "nc_set_fill", "", err);
-    int epoch_dim, replica_dim, layer_dim;
-    if (def_dim(o, "epoch", NC_UNLIMITED, &epoch_dim, err)
-        || def_dim(o, "replica", (size_t)m->replicas, &replica_dim, err)
-        || def_dim(o, "layer", (size_t)m->n_layers, &layer_dim, err))
-        return -1;
-    size_t chunk_e = 1, chunk_r[2] = {1, (size_t)m->replicas};
-    int per_replica[2] = {epoch_dim, replica_dim};
-    int width_id, measured_id, x_varid = -1, y_varid = -1;
-    if (def_var(o, "epoch", NC_INT, 1, &epoch_dim, &chunk_e, "training epochs completed", NULL,
-                &o->epoch_id, err)
-        || def_var(o, "layer_width", NC_INT, 1, &layer_dim, NULL, "units in each layer", NULL,
-                   &width_id, err)
-        || def_var(o, "layer_measured", NC_INT, 1, &layer_dim, NULL,
-                   "1 where the layer's information is estimated ([information] layers)", NULL,
-                   &measured_id, err)
-        || def_var(o, "loss", NC_DOUBLE, 2, per_replica, chunk_r,
-                   "training loss per replica", NULL, &o->loss_id, err)
-        || def_var(o, "accuracy", NC_DOUBLE, 2, per_replica, chunk_r,
-                   "training accuracy per replica", NULL, &o->accuracy_id, err))
-        return -1;
-    if (m->has_test
-        && (def_var(o, "test_loss", NC_DOUBLE, 2, per_replica, chunk_r,
-                    "test loss per replica", NULL, &o->test_loss_id, err)
-            || def_var(o, "test_accuracy", NC_DOUBLE, 2, per_replica, chunk_r,
-                       "test accuracy per replica", NULL, &o->test_accuracy_id, err)))
-        return -1;
-    for (int p = 0; p < IPM_N_PLANES; p++)
-        if (def_plane_vars(o, m, p, epoch_dim, replica_dim, layer_dim, err))
-            return -1;
-    if (def_range_vars(o, m, epoch_dim, layer_dim, err)
-        || def_stop_vars(o, m, epoch_dim, replica_dim, err))
-        return -1;
-    if (m->n_activation_epochs > 0
-        && def_activation_vars(o, m, replica_dim, &x_varid, &y_varid, err))
-        return -1;
-    if (def_global_atts(o, m, err))
+    if (for_each_var(o, m, define_var, err) || def_global_atts(o, m, err))
         return -1;
     if ((s = nc_enddef(o->ncid)))
         return nc_fail(o, s, "nc_enddef", "", err);
-    if ((s = nc_put_var_int(o->ncid, width_id, m->layer_width)))
-        return nc_fail(o, s, "variable", "layer_width", err);
-    if ((s = nc_put_var_int(o->ncid, measured_id, o->measured)))
-        return nc_fail(o, s, "variable", "layer_measured", err);
-    if (m->n_activation_epochs > 0) {
-        if ((s = nc_put_var_int(o->ncid, x_varid, m->sample_x_id)))
-            return nc_fail(o, s, "variable", "sample_x_id", err);
-        if ((s = nc_put_var_int(o->ncid, y_varid, m->sample_y)))
-            return nc_fail(o, s, "variable", "sample_y", err);
-    }
-    return 0;
+    return put_fixed_vars(o, m, err);
 }
 
 static int check_meta(const ipm_output_meta *m, char *err)
@@ -357,8 +541,8 @@ static int check_meta(const ipm_output_meta *m, char *err)
 static void output_free(ipm_output *o)
 {
     free(o->pending_epoch);
-    for (int c = 0; c < N_COLUMNS; c++)
-        free(o->pending_values[c]);
+    for (int c = 0; c < o->n_columns; c++)
+        free(o->columns[c].pending);
     free(o->path);
     free(o->width);
     free(o->measured);
@@ -381,24 +565,20 @@ static ipm_output *output_alloc(const ipm_output_meta *m)
     }
     strcpy(o->path, m->path);
     memcpy(o->width, m->layer_width, (size_t)m->n_layers * sizeof *o->width);
-    for (int l = 0; l < m->n_layers; l++)
+    for (int l = 0; l < m->n_layers; l++) {
         o->measured[l] = m->layer_measured ? m->layer_measured[l] != 0 : 1;
+        o->t_id[l] = -1;
+    }
     o->replicas = m->replicas;
     o->n_layers = m->n_layers;
     o->n_activation_epochs = m->n_activation_epochs > 0 ? m->n_activation_epochs : 0;
     o->activation_samples = m->activation_samples;
-    o->test_loss_id = o->test_accuracy_id = o->activation_epoch_id = -1;
+    o->stop_rules = m->stop_rules;
     o->flush_seconds = m->flush_seconds > 0 ? m->flush_seconds : 0;
     o->last_flush = -1e300;
-    for (int p = 0; p < IPM_N_PLANES; p++) {
-        for (int q = 0; q < N_QUANTITIES; q++)
-            o->info_id[p][q] = -1;
-        o->range_id[p][0] = o->range_id[p][1] = -1;
-    }
-    o->stop_j_id = o->stop_epoch_id = -1;
-    o->stop_rules = m->stop_rules;
-    for (int l = 0; l < m->n_layers; l++)
-        o->t_id[l] = -1;
+    for (int v = 0; v < N_VARS; v++)
+        for (int p = 0; p < IPM_N_PLANES; p++)
+            o->varid[v][p] = -1;
     return o;
 }
 
@@ -426,46 +606,6 @@ static int create_failed(const char *path, int status, char *err)
     return rc;
 }
 
-/* The run id as the file spells it: 16 hex digits. */
-static void run_id_text(uint64_t id, char text[17])
-{
-    snprintf(text, 17, "%016" PRIx64, id);
-}
-
-/* Global attribute run_id, which the run's checkpoints carry too. */
-static int put_run_id(ipm_output *o, uint64_t id, char *err)
-{
-    char text[17];
-    run_id_text(id, text);
-    int s = nc_redef(o->ncid);
-    if (s)
-        return nc_fail(o, s, "nc_redef", "", err);
-    if (put_text_att(o, NC_GLOBAL, "run_id", text, err))
-        return -1;
-    s = nc_enddef(o->ncid);
-    return s ? nc_fail(o, s, "nc_enddef", "", err) : 0;
-}
-
-/* A restart appends only to its own run's file: one copied over it (or an
- * earlier run's, kept beside a newer checkpoint) is refused. id 0: the
- * checkpoint predates run ids, nothing to compare. */
-static int check_run_id(const ipm_output *o, uint64_t id, char *err)
-{
-    if (id == 0)
-        return 0;
-    char want[17], have[64] = "";
-    run_id_text(id, want);
-    size_t len = 0;
-    if (nc_inq_attlen(o->ncid, NC_GLOBAL, "run_id", &len) == NC_NOERR && len < sizeof have)
-        nc_get_att_text(o->ncid, NC_GLOBAL, "run_id", have);
-    if (strcmp(have, want) == 0)
-        return 0;
-    return ipm_fail_as(err, IPM_ERR_REFUSED,
-                       "%s belongs to another run (run_id %s) than the checkpoint (run_id %s): "
-                       "refused, nothing written; restore the run's own output, or start afresh "
-                       "with --overwrite", o->path, *have ? have : "absent", want);
-}
-
 int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err)
 {
     *out = NULL;
@@ -480,7 +620,7 @@ int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err)
         output_free(o);
         return -1;
     }
-    if (def_schema(o, meta, err) || put_run_id(o, meta->run_id, err)) {
+    if (def_schema(o, meta, err)) {
         /* Leave no half-written file behind: nc_abort deletes a file still in
          * define mode, remove() covers a failure after nc_enddef. */
         nc_abort(o->ncid);
@@ -492,47 +632,71 @@ int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err)
     return 0;
 }
 
-static int find_var(ipm_output *o, const char *name, int *varid, char *err)
+/* ---------------------------------------------------------------- reopen: check against the table */
+
+static const char *type_name(nc_type t)
 {
-    int s = nc_inq_varid(o->ncid, name, varid);
-    return s ? nc_fail(o, s, "variable", name, err) : 0;
+    switch (t) {
+    case NC_INT: return "int";
+    case NC_FLOAT: return "float";
+    case NC_DOUBLE: return "double";
+    case NC_STRING: return "string";
+    default: return "another type";
+    }
 }
 
-/* The variable ids def_schema would have defined for meta. */
-static int find_schema(ipm_output *o, const ipm_output_meta *m, char *err)
+/* "double (epoch, replica, layer)": the shape the table gives the variable. */
+static void expected_shape(const ipm_output *o, const var_ref *r, char *text, size_t size)
 {
-    if (find_var(o, "epoch", &o->epoch_id, err) || find_var(o, "loss", &o->loss_id, err)
-        || find_var(o, "accuracy", &o->accuracy_id, err))
-        return -1;
-    if (m->has_test && (find_var(o, "test_loss", &o->test_loss_id, err)
-                        || find_var(o, "test_accuracy", &o->test_accuracy_id, err)))
-        return -1;
-    for (int p = 0; p < IPM_N_PLANES; p++)
-        for (int q = 0; q < N_QUANTITIES; q++) {
-            char name[64];
-            snprintf(name, sizeof name, "%s%s", plane_prefix[p], quantities[q].name);
-            if ((m->planes & plane_bit[p]) && (m->estimators & quantities[q].estimator)
-                && find_var(o, name, &o->info_id[p][q], err))
-                return -1;
-        }
-    for (int p = 0; m->adaptive_range && p < IPM_N_PLANES; p++)
-        for (int hi = 0; (m->planes & plane_bit[p]) && hi < 2; hi++) {
-            char name[32];
-            range_var_name(p, hi, name, sizeof name);
-            if (find_var(o, name, &o->range_id[p][hi], err))
-                return -1;
-        }
-    if (m->stop_rules > 0 && (find_var(o, "stop_J", &o->stop_j_id, err)
-                              || find_var(o, "stop_epoch", &o->stop_epoch_id, err)))
-        return -1;
-    if (m->n_activation_epochs > 0 && find_var(o, "activation_epoch", &o->activation_epoch_id, err))
-        return -1;
-    for (int k = 1; m->n_activation_epochs > 0 && k <= m->n_layers; k++) {
+    enum dim dims[4];
+    int ndims = var_dims(o, r, dims);
+    size_t n = (size_t)snprintf(text, size, "%s (", type_name(schema[r->v].type));
+    for (int i = 0; i < ndims && n < size; i++) {
         char name[32];
-        snprintf(name, sizeof name, "T%d", k);
-        if (find_var(o, name, &o->t_id[k - 1], err))
-            return -1;
+        dim_name(dims[i], r->layer, name, sizeof name);
+        n += (size_t)snprintf(text + n, size - n, "%s%s = %zu", i ? ", " : "", name,
+                              dim_length(o, dims[i], r->layer));
     }
+    if (n < size)
+        snprintf(text + n, size - n, ")");
+}
+
+/* Whether the file's variable id has the type, dimension names and (fixed) lengths the table gives. */
+static int shape_matches(const ipm_output *o, const var_ref *r, int id)
+{
+    enum dim dims[4];
+    int ndims = var_dims(o, r, dims), file_ndims = 0, dimids[NC_MAX_VAR_DIMS];
+    nc_type type = NC_NAT;
+    if (nc_inq_var(o->ncid, id, NULL, &type, &file_ndims, dimids, NULL) != NC_NOERR
+        || type != schema[r->v].type || file_ndims != ndims)
+        return 0;
+    for (int i = 0; i < ndims; i++) {
+        char want[32], got[NC_MAX_NAME + 1];
+        size_t len = 0;
+        dim_name(dims[i], r->layer, want, sizeof want);
+        if (nc_inq_dim(o->ncid, dimids[i], got, &len) != NC_NOERR || strcmp(want, got) != 0
+            || (dims[i] != DIM_EPOCH && len != dim_length(o, dims[i], r->layer)))
+            return 0;
+    }
+    return 1;
+}
+
+static int check_var(ipm_output *o, const ipm_output_meta *m, const var_ref *r, char *err)
+{
+    (void)m;
+    char name[64], shape[160];
+    var_name(r, name, sizeof name);
+    int *id = var_id(o, r);
+    int s = nc_inq_varid(o->ncid, name, id);
+    if (s)
+        return ipm_fail(err, "%s: variable %s: %s (this run writes it: was the file written with "
+                        "another config or an older ipmpi?)", o->path, name, nc_strerror(s));
+    if (!shape_matches(o, r, *id)) {
+        expected_shape(o, r, shape, sizeof shape);
+        return ipm_fail(err, "%s: variable %s is not %s as this run writes it", o->path, name,
+                        shape);
+    }
+    add_column(o, r);
     return 0;
 }
 
@@ -564,32 +728,83 @@ static char *global_text(const ipm_output *o, const char *name)
     return text;
 }
 
-/* ranks becomes this run's count; history gains a line saying so. */
+/* A config that differs from the file's replaces it; the earlier one is kept
+ * as config_<n>, numbered in order (config_1: the config the run was created
+ * with). Writes into note what the history line should add. */
+static int replace_config(ipm_output *o, const ipm_output_meta *m, char *note, size_t size,
+                          char *err)
+{
+    *note = '\0';
+    char *earlier = global_text(o, "config");
+    if (!earlier)
+        return ipm_fail(err, "%s: out of memory", o->path);
+    int rc = 0;
+    if (strcmp(earlier, m->config_text ? m->config_text : "") != 0) {
+        char name[32];
+        int n = 1, id;
+        do
+            snprintf(name, sizeof name, "config_%d", n++);
+        while (nc_inq_attid(o->ncid, NC_GLOBAL, name, &id) == NC_NOERR);
+        snprintf(note, size, " with another config (the earlier one is kept as %s)", name);
+        rc = put_text_att(o, NC_GLOBAL, name, earlier, err)
+             || put_text_att(o, NC_GLOBAL, "config", m->config_text, err) ? -1 : 0;
+    }
+    free(earlier);
+    return rc;
+}
+
+/* Called in define mode: history gains a line, ranks and config become this run's. */
 static int note_restart(ipm_output *o, const ipm_output_meta *m, char *err)
 {
-    int last_epoch = -1;
-    size_t at = o->records - 1;
-    if (o->records)
-        nc_get_var1_int(o->ncid, o->epoch_id, &at, &last_epoch);
+    char when[32], note[96], line[320];
+    if (replace_config(o, m, note, sizeof note, err))
+        return -1;
+    utc_now(when, sizeof when);
+    snprintf(line, sizeof line, "\n%s restarted by ipmpi %s on %d rank%s after epoch %d%s", when,
+             m->version, m->ranks, m->ranks == 1 ? "" : "s", m->resumed_after, note);
     char *history = global_text(o, "history");
-    char line[128];
-    snprintf(line, sizeof line, "\nrestarted by ipmpi %s on %d ranks after epoch %d", m->version,
-             m->ranks, last_epoch);
     char *text = history ? malloc(strlen(history) + strlen(line) + 1) : NULL;
     if (!text) {
         free(history);
         return ipm_fail(err, "%s: out of memory", o->path);
     }
     strcat(strcpy(text, history), *history ? line : line + 1);
-    int s = nc_redef(o->ncid), rc = s ? nc_fail(o, s, "nc_redef", "", err) : 0;
-    if (rc == 0 && (put_text_att(o, NC_GLOBAL, "history", text, err)
-                    || put_int_att(o, "ranks", m->ranks, err)))
-        rc = -1;
-    if (rc == 0 && (s = nc_enddef(o->ncid)))
-        rc = nc_fail(o, s, "nc_enddef", "", err);
+    int rc = put_text_att(o, NC_GLOBAL, "history", text, err)
+             || put_int_att(o, "ranks", m->ranks, err) ? -1 : 0;
     free(history);
     free(text);
     return rc;
+}
+
+static int restart_attributes(ipm_output *o, const ipm_output_meta *m, char *err)
+{
+    int s = nc_redef(o->ncid);
+    if (s)
+        return nc_fail(o, s, "nc_redef", "", err);
+    int rc = note_restart(o, m, err);
+    if ((s = nc_enddef(o->ncid)) && rc == 0)
+        rc = nc_fail(o, s, "nc_enddef", "", err);
+    return rc;
+}
+
+/* A restart appends only to its own run's file: one copied over it (or an
+ * earlier run's, kept beside a newer checkpoint) is refused. id 0: the
+ * checkpoint predates run ids, nothing to compare. */
+static int check_run_id(const ipm_output *o, uint64_t id, char *err)
+{
+    if (id == 0)
+        return 0;
+    char want[17], have[64] = "";
+    run_id_text(id, want);
+    size_t len = 0;
+    if (nc_inq_attlen(o->ncid, NC_GLOBAL, "run_id", &len) == NC_NOERR && len < sizeof have)
+        nc_get_att_text(o->ncid, NC_GLOBAL, "run_id", have);
+    if (strcmp(have, want) == 0)
+        return 0;
+    return ipm_fail_as(err, IPM_ERR_REFUSED,
+                       "%s belongs to another run (run_id %s) than the checkpoint (run_id %s): "
+                       "refused, nothing written; restore the run's own output, or start afresh "
+                       "with --overwrite", o->path, *have ? have : "absent", want);
 }
 
 int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long records, char *err)
@@ -606,9 +821,8 @@ int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long record
         output_free(o);
         return -1;
     }
-    if (check_run_id(o, meta->run_id, err) || find_schema(o, meta, err) ||
-        check_records(o, records, err)
-        || note_restart(o, meta, err)) {
+    if (check_run_id(o, meta->run_id, err) || for_each_var(o, meta, check_var, err)
+        || check_records(o, records, err) || restart_attributes(o, meta, err)) {
         nc_close(o->ncid);
         output_free(o);
         return -1;
@@ -622,6 +836,8 @@ long ipm_output_records(const ipm_output *o)
     return o ? (long)o->records : 0;
 }
 
+/* ---------------------------------------------------------------- records */
+
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -629,50 +845,12 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Column c's variable id (-1: absent), name, and the extent of one record
- * after the epoch dimension: shape[0] x shape[1]. */
-static int column_var(const ipm_output *o, int c, char *name, size_t size, size_t shape[2])
+static const double *record_values(const ipm_epoch_record *rec, const column *c)
 {
-    static const char *const replica_vars[] = {"loss", "accuracy", "test_loss", "test_accuracy"};
-    const int replica_ids[] = {o->loss_id, o->accuracy_id, o->test_loss_id, o->test_accuracy_id};
-    shape[0] = shape[1] = 1;
-    if (c < COL_INFO) {
-        snprintf(name, size, "%s", replica_vars[c]);
-        shape[0] = (size_t)o->replicas;
-        return replica_ids[c];
-    }
-    if (c < COL_STOP_J) {
-        int plane = (c - COL_INFO) / N_QUANTITIES, q = (c - COL_INFO) % N_QUANTITIES;
-        snprintf(name, size, "%s%s", plane_prefix[plane], quantities[q].name);
-        shape[0] = quantities[q].per_replica ? (size_t)o->replicas : (size_t)o->n_layers;
-        shape[1] = quantities[q].per_replica ? (size_t)o->n_layers : 1;
-        return o->info_id[plane][q];
-    }
-    if (c == COL_STOP_J) {
-        snprintf(name, size, "stop_J");
-        shape[0] = (size_t)(o->stop_rules > 0 ? o->stop_rules : 1);
-        return o->stop_j_id;
-    }
-    int plane = (c - COL_RANGE) / 2, hi = (c - COL_RANGE) % 2;
-    range_var_name(plane, hi, name, size);
-    shape[0] = (size_t)o->n_layers;
-    return o->range_id[plane][hi];
-}
-
-static void record_columns(const ipm_epoch_record *rec, const double *v[N_COLUMNS])
-{
-    v[COL_LOSS] = rec->loss;
-    v[COL_ACCURACY] = rec->accuracy;
-    v[COL_TEST_LOSS] = rec->test_loss;
-    v[COL_TEST_ACCURACY] = rec->test_accuracy;
-    plane_arrays(&rec->train, v + COL_INFO);
-    plane_arrays(&rec->test, v + COL_INFO + N_QUANTITIES);
-    v[COL_STOP_J] = rec->stop_j;
-    const ipm_plane_record *planes[IPM_N_PLANES] = {&rec->train, &rec->test};
-    for (int p = 0; p < IPM_N_PLANES; p++) {
-        v[COL_RANGE + 2 * p] = planes[p]->bin_lo;
-        v[COL_RANGE + 2 * p + 1] = planes[p]->bin_hi;
-    }
+    const var_schema *s = &schema[c->ref.v];
+    const char *base = s->per_plane ? (const char *)(c->ref.plane ? &rec->test : &rec->train)
+                                    : (const char *)rec;
+    return *(const double *const *)(const void *)(base + s->field);
 }
 
 static int grow_pending(ipm_output *o, char *err)
@@ -682,15 +860,12 @@ static int grow_pending(ipm_output *o, char *err)
     if (!e)
         return ipm_fail(err, "%s: out of memory buffering records", o->path);
     o->pending_epoch = e;
-    for (int c = 0; c < N_COLUMNS; c++) {
-        char name[64];
-        size_t shape[2];
-        if (column_var(o, c, name, sizeof name, shape) < 0)
-            continue;
-        double *v = realloc(o->pending_values[c], cap * shape[0] * shape[1] * sizeof *v);
+    for (int i = 0; i < o->n_columns; i++) {
+        column *c = &o->columns[i];
+        double *v = realloc(c->pending, cap * c->count[0] * c->count[1] * sizeof *v);
         if (!v)
             return ipm_fail(err, "%s: out of memory buffering records", o->path);
-        o->pending_values[c] = v;
+        c->pending = v;
     }
     o->capacity = cap;
     return 0;
@@ -699,20 +874,15 @@ static int grow_pending(ipm_output *o, char *err)
 /* A value the record does not carry is written as the fill value, as if never written. */
 static void buffer_record(ipm_output *o, const ipm_epoch_record *rec)
 {
-    const double *v[N_COLUMNS];
-    record_columns(rec, v);
     o->pending_epoch[o->pending] = rec->epoch;
-    for (int c = 0; c < N_COLUMNS; c++) {
-        char name[64];
-        size_t shape[2];
-        if (column_var(o, c, name, sizeof name, shape) < 0)
-            continue;
-        size_t per = shape[0] * shape[1];
-        double *dst = o->pending_values[c] + o->pending * per;
-        int by_layer = c >= COL_INFO && c != COL_STOP_J; /* layer is the last index */
-        for (size_t i = 0; i < per; i++)
-            dst[i] = v[c] && (!by_layer || o->measured[i % (size_t)o->n_layers])
-                         ? v[c][i] : NC_FILL_DOUBLE;
+    for (int i = 0; i < o->n_columns; i++) {
+        const column *c = &o->columns[i];
+        const double *v = record_values(rec, c);
+        size_t per = c->count[0] * c->count[1];
+        double *dst = c->pending + o->pending * per;
+        for (size_t k = 0; k < per; k++)
+            dst[k] = v && (!c->by_layer || o->measured[k % (size_t)o->n_layers]) ? v[k]
+                                                                               : NC_FILL_DOUBLE;
     }
     o->pending++;
 }
@@ -789,19 +959,18 @@ static int put_pending(ipm_output *o, char *err)
 {
     size_t start[3] = {o->records, 0, 0};
     errno = 0;
-    int s = nc_put_vara_int(o->ncid, o->epoch_id, start, &o->pending, o->pending_epoch);
+    int s = nc_put_vara_int(o->ncid, o->varid[V_EPOCH][0], start, &o->pending, o->pending_epoch);
     if (s)
         return io_fail(o, s, errno, "variable", "epoch", err);
-    for (int c = 0; c < N_COLUMNS; c++) {
-        char name[64];
-        size_t shape[2];
-        int varid = column_var(o, c, name, sizeof name, shape);
-        if (varid < 0)
-            continue;
-        size_t count[3] = {o->pending, shape[0], shape[1]}; /* trailing extents beyond ndims unused */
+    for (int i = 0; i < o->n_columns; i++) {
+        const column *c = &o->columns[i];
+        size_t count[3] = {o->pending, c->count[0], c->count[1]}; /* beyond the rank: unused */
         errno = 0;
-        if ((s = nc_put_vara_double(o->ncid, varid, start, count, o->pending_values[c])))
+        if ((s = nc_put_vara_double(o->ncid, c->varid, start, count, c->pending))) {
+            char name[64];
+            var_name(&c->ref, name, sizeof name);
             return io_fail(o, s, errno, "variable", name, err);
+        }
     }
     return 0;
 }
@@ -865,7 +1034,7 @@ int ipm_output_activations(ipm_output *o, int slot, int epoch, int replica, int 
         return io_fail(o, s, errno, "variable", name, err);
     }
     size_t at = (size_t)slot, one = 1;
-    s = nc_put_vara_int(o->ncid, o->activation_epoch_id, &at, &one, &epoch);
+    s = nc_put_vara_int(o->ncid, o->varid[V_ACTIVATION_EPOCH][0], &at, &one, &epoch);
     o->dirty = 1;
     o->dirty_bytes += count[2] * count[3] * sizeof(float);
     return s ? io_fail(o, s, errno, "variable", "activation_epoch", err) : 0;
@@ -873,11 +1042,11 @@ int ipm_output_activations(ipm_output *o, int slot, int epoch, int replica, int 
 
 int ipm_output_stop_epochs(ipm_output *o, const int32_t *stop_epoch, char *err)
 {
-    if (o->stop_epoch_id < 0)
+    if (o->varid[V_STOP_EPOCH][0] < 0)
         return ipm_fail(err, "%s: variable stop_epoch: the run has no stopping criterion",
                         o->path);
     errno = 0;
-    int s = nc_put_var_int(o->ncid, o->stop_epoch_id, stop_epoch);
+    int s = nc_put_var_int(o->ncid, o->varid[V_STOP_EPOCH][0], stop_epoch);
     o->dirty = 1;
     return s ? io_fail(o, s, errno, "variable", "stop_epoch", err) : 0;
 }

@@ -21,11 +21,13 @@ typedef struct ipm_record_sources {
     const ipm_stop_monitor *stop;
 } ipm_record_sources;
 
-/* Rank 0: creates the file with run_id (restart: reopens it at `records`
- * records, refusing a file of another run_id, and rewrites the stop epochs
- * it may hold from after the checkpoint). */
-int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int restart, long records,
-                    uint64_t run_id, double flush_seconds, char *err);
+/* Rank 0: creates the file with run_id (resumed_after < 0), or, for a
+ * restart from the checkpoint of epoch resumed_after, reopens it at
+ * `records` records, refusing a file of another run_id, notes the restart in
+ * its history and rewrites the stop epochs it may hold from after the
+ * checkpoint. */
+int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int resumed_after,
+                    long records, uint64_t run_id, double flush_seconds, char *err);
 
 /* Rank 0: appends epoch's record. */
 int ipm_record_write(ipm_output *out, const ipm_record_sources *src, int epoch, char *err);

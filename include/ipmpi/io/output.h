@@ -1,33 +1,47 @@
-/* output: the run's NetCDF-4 file (written by rank 0 only).
+/* output: the run's NetCDF-4 file (written by rank 0 only), CF-1.10, made
+ * to be read as it is by xarray. One table in output.c states every
+ * variable (name, type, dimensions, attributes, when it exists): create
+ * defines the file from it and a restart's reopen checks the file against it.
  * Dimensions epoch (unlimited), replica, layer; one record per logged epoch,
  * synced at least every flush_seconds, so a killed job keeps all it logged
- * up to the last flush. Schema
- * (names are user-facing and fixed):
- *   epoch(epoch) int; layer_width(layer) int; layer_measured(layer) int (0/1;
- *   an unmeasured layer's estimates are fill values);
+ * up to the last flush. Schema (names are user-facing and fixed):
+ *   coordinates epoch(epoch) int; replica(replica), layer(layer) int, 1-based
+ *   (layer k is T<k>); layer_name(layer) string "T3 dense:5:tanh";
+ *   layer_width(layer), layer_measured(layer) int (0/1; an unmeasured
+ *   layer's estimates are fill values);
  *   loss, accuracy (epoch, replica) [+ test_loss, test_accuracy];
  *   for each plane P in {"", "test_"} that was measured and each estimator:
  *     P I_XT_simple, P I_TY_simple (epoch, replica, layer)
  *     P I_XT_pooled, P I_TY_pooled, P I_XT_sampled, P I_TY_sampled (epoch, layer)
- *   all information in bits (units = "bits"), each with a long_name;
+ *   in bits;
  *   with range = adaptive, per measured plane P: P bin_lo, P bin_hi
  *     (epoch, layer): the binning range each layer used;
  *   with [stopping] criterion = mi: stop_J (epoch) for scope = ensemble,
  *     (epoch, replica) for scope = replica: the objective at each check
- *     (fill value elsewhere); stop_epoch(replica) int, -1 while training;
+ *     (fill value elsewhere); stop_epoch(replica) int, -1 (its _FillValue)
+ *     while training;
  *   with stored activations: activation_epoch(activation_epoch),
  *     sample_x_id(sample), sample_y(sample) and
- *     T<k>(activation_epoch, replica, sample, unit_k) float, k = 1..layers.
- * Global attributes: run_id (16 hex digits, also in the run's checkpoints),
- * config, ipmpi_version, history (created/restarted by
- * whom on how many ranks; a reopen appends a line and sets ranks), ranks,
- * replicas, H_X, H_Y, I_XY
- * (of the training set; test_H_X etc. when the test plane is measured),
- * bins, and range_lo, range_hi or (adaptive) binning = "adaptive". */
+ *     T<k>(activation_epoch, replica, sample, unit<k>) float, k = 1..layers.
+ * Every variable has a short long_name, units (CF: "1" for counts, indices
+ * and fractions; the loss in nats for cross-entropy) and a description;
+ * every float variable a _FillValue (NetCDF's default fill, so xarray reads
+ * unwritten values as NaN); every variable along layer the attribute
+ * coordinates = "layer_name".
+ * Global attributes: Conventions = "CF-1.10", title, run_id (16 hex digits,
+ * also in the run's checkpoints), config (the effective
+ * config of the latest run; a restart with another config keeps the one it
+ * replaces as config_1, config_2, ... in order), ipmpi_version, history
+ * (ISO 8601 UTC lines: created, restarted by whom on how many ranks after
+ * which epoch), ranks (of the latest run), replicas, H_X, H_Y, I_XY (of the
+ * training set; test_H_X etc. when the test plane is measured), bins, and
+ * range_lo, range_hi or (adaptive) binning = "adaptive". */
 #ifndef IPMPI_OUTPUT_H
 #define IPMPI_OUTPUT_H
 
 #include <stdint.h>
+
+#include "ipmpi/learn/spec.h"
 
 typedef struct ipm_output ipm_output;
 
@@ -36,11 +50,13 @@ typedef struct ipm_output_meta {
     const char *config_text;
     const char *version;
     int ranks, replicas, n_layers;
+    const ipm_layer_spec *layer_spec; /* n_layers, for layer_name; NULL: names T1..TL alone */
     const int *layer_width;       /* n_layers */
     const int *layer_measured;    /* n_layers, 0: its estimates are written as fill values; NULL: all */
     unsigned estimators;          /* ipm_estimator mask */
     unsigned planes;              /* ipm_plane_set mask: which planes are measured */
     int has_test;                 /* test_loss/test_accuracy exist */
+    enum ipm_loss loss;           /* the loss's units: nats (cross-entropy) or 1 (MSE) */
     double h_x, h_y, i_xy;        /* training set */
     double test_h_x, test_h_y, test_i_xy;
     int bins;
@@ -52,6 +68,7 @@ typedef struct ipm_output_meta {
     int activation_samples;       /* samples stored per replica */
     const int32_t *sample_x_id, *sample_y; /* activation_samples each */
     double flush_seconds;         /* write + sync appended records at most this often (0: every append) */
+    int resumed_after;            /* reopen: the checkpoint's epoch, for the history line */
     uint64_t run_id;              /* attribute run_id; a reopen refuses a file of another id (0: any) */
 } ipm_output_meta;
 
@@ -78,8 +95,11 @@ int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err);
  * for appending after its first `records` records: the next append writes
  * record `records`, so records logged after the checkpoint are overwritten
  * as the run proceeds (the unlimited epoch dimension cannot shrink). The
- * schema and attributes are left as they are. Fails when a variable the meta
- * implies is missing or the file holds fewer than `records` records. */
+ * schema is left as it is; history gains a line, ranks becomes this run's,
+ * and config this run's (an earlier, different one kept as config_<n>).
+ * Fails, naming the variable or dimension, when the file belongs to another
+ * run_id (kind IPM_ERR_REFUSED), or does not match the schema the meta implies (a variable missing, or of another type or
+ * shape) or holds fewer than `records` records. */
 int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long records, char *err);
 
 /* Records in the file as of the last flush (buffered ones not counted). */
