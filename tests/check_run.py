@@ -30,6 +30,11 @@ def same(paths):
             bad += 1
             continue
         for name, values in ref.items():
+            if values.dtype == object:      # strings (layer_name): compared as text
+                if values.shape != got[name].shape or values.tolist() != got[name].tolist():
+                    print(f"{other}: {name} differs from {paths[0]}")
+                    bad += 1
+                continue
             if values.shape != got[name].shape or not np.array_equal(
                     values.view(np.uint8), got[name].view(np.uint8)):
                 diff = np.max(np.abs(values.astype(float) - got[name].astype(float))) \
