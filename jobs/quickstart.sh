@@ -9,4 +9,4 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_TH
 # --overwrite: running the quick start again replaces its own earlier tishby.nc
 # (ipmpi refuses to start over an existing output otherwise).
 mpirun --oversubscribe --bind-to none -np 4 "$here/build/ipmpi" "$here/jobs/tishby.ini" --overwrite
-/usr/bin/python3 "$here/src/ipmpi-plot" tishby.nc -o tishby.png
+"$here/build/ipmpi-plot" tishby.nc -o tishby.png

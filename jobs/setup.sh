@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential pkg-config meson ninja-build libopenmpi-dev openmpi-bin
           libopenblas-dev libnetcdf-dev netcdf-bin libinih-dev zlib1g-dev
-          python3 python3-numpy python3-netcdf4 python3-matplotlib dataset-fashion-mnist)
+          python3 python3-numpy python3-netcdf4 python3-xarray python3-matplotlib
+          dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

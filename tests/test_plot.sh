@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# ipmpi-plot on a real (small) run: every figure kind as PNG and PDF with the
-# right magic bytes, the default output name, and the one-line errors.
+# ipmpi-plot (build/ipmpi-plot, the command line of python/ipmpi) on a real
+# (small) run: every figure kind as PNG and PDF with the right magic bytes,
+# the default output name, and the one-line errors, a Python without the
+# packages it needs included.
 . "$(dirname "$0")/lib.sh"
 needs_python
-if ! "$PY" -c 'import matplotlib' 2>/dev/null; then
-    echo "skipped: $PY lacks matplotlib"
+if ! "$PY" -c 'import matplotlib, xarray' 2>/dev/null; then
+    echo "skipped: $PY lacks matplotlib or xarray"
     exit 77
 fi
-PLOT="$IPMPI_SOURCE_ROOT/src/ipmpi-plot"
+PLOT="$(dirname "$IPMPI")/ipmpi-plot"
+[ -x "$PLOT" ] || { echo "FAIL: no $PLOT beside $IPMPI"; exit 1; }
 cd "$WORK" || exit 1
 
 cat >job.ini <<'INI'
@@ -75,26 +78,28 @@ fig6 png pdf --test
 fig7 png pdf --test --estimator all --curves
 fig8 png --layers 1,3-4 --epochs 2:9
 fig9 svg --epochs :0
+fig10 png pdf --color-by layer
+fig11 png pdf --style epochs
+fig12 png --style epochs --estimator all --test
+fig13 png --colour-by layer --estimator simple --layers 2-4
 LIST
-"$PY" - "$PLOT" <<'PYEOF' >figures.log 2>&1 || fail "drawing the figures failed: $(tail -3 figures.log)"
-import importlib.machinery, importlib.util, sys
-loader = importlib.machinery.SourceFileLoader("ipmpi_plot", sys.argv[1])
-spec = importlib.util.spec_from_loader("ipmpi_plot", loader)
-plot = importlib.util.module_from_spec(spec)
-loader.exec_module(plot)
+PYTHONPATH="$IPMPI_SOURCE_ROOT/python" "$PY" - <<'PYEOF' >figures.log 2>&1 ||
+import sys
+from ipmpi.cli import plot_main
 status = 0
 for line in open("figures.txt"):
     name, *words = line.split()
     formats = [w for w in words if w in ("png", "pdf", "svg")]
     opts = words[len(formats):]
     for ext in formats:
-        if plot.main(["run.nc", *opts, "-o", f"{name}.{ext}"]) != 0:
+        if plot_main(["run.nc", *opts, "-o", f"{name}.{ext}"]) != 0:
             print(f"FAIL: ipmpi-plot {' '.join(opts)} -o {name}.{ext}")
             status = 1
-if plot.main(["run.nc", "--curves", "--test"]) != 0:    # default name beside the run
+if plot_main(["run.nc", "--curves", "--test"]) != 0:    # default name beside the run
     status = 1
 sys.exit(status)
 PYEOF
+    fail "drawing the figures failed: $(tail -3 figures.log)"
 while read -r name words; do
     for ext in $words; do
         case "$ext" in png | pdf | svg) check_figure "$name.$ext" "ipmpi-plot $words" ;; esac
@@ -133,7 +138,7 @@ PYEOF
 expect_error() { # PATTERN ARGS...: exit 1, one "ipmpi-plot: " line matching PATTERN, no traceback
     local pattern=$1
     shift
-    "$PY" "$PLOT" -o err.png "$@" >out.log 2>err.log
+    ${PY_BARE:-$PY} "$PLOT" -o err.png "$@" >out.log 2>err.log
     local rc=$?
     [ "$rc" -eq 1 ] || fail "ipmpi-plot $*: exit status $rc, want 1"
     local said
@@ -157,5 +162,10 @@ expect_error "layers 1..4" run.nc --layers 5
 expect_error "expected a list" run.nc --layers two
 expect_error "expected A:B" run.nc --epochs 3
 expect_error "unsupported format" run.nc -o fig.jpg
+expect_error "use color_by epoch" run.nc --style epochs --color-by layer
+
+# A Python that cannot import numpy, netCDF4, xarray or matplotlib (-S: no
+# site packages) is told so in one line, not by a traceback.
+PY_BARE="$PY -S" expect_error "cannot import numpy" run.nc
 
 finish

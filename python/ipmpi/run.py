@@ -32,7 +32,7 @@ def open_run(path, *, load=True):
         raise RunError(f"{path}: no such file")
     try:
         ds = _open(xr, path, load)
-    except OSError as e:
+    except (OSError, ValueError) as e:
         if not load or "HDF error" not in str(e):
             raise RunError(f"{path}: not a readable NetCDF file ({e})") from None
         # The writer's HDF5 lock, with locking enabled in this process: read a copy.
@@ -46,7 +46,7 @@ def open_run(path, *, load=True):
 
 
 def _open(xr, path, load):
-    ds = xr.open_dataset(path)
+    ds = xr.open_dataset(path, engine="netcdf4")
     if not load:
         return ds
     with ds:

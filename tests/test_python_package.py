@@ -1,0 +1,162 @@
+#!/usr/bin/python3
+"""The Python package as users install it: meson install (into a DESTDIR)
+and pip install ./python (into a venv that sees Debian's packages), after
+which `python3 -c "import ipmpi; ipmpi.open_run(RUN)"`, ipmpi-plot and
+ipmpi-export work; the tidy CSV holds every value of the run and nothing
+else; python3 -m ipmpi export does the same; and a Python without the
+packages it needs is told so in one line."""
+import csv
+import glob
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ipmpi_runs import BUILD, PACKAGE, Checks, run_ipmpi, needs, workdir, write_config  # noqa: E402
+
+needs("numpy", "netCDF4", "xarray")
+import netCDF4  # noqa: E402
+import numpy as np  # noqa: E402
+
+t = Checks("test_python_package")
+IMPORT = "import ipmpi, sys; ds = ipmpi.open_run(sys.argv[1]); print(ipmpi.__file__, ds.sizes['layer'])"
+
+
+def run(command, cwd, env=None, timeout=300):
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    environment.update(env or {})
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=environment,
+                          timeout=timeout)
+
+
+def installed_by_meson(directory):
+    """meson install into DIRECTORY/dest; returns (site directory, bin directory)."""
+    dest = os.path.join(directory, "dest")
+    done = run(["meson", "install", "-C", BUILD, "--no-rebuild", "--quiet", "--destdir", dest],
+               cwd=directory)
+    t.check(done.returncode == 0, f"meson install: {done.stdout[-300:]}{done.stderr[-300:]}")
+    listing = json.loads(run(["meson", "introspect", BUILD, "--installed"], cwd=directory).stdout)
+    init = next(v for k, v in listing.items() if k.endswith("python/ipmpi/__init__.py"))
+    bindir = os.path.dirname(next(v for k, v in listing.items() if k.endswith("/ipmpi-plot")))
+    return os.path.dirname(os.path.dirname(dest + init)), dest + bindir
+
+
+def check_meson_install(directory, run_path):
+    site, bindir = installed_by_meson(directory)
+    got = run([sys.executable, "-c", IMPORT, run_path], cwd=directory, env={"PYTHONPATH": site})
+    t.check(got.returncode == 0 and got.stdout.startswith(site),
+            f"import ipmpi after meson install: {got.stdout}{got.stderr[-400:]}")
+    version = run([sys.executable, "-c", "import ipmpi; print(ipmpi.__version__)"],
+                  cwd=directory, env={"PYTHONPATH": site}).stdout.strip()
+    with netCDF4.Dataset(run_path) as raw:
+        t.check(version == raw.ipmpi_version, f"installed version {version!r}, "
+                f"the run's ipmpi {raw.ipmpi_version!r}")
+    figure = os.path.join(directory, "meson.png")
+    plot = run([os.path.join(bindir, "ipmpi-plot"), run_path, "-o", figure], cwd=directory)
+    t.check(plot.returncode == 0 and os.path.getsize(figure) > 0,
+            f"installed ipmpi-plot: {plot.stderr[-300:]}")
+    export = run([os.path.join(bindir, "ipmpi-export"), run_path, "-o",
+                  os.path.join(directory, "meson.csv")], cwd=directory)
+    t.check(export.returncode == 0, f"installed ipmpi-export: {export.stderr[-300:]}")
+
+
+def check_pip_install(directory, run_path):
+    """pip install ./python into a venv with the system's packages: the
+    build needs no package index (in-tree backend), nor do the dependencies."""
+    venv = os.path.join(directory, "venv")
+    made = run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", venv],
+               cwd=directory)
+    has_pip = run([sys.executable, "-c", "import pip"], cwd=directory).returncode == 0
+    if made.returncode != 0 or not has_pip:
+        print(f"skipped pip install: no venv or pip in {sys.executable} ({made.stderr[-200:]})")
+        return
+    python = os.path.join(venv, "bin", "python")
+    pip = run([python, "-m", "pip", "install", "--no-index", "--disable-pip-version-check",
+               PACKAGE], cwd=directory)
+    t.check(pip.returncode == 0, f"pip install ./python: {pip.stdout[-400:]}{pip.stderr[-400:]}")
+    got = run([python, "-c", IMPORT, run_path], cwd=directory)
+    t.check(got.returncode == 0 and got.stdout.startswith(venv),
+            f"import ipmpi after pip install: {got.stdout}{got.stderr[-400:]}")
+    out = os.path.join(directory, "pip.csv")
+    export = run([os.path.join(venv, "bin", "ipmpi-export"), run_path, "--csv", "-o", out],
+                 cwd=directory)
+    t.check(export.returncode == 0 and "rows" in export.stdout,
+            f"pip's ipmpi-export: {export.stdout}{export.stderr[-300:]}")
+    leftovers = glob.glob(os.path.join(PACKAGE, "build")) + glob.glob(os.path.join(PACKAGE, "*.egg-info"))
+    t.check(not leftovers, f"pip left {leftovers} in the source tree")
+
+
+def expected_rows(path):
+    """Every value of the run as the CSV should hold it, read with netCDF4."""
+    rows = set()
+    with netCDF4.Dataset(path) as raw:
+        raw.set_auto_mask(False)
+        epochs = raw["epoch"][:]
+        for name, var in raw.variables.items():
+            dims = var.dimensions
+            if dims[:1] != ("epoch",) or name == "epoch":
+                continue
+            quantity, _, estimator = name.rpartition("_") if "I_" in name else (name, "", "")
+            values = var[:]
+            for index in np.ndindex(values.shape):
+                value = values[index]
+                if value == netCDF4.default_fillvals["f8"]:
+                    continue
+                where = dict(zip(dims[1:], (i + 1 for i in index[1:])))
+                rows.add((str(epochs[index[0]]), str(where.get("replica", "")),
+                          str(where.get("layer", "")), estimator, quantity, repr(float(value))))
+    return rows
+
+
+def check_csv(path, csv_path):
+    with open(csv_path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        rows = [tuple(row) for row in reader]
+    t.check(header == ["epoch", "replica", "layer", "estimator", "quantity", "value"],
+            f"CSV header {header}")
+    want = expected_rows(path)
+    t.check(len(rows) == len(set(rows)), "duplicate CSV rows")
+    t.check(set(rows) == want, f"CSV rows differ from the file: {len(set(rows) - want)} extra, "
+            f"{len(want - set(rows))} missing, e.g. {sorted(set(rows) ^ want)[:3]}")
+    t.check(not any(r[2] == "1" for r in rows if r[4].endswith(("I_XT", "I_TY"))),
+            "rows for the unmeasured layer 1")
+    t.check({r[4] for r in rows} >= {"loss", "accuracy", "I_XT", "I_TY", "test_loss", "test_I_TY"},
+            f"quantities {sorted({r[4] for r in rows})}")
+    pooled = [r for r in rows if r[3] == "pooled"]
+    t.check(pooled and all(r[1] == "" for r in pooled), "pooled rows carry a replica")
+
+
+def check_module_and_errors(directory, run_path):
+    out = os.path.join(directory, "module.csv")
+    module = run([sys.executable, "-m", "ipmpi", "export", run_path, "--csv", "-o", out],
+                 cwd=directory, env={"PYTHONPATH": PACKAGE})
+    t.check(module.returncode == 0, f"python3 -m ipmpi export: {module.stderr[-300:]}")
+    check_csv(run_path, out)
+    bare = run([sys.executable, "-S", os.path.join(BUILD, "ipmpi-export"), run_path], cwd=directory)
+    said = bare.stderr.strip().splitlines()
+    t.check(bare.returncode == 1 and len(said) == 1 and said[0].startswith("ipmpi-export: ")
+            and "cannot import numpy" in said[0] and "Traceback" not in bare.stderr,
+            f"ipmpi-export without numpy: status {bare.returncode}, {bare.stderr[-300:]}")
+    missing = run([os.path.join(BUILD, "ipmpi-export"), os.path.join(directory, "none.nc")],
+                  cwd=directory)
+    t.check(missing.returncode == 1 and missing.stderr.startswith("ipmpi-export: ")
+            and "no such file" in missing.stderr, f"missing run: {missing.stderr[-200:]}")
+
+
+def main():
+    with workdir() as directory:
+        config = write_config(directory, output="x.nc", layers="2, 3, 4")
+        done = run_ipmpi(directory, config, ranks=2)
+        if not t.check(done.returncode == 0, f"run failed: {done.stderr[-300:]}"):
+            t.finish()
+        run_path = os.path.join(directory, "x.nc")
+        check_module_and_errors(directory, run_path)
+        check_meson_install(directory, run_path)
+        check_csv(run_path, os.path.join(directory, "meson.csv"))
+        check_pip_install(directory, run_path)
+    t.finish()
+
+
+main()
