@@ -8,6 +8,7 @@ of pyproject.toml's [project] table, and the version of ../meson.build.
 """
 import base64
 import hashlib
+import importlib.util
 import io
 import os
 import re
@@ -26,13 +27,13 @@ def project():
 
 def version():
     """meson.build's project version; in an sdist, the _version.py it carries."""
-    try:
-        with open(os.path.join(HERE, "..", "meson.build"), encoding="utf-8") as f:
-            found = re.search(r"project\s*\([^)]*?version\s*:\s*'([^']+)'", f.read(), re.S)
-        if found:
-            return found.group(1)
-    except OSError:
-        pass
+    spec = importlib.util.spec_from_file_location("ipmpi_version",
+                                                  os.path.join(HERE, PACKAGE, "version.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    found = module.source_version(os.path.join(HERE, "..", "meson.build"))
+    if found:
+        return found
     with open(os.path.join(HERE, PACKAGE, "_version.py"), encoding="utf-8") as f:
         return re.search(r'"([^"]+)"', f.read()).group(1)
 

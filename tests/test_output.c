@@ -499,14 +499,20 @@ static void check_full(const char *path)
 }
 
 /* Pooled estimator, train plane, no test set, no activations. */
-static void check_minimal(const char *path)
+static ipm_output_meta minimal_meta(const char *path)
 {
-    char err[IPM_ERRLEN] = "";
     ipm_output_meta m = full_meta(path);
     m.estimators = IPM_EST_POOLED;
     m.planes = IPM_ON_TRAIN;
     m.has_test = 0;
     m.n_activation_epochs = 0;
+    return m;
+}
+
+static void check_minimal(const char *path)
+{
+    char err[IPM_ERRLEN] = "";
+    ipm_output_meta m = minimal_meta(path);
     ipm_output *out = NULL;
     CHECK(ipm_output_create(&out, &m, err) == 0);
     record_data d;
@@ -677,11 +683,7 @@ static void check_reopen_mismatch(const char *path)
 {
     char err[IPM_ERRLEN] = "";
     time_t started = time(NULL);
-    ipm_output_meta m = full_meta(path);
-    m.estimators = IPM_EST_POOLED;
-    m.planes = IPM_ON_TRAIN;
-    m.has_test = 0;
-    m.n_activation_epochs = 0;
+    ipm_output_meta m = minimal_meta(path);
     ipm_output *out = NULL;
     record_data d;
     ipm_epoch_record rec;
