@@ -585,6 +585,48 @@ static void check_history(int ncid, const char *const *lines, int n, time_t sinc
     regfree(&stamp);
 }
 
+/* Restarted on another rank count from a checkpoint at epoch 9 (logged
+ * epochs: 0, 7), then with a longer run's config (kept: config_1), again
+ * with the same (nothing kept), and with another (config_2). */
+static void restart_four_times(ipm_output_meta *m, const int32_t *stops)
+{
+    char err[IPM_ERRLEN] = "";
+    ipm_output *out = NULL;
+    m->ranks = 5;
+    m->resumed_after = 9;
+    CHECK(ipm_output_reopen(&out, m, 2, err) == 0);
+    CHECK(ipm_output_stop_epochs(out, stops, err) == 0);
+    CHECK(ipm_output_close(out, err) == 0);
+    m->ranks = 1;
+    const char *configs[] = {"[training]\nepochs = 200\n", "[training]\nepochs = 200\n",
+                             "[training]\nepochs = 300\n"};
+    for (int k = 0; k < 3; k++) {
+        m->config_text = configs[k];
+        CHECK(ipm_output_reopen(&out, m, 2, err) == 0);
+        CHECK(ipm_output_close(out, err) == 0);
+    }
+}
+
+/* What restart_four_times leaves: a history line each, the latest ranks and
+ * config, the two configs replaced. */
+static void check_restart_attributes(int ncid, time_t started)
+{
+    int id;
+    const char *history[] = {"created by ipmpi 0.1-test on 2 ranks",
+                             "restarted by ipmpi 0.1-test on 5 ranks after epoch 9",
+                             "restarted by ipmpi 0.1-test on 1 rank after epoch 9 with another "
+                             "config (the earlier one is kept as config_1)",
+                             "restarted by ipmpi 0.1-test on 1 rank after epoch 9",
+                             "restarted by ipmpi 0.1-test on 1 rank after epoch 9 with another "
+                             "config (the earlier one is kept as config_2)"};
+    check_history(ncid, history, 5, started);
+    check_int_att(ncid, "ranks", 1);
+    check_text_att(ncid, NC_GLOBAL, "config", "[training]\nepochs = 300\n");
+    check_text_att(ncid, NC_GLOBAL, "config_1", "[run]\nseed = 5\n");
+    check_text_att(ncid, NC_GLOBAL, "config_2", "[training]\nepochs = 200\n");
+    CHECK(nc_inq_attid(ncid, NC_GLOBAL, "config_3", &id) == NC_ENOTATT);
+}
+
 /* Layer 2 unmeasured, adaptive ranges and a per-replica stopping objective:
  * the unmeasured layer reads as fill, ranges and J as given, J fill at a
  * record without a check, stop_epoch -1 until written. */
@@ -617,22 +659,7 @@ static void check_selection_ranges_stopping(const char *path)
     CHECK(ipm_output_append(out, &rec, err) == 0);
     CHECK(ipm_output_close(out, err) == 0);
 
-    /* Restarted on another rank count from a checkpoint at epoch 9 (logged
-     * epochs: 0, 7), then with a longer run's config (kept: config_1), again
-     * with the same (nothing kept), and with another (config_2). */
-    m.ranks = 5;
-    m.resumed_after = 9;
-    CHECK(ipm_output_reopen(&out, &m, 2, err) == 0);
-    CHECK(ipm_output_stop_epochs(out, stops, err) == 0);
-    CHECK(ipm_output_close(out, err) == 0);
-    m.ranks = 1;
-    const char *configs[] = {"[training]\nepochs = 200\n", "[training]\nepochs = 200\n",
-                             "[training]\nepochs = 300\n"};
-    for (int k = 0; k < 3; k++) {
-        m.config_text = configs[k];
-        CHECK(ipm_output_reopen(&out, &m, 2, err) == 0);
-        CHECK(ipm_output_close(out, err) == 0);
-    }
+    restart_four_times(&m, stops);
 
     int ncid, id, stop_read[R] = {0}, measured_read[L] = {0};
     double simple[2 * R * L], pooled[2 * L], range[2 * L], stop_j[2 * R];
@@ -653,19 +680,7 @@ static void check_selection_ranges_stopping(const char *path)
     CHECK(nc_inq_varid(ncid, "test_bin_lo", &id) == NC_ENOTVAR);
     CHECK(nc_inq_attid(ncid, NC_GLOBAL, "range_lo", &id) == NC_ENOTATT);
     check_text_att(ncid, NC_GLOBAL, "binning", "adaptive");
-    const char *history[] = {"created by ipmpi 0.1-test on 2 ranks",
-                             "restarted by ipmpi 0.1-test on 5 ranks after epoch 9",
-                             "restarted by ipmpi 0.1-test on 1 rank after epoch 9 with another "
-                             "config (the earlier one is kept as config_1)",
-                             "restarted by ipmpi 0.1-test on 1 rank after epoch 9",
-                             "restarted by ipmpi 0.1-test on 1 rank after epoch 9 with another "
-                             "config (the earlier one is kept as config_2)"};
-    check_history(ncid, history, 5, started);
-    check_int_att(ncid, "ranks", 1);
-    check_text_att(ncid, NC_GLOBAL, "config", "[training]\nepochs = 300\n");
-    check_text_att(ncid, NC_GLOBAL, "config_1", "[run]\nseed = 5\n");
-    check_text_att(ncid, NC_GLOBAL, "config_2", "[training]\nepochs = 200\n");
-    CHECK(nc_inq_attid(ncid, NC_GLOBAL, "config_3", &id) == NC_ENOTATT);
+    check_restart_attributes(ncid, started);
     CHECK(nc_inq_varid(ncid, "stop_J", &id) == NC_NOERR &&
           nc_get_var_double(ncid, id, stop_j) == NC_NOERR);
     CHECK(stop_j[0] == NC_FILL_DOUBLE && stop_j[R] == 0.25 && stop_j[R + 1] == -1.5);

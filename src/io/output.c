@@ -383,9 +383,9 @@ static int put_var_atts(ipm_output *o, const ipm_output_meta *m, const var_ref *
         || put_text_att(o, id, "description", t.description, err))
         return -1;
     /* CF: names the auxiliary coordinate, so xarray attaches layer_name. */
-    int along_layer = s->ndims > 1 && s->dims[s->ndims - 1] == DIM_LAYER;
-    if ((along_layer || r->v == V_LAYER_WIDTH || r->v == V_LAYER_MEASURED)
-        && put_text_att(o, id, "coordinates", "layer_name", err))
+    int along_layer = s->dims[s->ndims - 1] == DIM_LAYER && r->v != V_LAYER
+                      && r->v != V_LAYER_NAME;
+    if (along_layer && put_text_att(o, id, "coordinates", "layer_name", err))
         return -1;
     /* Explicit _FillValue attributes (NetCDF's default fills), so xarray masks them. */
     static const double fill_double = NC_FILL_DOUBLE;
