@@ -72,6 +72,10 @@ expect_error loss-output 'bad\.ini: \[training\] loss = cross_entropy needs a so
 good | sed 's/^epochs = 2$/epochs = 2\n[information]\non = test/' >bad.ini
 expect_error no-test-set 'bad\.ini:10: \[information\] on: test needs a test set'
 
+# Neither file of an IDX pair: one message names both.
+good | sed 's|^source = tishby12$|source = idx\nimages = /nonexistent/img.gz\nlabels = /nonexistent/lab.gz|' >bad.ini
+expect_error idx-both-missing 'bad\.ini:5: \[data\] images: /nonexistent/img\.gz: cannot open: .*; nor can /nonexistent/lab\.gz \(\[data\] labels\)'
+
 fashion=/usr/share/datasets/fashion-mnist
 if [ -r "$fashion/train-images-idx3-ubyte.gz" ]; then
     good | sed "s|^source = tishby12$|source = idx\nimages = $fashion/train-images-idx3-ubyte.gz\nlabels = $fashion/t10k-labels-idx1-ubyte.gz|" >bad.ini

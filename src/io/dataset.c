@@ -2,6 +2,7 @@
  * preprocessing, label mapping, x dedup, train/test split. */
 #include "ipmpi/io/dataset.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <netcdf.h>
@@ -699,6 +700,26 @@ static void fill_images(const ipm_idx *raw, const int32_t *labels, const int32_t
     d->channels = s->channels;
 }
 
+/* When neither file of a pair can be opened, one message names both (the
+ * pair reader would stop at the first and leave the user to find the other). */
+static int neither_opens(const ipm_config *cfg, const char *images_key, const char *images,
+                         const char *labels_key, const char *labels, char *err)
+{
+    FILE *fi = fopen(images, "rb");
+    int images_errno = errno;
+    FILE *fl = fopen(labels, "rb");
+    int labels_errno = errno;
+    if (fi)
+        fclose(fi);
+    if (fl)
+        fclose(fl);
+    if (fi || fl)
+        return 0;
+    return ipm_config_fail(cfg, "data", images_key, err,
+                           ": %s: cannot open: %s; nor can %s ([data] %s): %s", images, strerror(images_errno), labels, labels_key,
+                           strerror(labels_errno));
+}
+
 /* One pair of IDX files, preprocessed; subset 0 = every image. The pair's
  * config keys are PREFIXimages and PREFIXlabels (prefix "" or "test_").
  * Labels are left unmapped, rows not deduplicated. */
@@ -714,6 +735,8 @@ static int read_idx_set(const ipm_config *cfg, const char *prefix, const char *i
     if (!images[0] || !labels[0])
         return ipm_config_fail(cfg, "data", images[0] ? labels_key : images_key, err,
                                ": source = idx needs both %s and %s", images_key, labels_key);
+    if (neither_opens(cfg, images_key, images, labels_key, labels, err))
+        return -1;
     if (ipm_idx_read_pair_bytes(images, labels, &raw, &y, &n, why)) {
         size_t n_labels = strlen(labels);
         int about_labels = strncmp(why, labels, n_labels) == 0 && why[n_labels] == ':';
