@@ -1,6 +1,7 @@
 #include "ipmpi/app/report.h"
 
 #include <mpi.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/resource.h>
 
@@ -90,6 +91,18 @@ void ipm_report_stops(const ipm_report_sources *src, int epoch)
                rule->best_epoch,
                stopped == m->n_replicas ? "; every replica has stopped" : "");
     }
+}
+
+static const char *signal_name(int sig)
+{
+    return sig == SIGUSR1 ? "SIGUSR1" : sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "?";
+}
+
+void ipm_report_signal_stop(int epoch, int sig, const char *checkpoint)
+{
+    printf("stopped early at epoch %d on signal %s: checkpoint written to %s; "
+           "resubmit with --restart\n",
+           epoch, signal_name(sig), checkpoint);
 }
 
 int ipm_report_peak_memory(ipm_clock *clock, MPI_Comm comm, char *err)

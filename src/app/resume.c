@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "ipmpi/app/plan.h"
 #include "ipmpi/io/checkpoint.h"
 #include "ipmpi/parallel/comm.h"
 
@@ -195,4 +198,29 @@ int ipm_resume_load(const ipm_ensemble *e, const char *path, const ipm_config *c
     }
     ipm_checkpoint_free(&ck);
     return rc;
+}
+
+uint64_t ipm_resume_new_run_id(void)
+{
+    uint64_t id = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(&id, sizeof id, 1, f) != 1)
+        id = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
+    if (f)
+        fclose(f);
+    return id ? id : 1;
+}
+
+int ipm_resume_replicas(const ipm_config *cfg, MPI_Comm comm, int *replicas, char *err)
+{
+    int rank, n = 0;
+    MPI_Comm_rank(comm, &rank);
+    char path[IPM_PATH_MAX];
+    ipm_plan_checkpoint_path(cfg, path);
+    int rc = rank == 0 ? ipm_checkpoint_replicas(path, &n, err) : 0;
+    if (ipm_agree(rc, err, comm) ||
+        ipm_agree(ipm_mpi_check(MPI_Bcast(&n, 1, MPI_INT, 0, comm), "MPI_Bcast", err), err, comm))
+        return -1;
+    *replicas = n;
+    return 0;
 }

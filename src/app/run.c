@@ -7,8 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "ipmpi/app/activations.h"
 #include "ipmpi/app/claim.h"
@@ -80,23 +78,13 @@ static int setup_measures(run *r, char *err)
     return 0;
 }
 
-/* replicas = 0 means the rank count of the run's first start, which the
- * checkpoint holds: a restart on another rank count continues the same
- * ensemble. */
+/* replicas = 0 on a restart: the count of the run's first start. */
 static int resolve_replicas(run *r, const ipm_config *cfg, char *err)
 {
     r->resolved = *cfg; /* shallow: the lists stay cfg's */
     if (!r->opt.restart || cfg->replicas > 0)
         return 0;
-    char path[IPM_PATH_MAX];
-    ipm_plan_checkpoint_path(cfg, path);
-    int n = 0;
-    int rc = r->rank == 0 ? ipm_checkpoint_replicas(path, &n, err) : 0;
-    if (agree(r, rc, err) ||
-        agree(r, ipm_mpi_check(MPI_Bcast(&n, 1, MPI_INT, 0, r->comm), "MPI_Bcast", err), err))
-        return -1;
-    r->resolved.replicas = n;
-    return 0;
+    return ipm_resume_replicas(cfg, r->comm, &r->resolved.replicas, err);
 }
 
 /* Rank 0 claims the files before anyone writes; every rank learns the
@@ -165,21 +153,6 @@ static int resume(run *r, char *err)
     if (r->rank == 0)
         printf("resuming after epoch %d from %s%s\n", at.epoch, path, at.used_prev ? ".prev" : "");
     return 0;
-}
-
-/* A fresh run's id, chosen by rank 0 (the output and every checkpoint carry
- * it; only rank 0 writes them). */
-static uint64_t new_run_id(const run *r)
-{
-    uint64_t id = 0;
-    if (r->rank != 0)
-        return 0;
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (!f || fread(&id, sizeof id, 1, f) != 1)
-        id = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
-    if (f)
-        fclose(f);
-    return id ? id : 1;
 }
 
 /* A restarted run with nothing left to do leaves its files as they are. */
@@ -287,11 +260,6 @@ static int save_checkpoint(run *r, int epoch, char *err)
     return rc;
 }
 
-static const char *signal_name(int sig)
-{
-    return sig == SIGUSR1 ? "SIGUSR1" : sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "?";
-}
-
 /* After epoch's training and logging: 0 go on, IPM_RUN_STOPPED, -1 failed.
  * The ranks agree on the highest signal any has seen: one MPI_Allreduce of
  * an int per epoch, about a microsecond on one node. */
@@ -307,9 +275,7 @@ static int epoch_boundary(run *r, int epoch, char *err)
         if (save_checkpoint(r, epoch, err))
             return -1;
         if (r->rank == 0)
-            printf("stopped early at epoch %d on signal %s: checkpoint written to %s; "
-                   "resubmit with --restart\n",
-                   epoch, signal_name(sig), r->plan.checkpoint);
+            ipm_report_signal_stop(epoch, sig, r->plan.checkpoint);
         return IPM_RUN_STOPPED;
     }
     if (every > 0 && epoch > 0 && epoch % every == 0 && epoch < r->plan.cfg->epochs)
@@ -395,7 +361,7 @@ int ipm_run(const ipm_config *cfg, const ipm_run_options *opt, MPI_Comm comm, ch
     if (rc == 0 && r.opt.restart)
         rc = resume(&r, err);
     else if (rc == 0)
-        r.run_id = new_run_id(&r);
+        r.run_id = r.rank == 0 ? ipm_resume_new_run_id() : 0;
     r.clock.setup = MPI_Wtime() - r.clock.start;
     if (rc == 0 && finished(&r)) {
         if (r.rank == 0)

@@ -47,6 +47,10 @@ void ipm_report_progress(const ipm_report_sources *src, int epoch, int logged_le
 /* The stopping rule's decisions taken at epoch. */
 void ipm_report_stops(const ipm_report_sources *src, int epoch);
 
+/* Rank 0: the run stopped at epoch on signal sig with its checkpoint written
+ * (the line batch scripts and tests look for). */
+void ipm_report_signal_stop(int epoch, int sig, const char *checkpoint);
+
 /* Collective: every rank's peak resident memory so far into clock (its own
  * and the largest over the ranks). */
 int ipm_report_peak_memory(ipm_clock *clock, MPI_Comm comm, char *err);

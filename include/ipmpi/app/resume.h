@@ -44,4 +44,14 @@ int ipm_resume_save(const ipm_ensemble *e, const char *path, const ipm_resume_ex
 int ipm_resume_load(const ipm_ensemble *e, const char *path, const ipm_config *cfg,
                     ipm_resume_point *at, char *err);
 
+/* Collective: the replica count the checkpoint of cfg's run holds (rank 0
+ * reads it). replicas = 0 means the rank count of a run's first start, so a
+ * restart on another rank count continues the same ensemble with it. */
+int ipm_resume_replicas(const ipm_config *cfg, MPI_Comm comm, int *replicas, char *err);
+
+/* A fresh run's id (never 0, which marks checkpoints from before run ids):
+ * rank 0 draws it once; the output and every checkpoint carry it, and a
+ * restart refuses an output whose id differs. */
+uint64_t ipm_resume_new_run_id(void);
+
 #endif
