@@ -11,8 +11,10 @@ A layer may include only the layers below it (the table in src/meson.build):
     io        base, learn, info       (types only; NetCDF, no MPI)
     app       everything
 
-Also: no module includes itself through a cycle, and nothing below app
-includes the run. Exits 1 naming every offending include."""
+Also: no module includes itself through a cycle, nothing below app
+includes the run, and the README's map of the house (the code block under
+"## The house") names every module of each layer and no other. Exits 1
+naming every offending include or map entry."""
 import os
 import re
 import sys
@@ -70,11 +72,47 @@ def main(root):
                 if m and m.group(1) in FORBIDDEN_SYSTEM[layer]:
                     problems.append(f"{rel}:{number}: {layer} may not include <{m.group(1)}>")
     problems += cycles(edges)
+    problems += map_differences(root)
     for p in problems:
         print("FAIL:", p)
     print(f"checked {sum(1 for _ in files(root))} files, {sum(len(v) for v in edges.values())} "
           f"module includes: {len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+def readme_map(root):
+    """{layer: modules} as the README's map lists them: lines opening with
+    LAYER/ start a layer, the last column (after a run of spaces) lists its
+    modules, words in parentheses are commentary."""
+    with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    block = re.search(r"^## The house.*?^```\n(.*?)^```", text, re.S | re.M)
+    listed, layer = {}, None
+    for line in block.group(1).splitlines() if block else ():
+        m = re.match(r"([a-z]+)/", line)
+        if m:
+            layer = m.group(1)
+        columns = re.split(r"\s{2,}", line.strip())
+        if layer and len(columns) > 1:
+            names = re.sub(r"\([^)]*\)", "", columns[-1])
+            listed.setdefault(layer, set()).update(re.findall(r"[a-z_]+", names))
+    return listed
+
+
+def map_differences(root):
+    actual = {}
+    for _, layer, module in files(root):
+        actual.setdefault(layer, set()).add(module)
+    listed = readme_map(root)
+    if not listed:
+        return ["README.md: no map of the house (a code block under '## The house')"]
+    problems = []
+    for layer in sorted(set(actual) | set(listed)):
+        for module in sorted(actual.get(layer, set()) - listed.get(layer, set())):
+            problems.append(f"README.md: the map does not list {layer}/{module}")
+        for module in sorted(listed.get(layer, set()) - actual.get(layer, set())):
+            problems.append(f"README.md: the map lists {layer}/{module}, which does not exist")
+    return problems
 
 
 def cycles(edges):
