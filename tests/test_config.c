@@ -240,8 +240,8 @@ static void test_errors(void)
     expect_error("[network]\ninit = truncated_normal:0\n", "t.ini:2: [network] init", "> 0");
     expect_error("[network]\ninit = truncated_normal\n", "t.ini:2: [network] init",
                  "standard deviation");
-    expect_error("[network]\ninit = truncated_normal:fan_out\n", "t.ini:2: [network] init",
-                 "fan_out");
+    expect_error("[network]\ninit = truncated_normal:fan_mid\n", "t.ini:2: [network] init",
+                 "fan_mid");
 
     /* Words. */
     expect_error("[training]\noptimizer = rmsprop\n", "t.ini:2: [training] optimizer",
@@ -528,6 +528,13 @@ static void test_format(void)
     CHECK(cfg.init == IPM_INIT_TRUNCATED_FAN_IN);
     text = ipm_config_format(&cfg);
     CHECK(text && strstr(text, "\ninit = truncated_normal:fan_in\n"));
+    free(text);
+    check_round_trip(&cfg);
+    ipm_config_free(&cfg);
+    CHECK(load_text(&cfg, "[network]\ninit = truncated_normal:fan_out\n", NULL, 0, err) == 0);
+    CHECK(cfg.init == IPM_INIT_TRUNCATED_FAN_OUT);
+    text = ipm_config_format(&cfg);
+    CHECK(text && strstr(text, "\ninit = truncated_normal:fan_out\n"));
     free(text);
     check_round_trip(&cfg);
     ipm_config_free(&cfg);

@@ -117,6 +117,22 @@ static void test_init(void)
     }
     ipm_net_free(&net);
 
+    /* the same with stddev 1/sqrt(fan-out): the layer's units, 200 then 100 */
+    ipm_rng_init(&rng, 5, 1, IPM_RNG_INIT);
+    CHECK(ipm_net_init(&net, ipm_shape_flat(50), two, 2, IPM_INIT_TRUNCATED_FAN_OUT, 0.0, &rng, err) == 0);
+    for (int k = 0; k < 2; k++) {
+        int count = k == 0 ? 50 * 200 : 200 * 100;
+        double stddev = 1.0 / sqrt(k == 0 ? 200.0 : 100.0);
+        max_abs = 0.0, sum_sq = 0.0;
+        for (int i = 0; i < count; i++) {
+            max_abs = fmax(max_abs, fabs(net.layer[k].w[i]));
+            sum_sq += (double)net.layer[k].w[i] * net.layer[k].w[i];
+        }
+        CHECK(max_abs <= (float)(2.0 * stddev) && max_abs > 1.9 * stddev);
+        CHECK_NEAR(sqrt(sum_sq / count), stddev * sqrt(0.7737), 0.03 * stddev);
+    }
+    ipm_net_free(&net);
+
     CHECK(ipm_net_init(&net, ipm_shape_flat(0), spec, 2, IPM_INIT_XAVIER, 0.0, &rng, err) == -1);
     CHECK(ipm_net_init(&net, ipm_shape_flat(4), spec, 2, IPM_INIT_TRUNCATED_NORMAL, 0.0, &rng, err) == -1);
 }

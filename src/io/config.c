@@ -375,13 +375,18 @@ static int set_init(ipm_config *c, const char *v, char *why)
     }
     if (strncmp(v, prefix, sizeof prefix - 1) != 0)
         return ipm_fail(why, "unknown value '%s' (expected xavier, glorot, he, "
-                        "truncated_normal:STDDEV or truncated_normal:fan_in)", v);
+                        "truncated_normal:STDDEV, truncated_normal:fan_in or "
+                        "truncated_normal:fan_out)", v);
     const char *rest = v + sizeof prefix - 1;
     if (*rest != ':')
         return ipm_fail(why, "'%s' needs a standard deviation, e.g. truncated_normal:0.1 "
                         "or truncated_normal:fan_in", v);
     if (strcmp(rest + 1, "fan_in") == 0) {
         c->init = IPM_INIT_TRUNCATED_FAN_IN;
+        return 0;
+    }
+    if (strcmp(rest + 1, "fan_out") == 0) {
+        c->init = IPM_INIT_TRUNCATED_FAN_OUT;
         return 0;
     }
     double stddev = 0;
@@ -407,6 +412,9 @@ static void fmt_init(const ipm_config *c, strbuf *b)
         break;
     case IPM_INIT_TRUNCATED_FAN_IN:
         sb_printf(b, "truncated_normal:fan_in");
+        break;
+    case IPM_INIT_TRUNCATED_FAN_OUT:
+        sb_printf(b, "truncated_normal:fan_out");
         break;
     default:
         sb_printf(b, "xavier");

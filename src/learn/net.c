@@ -155,6 +155,9 @@ static void init_weights(ipm_layer *d, enum ipm_init init, double stddev, ipm_rn
         case IPM_INIT_TRUNCATED_FAN_IN:
             w = truncated_normal(rng) / sqrt(fan_in);
             break;
+        case IPM_INIT_TRUNCATED_FAN_OUT:
+            w = truncated_normal(rng) / sqrt(fan_out);
+            break;
         default:
             w = truncated_normal(rng) * stddev;
             break;

@@ -62,7 +62,7 @@ typedef struct ipm_config {
     /* [network] */
     ipm_layer_spec layers[IPM_MAX_LAYERS];
     int n_layers;                     /* default: 10,7,5,4,3 tanh + 2 softmax */
-    enum ipm_init init;               /* key "init": xavier | he | truncated_normal:STDDEV|fan_in */
+    enum ipm_init init;               /* key "init": xavier | he | truncated_normal:STDDEV|fan_in|fan_out */
     double init_stddev;
 
     /* [training] */

@@ -16,8 +16,15 @@
 #define IPM_MAX_LAYERS 64
 
 enum ipm_activation { IPM_ACT_LINEAR, IPM_ACT_TANH, IPM_ACT_RELU, IPM_ACT_SIGMOID, IPM_ACT_SOFTMAX };
-/* TRUNCATED_FAN_IN is the original IDNNs code's: truncated normal, stddev 1/sqrt(fan-in) per layer. */
-enum ipm_init { IPM_INIT_XAVIER, IPM_INIT_HE, IPM_INIT_TRUNCATED_NORMAL, IPM_INIT_TRUNCATED_FAN_IN };
+/* TRUNCATED_FAN_IN is the original IDNNs code's: truncated normal, stddev 1/sqrt(fan-in) per
+ * layer; TRUNCATED_FAN_OUT is Saxe et al.'s (ibsgd): stddev 1/sqrt(the layer's units). */
+enum ipm_init {
+    IPM_INIT_XAVIER,
+    IPM_INIT_HE,
+    IPM_INIT_TRUNCATED_NORMAL,
+    IPM_INIT_TRUNCATED_FAN_IN,
+    IPM_INIT_TRUNCATED_FAN_OUT
+};
 enum ipm_optimizer { IPM_OPT_SGD, IPM_OPT_MOMENTUM, IPM_OPT_ADAM };
 enum ipm_loss { IPM_LOSS_CROSS_ENTROPY, IPM_LOSS_MSE };
 enum ipm_layer_kind { IPM_LAYER_DENSE, IPM_LAYER_CONV, IPM_LAYER_MAXPOOL };
