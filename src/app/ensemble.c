@@ -8,6 +8,7 @@
 #include "ipmpi/app/learn_config.h"
 #include "ipmpi/base/assert.h"
 #include "ipmpi/base/error.h"
+#include "ipmpi/learn/kernels.h"
 #include "ipmpi/parallel/comm.h"
 
 static int alloc_arrays(ipm_ensemble *e, int n_local, char *err)
@@ -75,6 +76,7 @@ int ipm_ensemble_init(ipm_ensemble *e, const ipm_plan *plan, MPI_Comm comm, char
     e->n_replicas = plan->n_replicas;
     e->block_rows = plan->block_rows;
     e->held_replica = -1;
+    ipm_kernels_flush_subnormals();
     if (alloc_arrays(e, plan->n_local, err))
         return -1;
     /* Counted before each init: a zeroed or half-built replica frees cleanly. */

@@ -1,5 +1,9 @@
 /* kernels_dispatch: picks the set of kernels.c this CPU runs. */
 #include <string.h>
+#if defined(__x86_64__)
+#include <pmmintrin.h>
+#include <xmmintrin.h>
+#endif
 
 #include "ipmpi/learn/kernels.h"
 
@@ -47,4 +51,12 @@ const ipm_kernels *ipm_kernels_best(void)
             if (runs_here(all[i]))
                 best = all[i];
     return best;
+}
+
+void ipm_kernels_flush_subnormals(void)
+{
+#if defined(__x86_64__)
+    _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
+    _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+#endif
 }
