@@ -67,6 +67,26 @@ static int setup_groups(ipm_ensemble *e, char *err)
     return 0;
 }
 
+/* [output] gradients: one statistics block per local replica, detached
+ * until an epoch is watched. */
+static int setup_grad_stats(ipm_ensemble *e, const ipm_config *cfg, char *err)
+{
+    if (!cfg->gradient_stats)
+        return 0;
+    e->n_layers = cfg->n_layers;
+    size_t cells = (size_t)e->n_replicas * (size_t)e->n_layers;
+    e->grad_stats = calloc((size_t)e->n_local + 1, sizeof(ipm_grad_stats));
+    e->grad_mean_norm = calloc(cells, sizeof(double));
+    e->grad_std_norm = calloc(cells, sizeof(double));
+    if (!e->grad_stats || !e->grad_mean_norm || !e->grad_std_norm)
+        return ipm_fail(err, "out of memory for the gradient norms of %d replicas",
+                        e->n_replicas);
+    for (int k = 0; k < e->n_local; k++)
+        if (ipm_grad_stats_init(&e->grad_stats[k], &e->local[k].net, err))
+            return -1;
+    return 0;
+}
+
 int ipm_ensemble_init(ipm_ensemble *e, const ipm_plan *plan, MPI_Comm comm, char *err)
 {
     memset(e, 0, sizeof *e);
@@ -87,7 +107,7 @@ int ipm_ensemble_init(ipm_ensemble *e, const ipm_plan *plan, MPI_Comm comm, char
                                    e->rank + k * e->size, err))
             return -1;
     }
-    if (setup_groups(e, err))
+    if (setup_groups(e, err) || setup_grad_stats(e, plan->cfg, err))
         return -1;
     return ipm_workspace_init(&e->eval_ws, &plan->shape, plan->block_rows, err);
 }
@@ -97,6 +117,11 @@ void ipm_ensemble_free(ipm_ensemble *e)
     for (int k = 0; k < e->n_local; k++)
         ipm_replica_free(&e->local[k]);
     ipm_workspace_free(&e->eval_ws);
+    for (int k = 0; e->grad_stats && k < e->n_local; k++)
+        ipm_grad_stats_free(&e->grad_stats[k]);
+    free(e->grad_stats);
+    free(e->grad_mean_norm);
+    free(e->grad_std_norm);
     for (int q = 0; q < e->n_groups; q++)
         ipm_group_free(&e->groups[q]);
     for (int c = 0; e->lane_ws && c < e->n_local * IPM_N_PLANES; c++)
@@ -256,6 +281,33 @@ void ipm_ensemble_weights_changed(ipm_ensemble *e)
     e->held_replica = -1;
     if (e->lane_fresh)
         memset(e->lane_fresh, 0, (size_t)e->n_local * IPM_N_PLANES * sizeof(int));
+}
+
+void ipm_ensemble_watch_gradients(ipm_ensemble *e, int on)
+{
+    for (int k = 0; e->grad_stats && k < e->n_local; k++) {
+        if (on)
+            ipm_grad_stats_reset(&e->grad_stats[k]);
+        e->local[k].grad_stats = on ? &e->grad_stats[k] : NULL;
+    }
+}
+
+int ipm_ensemble_reduce_gradients(ipm_ensemble *e, char *err)
+{
+    if (!e->grad_stats)
+        return 0;
+    int cells = e->n_replicas * e->n_layers;
+    memset(e->grad_mean_norm, 0, (size_t)cells * sizeof(double));
+    memset(e->grad_std_norm, 0, (size_t)cells * sizeof(double));
+    for (int k = 0; k < e->n_local; k++) {
+        size_t row = (size_t)e->local[k].index * (size_t)e->n_layers;
+        for (int l = 0; l < e->n_layers; l++)
+            ipm_grad_stats_norms(&e->grad_stats[k], l, &e->grad_mean_norm[row + (size_t)l],
+                                 &e->grad_std_norm[row + (size_t)l]);
+    }
+    if (ipm_sum_to_root(e->grad_mean_norm, cells, e->comm, NULL, err))
+        return -1;
+    return ipm_sum_to_root(e->grad_std_norm, cells, e->comm, NULL, err);
 }
 
 void ipm_ensemble_clear_losses(ipm_ensemble *e)

@@ -48,7 +48,7 @@ int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int resumed
         .adaptive_range = cfg->range_adaptive, .estimators = cfg->estimators, .planes = cfg->on,
         .has_test = plan->data[IPM_PLANE_TEST].n > 0, .bins = cfg->bins,
         .range_lo = cfg->range_lo, .range_hi = cfg->range_hi,
-        .n_activation_epochs = plan->n_act, .activation_samples = train->n,
+        .n_activation_epochs = plan->n_act, .gradient_stats = cfg->gradient_stats, .activation_samples = train->n,
         .sample_x_id = train->x_id, .sample_y = train->y, .flush_seconds = flush_seconds,
         .run_id = run_id,
         .stop_rules = stop->enabled ? stop->n_rules : 0, .stop_description = stop_text,
@@ -100,6 +100,7 @@ int ipm_record_write(ipm_output *out, const ipm_record_sources *src, int epoch, 
         .epoch = epoch, .loss = e->loss, .accuracy = e->accuracy,
         .test_loss = e->test_loss, .test_accuracy = e->test_accuracy,
         .stop_j = ipm_stop_monitor_is_check(src->stop, epoch) ? src->stop->j : NULL,
+        .grad_mean_norm = e->grad_mean_norm, .grad_std_norm = e->grad_std_norm,
     };
     plane_record(src, IPM_PLANE_TRAIN, &rec.train);
     plane_record(src, IPM_PLANE_TEST, &rec.test);

@@ -228,6 +228,8 @@ static int log_epoch(run *r, int epoch, char *err)
         return -1;
     r->store.slot += store;
     rc = ipm_ensemble_reduce_losses(&r->ensemble, r->plan.data[IPM_PLANE_TEST].n > 0, err);
+    if (rc == 0)
+        rc = ipm_ensemble_reduce_gradients(&r->ensemble, err);
     for (int p = 0; p < IPM_N_PLANES && rc == 0; p++)
         if (r->plan.measured[p])
             rc = ipm_measure_finish(&r->plane[p], r->comm, err);
@@ -297,12 +299,14 @@ static int run_epoch(run *r, int epoch, char *err)
 {
     const ipm_plan *p = &r->plan;
     r->last_epoch = epoch;
+    int logged = r->next_log < p->n_log && p->log_epochs[r->next_log] == epoch;
+    ipm_ensemble_watch_gradients(&r->ensemble, logged);
     if (epoch > 0) {
         ipm_ensemble_train_epoch(&r->ensemble, &p->data[IPM_PLANE_TRAIN], epoch,
                                  r->stop.enabled ? r->stop.stop_epoch : NULL);
         r->clock.epochs_done++;
     }
-    if (r->next_log < p->n_log && p->log_epochs[r->next_log] == epoch) {
+    if (logged) {
         r->next_log++;
         r->clock.logged++;
         if (log_epoch(r, epoch, err))

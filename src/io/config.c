@@ -749,6 +749,9 @@ static const key_def keys[] = {
     CUSTOM_KEY("information", "estimators", set_estimators, fmt_estimators),
     ENUM_KEY("information", "on", on, plane_names),
     CUSTOM_KEY("output", "activations", set_activations, fmt_activations),
+    {.section = "output", .name = "gradients", .kind = K_ENUM, .offset = AT(gradient_stats),
+     .names = bool_names, .n_names = COUNT(bool_names),
+     .comment = "gradients: per layer, the norms of the mean and std of the minibatch gradients"},
     ENUM_KEY("stopping", "criterion", stop_criterion, criterion_names),
     DOUBLE_KEY("stopping", "beta", stop_beta, 0, 0, INFINITY, 1),
     {.section = "stopping", .name = "layer", .kind = K_INT, .offset = AT(stop_layer), .lo = 0,
@@ -940,6 +943,7 @@ void ipm_config_defaults(ipm_config *cfg)
     cfg->estimators = IPM_EST_SIMPLE | IPM_EST_POOLED | IPM_EST_SAMPLED;
     cfg->on = IPM_ON_TRAIN;
     cfg->activation_epochs = (ipm_epoch_spec){IPM_EPOCHS_LIST, 0, NULL, 0};
+    cfg->gradient_stats = 1;
     cfg->pool = 1;
     cfg->quantize = 1;
     cfg->stop_criterion = IPM_STOP_NONE;

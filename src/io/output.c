@@ -30,14 +30,15 @@ static const char *const dim_names[] = {"epoch", "replica", "layer", "activation
 
 /* When a variable exists, given the run's meta. */
 enum presence { ALWAYS, WITH_TEST_SET, WITH_ESTIMATE, WITH_ADAPTIVE_RANGE, WITH_STOPPING,
-                WITH_ACTIVATIONS };
+                WITH_ACTIVATIONS, WITH_GRADIENTS };
 
 enum var {
     V_EPOCH, V_REPLICA, V_LAYER, V_LAYER_NAME, V_LAYER_WIDTH, V_LAYER_MEASURED,
     V_LOSS, V_ACCURACY, V_TEST_LOSS, V_TEST_ACCURACY,
     V_I_XT_SIMPLE, V_I_TY_SIMPLE, V_I_XT_POOLED, V_I_TY_POOLED, V_I_XT_SAMPLED, V_I_TY_SAMPLED,
     V_BIN_LO, V_BIN_HI, V_STOP_J, V_STOP_EPOCH,
-    V_ACTIVATION_EPOCH, V_SAMPLE_X_ID, V_SAMPLE_Y, V_T, N_VARS
+    V_ACTIVATION_EPOCH, V_SAMPLE_X_ID, V_SAMPLE_Y, V_T,
+    V_GRAD_MEAN_NORM, V_GRAD_STD_NORM, N_VARS
 };
 
 typedef struct var_schema {
@@ -52,6 +53,7 @@ typedef struct var_schema {
     int record;          /* doubles appended with every record, read at `field` */
     size_t field;        /* offset of the values in ipm_plane_record (per_plane) or ipm_epoch_record */
     int loss;            /* units and description follow the meta's loss */
+    int every_layer;     /* along layer but not an estimate: written for unmeasured layers too */
     const char *long_name, *units, *description; /* units NULL: none (text) */
 } var_schema;
 
@@ -146,6 +148,19 @@ static const var_schema schema[N_VARS] = {
     [V_T] = {"T", NC_FLOAT, 4, {DIM_ACTIVATION_EPOCH, DIM_REPLICA, DIM_SAMPLE, DIM_UNIT},
              WITH_ACTIVATIONS, .per_layer = 1, .long_name = "activations", .units = "1",
              .description = "activations of layer"},
+    [V_GRAD_MEAN_NORM] = {"grad_mean_norm", NC_DOUBLE, EPOCH_REPLICA_LAYER, WITH_GRADIENTS,
+                          RECORD(grad_mean_norm), .loss = 1, .every_layer = 1,
+                          .long_name = "gradient mean norm",
+                          .description = "L2 norm over the layer's weights of the mean of the "
+                                         "minibatch gradients of the loss over the epoch's "
+                                         "training (NaN: no minibatch)"},
+    [V_GRAD_STD_NORM] = {"grad_std_norm", NC_DOUBLE, EPOCH_REPLICA_LAYER, WITH_GRADIENTS,
+                         RECORD(grad_std_norm), .loss = 1, .every_layer = 1,
+                         .long_name = "gradient std norm",
+                         .description = "L2 norm over the layer's weights of the standard "
+                                        "deviation (over minibatches, divided by their number) "
+                                        "of the minibatch gradients of the loss over the "
+                                        "epoch's training (NaN: no minibatch)"},
 };
 
 static const char *const plane_prefix[IPM_N_PLANES] = {"", "test_"};
@@ -251,6 +266,7 @@ static int var_present(const ipm_output_meta *m, const var_ref *r)
     case WITH_ADAPTIVE_RANGE: return plane_on && m->adaptive_range;
     case WITH_STOPPING: return m->stop_rules > 0;
     case WITH_ACTIVATIONS: return m->n_activation_epochs > 0;
+    case WITH_GRADIENTS: return m->gradient_stats;
     default: return 1;
     }
 }
@@ -356,7 +372,7 @@ static void add_column(ipm_output *o, const var_ref *r)
     c->varid = *var_id(o, r);
     c->count[0] = ndims > 1 ? dim_length(o, dims[1], 0) : 1;
     c->count[1] = ndims > 2 ? dim_length(o, dims[2], 0) : 1;
-    c->by_layer = dims[ndims - 1] == DIM_LAYER;
+    c->by_layer = dims[ndims - 1] == DIM_LAYER && !schema[r->v].every_layer;
 }
 
 /* ---------------------------------------------------------------- create: define from the table */

@@ -246,7 +246,7 @@ static void train_step(ipm_group *g, const ipm_data_view *train, step *s)
             continue;
         ipm_replica *m = g->member[k];
         lane_get(g->grads, g->n_params, k, m->net.grads);
-        ipm_optimizer_step(&m->opt, m->net.params, m->net.grads);
+        ipm_replica_apply_gradient(m);
         m->last_batch_loss = s->loss[k] / (double)s->terms[k];
     }
 }

@@ -127,6 +127,13 @@ static void train_step(ipm_replica *rep, const ipm_data_view *train)
         ipm_loss_eval(rep->loss, last->activation, rep->batch_ws.act[rep->net.n_layers - 1],
                       rep->yb, rows, last->out, NULL, rep->grad, &preactivation);
     ipm_net_backward(&rep->net, rep->xb, rows, &rep->batch_ws, rep->grad, preactivation);
+    ipm_replica_apply_gradient(rep);
+}
+
+void ipm_replica_apply_gradient(ipm_replica *rep)
+{
+    if (rep->grad_stats)
+        ipm_grad_stats_add(rep->grad_stats, &rep->net);
     ipm_optimizer_step(&rep->opt, rep->net.params, rep->net.grads);
 }
 

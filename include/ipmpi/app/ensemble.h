@@ -40,6 +40,13 @@ typedef struct ipm_ensemble {
     ipm_workspace *lane_ws;
     int *lane_fresh, *lane_made;
     size_t lane_bytes;                  /* what the lane workspaces hold */
+    /* [output] gradients: each local replica's minibatch gradient statistics
+     * (learn/grad_stats.h), gathered in the epochs being watched only, and
+     * their norms, replicas x layers, summed onto rank 0 like the losses.
+     * NULL when off. */
+    ipm_grad_stats *grad_stats;         /* n_local */
+    double *grad_mean_norm, *grad_std_norm;
+    int n_layers;
 } ipm_ensemble;
 
 /* The plan's local replicas, initialised from (config, index). */
@@ -61,6 +68,16 @@ int ipm_ensemble_block_end(const ipm_ensemble *e, int n, int first);
 void ipm_ensemble_forward_block(ipm_ensemble *e, int k, const ipm_dataset *data, int p, int first,
                                 int rows, ipm_eval_totals *sum);
 void ipm_ensemble_weights_changed(ipm_ensemble *e);
+
+/* Whether the next epoch's minibatch gradients are gathered (its statistics
+ * start afresh); a no-op without [output] gradients. Only logged epochs are
+ * watched, so the others train at full speed. */
+void ipm_ensemble_watch_gradients(ipm_ensemble *e, int on);
+
+/* Collective: the watched epoch's gradient norms of every replica onto rank
+ * 0 (exact: one rank fills each slot; NaN for a replica that took no
+ * minibatch). A no-op without [output] gradients. */
+int ipm_ensemble_reduce_gradients(ipm_ensemble *e, char *err);
 
 /* Zeroes every replica's loss and accuracy slots before a logged epoch. */
 void ipm_ensemble_clear_losses(ipm_ensemble *e);

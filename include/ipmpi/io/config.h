@@ -87,6 +87,7 @@ typedef struct ipm_config {
 
     /* [output] */
     ipm_epoch_spec activation_epochs; /* key "activations"; none = empty list */
+    int gradient_stats;               /* key "gradients": minibatch gradient norms, default true */
 
     /* [stopping] */
     enum ipm_stop_criterion stop_criterion; /* key "criterion", default none */

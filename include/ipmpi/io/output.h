@@ -22,7 +22,11 @@
  *     while training;
  *   with stored activations: activation_epoch(activation_epoch),
  *     sample_x_id(sample), sample_y(sample) and
- *     T<k>(activation_epoch, replica, sample, unit<k>) float, k = 1..layers.
+ *     T<k>(activation_epoch, replica, sample, unit<k>) float, k = 1..layers;
+ *   with [output] gradients: grad_mean_norm, grad_std_norm (epoch, replica,
+ *     layer), the norms of the mean and standard deviation of the epoch's
+ *     minibatch gradients of each layer's weights (learn/grad_stats.h), in
+ *     the loss's units; NaN where no minibatch was taken.
  * Every variable has a short long_name, units (CF: "1" for counts, indices
  * and fractions; the loss in nats for cross-entropy) and a description;
  * every float variable a _FillValue (NetCDF's default fill, so xarray reads
@@ -65,6 +69,7 @@ typedef struct ipm_output_meta {
     int stop_rules;               /* 0: no stopping; 1: ensemble; R: one per replica */
     const char *stop_description; /* long_name of stop_J */
     int n_activation_epochs;      /* 0: no activations stored */
+    int gradient_stats;           /* grad_mean_norm and grad_std_norm exist */
     int activation_samples;       /* samples stored per replica */
     const int32_t *sample_x_id, *sample_y; /* activation_samples each */
     double flush_seconds;         /* write + sync appended records at most this often (0: every append) */
@@ -86,6 +91,7 @@ typedef struct ipm_epoch_record {
     const double *test_loss, *test_accuracy;     /* replicas, when has_test */
     ipm_plane_record train, test;                /* as meta->planes says */
     const double *stop_j;                        /* stop_rules values at a check, else NULL */
+    const double *grad_mean_norm, *grad_std_norm; /* replicas x layers, with gradient_stats */
 } ipm_epoch_record;
 
 /* Creates (clobbers) the file and writes the schema and attributes. */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "ipmpi/base/rng.h"
+#include "ipmpi/learn/grad_stats.h"
 #include "ipmpi/learn/loss.h"
 #include "ipmpi/learn/net.h"
 #include "ipmpi/learn/optimizer.h"
@@ -46,6 +47,7 @@ typedef struct ipm_replica {
     float *xb, *grad;    /* batch inputs, loss gradient */
     int32_t *yb;
     double last_batch_loss;
+    ipm_grad_stats *grad_stats; /* NULL, or where each minibatch gradient is added (not owned) */
 } ipm_replica;
 
 /* Initial weights from Philox(seed, index, INIT), batch order from
@@ -65,6 +67,11 @@ int ipm_replica_batches(const ipm_replica *rep);
  * *first and returns the rows of the batch, the samples order[*first ..
  * *first + rows), and moves past them. */
 int ipm_replica_take_batch(ipm_replica *rep, int *first);
+
+/* One minibatch's gradient, in rep->net.grads, added to rep->grad_stats
+ * (when set) and applied by the optimizer: the end of every training step,
+ * alone or side by side (group.h). */
+void ipm_replica_apply_gradient(ipm_replica *rep);
 
 /* Forwards every sample of d into ws (capacity >= d->n) and returns the mean
  * loss and accuracy (NaN for an empty set or a workspace too small). */
