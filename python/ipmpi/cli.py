@@ -33,6 +33,9 @@ def plot_parser(prog="ipmpi-plot"):
     parser.add_argument("--test", action="store_true", help="the held-out (test) plane")
     parser.add_argument("--curves", action="store_true",
                         help="loss, accuracy and I(X;T), I(T;Y) against epoch instead of the plane")
+    parser.add_argument("--snr", action="store_true",
+                        help="each layer's gradient mean and std norms against epoch (log-log): "
+                        "the drift and diffusion phases")
     parser.add_argument("--color-by", "--colour-by", dest="color_by", choices=("epoch", "layer"),
                         default="epoch", help="plane: colour the points by epoch (default; each "
                         "layer has its own marker) or give every layer a colour of its own")
@@ -43,11 +46,14 @@ def plot_parser(prog="ipmpi-plot"):
 
 
 def plot_output(args):
+    if args.snr and (args.curves or args.test):
+        raise UsageError("--snr draws the training gradients: it takes neither --curves nor --test")
     if args.output:
         out = args.output
     else:
         stem = args.run[:-3] if args.run.endswith(".nc") else args.run
-        out = stem + ("-curves" if args.curves else "") + ("-test" if args.test else "") + ".png"
+        out = stem + ("-curves" if args.curves else "") + ("-snr" if args.snr else "") + \
+            ("-test" if args.test else "") + ".png"
     if os.path.splitext(out)[1].lower() not in FORMATS:
         raise UsageError(f"{out}: unsupported format (use {', '.join(FORMATS)})")
     return out
@@ -62,7 +68,9 @@ def plot(args):
     from . import plot as figures
     from .run import open_run
     ds = open_run(args.run)
-    if args.curves:
+    if args.snr:
+        fig = figures.snr(ds, args.layers, args.epochs)
+    elif args.curves:
         fig = figures.curves(ds, args.estimator, args.layers, args.epochs, args.test)
     else:
         fig = figures.plane(ds, args.estimator, args.layers, args.epochs, args.test,

@@ -4,6 +4,7 @@
     fig = ipmpi.plot.plane(ds, style="epochs")    # the paper's: one line per epoch across the layers
     fig = ipmpi.plot.plane(ds, color_by="layer")  # one colour per layer
     fig = ipmpi.plot.curves(ds)                   # loss, accuracy, I(X;T), I(T;Y) against epoch
+    fig = ipmpi.plot.snr(ds)                      # gradient mean and std norms: drift and diffusion
     ipmpi.plot.save(fig, "run.pdf")
 
 The plane: x = I(X;T), y = I(T;Y), bounded by H(X) and H(Y) (dotted).
@@ -26,5 +27,6 @@ PlotError with a one-line message.
 from .common import PlotError, save  # noqa: F401
 from .curves import curves  # noqa: F401
 from .plane import plane  # noqa: F401
+from .snr import snr  # noqa: F401
 
-__all__ = ["plane", "curves", "save", "PlotError"]
+__all__ = ["plane", "curves", "snr", "save", "PlotError"]
