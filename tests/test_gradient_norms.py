@@ -5,7 +5,9 @@ long_name, _FillValue, layer_name attached), NaN at epoch 0 and finite
 after, written for layers whose information is not measured; bitwise the
 same on 1, 2 and 4 ranks (4 replicas: side by side in vector lanes on one
 rank, alone on four); gathering them changes no other value, and
-gradients = false leaves them out. ipmpi-plot --snr writes a PNG, and the
+gradients = false leaves them out. A restart may switch them off (later
+records NaN), and is refused by name when it asks for them in a file
+written without them. ipmpi-plot --snr writes a PNG, and the
 figure's lines are the file's values (mean over replicas, epoch 0 left out)."""
 import os
 import subprocess
@@ -101,6 +103,37 @@ def check_snr_plot(directory, path):
             f"--snr --test: want one line and status 1, got {bad.returncode}: {bad.stderr}")
 
 
+def check_restarts(d, config, straight):
+    """Switching gradients at a restart after epoch 3 of 6."""
+    common = ("--set", "run.replicas=4")
+    done = run_ipmpi(d, config, *common, "--set", "run.output=off_then.nc", "--set",
+                     "output.gradients=false", "--set", "training.epochs=3")
+    t.check(done.returncode == 0, f"first half without gradients: {done.stdout[-400:]}")
+    done = run_ipmpi(d, config, *common, "--set", "run.output=off_then.nc", "--restart")
+    t.check(done.returncode != 0 and "grad_mean_norm" in done.stdout + done.stderr,
+            f"a restart asking for gradients in a file without them: status {done.returncode}, "
+            f"{done.stdout[-300:]}{done.stderr[-300:]}")
+    done = run_ipmpi(d, config, *common, "--set", "run.output=off_then.nc", "--restart",
+                     "--set", "output.gradients=false")
+    t.check(done.returncode == 0, f"the restart without gradients: {done.stdout[-400:]}")
+    done = run_ipmpi(d, config, *common, "--set", "run.output=on_then.nc", "--set",
+                     "training.epochs=3")
+    t.check(done.returncode == 0, f"first half with gradients: {done.stdout[-400:]}")
+    done = run_ipmpi(d, config, *common, "--set", "run.output=on_then.nc", "--restart",
+                     "--set", "output.gradients=false")
+    t.check(done.returncode == 0, f"switched off at the restart: {done.stdout[-400:]}")
+    with netCDF4.Dataset(os.path.join(d, "on_then.nc")) as ds:
+        ds.set_auto_mask(False)
+        epochs = np.array(ds["epoch"][:])
+        for name in NAMES:
+            got, want = np.array(ds[name][:]), straight[name]
+            early = epochs <= 3
+            t.check(got.shape == want.shape and got[early].tobytes() == want[early].tobytes(),
+                    f"{name} before the restart differs from the straight run")
+            t.check(np.all(got[~early] == netCDF4.default_fillvals["f8"]),
+                    f"{name} after switching off at the restart: {got[~early]}")
+
+
 def main():
     with workdir() as d:
         config = write_config(d, epochs=6, log="all", layers="2, 4",
@@ -126,6 +159,7 @@ def main():
             t.check(values.tobytes() == one[name].tobytes(),
                     f"{name} changes when the gradients are gathered")
         check_snr_plot(d, os.path.join(d, "np1.nc"))
+        check_restarts(d, config, one)
     t.finish()
 
 

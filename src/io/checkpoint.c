@@ -19,7 +19,7 @@
 
 const char *const ipm_checkpoint_mutable_keys[] = {
     "training.epochs", "run.output", "run.checkpoint", "run.checkpoint_every", "run.threads",
-    "run.reduce", "run.replicas", NULL,
+    "run.reduce", "run.replicas", "output.gradients", NULL,
 };
 
 static const char MAGIC[8] = {'I', 'P', 'M', 'P', 'I', 'C', 'K', '1'};
@@ -363,7 +363,8 @@ int ipm_checkpoint_config_check(const char *saved_config, const ipm_config *curr
         return 0;
     ipm_config_fail(current, d.section, d.name, err,
                     " = %.200s differs from the checkpoint's %.200s (a restart may change only "
-                    "[training] epochs, [run] output, checkpoint, checkpoint_every, threads, reduce)",
+                    "[training] epochs, [run] output, checkpoint, checkpoint_every, threads, reduce, "
+                    "[output] gradients)",
                     d.b, d.a);
     ipm_config_difference_free(&d);
     return -1;

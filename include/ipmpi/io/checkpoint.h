@@ -34,7 +34,8 @@
 
 /* "section.key" of every key a restart may change without being refused:
  * [training] epochs (to extend a run) and where and how often output and
- * checkpoints go, and BLAS threads (results do not depend on them); and
+ * checkpoints go, BLAS threads and [output] gradients (results do not
+ * depend on them: the gradient norms only watch training); and
  * [run] replicas, whose resolved count is compared instead (0 means the
  * checkpoint's count on a restart). NULL-terminated. */
 extern const char *const ipm_checkpoint_mutable_keys[];
