@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The gradient norms of a run ([output] gradients): grad_mean_norm and
 grad_std_norm as xarray reads them (dims epoch, replica, layer; units,
-long_name, _FillValue, layer_name attached), NaN at epoch 0 and finite
+long_name, _FillValue, layer_name attached), the fill value at epoch 0
+(NaN in xarray) and finite
 after, written for layers whose information is not measured; bitwise the
 same on 1, 2 and 4 ranks (4 replicas: side by side in vector lanes on one
 rank, alone on four); gathering them changes no other value, and
@@ -48,6 +49,9 @@ def check_schema(path):
             t.check(var.long_name.startswith("gradient"), f"{name}: long_name {var.long_name!r}")
             t.check(var._FillValue == netCDF4.default_fillvals["f8"], f"{name}: _FillValue")
             t.check(var.coordinates == "layer_name", f"{name}: coordinates attribute")
+            var.set_auto_mask(False)
+            t.check(np.all(var[0] == netCDF4.default_fillvals["f8"]),
+                    f"{name} at epoch 0 (nothing trained) is not the fill value: {var[0]}")
 
 
 def check_values(path, layers):

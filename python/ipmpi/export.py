@@ -4,8 +4,9 @@
     for row in ipmpi.export.tidy_rows(ds): ...
 
 Columns: epoch, replica, layer, estimator, quantity, value.
-  quantity   loss, accuracy, I_XT, I_TY, bin_lo, bin_hi, stop_J; the test
-             set's with a test_ prefix (test_loss, test_I_XT, ...)
+  quantity   loss, accuracy, I_XT, I_TY, bin_lo, bin_hi, stop_J,
+             grad_mean_norm, grad_std_norm; the test set's with a test_
+             prefix (test_loss, test_I_XT, ...)
   estimator  simple, pooled or sampled for I_XT and I_TY, else empty
   replica    1-based, empty for a value of the whole ensemble (pooled,
              sampled, an ensemble stopping rule, bin ranges)
@@ -21,7 +22,7 @@ from .deps import require
 
 COLUMNS = ("epoch", "replica", "layer", "estimator", "quantity", "value")
 _INFO = re.compile(r"^(test_)?(I_XT|I_TY)_(simple|pooled|sampled)$")
-_OTHER = re.compile(r"^(test_)?(loss|accuracy|bin_lo|bin_hi)$|^stop_J$")
+_OTHER = re.compile(r"^(test_)?(loss|accuracy|bin_lo|bin_hi)$|^stop_J$|^grad_(mean|std)_norm$")
 
 
 def quantity_of(name):

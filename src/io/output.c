@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <netcdf.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -54,6 +55,7 @@ typedef struct var_schema {
     size_t field;        /* offset of the values in ipm_plane_record (per_plane) or ipm_epoch_record */
     int loss;            /* units and description follow the meta's loss */
     int every_layer;     /* along layer but not an estimate: written for unmeasured layers too */
+    int nan_is_fill;     /* NaN means "nothing to record": written as the fill value */
     const char *long_name, *units, *description; /* units NULL: none (text) */
 } var_schema;
 
@@ -149,18 +151,18 @@ static const var_schema schema[N_VARS] = {
              WITH_ACTIVATIONS, .per_layer = 1, .long_name = "activations", .units = "1",
              .description = "activations of layer"},
     [V_GRAD_MEAN_NORM] = {"grad_mean_norm", NC_DOUBLE, EPOCH_REPLICA_LAYER, WITH_GRADIENTS,
-                          RECORD(grad_mean_norm), .loss = 1, .every_layer = 1,
+                          RECORD(grad_mean_norm), .loss = 1, .every_layer = 1, .nan_is_fill = 1,
                           .long_name = "gradient mean norm",
                           .description = "L2 norm over the layer's weights of the mean of the "
                                          "minibatch gradients of the loss over the epoch's "
-                                         "training (NaN: no minibatch)"},
+                                         "training (fill value: no minibatch)"},
     [V_GRAD_STD_NORM] = {"grad_std_norm", NC_DOUBLE, EPOCH_REPLICA_LAYER, WITH_GRADIENTS,
-                         RECORD(grad_std_norm), .loss = 1, .every_layer = 1,
+                         RECORD(grad_std_norm), .loss = 1, .every_layer = 1, .nan_is_fill = 1,
                          .long_name = "gradient std norm",
                          .description = "L2 norm over the layer's weights of the standard "
                                         "deviation (over minibatches, divided by their number) "
                                         "of the minibatch gradients of the loss over the "
-                                        "epoch's training (NaN: no minibatch)"},
+                                        "epoch's training (fill value: no minibatch)"},
 };
 
 static const char *const plane_prefix[IPM_N_PLANES] = {"", "test_"};
@@ -896,9 +898,12 @@ static void buffer_record(ipm_output *o, const ipm_epoch_record *rec)
         const double *v = record_values(rec, c);
         size_t per = c->count[0] * c->count[1];
         double *dst = c->pending + o->pending * per;
+        int nan_is_fill = schema[c->ref.v].nan_is_fill;
         for (size_t k = 0; k < per; k++)
-            dst[k] = v && (!c->by_layer || o->measured[k % (size_t)o->n_layers]) ? v[k]
-                                                                               : NC_FILL_DOUBLE;
+            dst[k] = v && (!c->by_layer || o->measured[k % (size_t)o->n_layers]) &&
+                             !(nan_is_fill && isnan(v[k]))
+                         ? v[k]
+                         : NC_FILL_DOUBLE;
     }
     o->pending++;
 }

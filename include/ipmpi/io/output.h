@@ -26,7 +26,7 @@
  *   with [output] gradients: grad_mean_norm, grad_std_norm (epoch, replica,
  *     layer), the norms of the mean and standard deviation of the epoch's
  *     minibatch gradients of each layer's weights (learn/grad_stats.h), in
- *     the loss's units; NaN where no minibatch was taken.
+ *     the loss's units; the fill value where no minibatch was taken.
  * Every variable has a short long_name, units (CF: "1" for counts, indices
  * and fractions; the loss in nats for cross-entropy) and a description;
  * every float variable a _FillValue (NetCDF's default fill, so xarray reads
