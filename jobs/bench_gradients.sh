@@ -9,8 +9,13 @@
 #  2. the same with 1 replica (trained alone);
 #  3. a wide net, 12-256-128-10 on the 12-bit task, batch 32, 1 replica (most
 #     weights per sample of the three).
+# On a shared machine the time ratio may drown in noise; with INSTRUCTIONS=1
+# (needs valgrind) each case also counts the instructions executed inside
+# training (callgrind, ipm_ensemble_train_epoch only) over INSTRUCTION_EPOCHS
+# epochs, on and off: a figure that does not depend on the load.
 # usage: bash jobs/bench_gradients.sh [BUILD_DIR]   (default build/)
-# env:   REPEAT (default 3), EPOCHS (default 200)
+# env:   REPEAT (default 3), EPOCHS (default 200), INSTRUCTIONS (default 0),
+#        INSTRUCTION_EPOCHS (default 10)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$here/build}" && pwd)
@@ -28,6 +33,16 @@ train_ms() {
     sed -n 's/^time (rank 0):.* (\([0-9.]*\) ms\/epoch).*/\1/p' "$work/log"
 }
 
+# train_instructions ARGS...: instructions executed inside training (callgrind).
+train_instructions() {
+    valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
+        --toggle-collect=ipm_ensemble_train_epoch "$build/ipmpi" --overwrite \
+        --set run.output="$work/out.nc" --set information.epochs=every:1 \
+        --set training.epochs="${INSTRUCTION_EPOCHS:-10}" "$@" >"$work/cg.log" 2>&1 ||
+        { echo "failed under valgrind: ipmpi $*" >&2; tail -n 3 "$work/cg.log" >&2; exit 1; }
+    sed -n 's/^==[0-9]*== Collected : \([0-9]*\)/\1/p' "$work/cg.log"
+}
+
 # compare NAME ARGS...: the median over REPEAT of on/off, each pair run back to back.
 compare() {
     local name=$1 ratios=() on off
@@ -40,6 +55,11 @@ compare() {
     done
     printf '%s: on/off train time per epoch, median of %d: %s\n' "$name" "$repeat" \
         "$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
+    [ "${INSTRUCTIONS:-0}" = 1 ] || return 0
+    on=$(train_instructions "$@" --set output.gradients=true)
+    off=$(train_instructions "$@" --set output.gradients=false)
+    printf '%s: instructions in training, on %s, off %s, on/off %s\n' "$name" "$on" "$off" \
+        "$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.4f", a / b }')"
 }
 
 tishby="$here/jobs/tishby.ini"
@@ -57,4 +77,5 @@ batch_size = 32
 [information]
 layers = 3
 INI
-compare "wide net 12-256-128-10, 1 replica" "$work/wide.ini" --set training.epochs=$((epochs / 4))
+epochs=$((epochs / 4)) # a wide epoch costs ~30 small ones
+compare "wide net 12-256-128-10, 1 replica" "$work/wide.ini"
