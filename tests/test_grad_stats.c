@@ -291,7 +291,8 @@ static void test_no_weights(void)
 {
     char err[IPM_ERRLEN];
     ipm_layer_spec spec[3] = {
-        {.units = 2, .activation = IPM_ACT_RELU, .kind = IPM_LAYER_CONV, .kernel_h = 3, .kernel_w = 3},
+        {.units = 2, .activation = IPM_ACT_RELU, .kind = IPM_LAYER_CONV, .kernel_h = 3,
+         .kernel_w = 3},
         {.kind = IPM_LAYER_MAXPOOL, .kernel_h = 2, .kernel_w = 2},
         {.units = 2, .activation = IPM_ACT_SOFTMAX}};
     ipm_net net;
