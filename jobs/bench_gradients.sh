@@ -12,7 +12,8 @@
 # On a shared machine the time ratio may drown in noise; with INSTRUCTIONS=1
 # (needs valgrind) each case also counts the instructions executed inside
 # training (callgrind, ipm_ensemble_train_epoch only) over INSTRUCTION_EPOCHS
-# epochs, on and off: a figure that does not depend on the load.
+# epochs, on and off: a figure that does not depend on the load (valgrind is
+# some 50 times slower: minutes per case; INSTRUCTION_EPOCHS=1 for a quick one).
 # usage: bash jobs/bench_gradients.sh [BUILD_DIR]   (default build/)
 # env:   REPEAT (default 3), EPOCHS (default 200), INSTRUCTIONS (default 0),
 #        INSTRUCTION_EPOCHS (default 10)
