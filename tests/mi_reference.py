@@ -12,7 +12,10 @@ computes, straight from the definitions (in bits),
     H(T|C) = sum_c p(c) H(T | C = c) = -sum_{c,t} p(c,t) log2 p(c,t) / p(c),
 for one replica (simple) and for all (sample, replica) pairs (pooled).
 With range = adaptive the edges of each layer and epoch come from the
-file's bin_lo/bin_hi; layers with layer_measured = 0 are skipped.
+file's bin_lo/bin_hi (per replica when they have a replica dimension:
+scope = replica); with binning = width they are k * bin_width for k from
+round(bin_lo / w) to round(bin_hi / w), in double, rounded to float32.
+Layers with layer_measured = 0 are skipped.
 It shares no code with the C implementation.
 
 Exit status: 0 all match (|diff| <= 1e-9), 1 a mismatch, 2 usage error,
@@ -89,16 +92,30 @@ class Comparison:
                                    % (what, float(got), want, diff))
 
 
+def width_edges(lo, hi, w):
+    """Saxe et al.'s bins anchored at 0: edges k * w between two stored ends."""
+    k = np.arange(round(lo / w), round(hi / w) + 1, dtype=np.float64)
+    return (k * w).astype(np.float32)
+
+
 def edge_maker(ds):
-    """edges(row, layer): the float32 bin edges the run used."""
+    """edges(row, replica, layer): the float32 bin edges the run used."""
     bins = int(ds.getncattr("bins"))
     if "bin_lo" in ds.variables:
         lo, hi = ds.variables["bin_lo"], ds.variables["bin_hi"]
-        return lambda row, layer: np.linspace(float(lo[row, layer]), float(hi[row, layer]),
-                                              bins).astype(np.float32)
+        per_replica = lo.dimensions[1] == "replica"
+
+        def ends(row, replica, layer):
+            at = (row, replica, layer) if per_replica else (row, layer)
+            return float(lo[at]), float(hi[at])
+        if "bin_width" in ds.ncattrs():
+            w = float(ds.getncattr("bin_width"))
+            return lambda row, replica, layer: width_edges(*ends(row, replica, layer), w)
+        return lambda row, replica, layer: np.linspace(*ends(row, replica, layer),
+                                                       bins).astype(np.float32)
     fixed = np.linspace(float(ds.getncattr("range_lo")), float(ds.getncattr("range_hi")),
                         bins).astype(np.float32)
-    return lambda row, layer: fixed
+    return lambda row, replica, layer: fixed
 
 
 def check_slot(ds, slot, row, n_layers, edges_of, x, y, out):
@@ -109,10 +126,10 @@ def check_slot(ds, slot, row, n_layers, edges_of, x, y, out):
     for layer in range(n_layers):
         if not measured[layer]:
             continue
-        edges = edges_of(row, layer)
         acts = variables["T%d" % (layer + 1)]
         acts.set_auto_mask(False)
-        per_replica = [bin_rows(acts[slot, r, :, :], edges) for r in range(replicas)]
+        per_replica = [bin_rows(acts[slot, r, :, :], edges_of(row, r, layer))
+                       for r in range(replicas)]
         if "I_XT_simple" in variables:
             for r, t in enumerate(per_replica):
                 i_xt, i_ty = plane_point(t, x, y)

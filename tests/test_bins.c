@@ -293,8 +293,46 @@ static void test_bulk_binning(void)
     CHECK(!b.guess_in_reach && !b.simd);
 }
 
+/* Hand-computed: w = 0.5 over [-0.7, 1.2] takes k = floor(-1.4) = -2 to
+ * floor(2.4) + 1 = 3: edges -1, -0.5, 0, 0.5, 1, 1.5. */
+static void test_width_edges(void)
+{
+    float e[8];
+    static const float want[6] = {-1.0f, -0.5f, 0.0f, 0.5f, 1.0f, 1.5f};
+    CHECK(ipm_width_edge_count(0.5, -0.7, 1.2) == 6);
+    CHECK(ipm_width_edges(e, 0.5, -0.7, 1.2) == 6 && memcmp(e, want, sizeof want) == 0);
+    CHECK(ipm_digitize(-0.7f, e, 6) == 1 && ipm_digitize(0.0f, e, 6) == 3);
+    CHECK(ipm_digitize(1.2f, e, 6) == 5 && ipm_digitize(-0.5f, e, 6) == 2);
+    /* A dead ReLU layer (all zero) still gets one bin around its values: 0, w. */
+    CHECK(ipm_width_edges(e, 0.07, 0.0, 0.0) == 2 && e[0] == 0.0f && e[1] == (float)0.07);
+    /* Edges are k * w in double, rounded: 0.07 * 3 is not (float)0.21 from 0.21. */
+    CHECK(ipm_width_edges(e, 0.07, 0.1, 0.2) == 3 && e[0] == (float)(1.0 * 0.07) &&
+          e[2] == (float)(3.0 * 0.07));
+    /* Too many bins: refused, nothing written. */
+    CHECK(ipm_width_edge_count(1e-6, 0.0, 1.0) == -1);
+    CHECK(ipm_width_edge_count(1.0, 0.0, IPM_MAX_EDGES - 2.0) == IPM_MAX_EDGES);
+    CHECK(ipm_width_edge_count(1.0, 0.0, IPM_MAX_EDGES - 1.0) == -1);
+}
+
+/* With w a power of two every edge is exact, so the bin is Saxe et al.'s
+ * floor(v / w), shifted by the first k. */
+static void test_width_bins_are_floor(void)
+{
+    const double w = 0.125;
+    float e[64];
+    int n = ipm_width_edges(e, w, -2.3, 3.1), bad = 0;
+    CHECK(n == (int)(floor(3.1 / w) - floor(-2.3 / w)) + 2);
+    for (int i = 0; i < 10000; i++) {
+        float v = uniform(-2.3f, 3.1f);
+        bad += ipm_digitize(v, e, n) != (int)floor(v / w) - (int)floor(-2.3 / w) + 1;
+    }
+    CHECK(bad == 0);
+}
+
 int main(void)
 {
+    test_width_edges();
+    test_width_bins_are_floor();
     test_bulk_binning();
     test_edges_match_numpy();
     test_digitize_against_brute_force();

@@ -25,7 +25,9 @@ static int alloc_results(ipm_measure *m, char *err)
     m->est.pooled_ty = calloc(l, sizeof(double));
     m->est.sampled_xt = calloc(l, sizeof(double));
     m->est.sampled_ty = calloc(l, sizeof(double));
-    if (!m->est.simple_xt || !m->est.pooled_xt || !m->est.pooled_ty ||
+    m->replica_range = calloc(2 * rl + 1, sizeof(double)); /* hi follows lo: one reduce */
+    m->slot_replica = calloc((size_t)m->n_local + 1, sizeof(int));
+    if (!m->replica_range || !m->slot_replica || !m->est.simple_xt || !m->est.pooled_xt || !m->est.pooled_ty ||
         !m->est.sampled_xt || !m->est.sampled_ty)
         return ipm_fail(err, "out of memory for the information estimates");
     return 0;
@@ -61,7 +63,8 @@ static int alloc_partition(ipm_measure *m, const ipm_config *cfg, int rank, char
     const ipm_dataset *d = m->data;
     ipm_partition_spec spec = {
         .part = rank, .n_parts = m->n_ranks, .n_replicas = m->n_replicas,
-        .n_layers = m->n_layers, .n_classes = d->n_classes, .n_edges = cfg->bins,
+        .n_layers = m->n_layers, .n_classes = d->n_classes,
+        .n_edges = m->width_binning ? IPM_MAX_EDGES : cfg->bins, /* bounds the pattern bits */
         .width = m->width, .measured = m->measured,
         .pooled = (m->estimators & IPM_EST_POOLED) != 0,
         .sampled = (m->estimators & IPM_EST_SAMPLED) != 0, .x_id = d->x_id, .n = d->n};
@@ -96,7 +99,7 @@ static int init_binned(ipm_measure *m, const ipm_config *cfg, char *err)
         .measured = m->measured, .n_edges = cfg->bins, .lo = cfg->range_lo,
         .hi = cfg->range_hi, .n_replicas = m->n_replicas, .n_local = m->n_local,
         .seed = cfg->seed, .plane = m->plane,
-        .sampled = (cfg->estimators & IPM_EST_SAMPLED) != 0};
+        .sampled = (cfg->estimators & IPM_EST_SAMPLED) != 0, .per_replica = m->per_replica};
     for (int l = 0; l < m->n_layers; l++) {
         m->range_lo[l] = cfg->range_lo;
         m->range_hi[l] = cfg->range_hi;
@@ -120,7 +123,10 @@ int ipm_measure_init(ipm_measure *m, const ipm_config *cfg, const ipm_dataset *d
         m->measured[l] = ipm_config_measures_layer(cfg, l);
     }
     m->estimators = cfg->estimators;
-    m->adaptive = cfg->range_adaptive;
+    m->width_binning = cfg->binning == IPM_BINNING_WIDTH;
+    m->adaptive = cfg->range_adaptive && !m->width_binning;
+    m->per_replica = m->adaptive && cfg->range_scope == IPM_RANGE_PER_REPLICA;
+    m->bin_width = cfg->bin_width;
     m->reduce = cfg->reduce;
     if (ipm_data_information(data->x_id, data->y, data->n, &m->h_x, &m->h_y, &m->i_xy, err) ||
         alloc_results(m, err) || init_binned(m, cfg, err) || alloc_counting(m, err))
@@ -162,6 +168,8 @@ void ipm_measure_free(ipm_measure *m)
     free(m->est.pooled_ty);
     free(m->est.sampled_xt);
     free(m->est.sampled_ty);
+    free(m->replica_range);
+    free(m->slot_replica);
     memset(m, 0, sizeof *m);
 }
 
@@ -177,11 +185,19 @@ void ipm_measure_begin(ipm_measure *m, int epoch)
         if (m->sampled && (m->estimators & IPM_EST_SAMPLED))
             ipm_layer_tables_clear(&m->sampled[l]);
     }
+    /* -0.0 is the identity of IEEE addition: the sum onto rank 0 of slots
+     * that one rank fills keeps every value bit for bit, -0.0 included. */
+    for (size_t k = 0; k < 2 * rl; k++)
+        m->replica_range[k] = -0.0;
     ipm_binned_begin(&m->binned, epoch);
 }
 
 int ipm_measure_replica_begin(ipm_measure *m, int replica, char *err)
 {
+    int slot = m->binned.n_seen;
+    if (m->per_replica && slot < m->n_local && m->slot_replica[slot] != replica)
+        return ipm_fail(err, "measure: replica %d binned in slot %d, whose range is replica %d's",
+                        replica, slot, m->slot_replica[slot]);
     return ipm_binned_replica_begin(&m->binned, replica, err);
 }
 
@@ -201,42 +217,79 @@ int ipm_measure_replica(ipm_measure *m, int replica, const ipm_workspace *ws, ch
     return ipm_measure_replica_block(m, ws, 0, m->data->n, err);
 }
 
-void ipm_measure_observe_range(ipm_measure *m, const ipm_workspace *ws, int rows)
+int ipm_measure_needs_ranges(const ipm_measure *m)
+{
+    return m->adaptive || m->width_binning;
+}
+
+void ipm_measure_observe_range(ipm_measure *m, int slot, int replica, const ipm_workspace *ws,
+                               int rows)
 {
     double t0 = MPI_Wtime();
-    ipm_binned_observe_range(&m->binned, ws->act, rows);
+    IPM_ASSERT(slot >= 0 && slot < m->n_local);
+    m->slot_replica[slot] = replica;
+    ipm_binned_observe_range(&m->binned, slot, ws->act, rows);
     m->seconds_binning += MPI_Wtime() - t0;
 }
 
-static void set_range(ipm_measure *m, int layer, double lo, double hi)
+/* Edge set `set` of layer from the extremes lo..hi seen: a constant layer
+ * gets [v, v + 1] (width bins need no such care), a non-finite one (a
+ * diverging run) [-1, 1]. */
+static int set_range_from(ipm_measure *m, int layer, int set, float lo, float hi, char *err)
 {
-    m->range_lo[layer] = lo;
-    m->range_hi[layer] = hi;
-    ipm_binned_set_range(&m->binned, layer, lo, hi);
+    double a = lo, b = lo < hi ? (double)hi : (double)lo + (m->width_binning ? 0.0 : 1.0);
+    if (!isfinite(lo) || !isfinite(hi))
+        a = -1.0, b = 1.0;
+    if (m->width_binning)
+        return ipm_binned_set_width_range(&m->binned, layer, m->bin_width, a, b, err);
+    ipm_binned_set_range(&m->binned, layer, set, a, b);
+    return 0;
+}
+
+/* scope = replica: every local replica's range is its own; the ranges
+ * reach rank 0 with the estimates (ipm_measure_finish). */
+static void agree_per_replica(ipm_measure *m)
+{
+    size_t rl = (size_t)m->n_replicas * (size_t)m->n_layers;
+    IPM_ASSERT(!m->width_binning); /* set_range_from cannot fail then */
+    for (int k = 0; k < m->n_local; k++)
+        for (int l = 0; l < m->n_layers; l++) {
+            ipm_binned_layer *L = &m->binned.layer[l];
+            if (!m->measured[l])
+                continue;
+            set_range_from(m, l, k, L->seen_lo[k], L->seen_hi[k], NULL);
+            size_t at = (size_t)m->slot_replica[k] * (size_t)m->n_layers + (size_t)l;
+            m->replica_range[at] = L->lo[k];
+            m->replica_range[rl + at] = L->hi[k];
+        }
 }
 
 int ipm_measure_agree_ranges(ipm_measure *m, MPI_Comm comm, char *err)
 {
+    if (m->per_replica) {
+        agree_per_replica(m);
+        return 0;
+    }
     float seen_lo[IPM_MAX_LAYERS], seen_hi[IPM_MAX_LAYERS], lo[IPM_MAX_LAYERS], hi[IPM_MAX_LAYERS];
     int n = m->n_layers;
     for (int l = 0; l < n; l++) {
-        seen_lo[l] = m->binned.layer[l].seen_lo;
-        seen_hi[l] = m->binned.layer[l].seen_hi;
+        seen_lo[l] = m->binned.layer[l].seen_lo[0];
+        seen_hi[l] = m->binned.layer[l].seen_hi[0];
     }
     if (ipm_mpi_check(MPI_Allreduce(seen_lo, lo, n, MPI_FLOAT, MPI_MIN, comm),
                       "MPI_Allreduce of the adaptive binning ranges", err) ||
         ipm_mpi_check(MPI_Allreduce(seen_hi, hi, n, MPI_FLOAT, MPI_MAX, comm),
                       "MPI_Allreduce of the adaptive binning ranges", err))
         return -1;
-    for (int l = 0; l < n; l++) {
+    int rc = 0; /* every rank fails alike: the same ranges */
+    for (int l = 0; l < n && rc == 0; l++) {
         if (!m->measured[l])
             continue;
-        if (!isfinite(lo[l]) || !isfinite(hi[l]))
-            set_range(m, l, -1.0, 1.0);
-        else
-            set_range(m, l, lo[l], lo[l] < hi[l] ? (double)hi[l] : (double)lo[l] + 1.0);
+        rc = set_range_from(m, l, 0, lo[l], hi[l], err);
+        m->range_lo[l] = m->binned.layer[l].lo[0];
+        m->range_hi[l] = m->binned.layer[l].hi[0];
     }
-    return 0;
+    return rc;
 }
 
 /* ---- counting on this rank ----------------------------------------------- */
@@ -432,6 +485,9 @@ int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err)
         rc = reduced ? -1 : rc;
     }
     if ((m->estimators & IPM_EST_SIMPLE) && reduce_simple(m, comm, err))
+        rc = -1;
+    if (m->per_replica && ipm_sum_to_root(m->replica_range, 2 * m->n_replicas * m->n_layers,
+                                          comm, &m->traffic, err))
         rc = -1;
     m->seconds_exchange += MPI_Wtime() - t1 - (m->seconds_wait - waited);
     return rc;

@@ -20,7 +20,8 @@ static int agree_ranges(const ipm_observation *o, char *err)
                 ipm_eval_totals unused = {0};
                 end = ipm_ensemble_block_end(e, d->n, first);
                 ipm_ensemble_forward_block(e, k, d, p, first, end - first, &unused);
-                ipm_measure_observe_range(o->plane[p], &e->eval_ws, end - first);
+                ipm_measure_observe_range(o->plane[p], k, e->local[k].index, &e->eval_ws,
+                                          end - first);
             }
         }
     int rc = 0;
@@ -97,7 +98,9 @@ int ipm_observe_epoch(const ipm_observation *o, int epoch, char *err)
     for (int p = 0; p < IPM_N_PLANES; p++)
         if (o->plane[p])
             ipm_measure_begin(o->plane[p], epoch);
-    if (o->plan->cfg->range_adaptive && agree_ranges(o, err))
+    const ipm_measure *any = o->plane[IPM_PLANE_TRAIN] ? o->plane[IPM_PLANE_TRAIN]
+                                                       : o->plane[IPM_PLANE_TEST];
+    if (any && ipm_measure_needs_ranges(any) && agree_ranges(o, err))
         return -1;
     for (int k = 0; k < o->ensemble->n_local; k++)
         if (observe_replica(o, k, epoch, err))

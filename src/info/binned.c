@@ -25,15 +25,30 @@ static int alloc_arrays(ipm_binned *b, char *err)
     return 0;
 }
 
+static int alloc_layer(ipm_binned_layer *L, int n_sets, int room, char *err)
+{
+    size_t sets = (size_t)n_sets;
+    L->room = room;
+    L->edges = malloc(sets * (size_t)room * sizeof *L->edges);
+    L->binner = malloc(sets * sizeof *L->binner);
+    L->lo = malloc(sets * sizeof *L->lo);
+    L->hi = malloc(sets * sizeof *L->hi);
+    L->seen_lo = malloc(sets * sizeof *L->seen_lo);
+    L->seen_hi = malloc(sets * sizeof *L->seen_hi);
+    if (!L->edges || !L->binner || !L->lo || !L->hi || !L->seen_lo || !L->seen_hi)
+        return ipm_fail(err, "out of memory for %d sets of %d bin edges", n_sets, room);
+    return 0;
+}
+
 static int init_layer(ipm_binned *b, int l, const ipm_binned_spec *spec, char *err)
 {
     ipm_binned_layer *L = &b->layer[l];
     L->width = spec->width[l];
     L->measured = spec->measured[l];
-    L->edges = malloc((size_t)b->n_edges * sizeof *L->edges);
-    if (!L->edges)
-        return ipm_fail(err, "out of memory for %d bin edges", b->n_edges);
-    ipm_binned_set_range(b, l, spec->lo, spec->hi);
+    if (alloc_layer(L, b->n_sets, b->n_edges, err))
+        return -1;
+    for (int set = 0; set < b->n_sets; set++)
+        ipm_binned_set_range(b, l, set, spec->lo, spec->hi);
     return L->measured ? ipm_dict_init(&L->dict, (size_t)b->n, err) : 0;
 }
 
@@ -50,6 +65,7 @@ int ipm_binned_init(ipm_binned *b, const ipm_binned_spec *spec, char *err)
     b->seed = spec->seed;
     b->plane = spec->plane;
     b->sampled = spec->sampled;
+    b->n_sets = spec->per_replica && spec->n_local > 0 ? spec->n_local : 1;
     if (alloc_arrays(b, err))
         return -1;
     for (int l = 0; l < b->n_layers; l++)
@@ -62,8 +78,14 @@ void ipm_binned_free(ipm_binned *b)
 {
     if (b->layer)
         for (int l = 0; l < b->n_layers; l++) {
-            free(b->layer[l].edges);
-            ipm_dict_free(&b->layer[l].dict);
+            ipm_binned_layer *L = &b->layer[l];
+            free(L->edges);
+            free(L->binner);
+            free(L->lo);
+            free(L->hi);
+            free(L->seen_lo);
+            free(L->seen_hi);
+            ipm_dict_free(&L->dict);
         }
     free(b->layer);
     free(b->patterns);
@@ -75,13 +97,58 @@ void ipm_binned_free(ipm_binned *b)
     memset(b, 0, sizeof *b);
 }
 
-void ipm_binned_set_range(ipm_binned *b, int layer, double lo, double hi)
+int ipm_binned_set_of(const ipm_binned *b, int slot)
+{
+    return b->n_sets > 1 ? slot : 0;
+}
+
+/* Every set of a layer has the same number of edges: the binners of a
+ * layer's sets then pack patterns alike. */
+static void use_edges(ipm_binned_layer *L, int set, int n, double lo, double hi)
+{
+    L->n_edges = n;
+    L->lo[set] = lo;
+    L->hi[set] = hi;
+    ipm_binner_init(&L->binner[set], L->edges + (size_t)set * (size_t)L->room, n);
+}
+
+void ipm_binned_set_range(ipm_binned *b, int layer, int set, double lo, double hi)
 {
     ipm_binned_layer *L = &b->layer[layer];
-    L->lo = lo;
-    L->hi = hi;
-    ipm_bin_edges(L->edges, b->n_edges, lo, hi);
-    ipm_binner_init(&L->binner, L->edges, b->n_edges);
+    IPM_ASSERT(set >= 0 && set < b->n_sets && L->room >= b->n_edges);
+    ipm_bin_edges(L->edges + (size_t)set * (size_t)L->room, b->n_edges, lo, hi);
+    use_edges(L, set, b->n_edges, lo, hi);
+}
+
+/* Room for n edges in every set; the binners point into the edges, so
+ * they are re-made by the caller after a move. */
+static int make_room(ipm_binned_layer *L, int n_sets, int n, char *err)
+{
+    if (n <= L->room)
+        return 0;
+    float *more = realloc(L->edges, (size_t)n_sets * (size_t)n * sizeof *more);
+    if (!more)
+        return ipm_fail(err, "out of memory for %d bin edges", n);
+    L->edges = more;
+    L->room = n;
+    return 0;
+}
+
+int ipm_binned_set_width_range(ipm_binned *b, int layer, double w, double lo, double hi,
+                               char *err)
+{
+    IPM_ASSERT(b->n_sets == 1 && w > 0);
+    ipm_binned_layer *L = &b->layer[layer];
+    long n = ipm_width_edge_count(w, lo, hi);
+    if (n < 0)
+        return ipm_fail(err, "[information] width = %g: layer %d's range [%g, %g] needs more "
+                        "than %d bins; raise width", w, layer + 1, lo, hi, IPM_MAX_EDGES);
+    if (make_room(L, b->n_sets, (int)n, err))
+        return -1;
+    ipm_width_edges(L->edges, w, lo, hi);
+    double first = floor(lo / w); /* the edges' k, as ipm_width_edges takes them */
+    use_edges(L, 0, (int)n, first * w, (first + (double)(n - 1)) * w);
+    return 0;
 }
 
 void ipm_binned_begin(ipm_binned *b, int epoch)
@@ -90,8 +157,10 @@ void ipm_binned_begin(ipm_binned *b, int epoch)
     b->rows_done = 0;
     for (int l = 0; l < b->n_layers; l++) {
         ipm_binned_layer *L = &b->layer[l];
-        L->seen_lo = INFINITY;
-        L->seen_hi = -INFINITY;
+        for (int set = 0; set < b->n_sets; set++) {
+            L->seen_lo[set] = INFINITY;
+            L->seen_hi[set] = -INFINITY;
+        }
         if (L->measured)
             ipm_dict_clear(&L->dict);
     }
@@ -117,13 +186,15 @@ static void min_max(const float *v, size_t n, float *lo, float *hi)
     *hi = c;
 }
 
-void ipm_binned_observe_range(ipm_binned *b, float *const *act, int rows)
+void ipm_binned_observe_range(ipm_binned *b, int slot, float *const *act, int rows)
 {
     size_t n = rows > 0 ? (size_t)rows : 0;
+    int set = ipm_binned_set_of(b, slot);
+    IPM_ASSERT(set >= 0 && set < b->n_sets);
     for (int l = 0; l < b->n_layers; l++) {
         ipm_binned_layer *L = &b->layer[l];
         if (L->measured)
-            min_max(act[l], n * (size_t)L->width, &L->seen_lo, &L->seen_hi);
+            min_max(act[l], n * (size_t)L->width, &L->seen_lo[set], &L->seen_hi[set]);
     }
 }
 
@@ -166,7 +237,8 @@ int ipm_binned_block(ipm_binned *b, float *const *act, int first, int rows, char
         ipm_binned_layer *L = &b->layer[l];
         if (!L->measured)
             continue;
-        ipm_binner_patterns(&L->binner, act[l], rows, L->width, b->patterns);
+        ipm_binner_patterns(&L->binner[ipm_binned_set_of(b, slot)], act[l], rows, L->width,
+                            b->patterns);
         int32_t *ids = (int32_t *)ipm_binned_ids(b, l, slot) + first;
         rc = ipm_dict_map(&L->dict, b->patterns, rows, ids, err);
     }

@@ -28,6 +28,22 @@ void ipm_bin_edges(float *edges, int n, double lo, double hi)
     edges[n - 1] = (float)hi;
 }
 
+long ipm_width_edge_count(double w, double lo, double hi)
+{
+    double first = floor(lo / w), last = floor(hi / w) + 1.0;
+    double n = last - first + 1.0;
+    return n <= IPM_MAX_EDGES ? (long)n : -1;
+}
+
+int ipm_width_edges(float *edges, double w, double lo, double hi)
+{
+    long n = ipm_width_edge_count(w, lo, hi);
+    double first = floor(lo / w);
+    for (long i = 0; i < n; i++)
+        edges[i] = (float)((first + (double)i) * w);
+    return (int)n;
+}
+
 /* The in-range guess k in [1, n-1]: bin v when it lies in [e[k-1], e[k]).
  * NaN and values below e[0] give 1, huge ones n - 1. */
 static inline int guess_of(const ipm_binner *b, float v)

@@ -248,6 +248,8 @@ static const char *const estimator_names[] = {"simple", "pooled", "sampled"};
 static const char *const bool_names[] = {"false", "true"};
 static const char *const criterion_names[] = {"none", "mi"};
 static const char *const scope_names[] = {"ensemble", "replica"};
+static const char *const binning_names[] = {"range", "width"};
+static const char *const range_scope_names[] = {"pooled", "replica"};
 static const char *const reduce_names[] = {"partitioned", "tree"};
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -743,6 +745,13 @@ static const key_def keys[] = {
     {.section = "information", .name = "range", .kind = K_CUSTOM, .parse = set_range,
      .format = fmt_range,
      .comment = "range = adaptive: each layer's min..max at each epoch, over all replicas"},
+    {.section = "information", .name = "binning", .kind = K_ENUM, .offset = AT(binning),
+     .names = binning_names, .n_names = COUNT(binning_names),
+     .comment = "binning = width: bins [k w, (k+1) w) anchored at 0, no range"},
+    DOUBLE_KEY("information", "width", bin_width, 0, 1, INFINITY, 1),
+    {.section = "information", .name = "scope", .kind = K_ENUM, .offset = AT(range_scope),
+     .names = range_scope_names, .n_names = COUNT(range_scope_names),
+     .comment = "scope = replica: each replica's adaptive range from its own activations"},
     {.section = "information", .name = "layers", .kind = K_CUSTOM, .parse = set_info_layers,
      .format = fmt_info_layers,
      .comment = "layers = all: every layer with an activation (all but maxpool)"},
@@ -940,6 +949,7 @@ void ipm_config_defaults(ipm_config *cfg)
     cfg->reduce = IPM_REDUCE_PARTITIONED;
     cfg->range_lo = -1.0;
     cfg->range_hi = 1.0;
+    cfg->bin_width = 0.07;
     cfg->estimators = IPM_EST_SIMPLE | IPM_EST_POOLED | IPM_EST_SAMPLED;
     cfg->on = IPM_ON_TRAIN;
     cfg->activation_epochs = (ipm_epoch_spec){IPM_EPOCHS_LIST, 0, NULL, 0};
@@ -1339,6 +1349,20 @@ static int check_data(const loader *L, char *err)
     return 0;
 }
 
+/* scope chooses whose extremes make an adaptive range; a fixed range and
+ * width bins (anchored at 0) are the same for every replica already. */
+static int check_binning(const loader *L, char *err)
+{
+    const ipm_config *c = L->cfg;
+    if (c->range_scope == IPM_RANGE_PER_REPLICA && c->binning == IPM_BINNING_WIDTH)
+        return key_error(L, "information", "scope", err, "replica applies to range = adaptive; "
+                         "binning = width gives every replica the same bins already");
+    if (c->range_scope == IPM_RANGE_PER_REPLICA && !c->range_adaptive)
+        return key_error(L, "information", "scope", err,
+                         "replica needs range = adaptive (a fixed range is the same for all)");
+    return 0;
+}
+
 static int check_layers(const loader *L, char *err)
 {
     const ipm_config *c = L->cfg;
@@ -1379,7 +1403,8 @@ static int check_stopping(const loader *L, char *err)
 static int cross_checks(const loader *L, char *err)
 {
     const ipm_config *c = L->cfg;
-    if (check_data(L, err) || check_layers(L, err) || check_stopping(L, err))
+    if (check_data(L, err) || check_layers(L, err) || check_binning(L, err) ||
+        check_stopping(L, err))
         return -1;
     if (check_epoch_list(L, "information", "epochs", &c->info_epochs, err) ||
         check_epoch_list(L, "output", "activations", &c->activation_epochs, err))

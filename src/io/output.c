@@ -125,10 +125,12 @@ static const var_schema schema[N_VARS] = {
                                        "per sample)"},
     [V_BIN_LO] = {"bin_lo", NC_DOUBLE, EPOCH_LAYER, WITH_ADAPTIVE_RANGE, PLANE(bin_lo),
                   .long_name = "bin range low", .units = "1",
-                  .description = "lower end of the binning range of each layer"},
+                  .description = "lower end of the binning range of each layer (binning = "
+                                 "width: the first edge)"},
     [V_BIN_HI] = {"bin_hi", NC_DOUBLE, EPOCH_LAYER, WITH_ADAPTIVE_RANGE, PLANE(bin_hi),
                   .long_name = "bin range high", .units = "1",
-                  .description = "upper end of the binning range of each layer"},
+                  .description = "upper end of the binning range of each layer (binning = "
+                                 "width: the last edge)"},
     /* An ensemble rule's stop_J has no replica dimension (see var_dims). */
     [V_STOP_J] = {"stop_J", NC_DOUBLE, EPOCH_REPLICA, WITH_STOPPING, RECORD(stop_j),
                   .long_name = "stopping objective J", .units = "bits",
@@ -188,6 +190,7 @@ struct ipm_output {
     int ncid;
     char *path;
     int replicas, n_layers, stop_rules;
+    int range_per_replica;        /* bin_lo/bin_hi have a replica dimension */
     size_t records;               /* records appended so far */
     int n_activation_epochs, activation_samples;
     int *width;                   /* n_layers */
@@ -278,6 +281,11 @@ static int var_dims(const ipm_output *o, const var_ref *r, enum dim dims[4])
 {
     const var_schema *s = &schema[r->v];
     memcpy(dims, s->dims, sizeof s->dims);
+    if ((r->v == V_BIN_LO || r->v == V_BIN_HI) && o->range_per_replica) {
+        enum dim per_replica[4] = {DIM_EPOCH, DIM_REPLICA, DIM_LAYER};
+        memcpy(dims, per_replica, sizeof per_replica);
+        return 3;
+    }
     return r->v == V_STOP_J && o->stop_rules == 1 ? 1 : s->ndims;
 }
 
@@ -480,8 +488,17 @@ static int def_global_atts(ipm_output *o, const ipm_output_meta *m, char *err)
         return -1;
     if (put_int_att(o, "bins", m->bins, err))
         return -1;
+    if (m->bin_width > 0)
+        return put_text_att(o, NC_GLOBAL, "binning", "width", err)
+                       || put_double_att(o, "bin_width", m->bin_width, err)
+                   ? -1
+                   : 0;
     if (m->adaptive_range)
-        return put_text_att(o, NC_GLOBAL, "binning", "adaptive", err);
+        return put_text_att(o, NC_GLOBAL, "binning", "adaptive", err)
+                       || put_text_att(o, NC_GLOBAL, "binning_scope",
+                                       m->range_per_replica ? "replica" : "pooled", err)
+                   ? -1
+                   : 0;
     return put_double_att(o, "range_lo", m->range_lo, err)
                    || put_double_att(o, "range_hi", m->range_hi, err)
                ? -1
@@ -592,6 +609,7 @@ static ipm_output *output_alloc(const ipm_output_meta *m)
     o->n_activation_epochs = m->n_activation_epochs > 0 ? m->n_activation_epochs : 0;
     o->activation_samples = m->activation_samples;
     o->stop_rules = m->stop_rules;
+    o->range_per_replica = m->range_per_replica;
     o->flush_seconds = m->flush_seconds > 0 ? m->flush_seconds : 0;
     o->last_flush = -1e300;
     for (int v = 0; v < N_VARS; v++)

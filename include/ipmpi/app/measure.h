@@ -18,11 +18,16 @@
  * sum over its multiset of counts (info/hist.h).
  * Only the layers [information] layers selects are binned and counted; the
  * others' results are left at 0 and flagged in `measured`.
- * range = adaptive: before binning, every block of every local replica's
- * forward pass is shown to ipm_measure_observe_range, and
- * ipm_measure_agree_ranges takes each layer's min and max over all replicas
- * on all ranks (exact, so the same on any rank count) as that epoch's
- * binning range. A constant layer gets [v, v + 1]; a non-finite one (a
+ * Ranges from the data (range = adaptive, binning = width): before binning,
+ * every block of every local replica's forward pass is shown to
+ * ipm_measure_observe_range, and ipm_measure_agree_ranges takes each
+ * layer's min and max over all replicas on all ranks (exact, so the same on
+ * any rank count) as that epoch's range: `bins` edges on it (adaptive), or
+ * the width-w edges anchored at 0 that cover it (width). With scope =
+ * replica each replica's adaptive range is its min and max alone (no
+ * communication: a replica's estimates depend on itself only); the ranges
+ * reach rank 0 in replica_range with the estimates. A constant layer's
+ * adaptive range is [v, v + 1]; a non-finite one (a
  * diverging run) [-1, 1]. */
 #ifndef IPMPI_MEASURE_H
 #define IPMPI_MEASURE_H
@@ -48,7 +53,13 @@ typedef struct ipm_measure {
     int width[IPM_MAX_LAYERS];
     int measured[IPM_MAX_LAYERS];   /* 1: binned and counted */
     unsigned estimators;
-    int adaptive;
+    int adaptive;                   /* range = adaptive: `bins` edges on the seen range */
+    int width_binning;              /* binning = width: edges k * bin_width on the seen range */
+    int per_replica;                /* scope = replica: an adaptive range per replica */
+    double bin_width;
+    int *slot_replica;              /* n_local: the replica each local slot observed */
+    double *replica_range;          /* per_replica: lo then hi, replicas x layers each; complete
+                                     * on rank 0 after ipm_measure_finish */
     enum ipm_reduce_kind reduce;    /* how extended counts meet on several ranks */
     double range_lo[IPM_MAX_LAYERS], range_hi[IPM_MAX_LAYERS]; /* the ranges in use */
     double h_x, h_y, i_xy;          /* of the data set */
@@ -77,13 +88,19 @@ void ipm_measure_free(ipm_measure *m);
 /* Clears the dictionaries and draws the sampled estimator's replicas for epoch. */
 void ipm_measure_begin(ipm_measure *m, int epoch);
 
-/* range = adaptive: ws's first rows rows hold a block of a local replica's
- * forward pass over the plane; widens this epoch's local min and max of
- * every measured layer. */
-void ipm_measure_observe_range(ipm_measure *m, const ipm_workspace *ws, int rows);
+/* 1 when the edges come from the data: observe and agree before binning. */
+int ipm_measure_needs_ranges(const ipm_measure *m);
+
+/* Ranges from the data: ws's first rows rows hold a block of the forward
+ * pass of replica `replica`, which will be binned in local slot `slot`
+ * (the slot-th replica_begin of the epoch); widens this epoch's local min
+ * and max of every measured layer. */
+void ipm_measure_observe_range(ipm_measure *m, int slot, int replica, const ipm_workspace *ws,
+                               int rows);
 
 /* Collective, after every local replica was observed: the global ranges
- * become the layers' bins for this epoch. */
+ * (per replica: the local ones) become the layers' bins for this epoch.
+ * Fails on every rank alike when width bins would be too many. */
 int ipm_measure_agree_ranges(ipm_measure *m, MPI_Comm comm, char *err);
 
 /* A replica's pass over the plane, in blocks (see info/binned.h): begin

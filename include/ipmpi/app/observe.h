@@ -2,9 +2,10 @@
  * over each plane (train, then test) in blocks of samples; each block is
  * binned at once (measure.h) and, at a stored epoch, its training-set
  * activations kept; the blocks' losses give the replica's loss and
- * accuracy. With range = adaptive a first pass over every local replica
- * finds each layer's range, agreed over all ranks before anything is
- * binned. Counting and merging are the measure's ipm_measure_finish. */
+ * accuracy. When the bins come from the data (range = adaptive, binning =
+ * width) a first pass over every local replica finds each layer's range,
+ * agreed over all ranks (or kept per replica, scope = replica) before
+ * anything is binned. Counting and merging are the measure's ipm_measure_finish. */
 #ifndef IPMPI_APP_OBSERVE_H
 #define IPMPI_APP_OBSERVE_H
 
@@ -22,7 +23,8 @@ typedef struct ipm_observation {
 } ipm_observation;
 
 /* Forwards, bins and (store) keeps; fills the ensemble's loss slots of the
- * local replicas. Collective only with range = adaptive. */
+ * local replicas. Collective only when the bins come from the data (range =
+ * adaptive, binning = width). */
 int ipm_observe_epoch(const ipm_observation *o, int epoch, char *err);
 
 #endif

@@ -7,9 +7,12 @@
  * ids, counts and estimates, bit for bit, for the same activations.
  * The sampled estimator keeps sample i from replica floor(u * R / 2^32),
  * u = Philox(seed; i | plane << 32, epoch, SAMPLED), drawn at begin.
- * range = adaptive: every block of every local replica's pass is first shown
- * to ipm_binned_observe_range; the caller agrees on the ranges over all
- * ranks and sets them with ipm_binned_set_range.
+ * Ranges from the data (range = adaptive, binning = width): every block of
+ * every local replica's pass is first shown to ipm_binned_observe_range;
+ * the caller agrees on the ranges over all ranks (or, per replica, takes
+ * each local replica's own) and sets them with ipm_binned_set_range or
+ * ipm_binned_set_width_range. With per_replica every local slot has its own
+ * edges (an edge set per slot); otherwise a layer has one set.
  * Pure computation: no MPI, no I/O. */
 #ifndef IPMPI_INFO_BINNED_H
 #define IPMPI_INFO_BINNED_H
@@ -30,19 +33,22 @@ typedef struct ipm_binned_spec {
     uint64_t seed;
     int plane;                      /* 0 train, 1 test: keys the sampled draw */
     int sampled;                    /* draw the sampled estimator's replicas */
+    int per_replica;                /* an edge set per local slot (scope = replica) */
 } ipm_binned_spec;
 
 typedef struct ipm_binned_layer {
     int width, measured;
-    float *edges;                   /* n_edges */
-    ipm_binner binner;
-    double lo, hi;                  /* the range in use */
-    float seen_lo, seen_hi;         /* adaptive: this epoch's local extremes */
+    int n_edges, room;              /* edges in use; room for per set */
+    float *edges;                   /* n_sets x room */
+    ipm_binner *binner;             /* n_sets */
+    double *lo, *hi;                /* n_sets: the range in use */
+    float *seen_lo, *seen_hi;       /* n_sets: this epoch's local extremes */
     ipm_dict dict;
 } ipm_binned_layer;
 
 typedef struct ipm_binned {
     int n, n_layers, n_edges, n_replicas, n_local;
+    int n_sets;                     /* edge sets per layer: n_local with per_replica, else 1 */
     uint64_t seed;
     int plane, sampled;
     ipm_binned_layer *layer;        /* n_layers */
@@ -63,12 +69,23 @@ void ipm_binned_free(ipm_binned *b);
  * estimator's replicas for epoch. */
 void ipm_binned_begin(ipm_binned *b, int epoch);
 
-/* The binning range of layer from now on. */
-void ipm_binned_set_range(ipm_binned *b, int layer, double lo, double hi);
+/* The edge set of a local slot: the slot itself with per_replica, else 0. */
+int ipm_binned_set_of(const ipm_binned *b, int slot);
 
-/* Widens every measured layer's local extremes by a block of rows rows
- * (act[l]: rows x width of layer l). NaN is skipped. */
-void ipm_binned_observe_range(ipm_binned *b, float *const *act, int rows);
+/* Edge set `set` of layer from now on: n_edges edges evenly on [lo, hi]. */
+void ipm_binned_set_range(ipm_binned *b, int layer, int set, double lo, double hi);
+
+/* Layer's one edge set (width bins are never per replica: they are the same
+ * for all) from now on: width-w edges anchored at 0 covering [lo, hi]
+ * (info/bins.h). Fails, naming [information] width, when that takes
+ * more than IPM_MAX_EDGES edges or no memory is left for them. */
+int ipm_binned_set_width_range(ipm_binned *b, int layer, double w, double lo, double hi,
+                               char *err);
+
+/* Widens every measured layer's local extremes of the edge set of local
+ * slot `slot` (the slot its replica_begin will take this epoch) by a block
+ * of rows rows (act[l]: rows x width of layer l). NaN is skipped. */
+void ipm_binned_observe_range(ipm_binned *b, int slot, float *const *act, int rows);
 
 /* A replica's pass over the plane, in blocks: begin takes its local slot
  * (at most n_local per epoch; the previous pass must be complete), then

@@ -23,6 +23,18 @@ typedef struct ipm_pattern {
 /* n >= 2 edges, lo < hi. */
 void ipm_bin_edges(float *edges, int n, double lo, double hi);
 
+/* The most edges a binning may have: bin indices 0..n fit 16 bits. */
+#define IPM_MAX_EDGES 65535
+
+/* Fixed-width bins anchored at 0 (Saxe et al. 2018): edges k * w, computed
+ * in double and rounded to float32, for k = floor(lo / w) .. floor(hi / w) + 1,
+ * so every value in [lo, hi] falls in a bin [k w, (k+1) w) between two
+ * edges (a bin index is k shifted by the first k: the same partition of the
+ * line, whatever lo and hi). The number of edges, or -1 when it would
+ * exceed IPM_MAX_EDGES (nothing is written then). w > 0; lo <= hi, finite. */
+long ipm_width_edge_count(double w, double lo, double hi);
+int ipm_width_edges(float *edges, double w, double lo, double hi);
+
 /* #{j : edges[j] <= v}. */
 int ipm_digitize(float v, const float *edges, int n);
 

@@ -66,6 +66,8 @@ typedef struct ipm_output_meta {
     int bins;
     double range_lo, range_hi;
     int adaptive_range;           /* bin_lo/bin_hi variables instead of range attributes */
+    int range_per_replica;        /* bin_lo/bin_hi per replica (epoch, replica, layer) */
+    double bin_width;             /* > 0: binning = width, edges k * bin_width from bin_lo to bin_hi */
     int stop_rules;               /* 0: no stopping; 1: ensemble; R: one per replica */
     const char *stop_description; /* long_name of stop_J */
     int n_activation_epochs;      /* 0: no activations stored */
@@ -82,7 +84,8 @@ typedef struct ipm_plane_record {
     const double *i_xt_simple, *i_ty_simple;     /* replicas x layers */
     const double *i_xt_pooled, *i_ty_pooled;     /* layers */
     const double *i_xt_sampled, *i_ty_sampled;   /* layers */
-    const double *bin_lo, *bin_hi;               /* layers, with an adaptive range */
+    const double *bin_lo, *bin_hi;               /* layers (replicas x layers per replica),
+                                                  * with a range from the data */
 } ipm_plane_record;
 
 typedef struct ipm_epoch_record {

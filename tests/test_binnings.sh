@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# binning = width and scope = replica, on 1, 2 and 4 ranks. Every variable is
+# bitwise identical across rank counts; the edges the file records equal the
+# ones numpy derives from the stored activations (width: k * w from
+# floor(min / w) to floor(max / w) + 1 over all replicas; scope = replica:
+# each replica's own min and max); the estimates equal the independent numpy
+# implementation (tests/mi_reference.py); and with scope = replica a
+# replica's simple estimates do not change when other replicas join.
+. "$(dirname "$0")/lib.sh"
+needs_python
+cd "$WORK"
+job() { # job BINNING-LINES REPLICAS
+    cat <<INI
+[run]
+seed = 5
+replicas = $2
+[data]
+source = tishby12
+train_fraction = 0.75
+[network]
+layers = dense:10:relu, dense:7:relu, dense:5:tanh, dense:2:softmax
+[training]
+epochs = 6
+batch_size = 64
+learning_rate = 0.02
+[information]
+epochs = 0, 3, 6
+layers = 1, 2, 4
+$1
+[output]
+activations = 0, 3, 6
+INI
+}
+job $'binning = width\nwidth = 0.05' 4 >width.ini
+job $'range = adaptive\nscope = replica' 4 >replica.ini
+job $'range = adaptive\nscope = replica' 2 >replica2.ini
+for kind in width replica; do
+    for np in 1 2 4; do
+        "$MPIRUN" $np "$IPMPI" --set run.output=$kind$np.nc $kind.ini >$kind$np.log 2>&1 ||
+            fail "$kind -np $np failed: $(tail -3 $kind$np.log)"
+    done
+    "$PY" "$IPMPI_SOURCE_ROOT/tests/check_run.py" same ${kind}1.nc ${kind}2.nc ${kind}4.nc \
+        >same-$kind.txt 2>&1 || fail "$kind binning depends on the rank count: $(cat same-$kind.txt)"
+    "$PY" "$IPMPI_SOURCE_ROOT/tests/mi_reference.py" ${kind}2.nc >reference-$kind.txt ||
+        fail "$kind: estimates differ from numpy: $(tail -5 reference-$kind.txt)"
+done
+"$MPIRUN" 2 "$IPMPI" --set run.output=few.nc replica2.ini >few.log 2>&1 ||
+    fail "2 replicas failed: $(tail -3 few.log)"
+"$PY" - width2.nc replica2.nc few.nc >edges.txt 2>&1 <<'PY' || fail "$(cat edges.txt)"
+import math
+import sys
+import numpy as np
+from netCDF4 import Dataset
+
+bad = 0
+def problem(text):
+    global bad
+    print(text)
+    bad += 1
+
+with Dataset(sys.argv[1]) as ds:             # width: pooled over replicas
+    w = float(ds.getncattr("bin_width"))
+    if ds.getncattr("binning") != "width" or w != 0.05:
+        problem("width: attributes binning/bin_width")
+    lo, hi = ds["bin_lo"][:], ds["bin_hi"][:]
+    if ds["bin_lo"].dimensions != ("epoch", "layer"):
+        problem("width: bin_lo dimensions %s" % (ds["bin_lo"].dimensions,))
+    for layer in [0, 1, 3]:
+        t = ds[f"T{layer + 1}"][:]
+        for e in range(t.shape[0]):
+            k0, k1 = math.floor(float(t[e].min()) / w), math.floor(float(t[e].max()) / w) + 1
+            if lo[e, layer] != k0 * w or hi[e, layer] != k1 * w:
+                problem(f"width: layer {layer + 1} epoch {e}: edges {lo[e, layer]}..{hi[e, layer]}"
+                        f" != {k0 * w}..{k1 * w}")
+    if not np.all(lo.mask[:, 2]):
+        problem("width: the unmeasured layer 3 has edges")
+
+with Dataset(sys.argv[2]) as ds:             # scope = replica
+    if ds.getncattr("binning_scope") != "replica":
+        problem("replica: attribute binning_scope")
+    if ds["bin_lo"].dimensions != ("epoch", "replica", "layer"):
+        problem("replica: bin_lo dimensions %s" % (ds["bin_lo"].dimensions,))
+    lo, hi = ds["bin_lo"][:], ds["bin_hi"][:]
+    differ = 0
+    for layer in [0, 1, 3]:
+        t = ds[f"T{layer + 1}"][:]           # (epoch, replica, sample, unit)
+        for e in range(t.shape[0]):
+            for r in range(t.shape[1]):
+                a, b = float(t[e, r].min()), float(t[e, r].max())
+                b = a + 1.0 if a == b else b
+                if lo[e, r, layer] != a or hi[e, r, layer] != b:
+                    problem(f"replica {r + 1} layer {layer + 1} epoch {e}: range "
+                            f"{lo[e, r, layer]}, {hi[e, r, layer]} != {a}, {b}")
+                differ += lo[e, r, layer] != lo[e, 0, layer]
+    if differ == 0:
+        problem("replica: every replica has the same range; the test shows nothing")
+    four = ds["I_XT_simple"][:, :2, :], ds["I_TY_simple"][:, :2, :]
+
+with Dataset(sys.argv[3]) as ds:             # the same replicas 1 and 2, alone
+    two = ds["I_XT_simple"][:], ds["I_TY_simple"][:]
+for a, b in zip(four, two):
+    if not np.ma.allequal(a, b) or not np.array_equal(a.mask, b.mask):
+        problem("replica: simple estimates of replicas 1-2 change when replicas 3-4 join")
+print("problems", bad)
+sys.exit(1 if bad else 0)
+PY
+finish
