@@ -76,6 +76,18 @@ expect_error no-test-set 'bad\.ini:10: \[information\] on: test needs a test set
 good | sed 's|^source = tishby12$|source = idx\nimages = /nonexistent/img.gz\nlabels = /nonexistent/lab.gz|' >bad.ini
 expect_error idx-both-missing 'bad\.ini:5: \[data\] images: /nonexistent/img\.gz: cannot open: .*; nor can /nonexistent/lab\.gz \(\[data\] labels\)'
 
+good | sed 's/^epochs = 2$/epochs = 2\n[information]\nscope = replica/' >bad.ini
+expect_error scope-fixed-range 'bad\.ini:10: \[information\] scope: replica needs range = adaptive'
+
+good | sed 's/^epochs = 2$/epochs = 2\n[information]\nbinning = width\nscope = replica/' >bad.ini
+expect_error scope-width 'bad\.ini:11: \[information\] scope: replica applies to range = adaptive'
+
+good | sed 's/^epochs = 2$/epochs = 2\n[information]\nbinning = width\nwidth = 0/' >bad.ini
+expect_error width-zero "bad\.ini:11: \[information\] width: '0' out of range"
+
+good | sed 's/^epochs = 2$/epochs = 2\n[information]\nbinning = quantiles/' >bad.ini
+expect_error binning-unknown "bad\.ini:10: \[information\] binning: .*quantiles"
+
 fashion=/usr/share/datasets/fashion-mnist
 if [ -r "$fashion/train-images-idx3-ubyte.gz" ]; then
     good | sed "s|^source = tishby12$|source = idx\nimages = $fashion/train-images-idx3-ubyte.gz\nlabels = $fashion/t10k-labels-idx1-ubyte.gz|" >bad.ini
