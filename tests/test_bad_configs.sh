@@ -88,6 +88,12 @@ expect_error width-zero "bad\.ini:11: \[information\] width: '0' out of range"
 good | sed 's/^epochs = 2$/epochs = 2\n[information]\nbinning = quantiles/' >bad.ini
 expect_error binning-unknown "bad\.ini:10: \[information\] binning: .*quantiles"
 
+good | sed 's/^epochs = 2$/epochs = 2\n[information]\nrange = whole/' >bad.ini
+expect_error whole-without-file 'bad\.ini:10: \[information\] range: whole needs \[information\] range_from'
+
+good | sed 's/^epochs = 2$/epochs = 2\n[information]\nrange = whole\nrange_from = out.nc/' >bad.ini
+expect_error whole-from-output 'bad\.ini:11: \[information\] range_from = out\.nc: the same file as the run.s output'
+
 fashion=/usr/share/datasets/fashion-mnist
 if [ -r "$fashion/train-images-idx3-ubyte.gz" ]; then
     good | sed "s|^source = tishby12$|source = idx\nimages = $fashion/train-images-idx3-ubyte.gz\nlabels = $fashion/t10k-labels-idx1-ubyte.gz|" >bad.ini

@@ -4,8 +4,10 @@
 # ones numpy derives from the stored activations (width: k * w from
 # floor(min / w) to floor(max / w) + 1 over all replicas; scope = replica:
 # each replica's own min and max); the estimates equal the independent numpy
-# implementation (tests/mi_reference.py); and with scope = replica a
-# replica's simple estimates do not change when other replicas join.
+# implementation (tests/mi_reference.py); with scope = replica a replica's
+# simple estimates do not change when other replicas join; and range = whole
+# bins every epoch with the extremes over all epochs of an earlier adaptive
+# run (pooled and per replica), whose training it repeats bit for bit.
 . "$(dirname "$0")/lib.sh"
 needs_python
 cd "$WORK"
@@ -34,7 +36,14 @@ INI
 job $'binning = width\nwidth = 0.05' 4 >width.ini
 job $'range = adaptive\nscope = replica' 4 >replica.ini
 job $'range = adaptive\nscope = replica' 2 >replica2.ini
-for kind in width replica; do
+job $'range = adaptive' 4 >adaptive.ini
+"$MPIRUN" 2 "$IPMPI" --set run.output=adaptive.nc adaptive.ini >adaptive.log 2>&1 ||
+    fail "adaptive failed: $(tail -3 adaptive.log)"
+"$MPIRUN" 2 "$IPMPI" --set run.output=replica.nc replica.ini >replica.log 2>&1 ||
+    fail "scope = replica failed: $(tail -3 replica.log)"
+job $'range = whole\nrange_from = adaptive.nc' 4 >whole.ini
+job $'range = whole\nrange_from = replica.nc\nscope = replica' 4 >wholereplica.ini
+for kind in width replica whole wholereplica; do
     for np in 1 2 4; do
         "$MPIRUN" $np "$IPMPI" --set run.output=$kind$np.nc $kind.ini >$kind$np.log 2>&1 ||
             fail "$kind -np $np failed: $(tail -3 $kind$np.log)"
@@ -46,7 +55,8 @@ for kind in width replica; do
 done
 "$MPIRUN" 2 "$IPMPI" --set run.output=few.nc replica2.ini >few.log 2>&1 ||
     fail "2 replicas failed: $(tail -3 few.log)"
-"$PY" - width2.nc replica2.nc few.nc >edges.txt 2>&1 <<'PY' || fail "$(cat edges.txt)"
+"$PY" - width2.nc replica2.nc few.nc adaptive.nc whole2.nc replica.nc wholereplica2.nc \
+    >edges.txt 2>&1 <<'PY' || fail "$(cat edges.txt)"
 import math
 import sys
 import numpy as np
@@ -101,6 +111,25 @@ with Dataset(sys.argv[3]) as ds:             # the same replicas 1 and 2, alone
 for a, b in zip(four, two):
     if not np.ma.allequal(a, b) or not np.array_equal(a.mask, b.mask):
         problem("replica: simple estimates of replicas 1-2 change when replicas 3-4 join")
+
+def whole_ranges(first, second, reduce_axes):
+    with Dataset(first) as a, Dataset(second) as b:
+        if b.getncattr("binning") != "whole":
+            problem(f"{second}: binning attribute {b.getncattr('binning')}")
+        for name in ["loss", "accuracy"]:
+            if not np.array_equal(a[name][:], b[name][:]):
+                problem(f"{second}: {name} differs from the earlier run's: not the same training")
+        for name, pick in [("bin_lo", np.ma.min), ("bin_hi", np.ma.max)]:
+            want = pick(a[name][:], axis=reduce_axes)
+            got = b[name][:]
+            for e in range(got.shape[0]):
+                if not np.ma.allequal(got[e], want) or not np.array_equal(got[e].mask, want.mask):
+                    problem(f"{second}: {name} at epoch row {e}: {got[e]} != {want}")
+        if np.ma.allequal(a["I_XT_pooled"][:], b["I_XT_pooled"][:]):
+            problem(f"{second}: the estimates equal the adaptive run's; the test shows nothing")
+
+whole_ranges(sys.argv[4], sys.argv[5], (0,))
+whole_ranges(sys.argv[6], sys.argv[7], (0,))
 print("problems", bad)
 sys.exit(1 if bad else 0)
 PY

@@ -125,7 +125,7 @@ int ipm_measure_init(ipm_measure *m, const ipm_config *cfg, const ipm_dataset *d
     m->estimators = cfg->estimators;
     m->width_binning = cfg->binning == IPM_BINNING_WIDTH;
     m->adaptive = cfg->range_adaptive && !m->width_binning;
-    m->per_replica = m->adaptive && cfg->range_scope == IPM_RANGE_PER_REPLICA;
+    m->per_replica = (m->adaptive || cfg->range_whole) && cfg->range_scope == IPM_RANGE_PER_REPLICA;
     m->bin_width = cfg->bin_width;
     m->reduce = cfg->reduce;
     if (ipm_data_information(data->x_id, data->y, data->n, &m->h_x, &m->h_y, &m->i_xy, err) ||
@@ -192,15 +192,6 @@ void ipm_measure_begin(ipm_measure *m, int epoch)
     ipm_binned_begin(&m->binned, epoch);
 }
 
-int ipm_measure_replica_begin(ipm_measure *m, int replica, char *err)
-{
-    int slot = m->binned.n_seen;
-    if (m->per_replica && slot < m->n_local && m->slot_replica[slot] != replica)
-        return ipm_fail(err, "measure: replica %d binned in slot %d, whose range is replica %d's",
-                        replica, slot, m->slot_replica[slot]);
-    return ipm_binned_replica_begin(&m->binned, replica, err);
-}
-
 int ipm_measure_replica_block(ipm_measure *m, const ipm_workspace *ws, int first, int rows,
                               char *err)
 {
@@ -215,6 +206,33 @@ int ipm_measure_replica(ipm_measure *m, int replica, const ipm_workspace *ws, ch
     if (ipm_measure_replica_begin(m, replica, err))
         return -1;
     return ipm_measure_replica_block(m, ws, 0, m->data->n, err);
+}
+
+void ipm_measure_fix_ranges(ipm_measure *m, const double *whole)
+{
+    m->whole = whole;
+    if (m->per_replica)
+        return; /* set per pass: the slots' replicas are known then */
+    for (int l = 0; l < m->n_layers; l++)
+        if (m->measured[l]) {
+            m->range_lo[l] = whole[l];
+            m->range_hi[l] = whole[m->n_layers + l];
+            ipm_binned_set_range(&m->binned, l, 0, m->range_lo[l], m->range_hi[l]);
+        }
+}
+
+/* range = whole, scope = replica: the replica's own range in its slot. */
+static void use_whole_range_of(ipm_measure *m, int slot, int replica)
+{
+    size_t rl = (size_t)m->n_replicas * (size_t)m->n_layers;
+    for (int l = 0; l < m->n_layers; l++) {
+        size_t at = (size_t)replica * (size_t)m->n_layers + (size_t)l;
+        if (!m->measured[l])
+            continue;
+        ipm_binned_set_range(&m->binned, l, slot, m->whole[at], m->whole[rl + at]);
+        m->replica_range[at] = m->whole[at];
+        m->replica_range[rl + at] = m->whole[rl + at];
+    }
 }
 
 int ipm_measure_needs_ranges(const ipm_measure *m)
@@ -290,6 +308,17 @@ int ipm_measure_agree_ranges(ipm_measure *m, MPI_Comm comm, char *err)
         m->range_hi[l] = m->binned.layer[l].hi[0];
     }
     return rc;
+}
+
+int ipm_measure_replica_begin(ipm_measure *m, int replica, char *err)
+{
+    int slot = m->binned.n_seen;
+    if (m->whole && m->per_replica && slot < m->n_local)
+        use_whole_range_of(m, slot, replica);
+    else if (m->per_replica && slot < m->n_local && m->slot_replica[slot] != replica)
+        return ipm_fail(err, "measure: replica %d binned in slot %d, whose range is replica %d's",
+                        replica, slot, m->slot_replica[slot]);
+    return ipm_binned_replica_begin(&m->binned, replica, err);
 }
 
 /* ---- counting on this rank ----------------------------------------------- */

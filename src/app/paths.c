@@ -113,6 +113,7 @@ static int collect(const ipm_config *cfg, const char *checkpoint, role *r)
     add(r, &n, NULL, NULL, cfg->file, "", "this config file", 0);
     if (cfg->source == IPM_DATA_NETCDF)
         add(r, &n, "data", "path", cfg->data_path, "", "the input data", 0);
+    add(r, &n, "information", "range_from", cfg->range_from, "", "the earlier run's ranges", 0);
     if (cfg->source == IPM_DATA_IDX) {
         add(r, &n, "data", "images", cfg->images, "", "the input images", 0);
         add(r, &n, "data", "labels", cfg->labels, "", "the input labels", 0);
@@ -124,7 +125,7 @@ static int collect(const ipm_config *cfg, const char *checkpoint, role *r)
 
 int ipm_paths_check(const ipm_config *cfg, const char *checkpoint, char *err)
 {
-    role r[12];
+    role r[16];
     int n = collect(cfg, checkpoint, r);
     if (check_writable(cfg, &r[0], err) || check_writable(cfg, &r[1], err))
         return -1;

@@ -7,6 +7,7 @@
 
 #include "ipmpi/base/assert.h"
 #include "ipmpi/app/paths.h"
+#include "ipmpi/io/ranges.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/app/learn_config.h"
 #include "ipmpi/base/memory.h"
@@ -193,6 +194,37 @@ static int measure_layers_and_planes(ipm_plan *p, char *err)
     return check_table_memory(p, err);
 }
 
+/* range = whole: every measured plane's ranges from range_from. Every rank
+ * reads the (small) file, as it reads the data. */
+static int read_whole_range(ipm_plan *p, int plane, char *err)
+{
+    const ipm_config *cfg = p->cfg;
+    int per_replica = cfg->range_scope == IPM_RANGE_PER_REPLICA;
+    size_t n = (size_t)(per_replica ? p->n_replicas : 1) * (size_t)cfg->n_layers;
+    double *range = p->whole_range[plane] = malloc(2 * n * sizeof *range);
+    char why[IPM_ERRLEN];
+    if (!range)
+        return ipm_fail(err, "out of memory for the binning ranges");
+    if (ipm_ranges_read(cfg->range_from, plane == IPM_PLANE_TEST ? "test_" : "", cfg->n_layers,
+                        p->n_replicas, per_replica, range, range + n, why))
+        return ipm_config_fail(cfg, "information", "range_from", err, ": %s", why);
+    for (size_t k = 0; k < n; k++)
+        if (p->layer_measured[k % (size_t)cfg->n_layers] &&
+            !(range[k] <= range[n + k] && isfinite(range[k]) && isfinite(range[n + k])))
+            return ipm_config_fail(cfg, "information", "range_from", err,
+                                   ": %s has no finite range of layer %zu", cfg->range_from,
+                                   k % (size_t)cfg->n_layers + 1);
+    return 0;
+}
+
+static int read_whole_ranges(ipm_plan *p, char *err)
+{
+    for (int k = 0; k < IPM_N_PLANES; k++)
+        if (p->cfg->range_whole && p->measured[k] && read_whole_range(p, k, err))
+            return -1;
+    return 0;
+}
+
 /* [run] checkpoint, or when empty the output path with a trailing ".nc"
  * replaced by (or, without one, followed by) ".ckpt". */
 void ipm_plan_checkpoint_path(const ipm_config *cfg, char path[IPM_PATH_MAX])
@@ -261,7 +293,7 @@ int ipm_plan_make(ipm_plan *p, const ipm_config *cfg, int rank, int n_ranks, int
         ipm_loss_check(cfg, p->data[IPM_PLANE_TRAIN].n_classes, err) ||
         ipm_net_for_config(&p->shape, cfg, &p->data[IPM_PLANE_TRAIN], 0, err) ||
         check_replica_memory(p, err) || measure_layers_and_planes(p, err) ||
-        make_schedule(p, err))
+        read_whole_ranges(p, err) || make_schedule(p, err))
         return -1;
     int largest = p->data[IPM_PLANE_TRAIN].n > p->data[IPM_PLANE_TEST].n
                       ? p->data[IPM_PLANE_TRAIN].n
@@ -273,8 +305,10 @@ int ipm_plan_make(ipm_plan *p, const ipm_config *cfg, int rank, int n_ranks, int
 
 void ipm_plan_free(ipm_plan *p)
 {
-    for (int k = 0; k < IPM_N_PLANES; k++)
+    for (int k = 0; k < IPM_N_PLANES; k++) {
         ipm_dataset_free(&p->data[k]);
+        free(p->whole_range[k]);
+    }
     ipm_net_free(&p->shape);
     free(p->log_epochs);
     free(p->act_epochs);

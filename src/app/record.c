@@ -45,7 +45,9 @@ int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int resumed
         .ranks = plan->n_ranks, .replicas = plan->n_replicas, .n_layers = cfg->n_layers,
         .layer_spec = cfg->layers, .loss = cfg->loss, .resumed_after = resumed_after,
         .layer_width = plan->width, .layer_measured = plan->layer_measured,
-        .adaptive_range = cfg->range_adaptive || cfg->binning == IPM_BINNING_WIDTH,
+        .adaptive_range = cfg->range_adaptive || cfg->range_whole ||
+                          cfg->binning == IPM_BINNING_WIDTH,
+        .range_whole = cfg->range_whole,
         .range_per_replica = cfg->range_scope == IPM_RANGE_PER_REPLICA,
         .bin_width = cfg->binning == IPM_BINNING_WIDTH ? cfg->bin_width : 0,
         .estimators = cfg->estimators, .planes = cfg->on,
@@ -94,7 +96,7 @@ static void plane_record(const ipm_record_sources *src, int p, ipm_plane_record 
     if (m->per_replica) {
         rec->bin_lo = m->replica_range;
         rec->bin_hi = m->replica_range + (size_t)m->n_replicas * (size_t)m->n_layers;
-    } else if (ipm_measure_needs_ranges(m)) {
+    } else if (ipm_measure_needs_ranges(m) || m->whole) {
         rec->bin_lo = m->range_lo;
         rec->bin_hi = m->range_hi;
     }

@@ -71,10 +71,14 @@ static int setup_measures(run *r, char *err)
 {
     const ipm_plan *p = &r->plan;
     for (int k = 0; k < IPM_N_PLANES; k++)
+    {
         if (p->measured[k] && ipm_measure_init(&r->plane[k], p->cfg, &p->data[k], k, &p->shape,
                                                p->n_replicas, p->n_local, p->rank, p->n_ranks,
                                                err))
             return -1;
+        if (p->measured[k] && p->whole_range[k])
+            ipm_measure_fix_ranges(&r->plane[k], p->whole_range[k]);
+    }
     return 0;
 }
 

@@ -547,8 +547,9 @@ static void fmt_activations(const ipm_config *c, strbuf *b)
 
 static int set_range(ipm_config *c, const char *v, char *why)
 {
-    if (strcmp(v, "adaptive") == 0) {
-        c->range_adaptive = 1;
+    if (strcmp(v, "adaptive") == 0 || strcmp(v, "whole") == 0) {
+        c->range_adaptive = v[0] == 'a';
+        c->range_whole = v[0] == 'w';
         return 0;
     }
     item_list items;
@@ -566,6 +567,7 @@ static int set_range(ipm_config *c, const char *v, char *why)
         c->range_lo = lo;
         c->range_hi = hi;
         c->range_adaptive = 0;
+        c->range_whole = 0;
     }
     free_items(&items);
     return rc;
@@ -573,8 +575,8 @@ static int set_range(ipm_config *c, const char *v, char *why)
 
 static void fmt_range(const ipm_config *c, strbuf *b)
 {
-    if (c->range_adaptive) {
-        sb_printf(b, "adaptive");
+    if (c->range_adaptive || c->range_whole) {
+        sb_printf(b, c->range_adaptive ? "adaptive" : "whole");
         return;
     }
     char lo[40], hi[40];
@@ -745,6 +747,9 @@ static const key_def keys[] = {
     {.section = "information", .name = "range", .kind = K_CUSTOM, .parse = set_range,
      .format = fmt_range,
      .comment = "range = adaptive: each layer's min..max at each epoch, over all replicas"},
+    {.section = "information", .name = "range_from", .kind = K_STRING, .offset = AT(range_from),
+     .allow_empty = 1,
+     .comment = "range_from: with range = whole, an earlier run's output (range = adaptive)"},
     {.section = "information", .name = "binning", .kind = K_ENUM, .offset = AT(binning),
      .names = binning_names, .n_names = COUNT(binning_names),
      .comment = "binning = width: bins [k w, (k+1) w) anchored at 0, no range"},
@@ -1354,12 +1359,21 @@ static int check_data(const loader *L, char *err)
 static int check_binning(const loader *L, char *err)
 {
     const ipm_config *c = L->cfg;
-    if (c->range_scope == IPM_RANGE_PER_REPLICA && c->binning == IPM_BINNING_WIDTH)
+    if (c->range_scope == IPM_RANGE_PER_REPLICA && c->binning == IPM_BINNING_WIDTH &&
+        !c->range_whole)
         return key_error(L, "information", "scope", err, "replica applies to range = adaptive; "
                          "binning = width gives every replica the same bins already");
-    if (c->range_scope == IPM_RANGE_PER_REPLICA && !c->range_adaptive)
-        return key_error(L, "information", "scope", err,
-                         "replica needs range = adaptive (a fixed range is the same for all)");
+    if (c->range_scope == IPM_RANGE_PER_REPLICA && !c->range_adaptive && !c->range_whole)
+        return key_error(L, "information", "scope", err, "replica needs range = adaptive or "
+                         "whole (a fixed range is the same for all)");
+    if (c->range_whole && c->binning == IPM_BINNING_WIDTH)
+        return key_error(L, "information", "range", err,
+                         "whole: binning = width takes no range (its bins are anchored at 0)");
+    if (c->range_whole && !c->range_from[0])
+        return key_error(L, "information", "range", err, "whole needs [information] "
+                         "range_from, the output of an earlier run with range = adaptive");
+    if (!c->range_whole && c->range_from[0])
+        return key_error(L, "information", "range_from", err, "applies to range = whole");
     return 0;
 }
 

@@ -494,7 +494,7 @@ static int def_global_atts(ipm_output *o, const ipm_output_meta *m, char *err)
                    ? -1
                    : 0;
     if (m->adaptive_range)
-        return put_text_att(o, NC_GLOBAL, "binning", "adaptive", err)
+        return put_text_att(o, NC_GLOBAL, "binning", m->range_whole ? "whole" : "adaptive", err)
                        || put_text_att(o, NC_GLOBAL, "binning_scope",
                                        m->range_per_replica ? "replica" : "pooled", err)
                    ? -1

@@ -26,7 +26,8 @@
  * the width-w edges anchored at 0 that cover it (width). With scope =
  * replica each replica's adaptive range is its min and max alone (no
  * communication: a replica's estimates depend on itself only); the ranges
- * reach rank 0 in replica_range with the estimates. A constant layer's
+ * reach rank 0 in replica_range with the estimates. range = whole fixes
+ * them once (ipm_measure_fix_ranges): no pass, no agreement. A constant layer's
  * adaptive range is [v, v + 1]; a non-finite one (a
  * diverging run) [-1, 1]. */
 #ifndef IPMPI_MEASURE_H
@@ -58,6 +59,8 @@ typedef struct ipm_measure {
     int per_replica;                /* scope = replica: an adaptive range per replica */
     double bin_width;
     int *slot_replica;              /* n_local: the replica each local slot observed */
+    const double *whole;            /* range = whole: lo then hi (per replica: replicas x)
+                                     * layers each; the caller's, outliving the measure */
     double *replica_range;          /* per_replica: lo then hi, replicas x layers each; complete
                                      * on rank 0 after ipm_measure_finish */
     enum ipm_reduce_kind reduce;    /* how extended counts meet on several ranks */
@@ -87,6 +90,11 @@ void ipm_measure_free(ipm_measure *m);
 
 /* Clears the dictionaries and draws the sampled estimator's replicas for epoch. */
 void ipm_measure_begin(ipm_measure *m, int epoch);
+
+/* range = whole: the ranges of the whole run, fixed from now on (layout as
+ * ipm_plan's whole_range). With scope = replica a replica's range is set
+ * when its pass begins. */
+void ipm_measure_fix_ranges(ipm_measure *m, const double *whole);
 
 /* 1 when the edges come from the data: observe and agree before binning. */
 int ipm_measure_needs_ranges(const ipm_measure *m);

@@ -25,6 +25,8 @@ typedef struct ipm_plan {
     int layer_measured[IPM_MAX_LAYERS]; /* [information] layers */
     int n_measured_layers;
     int measured[IPM_N_PLANES];         /* [information] on */
+    double *whole_range[IPM_N_PLANES];  /* range = whole: lo then hi, (scope = replica:
+                                         * replicas x) layers each; NULL otherwise */
     int block_rows;                     /* samples per evaluation block */
     int *log_epochs, n_log;             /* logged: [information] epochs and stopping checks */
     int *act_epochs, n_act;             /* [output] activations */

@@ -82,6 +82,8 @@ typedef struct ipm_config {
     int max_table_mb;                 /* bound on the count tables' memory, default 4096 */
     double range_lo, range_hi;        /* default -1, 1 */
     int range_adaptive;               /* range = adaptive: per layer and epoch, min..max */
+    int range_whole;                  /* range = whole: fixed, from range_from's extremes */
+    char range_from[IPM_PATH_MAX];    /* an earlier run's output with adaptive ranges */
     enum ipm_binning_kind binning;    /* default range: `bins` edges on `range` */
     double bin_width;                 /* key "width": binning = width, default 0.07 */
     enum ipm_range_scope range_scope; /* key "scope": adaptive ranges pooled or per replica */

@@ -67,6 +67,7 @@ typedef struct ipm_output_meta {
     double range_lo, range_hi;
     int adaptive_range;           /* bin_lo/bin_hi variables instead of range attributes */
     int range_per_replica;        /* bin_lo/bin_hi per replica (epoch, replica, layer) */
+    int range_whole;              /* range = whole: binning "whole", the same ranges every epoch */
     double bin_width;             /* > 0: binning = width, edges k * bin_width from bin_lo to bin_hi */
     int stop_rules;               /* 0: no stopping; 1: ensemble; R: one per replica */
     const char *stop_description; /* long_name of stop_J */
