@@ -11,7 +11,7 @@ void ipm_activation_store_init(ipm_activation_store *s, const ipm_plan *plan)
 {
     memset(s, 0, sizeof *s);
     s->n_layers = plan->cfg->n_layers;
-    s->n_samples = plan->data[IPM_PLANE_TRAIN].n;
+    s->n_samples = ipm_plan_measured_data(plan, IPM_PLANE_TRAIN)->n;
     s->n_local = plan->n_local;
     s->width = plan->width;
     for (int l = 0; l < s->n_layers; l++)

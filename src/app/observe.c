@@ -4,6 +4,16 @@
 
 #include "ipmpi/base/error.h"
 
+/* The measure a pass over plane p feeds, and where its samples start in
+ * it: on = whole, the training plane's measure takes the test samples after
+ * the training ones. */
+static ipm_measure *measure_of(const ipm_observation *o, int p, int *offset)
+{
+    int whole = o->plan->whole_plane;
+    *offset = whole && p == IPM_PLANE_TEST ? o->plan->data[IPM_PLANE_TRAIN].n : 0;
+    return whole ? o->plane[IPM_PLANE_TRAIN] : o->plane[p];
+}
+
 /* A first forward pass of every local replica finds each layer's range.
  * Forwarding twice costs less memory than keeping every replica's
  * activations; going backwards leaves eval_ws holding the pass the binning
@@ -13,15 +23,14 @@ static int agree_ranges(const ipm_observation *o, char *err)
     ipm_ensemble *e = o->ensemble;
     for (int k = e->n_local - 1; k >= 0; k--)
         for (int p = IPM_N_PLANES - 1; p >= 0; p--) {
-            if (!o->plane[p])
-                continue;
+            int offset;
+            ipm_measure *m = measure_of(o, p, &offset);
             const ipm_dataset *d = &o->plan->data[p];
-            for (int first = 0, end; first < d->n; first = end) {
+            for (int first = 0, end; m && first < d->n; first = end) {
                 ipm_eval_totals unused = {0};
                 end = ipm_ensemble_block_end(e, d->n, first);
                 ipm_ensemble_forward_block(e, k, d, p, first, end - first, &unused);
-                ipm_measure_observe_range(o->plane[p], k, e->local[k].index, &e->eval_ws,
-                                          end - first);
+                ipm_measure_observe_range(m, k, e->local[k].index, &e->eval_ws, end - first);
             }
         }
     int rc = 0;
@@ -59,10 +68,11 @@ static int observe_plane(const ipm_observation *o, int k, int p, int epoch, doub
                          double *accuracy, char *err)
 {
     ipm_ensemble *e = o->ensemble;
-    ipm_measure *m = o->plane[p];
+    int offset;
+    ipm_measure *m = measure_of(o, p, &offset);
     const ipm_dataset *d = &o->plan->data[p];
-    ipm_activation_store *store = p == IPM_PLANE_TRAIN ? o->store : NULL;
-    if (m && ipm_measure_replica_begin(m, e->local[k].index, err))
+    ipm_activation_store *store = p == IPM_PLANE_TRAIN || o->plan->whole_plane ? o->store : NULL;
+    if (m && offset == 0 && ipm_measure_replica_begin(m, e->local[k].index, err))
         return -1;
     ipm_eval_totals sum = {0};
     for (int first = 0, end; first < d->n; first = end) {
@@ -70,9 +80,10 @@ static int observe_plane(const ipm_observation *o, int k, int p, int epoch, doub
         ipm_ensemble_forward_block(e, k, d, p, first, end - first, &sum);
         if (check_finite_block(o, k, epoch, first, end - first, err))
             return -1;
-        if (m && ipm_measure_replica_block(m, &e->eval_ws, first, end - first, err))
+        if (m && ipm_measure_replica_block(m, &e->eval_ws, offset + first, end - first, err))
             return -1;
-        if (store && ipm_activation_store_keep(store, k, &e->eval_ws, first, end - first, err))
+        if (store &&
+            ipm_activation_store_keep(store, k, &e->eval_ws, offset + first, end - first, err))
             return -1;
     }
     ipm_eval_totals_mean(&sum, loss, accuracy);

@@ -164,7 +164,7 @@ static int check_table_memory(const ipm_plan *p, char *err)
     double worst = 0;
     for (int k = 0; k < IPM_N_PLANES; k++)
         if (p->measured[k])
-            worst += plane_bytes(p, p->data[k].n, p->n_replicas);
+            worst += plane_bytes(p, ipm_plan_measured_data(p, k)->n, p->n_replicas);
     double mb = worst / (1024.0 * 1024.0);
     if (mb <= cfg->max_table_mb)
         return 0;
@@ -186,11 +186,15 @@ static int measure_layers_and_planes(ipm_plan *p, char *err)
         p->layer_measured[l] = ipm_config_measures_layer(cfg, l);
         p->n_measured_layers += p->layer_measured[l];
     }
-    p->measured[IPM_PLANE_TRAIN] = (cfg->on & IPM_ON_TRAIN) != 0;
+    p->whole_plane = cfg->on == IPM_ON_WHOLE;
+    p->measured[IPM_PLANE_TRAIN] = (cfg->on & IPM_ON_TRAIN) != 0 || p->whole_plane;
     p->measured[IPM_PLANE_TEST] = (cfg->on & IPM_ON_TEST) != 0;
-    if (p->measured[IPM_PLANE_TEST] && p->data[IPM_PLANE_TEST].n == 0)
+    if ((p->measured[IPM_PLANE_TEST] || p->whole_plane) && p->data[IPM_PLANE_TEST].n == 0)
         return ipm_config_fail(cfg, "information", "on", err, " = %s: the test set is empty",
-                               cfg->on == IPM_ON_ALL ? "all" : "test");
+                               cfg->on == IPM_ON_ALL ? "all" : p->whole_plane ? "whole" : "test");
+    if (p->whole_plane &&
+        ipm_dataset_concat(&p->data[IPM_PLANE_TRAIN], &p->data[IPM_PLANE_TEST], &p->whole, err))
+        return -1;
     return check_table_memory(p, err);
 }
 
@@ -309,11 +313,17 @@ void ipm_plan_free(ipm_plan *p)
         ipm_dataset_free(&p->data[k]);
         free(p->whole_range[k]);
     }
+    ipm_dataset_free(&p->whole);
     ipm_net_free(&p->shape);
     free(p->log_epochs);
     free(p->act_epochs);
     free(p->config_text);
     memset(p, 0, sizeof *p);
+}
+
+const ipm_dataset *ipm_plan_measured_data(const ipm_plan *p, int plane)
+{
+    return p->whole_plane && plane == IPM_PLANE_TRAIN ? &p->whole : &p->data[plane];
 }
 
 int ipm_plan_last_measured_layer(const ipm_plan *p)

@@ -10,7 +10,7 @@
 static int data_information(const ipm_record_sources *src, ipm_output_meta *meta, char *err)
 {
     const ipm_plan *plan = src->plan;
-    const ipm_dataset *train = &plan->data[IPM_PLANE_TRAIN];
+    const ipm_dataset *train = ipm_plan_measured_data(plan, IPM_PLANE_TRAIN);
     if (plan->measured[IPM_PLANE_TRAIN]) {
         const ipm_measure *m = &src->plane[IPM_PLANE_TRAIN];
         meta->h_x = m->h_x;
@@ -34,7 +34,7 @@ int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int resumed
 {
     const ipm_plan *plan = src->plan;
     const ipm_config *cfg = plan->cfg;
-    const ipm_dataset *train = &plan->data[IPM_PLANE_TRAIN];
+    const ipm_dataset *train = ipm_plan_measured_data(plan, IPM_PLANE_TRAIN); /* stored samples */
     const ipm_stop_monitor *stop = src->stop;
     char stop_text[160];
     snprintf(stop_text, sizeof stop_text,
@@ -50,7 +50,8 @@ int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int resumed
         .range_whole = cfg->range_whole,
         .range_per_replica = cfg->range_scope == IPM_RANGE_PER_REPLICA,
         .bin_width = cfg->binning == IPM_BINNING_WIDTH ? cfg->bin_width : 0,
-        .estimators = cfg->estimators, .planes = cfg->on,
+        .estimators = cfg->estimators,
+        .planes = plan->whole_plane ? IPM_ON_TRAIN : cfg->on, .whole_plane = plan->whole_plane,
         .has_test = plan->data[IPM_PLANE_TEST].n > 0, .bins = cfg->bins,
         .range_lo = cfg->range_lo, .range_hi = cfg->range_hi,
         .n_activation_epochs = plan->n_act, .activation_samples = train->n,

@@ -72,7 +72,8 @@ static int setup_measures(run *r, char *err)
     const ipm_plan *p = &r->plan;
     for (int k = 0; k < IPM_N_PLANES; k++)
     {
-        if (p->measured[k] && ipm_measure_init(&r->plane[k], p->cfg, &p->data[k], k, &p->shape,
+        if (p->measured[k] && ipm_measure_init(&r->plane[k], p->cfg, ipm_plan_measured_data(p, k),
+                                               k, &p->shape,
                                                p->n_replicas, p->n_local, p->rank, p->n_ranks,
                                                err))
             return -1;

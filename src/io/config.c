@@ -243,7 +243,7 @@ static int split_items(const char *value, char sep, item_list *l, char *why)
 static const char *const source_names[] = {"tishby12", "simple", "complicated", "netcdf", "idx"};
 static const char *const optimizer_names[] = {"sgd", "momentum", "adam"};
 static const char *const loss_names[] = {"cross_entropy", "mse"};
-static const char *const plane_names[] = {NULL, "train", "test", "all"};
+static const char *const plane_names[] = {NULL, "train", "test", "all", "whole"};
 static const char *const estimator_names[] = {"simple", "pooled", "sampled"};
 static const char *const bool_names[] = {"false", "true"};
 static const char *const criterion_names[] = {"none", "mi"};
@@ -1337,10 +1337,10 @@ static int check_data(const loader *L, char *err)
         return ipm_fail(err, "%s: [data] path: required when source = netcdf", where);
     }
     int held_out = c->train_fraction < 1 || (c->source == IPM_DATA_IDX && c->test_images[0]);
-    if ((c->on & IPM_ON_TEST) && !held_out)
+    if ((c->on & IPM_ON_TEST || c->on == IPM_ON_WHOLE) && !held_out)
         return key_error(L, "information", "on", err, "%s needs a test set: [data] "
                          "train_fraction < 1 (or test_images with source = idx)",
-                         c->on == IPM_ON_ALL ? "all" : "test");
+                         c->on == IPM_ON_ALL ? "all" : c->on == IPM_ON_WHOLE ? "whole" : "test");
     if (c->source != IPM_DATA_IDX)
         return 0;
     if (!c->images[0] || !c->labels[0])

@@ -877,6 +877,28 @@ static int take_rows(const ipm_dataset *all, const int32_t *rows, int n, ipm_dat
     return ipm_dataset_dedup(part, err);
 }
 
+int ipm_dataset_concat(const ipm_dataset *a, const ipm_dataset *b, ipm_dataset *out, char *err)
+{
+    memset(out, 0, sizeof *out);
+    if (a->dim != b->dim || (long long)a->n + b->n > INT_MAX)
+        return ipm_fail(err, "cannot join %d samples of %d features and %d of %d", a->n, a->dim,
+                        b->n, b->dim);
+    if (dataset_alloc(out, a->n + b->n, a->dim, err))
+        return -1;
+    size_t a_values = (size_t)a->n * (size_t)a->dim, b_values = (size_t)b->n * (size_t)b->dim;
+    if (a_values)
+        memcpy(out->x, a->x, a_values * sizeof *out->x);
+    if (b_values)
+        memcpy(out->x + a_values, b->x, b_values * sizeof *out->x);
+    if (a->n)
+        memcpy(out->y, a->y, (size_t)a->n * sizeof *out->y);
+    if (b->n)
+        memcpy(out->y + a->n, b->y, (size_t)b->n * sizeof *out->y);
+    out->n_classes = a->n_classes > b->n_classes ? a->n_classes : b->n_classes;
+    copy_shape(a, out);
+    return ipm_dataset_dedup(out, err);
+}
+
 static int split(const ipm_config *cfg, ipm_dataset *all, ipm_dataset *train, ipm_dataset *test,
                  char *err)
 {

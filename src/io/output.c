@@ -486,7 +486,9 @@ static int def_global_atts(ipm_output *o, const ipm_output_meta *m, char *err)
             || put_double_att(o, "test_H_Y", m->test_h_y, err)
             || put_double_att(o, "test_I_XY", m->test_i_xy, err)))
         return -1;
-    if (put_int_att(o, "bins", m->bins, err))
+    if (put_int_att(o, "bins", m->bins, err) ||
+        (m->whole_plane && put_text_att(o, NC_GLOBAL, "information_on",
+                                        "whole: training and test samples together", err)))
         return -1;
     if (m->bin_width > 0)
         return put_text_att(o, NC_GLOBAL, "binning", "width", err)

@@ -20,6 +20,9 @@ typedef struct ipm_plan {
     int rank, n_ranks;
     int n_replicas, n_local;            /* this rank owns replicas rank, rank + P, ... */
     ipm_dataset data[IPM_N_PLANES];     /* train, test (test.n may be 0) */
+    int whole_plane;                    /* on = whole: the training plane's measure and stored
+                                         * activations cover `whole` */
+    ipm_dataset whole;                  /* on = whole: train's samples, then test's */
     ipm_net shape;                      /* the network's layer shapes (replica 0's weights) */
     int width[IPM_MAX_LAYERS];          /* units of each layer (a conv map flattened) */
     int layer_measured[IPM_MAX_LAYERS]; /* [information] layers */
@@ -42,6 +45,10 @@ void ipm_plan_free(ipm_plan *p);
 /* [run] checkpoint, or when empty the output path with a trailing ".nc"
  * replaced by (or, without one, followed by) ".ckpt". */
 void ipm_plan_checkpoint_path(const ipm_config *cfg, char path[IPM_PATH_MAX]);
+
+/* The samples plane k's measure covers: on = whole, the training plane's
+ * covers p->whole; else data[k]. */
+const ipm_dataset *ipm_plan_measured_data(const ipm_plan *p, int plane);
 
 /* Whether epoch is in the sorted list. */
 int ipm_epoch_listed(const int *sorted, int n, int epoch);

@@ -11,7 +11,9 @@
 enum ipm_estimator { IPM_EST_SIMPLE = 1, IPM_EST_POOLED = 2, IPM_EST_SAMPLED = 4 };
 
 /* The data sets whose plane is measured (a bit mask) and their indices. */
-enum ipm_plane_set { IPM_ON_TRAIN = 1, IPM_ON_TEST = 2, IPM_ON_ALL = 3 };
+/* IPM_ON_WHOLE: one plane of the training and test samples together, in the
+ * training plane's place. */
+enum ipm_plane_set { IPM_ON_TRAIN = 1, IPM_ON_TEST = 2, IPM_ON_ALL = 3, IPM_ON_WHOLE = 4 };
 enum ipm_plane { IPM_PLANE_TRAIN, IPM_PLANE_TEST, IPM_N_PLANES };
 
 /* One plane's estimates in bits at one logged epoch. */

@@ -62,6 +62,10 @@ const char *ipm_tishby12_rule(void);
  * (so -0 != +0 and a NaN equals the same NaN); O(n) with a hash table. */
 int ipm_dataset_dedup(ipm_dataset *d, char *err);
 
+/* out = a's samples, then b's (same features, class ids alike), with x
+ * ids of its own: a row in both sets is one x. For [information] on = whole. */
+int ipm_dataset_concat(const ipm_dataset *a, const ipm_dataset *b, ipm_dataset *out, char *err);
+
 void ipm_dataset_free(ipm_dataset *d);
 
 #endif

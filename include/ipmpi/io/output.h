@@ -59,6 +59,7 @@ typedef struct ipm_output_meta {
     const int *layer_measured;    /* n_layers, 0: its estimates are written as fill values; NULL: all */
     unsigned estimators;          /* ipm_estimator mask */
     unsigned planes;              /* ipm_plane_set mask: which planes are measured */
+    int whole_plane;              /* on = whole: the unprefixed plane is train and test together */
     int has_test;                 /* test_loss/test_accuracy exist */
     enum ipm_loss loss;           /* the loss's units: nats (cross-entropy) or 1 (MSE) */
     double h_x, h_y, i_xy;        /* training set */
