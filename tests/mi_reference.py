@@ -14,7 +14,9 @@ for one replica (simple) and for all (sample, replica) pairs (pooled).
 With range = adaptive the edges of each layer and epoch come from the
 file's bin_lo/bin_hi (per replica when they have a replica dimension:
 scope = replica); with binning = width they are k * bin_width for k from
-round(bin_lo / w) to round(bin_hi / w), in double, rounded to float32.
+round(bin_lo / w) to round(bin_hi / w), in double, rounded to float32;
+with binning = quantile they are the file's bin_edges<k> of each replica
+(per unit: a row of edges per unit, each unit digitized with its own).
 Layers with layer_measured = 0 are skipped.
 It shares no code with the C implementation.
 
@@ -56,8 +58,12 @@ def plane_point(t_rows, x, y):
 
 
 def bin_rows(values, edges):
-    """Bin indices of float32 activations (samples x units)."""
-    return np.digitize(np.asarray(values, dtype=np.float32), edges).astype(np.int64)
+    """Bin indices of float32 activations (samples x units); edges 2-D: one row per unit."""
+    values = np.asarray(values, dtype=np.float32)
+    if edges.ndim == 2:
+        return np.stack([np.digitize(values[:, u], edges[u]) for u in range(values.shape[1])],
+                        axis=1).astype(np.int64)
+    return np.digitize(values, edges).astype(np.int64)
 
 
 def stored_slots(ds):
@@ -101,6 +107,9 @@ def width_edges(lo, hi, w):
 def edge_maker(ds):
     """edges(row, replica, layer): the float32 bin edges the run used."""
     bins = int(ds.getncattr("bins"))
+    if "bin_edges1" in ds.variables:
+        return lambda row, replica, layer: np.asarray(
+            ds.variables["bin_edges%d" % (layer + 1)][row, replica], dtype=np.float32)
     if "bin_lo" in ds.variables:
         lo, hi = ds.variables["bin_lo"], ds.variables["bin_hi"]
         per_replica = lo.dimensions[1] == "replica"

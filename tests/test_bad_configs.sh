@@ -94,6 +94,12 @@ expect_error whole-without-file 'bad\.ini:10: \[information\] range: whole needs
 good | sed 's/^epochs = 2$/epochs = 2\n[information]\nrange = whole\nrange_from = out.nc/' >bad.ini
 expect_error whole-from-output 'bad\.ini:11: \[information\] range_from = out\.nc: the same file as the run.s output'
 
+good | sed 's/^epochs = 2$/epochs = 2\n[information]\nbinning = quantile\nrange = adaptive/' >bad.ini
+expect_error quantile-with-range 'bad\.ini:11: \[information\] range: adaptive: binning = quantile takes no range'
+
+good | sed 's/^epochs = 2$/epochs = 2\n[information]\nbinning = quantile\nquantiles = units/' >bad.ini
+expect_error quantiles-unknown "bad\.ini:11: \[information\] quantiles: .*units"
+
 fashion=/usr/share/datasets/fashion-mnist
 if [ -r "$fashion/train-images-idx3-ubyte.gz" ]; then
     good | sed "s|^source = tishby12$|source = idx\nimages = $fashion/train-images-idx3-ubyte.gz\nlabels = $fashion/t10k-labels-idx1-ubyte.gz|" >bad.ini

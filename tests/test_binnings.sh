@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# binning = width and scope = replica, on 1, 2 and 4 ranks. Every variable is
+# binning = width, binning = quantile (per layer and per unit), scope =
+# replica and range = whole, on 1, 2 and 4 ranks. Every variable is
 # bitwise identical across rank counts; the edges the file records equal the
 # ones numpy derives from the stored activations (width: k * w from
 # floor(min / w) to floor(max / w) + 1 over all replicas; scope = replica:
-# each replica's own min and max); the estimates equal the independent numpy
+# each replica's own min and max; quantile: the sorted values at
+# (j+1) M / (bins+1) of each replica's layer or unit); the estimates equal the independent numpy
 # implementation (tests/mi_reference.py); with scope = replica a replica's
 # simple estimates do not change when other replicas join; and range = whole
 # bins every epoch with the extremes over all epochs of an earlier adaptive
@@ -43,7 +45,9 @@ job $'range = adaptive' 4 >adaptive.ini
     fail "scope = replica failed: $(tail -3 replica.log)"
 job $'range = whole\nrange_from = adaptive.nc' 4 >whole.ini
 job $'range = whole\nrange_from = replica.nc\nscope = replica' 4 >wholereplica.ini
-for kind in width replica whole wholereplica; do
+job $'binning = quantile\nbins = 6' 4 >quantile.ini
+job $'binning = quantile\nquantiles = unit\nbins = 5' 4 >quantileunit.ini
+for kind in width replica whole wholereplica quantile quantileunit; do
     for np in 1 2 4; do
         "$MPIRUN" $np "$IPMPI" --set run.output=$kind$np.nc $kind.ini >$kind$np.log 2>&1 ||
             fail "$kind -np $np failed: $(tail -3 $kind$np.log)"
@@ -56,6 +60,7 @@ done
 "$MPIRUN" 2 "$IPMPI" --set run.output=few.nc replica2.ini >few.log 2>&1 ||
     fail "2 replicas failed: $(tail -3 few.log)"
 "$PY" - width2.nc replica2.nc few.nc adaptive.nc whole2.nc replica.nc wholereplica2.nc \
+    quantile2.nc quantileunit2.nc \
     >edges.txt 2>&1 <<'PY' || fail "$(cat edges.txt)"
 import math
 import sys
@@ -130,6 +135,27 @@ def whole_ranges(first, second, reduce_axes):
 
 whole_ranges(sys.argv[4], sys.argv[5], (0,))
 whole_ranges(sys.argv[6], sys.argv[7], (0,))
+
+def quantile_edges(values, n):
+    s = np.sort(np.asarray(values, dtype=np.float32).ravel())
+    return s[((np.arange(n) + 1) * len(s)) // (n + 1)]
+
+for path, per_unit in [(sys.argv[8], False), (sys.argv[9], True)]:
+    with Dataset(path) as ds:
+        n = int(ds.getncattr("bins"))
+        if ds.getncattr("quantiles") != ("unit" if per_unit else "layer"):
+            problem(f"{path}: attribute quantiles")
+        for layer in [0, 1, 3]:
+            t, got = ds[f"T{layer + 1}"][:], ds[f"bin_edges{layer + 1}"][:]
+            for e in range(t.shape[0]):
+                for r in range(t.shape[1]):
+                    want = (np.stack([quantile_edges(t[e, r][:, u], n) for u in range(t.shape[3])])
+                            if per_unit else quantile_edges(t[e, r], n))
+                    if not np.array_equal(np.asarray(got[e, r], np.float32), want):
+                        problem(f"{path}: layer {layer + 1} epoch row {e} replica {r + 1}: "
+                                f"edges {got[e, r]} != {want}")
+        if not np.all(ds["bin_edges3"][:].mask):
+            problem(f"{path}: the unmeasured layer 3 has edges")
 print("problems", bad)
 sys.exit(1 if bad else 0)
 PY

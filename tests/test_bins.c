@@ -329,8 +329,45 @@ static void test_width_bins_are_floor(void)
     CHECK(bad == 0);
 }
 
+/* Hand-computed equal-mass edges: 1..10 shuffled, 4 edges at indices
+ * (j+1) * 10 / 5 = 2, 4, 6, 8 of the sorted values: 3, 5, 7, 9, so each
+ * of the 5 bins holds 2 values. Ties: 0 x6, 1, 2 with 3 edges at indices
+ * 2, 4, 6: 0, 0, 1. */
+static void test_quantile_edges(void)
+{
+    float v[10] = {7, 2, 9, 4, 10, 1, 6, 3, 8, 5}, e[4];
+    ipm_quantile_edges(v, 10, 4, e);
+    CHECK(e[0] == 3 && e[1] == 5 && e[2] == 7 && e[3] == 9);
+    int count[5] = {0};
+    for (int i = 1; i <= 10; i++)
+        count[ipm_digitize((float)i, e, 4)]++;
+    CHECK(count[0] == 2 && count[1] == 2 && count[2] == 2 && count[3] == 2 && count[4] == 2);
+    float t[8] = {0, 1, 0, 0, 2, 0, 0, 0}, te[3];
+    ipm_quantile_edges(t, 8, 3, te);
+    CHECK(te[0] == 0 && te[1] == 0 && te[2] == 1);
+    float z[4] = {0.0f, -0.0f, 0.0f, -0.0f}, ze[2]; /* -0 sorts first: edges -0, +0 */
+    ipm_quantile_edges(z, 4, 2, ze);
+    CHECK(signbit(ze[0]) && !signbit(ze[1]));
+}
+
+/* A binner per unit: unit 0 on edges 0, 1; unit 1 on 10, 20; 2 bits a unit. */
+static void test_per_unit_patterns(void)
+{
+    static const float e0[2] = {0, 1}, e1[2] = {10, 20};
+    const float act[4] = {0.5f, 15, -1, 25};
+    ipm_binner b[2];
+    ipm_binner_init(&b[0], e0, 2);
+    ipm_binner_init(&b[1], e1, 2);
+    ipm_pattern out[2];
+    ipm_binners_patterns(b, act, 2, 2, out);
+    CHECK(out[0].lo == (1 | 1 << 2) && out[0].hi == 0); /* bins 1, 1 */
+    CHECK(out[1].lo == (0 | 2 << 2) && out[1].hi == 0); /* bins 0, 2 */
+}
+
 int main(void)
 {
+    test_quantile_edges();
+    test_per_unit_patterns();
     test_width_edges();
     test_width_bins_are_floor();
     test_bulk_binning();

@@ -92,7 +92,7 @@ static int measure_in_blocks(const fixture *f, ipm_measure *m, int block_rows, c
         for (int first = 0; first < N; first += block_rows) {
             int rows = N - first < block_rows ? N - first : block_rows;
             load_block(f, k, first, rows, &ws);
-            ipm_measure_observe_range(m, k, k, &ws, rows);
+            ipm_measure_observe_range(m, k, k, &ws, first, rows);
         }
     if (f->cfg.range_adaptive)
         rc = ipm_measure_agree_ranges(m, MPI_COMM_SELF, err);

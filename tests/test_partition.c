@@ -86,7 +86,7 @@ static void init_binned(ipm_binned *b, int n_local, int sampled)
 {
     char err[IPM_ERRLEN];
     ipm_binned_spec spec = {N, LAYERS, width, measured, EDGES, -1.0, 1.0, REPLICAS, n_local,
-                            7, 0, sampled, 0};
+                            7, 0, sampled, 0, 0};
     CHECK(ipm_binned_init(b, &spec, err) == 0);
 }
 

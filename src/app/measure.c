@@ -99,12 +99,32 @@ static int init_binned(ipm_measure *m, const ipm_config *cfg, char *err)
         .measured = m->measured, .n_edges = cfg->bins, .lo = cfg->range_lo,
         .hi = cfg->range_hi, .n_replicas = m->n_replicas, .n_local = m->n_local,
         .seed = cfg->seed, .plane = m->plane,
-        .sampled = (cfg->estimators & IPM_EST_SAMPLED) != 0, .per_replica = m->per_replica};
+        .sampled = (cfg->estimators & IPM_EST_SAMPLED) != 0, .per_replica = m->per_replica,
+        .quantile = m->quantile};
     for (int l = 0; l < m->n_layers; l++) {
         m->range_lo[l] = cfg->range_lo;
         m->range_hi[l] = cfg->range_hi;
     }
     return ipm_binned_init(&m->binned, &spec, err);
+}
+
+/* binning = quantile: every measured layer's edges of every replica, one
+ * block after the other (edges_at), for the output. */
+static int alloc_quantile_edges(ipm_measure *m, char *err)
+{
+    size_t total = 0;
+    for (int l = 0; l < m->n_layers && m->quantile; l++) {
+        m->edges_at[l] = total;
+        if (m->measured[l])
+            total += (size_t)m->n_replicas * (size_t)m->binned.layer[l].unit_sets *
+                     (size_t)m->n_edges;
+    }
+    m->n_quantile_edges = total;
+    if (total && !(m->quantile_edges = malloc(total * sizeof *m->quantile_edges)))
+        return ipm_fail(err, "out of memory for %zu bin edges", total);
+    for (int l = 0; l < m->n_layers && total; l++)
+        m->layer_edges[l] = m->measured[l] ? m->quantile_edges + m->edges_at[l] : NULL;
+    return 0;
 }
 
 int ipm_measure_init(ipm_measure *m, const ipm_config *cfg, const ipm_dataset *data, int plane,
@@ -124,12 +144,17 @@ int ipm_measure_init(ipm_measure *m, const ipm_config *cfg, const ipm_dataset *d
     }
     m->estimators = cfg->estimators;
     m->width_binning = cfg->binning == IPM_BINNING_WIDTH;
-    m->adaptive = cfg->range_adaptive && !m->width_binning;
+    m->quantile = cfg->binning != IPM_BINNING_QUANTILE ? IPM_QUANTILE_NONE
+                  : cfg->quantiles == IPM_QUANTILES_UNIT ? IPM_QUANTILE_UNIT
+                                                         : IPM_QUANTILE_LAYER;
+    m->adaptive = cfg->range_adaptive && cfg->binning == IPM_BINNING_RANGE;
     m->per_replica = (m->adaptive || cfg->range_whole) && cfg->range_scope == IPM_RANGE_PER_REPLICA;
     m->bin_width = cfg->bin_width;
+    m->n_edges = cfg->bins;
     m->reduce = cfg->reduce;
     if (ipm_data_information(data->x_id, data->y, data->n, &m->h_x, &m->h_y, &m->i_xy, err) ||
-        alloc_results(m, err) || init_binned(m, cfg, err) || alloc_counting(m, err))
+        alloc_results(m, err) || init_binned(m, cfg, err) || alloc_quantile_edges(m, err) ||
+        alloc_counting(m, err))
         return -1;
     if (!several_ranks_extended(m))
         return 0;
@@ -170,6 +195,7 @@ void ipm_measure_free(ipm_measure *m)
     free(m->est.sampled_ty);
     free(m->replica_range);
     free(m->slot_replica);
+    free(m->quantile_edges);
     memset(m, 0, sizeof *m);
 }
 
@@ -237,16 +263,16 @@ static void use_whole_range_of(ipm_measure *m, int slot, int replica)
 
 int ipm_measure_needs_ranges(const ipm_measure *m)
 {
-    return m->adaptive || m->width_binning;
+    return m->adaptive || m->width_binning || m->quantile;
 }
 
 void ipm_measure_observe_range(ipm_measure *m, int slot, int replica, const ipm_workspace *ws,
-                               int rows)
+                               int first, int rows)
 {
     double t0 = MPI_Wtime();
     IPM_ASSERT(slot >= 0 && slot < m->n_local);
     m->slot_replica[slot] = replica;
-    ipm_binned_observe_range(&m->binned, slot, ws->act, rows);
+    ipm_binned_observe_range(&m->binned, slot, ws->act, first, rows);
     m->seconds_binning += MPI_Wtime() - t0;
 }
 
@@ -282,8 +308,31 @@ static void agree_per_replica(ipm_measure *m)
         }
 }
 
+/* binning = quantile: the local slots' edges (set while observing) into
+ * quantile_edges; -0.0 elsewhere, so the sum onto rank 0 keeps them exact. */
+static void collect_quantile_edges(ipm_measure *m)
+{
+    for (size_t k = 0; k < m->n_quantile_edges; k++)
+        m->quantile_edges[k] = -0.0;
+    for (int l = 0; l < m->n_layers; l++) {
+        const ipm_binned_layer *L = &m->binned.layer[l];
+        size_t per_replica = (size_t)L->unit_sets * (size_t)m->n_edges;
+        for (int k = 0; k < m->n_local && m->measured[l]; k++) {
+            double *to = m->quantile_edges + m->edges_at[l] + (size_t)m->slot_replica[k] * per_replica;
+            const float *from = ipm_binned_edges(&m->binned, l, k);
+            for (int u = 0; u < L->unit_sets; u++)
+                for (int j = 0; j < m->n_edges; j++)
+                    to[(size_t)u * (size_t)m->n_edges + (size_t)j] = from[(size_t)u * (size_t)L->room + (size_t)j];
+        }
+    }
+}
+
 int ipm_measure_agree_ranges(ipm_measure *m, MPI_Comm comm, char *err)
 {
+    if (m->quantile) {
+        collect_quantile_edges(m);
+        return 0;
+    }
     if (m->per_replica) {
         agree_per_replica(m);
         return 0;
@@ -517,6 +566,9 @@ int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err)
         rc = -1;
     if (m->per_replica && ipm_sum_to_root(m->replica_range, 2 * m->n_replicas * m->n_layers,
                                           comm, &m->traffic, err))
+        rc = -1;
+    if (m->n_quantile_edges && ipm_sum_to_root(m->quantile_edges, (int)m->n_quantile_edges, comm,
+                                               &m->traffic, err))
         rc = -1;
     m->seconds_exchange += MPI_Wtime() - t1 - (m->seconds_wait - waited);
     return rc;

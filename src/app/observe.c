@@ -30,7 +30,8 @@ static int agree_ranges(const ipm_observation *o, char *err)
                 ipm_eval_totals unused = {0};
                 end = ipm_ensemble_block_end(e, d->n, first);
                 ipm_ensemble_forward_block(e, k, d, p, first, end - first, &unused);
-                ipm_measure_observe_range(m, k, e->local[k].index, &e->eval_ws, end - first);
+                ipm_measure_observe_range(m, k, e->local[k].index, &e->eval_ws, offset + first,
+                                          end - first);
             }
         }
     int rc = 0;

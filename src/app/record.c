@@ -48,6 +48,8 @@ int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int resumed
         .adaptive_range = cfg->range_adaptive || cfg->range_whole ||
                           cfg->binning == IPM_BINNING_WIDTH,
         .range_whole = cfg->range_whole,
+        .quantile = cfg->binning != IPM_BINNING_QUANTILE ? 0
+                    : cfg->quantiles == IPM_QUANTILES_UNIT ? 2 : 1,
         .range_per_replica = cfg->range_scope == IPM_RANGE_PER_REPLICA,
         .bin_width = cfg->binning == IPM_BINNING_WIDTH ? cfg->bin_width : 0,
         .estimators = cfg->estimators,
@@ -97,6 +99,8 @@ static void plane_record(const ipm_record_sources *src, int p, ipm_plane_record 
     if (m->per_replica) {
         rec->bin_lo = m->replica_range;
         rec->bin_hi = m->replica_range + (size_t)m->n_replicas * (size_t)m->n_layers;
+    } else if (m->quantile) {
+        rec->bin_edges = m->layer_edges;
     } else if (ipm_measure_needs_ranges(m) || m->whole) {
         rec->bin_lo = m->range_lo;
         rec->bin_hi = m->range_hi;

@@ -19,36 +19,46 @@ static int alloc_arrays(ipm_binned *b, char *err)
     b->ids = malloc(((size_t)b->n_layers * local * n + 1) * sizeof *b->ids);
     b->seen_replica = malloc((local + 1) * sizeof *b->seen_replica);
     b->local_slot = malloc((size_t)b->n_replicas * sizeof *b->local_slot);
+    b->q_done = calloc(local + 1, 1);
+    b->scratch = b->quantile == IPM_QUANTILE_UNIT ? malloc(n * sizeof *b->scratch) : NULL;
     if (!b->layer || !b->patterns || !b->choice || !b->pick || !b->ids || !b->seen_replica ||
-        !b->local_slot)
+        !b->local_slot || !b->q_done || (b->quantile == IPM_QUANTILE_UNIT && !b->scratch))
         return ipm_fail(err, "out of memory for the pattern ids of %d samples", b->n);
     return 0;
 }
 
 static int alloc_layer(ipm_binned_layer *L, int n_sets, int room, char *err)
 {
-    size_t sets = (size_t)n_sets;
+    size_t sets = (size_t)n_sets, all = sets * (size_t)L->unit_sets;
     L->room = room;
-    L->edges = malloc(sets * (size_t)room * sizeof *L->edges);
-    L->binner = malloc(sets * sizeof *L->binner);
-    L->lo = malloc(sets * sizeof *L->lo);
-    L->hi = malloc(sets * sizeof *L->hi);
+    L->edges = malloc(all * (size_t)room * sizeof *L->edges);
+    L->binner = malloc(all * sizeof *L->binner);
+    L->lo = malloc(all * sizeof *L->lo);
+    L->hi = malloc(all * sizeof *L->hi);
     L->seen_lo = malloc(sets * sizeof *L->seen_lo);
     L->seen_hi = malloc(sets * sizeof *L->seen_hi);
     if (!L->edges || !L->binner || !L->lo || !L->hi || !L->seen_lo || !L->seen_hi)
-        return ipm_fail(err, "out of memory for %d sets of %d bin edges", n_sets, room);
+        return ipm_fail(err, "out of memory for %zu sets of %d bin edges", all, room);
     return 0;
 }
+
+static void use_edges(ipm_binned_layer *L, int set, int n, double lo, double hi);
 
 static int init_layer(ipm_binned *b, int l, const ipm_binned_spec *spec, char *err)
 {
     ipm_binned_layer *L = &b->layer[l];
     L->width = spec->width[l];
     L->measured = spec->measured[l];
+    L->unit_sets = b->quantile == IPM_QUANTILE_UNIT ? L->width : 1;
     if (alloc_layer(L, b->n_sets, b->n_edges, err))
         return -1;
-    for (int set = 0; set < b->n_sets; set++)
-        ipm_binned_set_range(b, l, set, spec->lo, spec->hi);
+    for (int set = 0; set < b->n_sets * L->unit_sets; set++) {
+        ipm_bin_edges(L->edges + (size_t)set * (size_t)L->room, b->n_edges, spec->lo, spec->hi);
+        use_edges(L, set, b->n_edges, spec->lo, spec->hi);
+    }
+    if (b->quantile && L->measured &&
+        !(L->values = malloc((size_t)b->n * (size_t)L->width * sizeof *L->values)))
+        return ipm_fail(err, "out of memory for the activations of %d samples", b->n);
     return L->measured ? ipm_dict_init(&L->dict, (size_t)b->n, err) : 0;
 }
 
@@ -65,7 +75,9 @@ int ipm_binned_init(ipm_binned *b, const ipm_binned_spec *spec, char *err)
     b->seed = spec->seed;
     b->plane = spec->plane;
     b->sampled = spec->sampled;
-    b->n_sets = spec->per_replica && spec->n_local > 0 ? spec->n_local : 1;
+    b->quantile = spec->quantile;
+    b->n_sets = (spec->per_replica || spec->quantile) && spec->n_local > 0 ? spec->n_local : 1;
+    b->q_slot = -1;
     if (alloc_arrays(b, err))
         return -1;
     for (int l = 0; l < b->n_layers; l++)
@@ -85,6 +97,7 @@ void ipm_binned_free(ipm_binned *b)
             free(L->hi);
             free(L->seen_lo);
             free(L->seen_hi);
+            free(L->values);
             ipm_dict_free(&L->dict);
         }
     free(b->layer);
@@ -94,6 +107,8 @@ void ipm_binned_free(ipm_binned *b)
     free(b->ids);
     free(b->seen_replica);
     free(b->local_slot);
+    free(b->q_done);
+    free(b->scratch);
     memset(b, 0, sizeof *b);
 }
 
@@ -115,7 +130,7 @@ static void use_edges(ipm_binned_layer *L, int set, int n, double lo, double hi)
 void ipm_binned_set_range(ipm_binned *b, int layer, int set, double lo, double hi)
 {
     ipm_binned_layer *L = &b->layer[layer];
-    IPM_ASSERT(set >= 0 && set < b->n_sets && L->room >= b->n_edges);
+    IPM_ASSERT(set >= 0 && set < b->n_sets && L->room >= b->n_edges && L->unit_sets == 1);
     ipm_bin_edges(L->edges + (size_t)set * (size_t)L->room, b->n_edges, lo, hi);
     use_edges(L, set, b->n_edges, lo, hi);
 }
@@ -155,6 +170,8 @@ void ipm_binned_begin(ipm_binned *b, int epoch)
 {
     b->n_seen = 0;
     b->rows_done = 0;
+    b->q_slot = -1;
+    memset(b->q_done, 0, (size_t)b->n_local + 1);
     for (int l = 0; l < b->n_layers; l++) {
         ipm_binned_layer *L = &b->layer[l];
         for (int set = 0; set < b->n_sets; set++) {
@@ -186,16 +203,70 @@ static void min_max(const float *v, size_t n, float *lo, float *hi)
     *hi = c;
 }
 
-void ipm_binned_observe_range(ipm_binned *b, int slot, float *const *act, int rows)
+/* The slot's equal-mass edges of every measured layer, from its values. */
+static void set_quantile_edges(ipm_binned *b, int slot)
+{
+    size_t n = (size_t)b->n;
+    for (int l = 0; l < b->n_layers; l++) {
+        ipm_binned_layer *L = &b->layer[l];
+        if (!L->measured)
+            continue;
+        size_t width = (size_t)L->width;
+        for (int u = 0; u < L->unit_sets; u++) {
+            int set = slot * L->unit_sets + u;
+            float *edges = L->edges + (size_t)set * (size_t)L->room, *v = L->values;
+            if (b->quantile == IPM_QUANTILE_UNIT) {
+                for (size_t i = 0; i < n; i++)
+                    b->scratch[i] = L->values[i * width + (size_t)u];
+                v = b->scratch;
+            }
+            ipm_quantile_edges(v, b->quantile == IPM_QUANTILE_UNIT ? n : n * width, b->n_edges,
+                               edges);
+            use_edges(L, set, b->n_edges, edges[0], edges[b->n_edges - 1]);
+        }
+    }
+    b->q_done[slot] = 1;
+}
+
+static void keep_values(ipm_binned *b, int slot, float *const *act, int first, int rows)
+{
+    if (slot != b->q_slot) {
+        b->q_slot = slot;
+        b->q_rows = 0;
+    }
+    IPM_ASSERT(first >= 0 && rows >= 0 && first + rows <= b->n);
+    for (int l = 0; l < b->n_layers; l++) {
+        ipm_binned_layer *L = &b->layer[l];
+        size_t width = (size_t)L->width;
+        if (L->measured && rows > 0)
+            memcpy(L->values + (size_t)first * width, act[l], (size_t)rows * width * sizeof(float));
+    }
+    b->q_rows += rows;
+    if (b->q_rows == b->n)
+        set_quantile_edges(b, slot);
+}
+
+void ipm_binned_observe_range(ipm_binned *b, int slot, float *const *act, int first, int rows)
 {
     size_t n = rows > 0 ? (size_t)rows : 0;
     int set = ipm_binned_set_of(b, slot);
     IPM_ASSERT(set >= 0 && set < b->n_sets);
+    if (b->quantile) {
+        keep_values(b, slot, act, first, rows);
+        return;
+    }
     for (int l = 0; l < b->n_layers; l++) {
         ipm_binned_layer *L = &b->layer[l];
         if (L->measured)
             min_max(act[l], n * (size_t)L->width, &L->seen_lo[set], &L->seen_hi[set]);
     }
+}
+
+const float *ipm_binned_edges(const ipm_binned *b, int layer, int slot)
+{
+    const ipm_binned_layer *L = &b->layer[layer];
+    int set = ipm_binned_set_of(b, slot) * L->unit_sets;
+    return L->edges + (size_t)set * (size_t)L->room;
 }
 
 const int32_t *ipm_binned_ids(const ipm_binned *b, int layer, int slot)
@@ -219,6 +290,9 @@ int ipm_binned_replica_begin(ipm_binned *b, int replica, char *err)
     if (b->n_seen >= b->n_local)
         return ipm_fail(err, "measure: more than %d local replicas in one epoch", b->n_local);
     IPM_ASSERT(replica >= 0 && replica < b->n_replicas);
+    if (b->quantile && !b->q_done[b->n_seen])
+        return ipm_fail(err, "measure: replica %d's quantile edges were not observed",
+                        replica);
     b->seen_replica[b->n_seen++] = replica;
     b->rows_done = 0;
     return 0;
@@ -237,8 +311,11 @@ int ipm_binned_block(ipm_binned *b, float *const *act, int first, int rows, char
         ipm_binned_layer *L = &b->layer[l];
         if (!L->measured)
             continue;
-        ipm_binner_patterns(&L->binner[ipm_binned_set_of(b, slot)], act[l], rows, L->width,
-                            b->patterns);
+        const ipm_binner *binner = &L->binner[ipm_binned_set_of(b, slot) * L->unit_sets];
+        if (L->unit_sets > 1)
+            ipm_binners_patterns(binner, act[l], rows, L->width, b->patterns);
+        else
+            ipm_binner_patterns(binner, act[l], rows, L->width, b->patterns);
         int32_t *ids = (int32_t *)ipm_binned_ids(b, l, slot) + first;
         rc = ipm_dict_map(&L->dict, b->patterns, rows, ids, err);
     }

@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -42,6 +43,25 @@ int ipm_width_edges(float *edges, double w, double lo, double hi)
     for (long i = 0; i < n; i++)
         edges[i] = (float)((first + (double)i) * w);
     return (int)n;
+}
+
+/* Ascending, NaN last; -0 before +0, so the order (and so every edge) is
+ * one whatever the sort's stability. */
+static int compare_floats(const void *pa, const void *pb)
+{
+    float a = *(const float *)pa, b = *(const float *)pb;
+    if (isnan(a) || isnan(b))
+        return isnan(a) - isnan(b);
+    if (a == b)
+        return (int)signbit(b) - (int)signbit(a);
+    return a < b ? -1 : 1;
+}
+
+void ipm_quantile_edges(float *values, size_t count, int n, float *edges)
+{
+    qsort(values, count, sizeof *values, compare_floats);
+    for (int j = 0; j < n; j++)
+        edges[j] = values[(size_t)(((uint64_t)(j + 1) * count) / (uint64_t)(n + 1))];
 }
 
 /* The in-range guess k in [1, n-1]: bin v when it lies in [e[k-1], e[k]).
@@ -345,29 +365,71 @@ static ipm_pattern pattern_of_wide_row(const ipm_binner *b, const float *row, in
     return hasher_end(&h);
 }
 
+/* A chunk of n_rows binned rows into patterns. */
+static void pack_chunk(const uint16_t *bin, int n_rows, int units, int bits, ipm_pattern *out)
+{
+    if (units * bits <= 64) {
+        pack_rows_in_word(bin, n_rows, units, bits, out);
+        return;
+    }
+    int exact = units * bits <= 128;
+    for (int i = 0; i < n_rows; i++) {
+        const uint16_t *row = bin + (size_t)i * (size_t)units;
+        out[i] = exact ? pack_exact(row, units, bits) : pack_hashed(row, units, bits);
+    }
+}
+
 /* Rows are binned a chunk at a time (one flat loop), then packed. */
 void ipm_binner_patterns(const ipm_binner *b, const float *act, int rows, int units,
                          ipm_pattern *out)
 {
-    int bits = ipm_bin_bits(b->n), exact = ipm_patterns_exact(units, b->n);
+    int bits = ipm_bin_bits(b->n);
     uint16_t bin[CHUNK_VALUES];
     if (units > CHUNK_VALUES) {
         for (int i = 0; i < rows; i++)
             out[i] = pattern_of_wide_row(b, act + (size_t)i * (size_t)units, units, bits, bin);
         return;
     }
-    int per_chunk = CHUNK_VALUES / units, one_word = units * bits <= 64;
+    int per_chunk = CHUNK_VALUES / units;
     for (int i0 = 0; i0 < rows; i0 += per_chunk) {
         int n_rows = rows - i0 < per_chunk ? rows - i0 : per_chunk;
         bin_values(b, act + (size_t)i0 * (size_t)units, (size_t)n_rows * (size_t)units, bin);
-        if (one_word) {
-            pack_rows_in_word(bin, n_rows, units, bits, out + i0);
-            continue;
-        }
-        for (int i = 0; i < n_rows; i++) {
-            const uint16_t *row = bin + (size_t)i * (size_t)units;
-            out[i0 + i] = exact ? pack_exact(row, units, bits) : pack_hashed(row, units, bits);
-        }
+        pack_chunk(bin, n_rows, units, bits, out + i0);
+    }
+}
+
+static inline int bin_one(const ipm_binner *b, float v)
+{
+    return b->guess_in_reach ? bin_near(b, v) : bin_of(b, v);
+}
+
+static ipm_pattern pattern_of_wide_row_per_unit(const ipm_binner *per_unit, const float *row,
+                                                int units, int bits)
+{
+    hasher h = hasher_start(units, bits);
+    for (int j = 0; j < units; j++)
+        hasher_put(&h, (uint64_t)bin_one(&per_unit[j], row[j]));
+    return hasher_end(&h);
+}
+
+void ipm_binners_patterns(const ipm_binner *per_unit, const float *act, int rows, int units,
+                          ipm_pattern *out)
+{
+    int bits = ipm_bin_bits(per_unit[0].n);
+    uint16_t bin[CHUNK_VALUES];
+    if (units > CHUNK_VALUES) {
+        for (int i = 0; i < rows; i++)
+            out[i] = pattern_of_wide_row_per_unit(per_unit, act + (size_t)i * (size_t)units,
+                                                  units, bits);
+        return;
+    }
+    int per_chunk = CHUNK_VALUES / units;
+    for (int i0 = 0; i0 < rows; i0 += per_chunk) {
+        int n_rows = rows - i0 < per_chunk ? rows - i0 : per_chunk;
+        const float *v = act + (size_t)i0 * (size_t)units;
+        for (size_t k = 0; k < (size_t)n_rows * (size_t)units; k++)
+            bin[k] = (uint16_t)bin_one(&per_unit[k % (size_t)units], v[k]);
+        pack_chunk(bin, n_rows, units, bits, out + i0);
     }
 }
 

@@ -248,7 +248,8 @@ static const char *const estimator_names[] = {"simple", "pooled", "sampled"};
 static const char *const bool_names[] = {"false", "true"};
 static const char *const criterion_names[] = {"none", "mi"};
 static const char *const scope_names[] = {"ensemble", "replica"};
-static const char *const binning_names[] = {"range", "width"};
+static const char *const binning_names[] = {"range", "width", "quantile"};
+static const char *const quantiles_names[] = {"layer", "unit"};
 static const char *const range_scope_names[] = {"pooled", "replica"};
 static const char *const reduce_names[] = {"partitioned", "tree"};
 
@@ -754,6 +755,9 @@ static const key_def keys[] = {
      .names = binning_names, .n_names = COUNT(binning_names),
      .comment = "binning = width: bins [k w, (k+1) w) anchored at 0, no range"},
     DOUBLE_KEY("information", "width", bin_width, 0, 1, INFINITY, 1),
+    {.section = "information", .name = "quantiles", .kind = K_ENUM, .offset = AT(quantiles),
+     .names = quantiles_names, .n_names = COUNT(quantiles_names),
+     .comment = "quantiles: binning = quantile's edges per layer or per unit, each replica's own"},
     {.section = "information", .name = "scope", .kind = K_ENUM, .offset = AT(range_scope),
      .names = range_scope_names, .n_names = COUNT(range_scope_names),
      .comment = "scope = replica: each replica's adaptive range from its own activations"},
@@ -1363,12 +1367,13 @@ static int check_binning(const loader *L, char *err)
         !c->range_whole)
         return key_error(L, "information", "scope", err, "replica applies to range = adaptive; "
                          "binning = width gives every replica the same bins already");
-    if (c->range_scope == IPM_RANGE_PER_REPLICA && !c->range_adaptive && !c->range_whole)
+    if (c->range_scope == IPM_RANGE_PER_REPLICA && !c->range_adaptive && !c->range_whole &&
+        c->binning != IPM_BINNING_QUANTILE)
         return key_error(L, "information", "scope", err, "replica needs range = adaptive or "
                          "whole (a fixed range is the same for all)");
-    if (c->range_whole && c->binning == IPM_BINNING_WIDTH)
-        return key_error(L, "information", "range", err,
-                         "whole: binning = width takes no range (its bins are anchored at 0)");
+    if ((c->range_whole || c->range_adaptive) && c->binning != IPM_BINNING_RANGE)
+        return key_error(L, "information", "range", err, "%s: binning = %s takes no range",
+                         c->range_whole ? "whole" : "adaptive", binning_names[c->binning]);
     if (c->range_whole && !c->range_from[0])
         return key_error(L, "information", "range", err, "whole needs [information] "
                          "range_from, the output of an earlier run with range = adaptive");

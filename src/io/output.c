@@ -25,19 +25,20 @@
 #include "ipmpi/base/error.h"
 
 /* The dimensions a variable may span; DIM_UNIT is unit<k>, the units of layer k. */
-enum dim { DIM_EPOCH, DIM_REPLICA, DIM_LAYER, DIM_ACTIVATION_EPOCH, DIM_SAMPLE, DIM_UNIT };
+enum dim { DIM_EPOCH, DIM_REPLICA, DIM_LAYER, DIM_ACTIVATION_EPOCH, DIM_SAMPLE, DIM_UNIT,
+           DIM_EDGE };
 static const char *const dim_names[] = {"epoch", "replica", "layer", "activation_epoch", "sample",
-                                        "unit"};
+                                        "unit", "edge"};
 
 /* When a variable exists, given the run's meta. */
 enum presence { ALWAYS, WITH_TEST_SET, WITH_ESTIMATE, WITH_ADAPTIVE_RANGE, WITH_STOPPING,
-                WITH_ACTIVATIONS, WITH_GRADIENTS };
+                WITH_ACTIVATIONS, WITH_GRADIENTS, WITH_QUANTILE_EDGES };
 
 enum var {
     V_EPOCH, V_REPLICA, V_LAYER, V_LAYER_NAME, V_LAYER_WIDTH, V_LAYER_MEASURED,
     V_LOSS, V_ACCURACY, V_TEST_LOSS, V_TEST_ACCURACY,
     V_I_XT_SIMPLE, V_I_TY_SIMPLE, V_I_XT_POOLED, V_I_TY_POOLED, V_I_XT_SAMPLED, V_I_TY_SAMPLED,
-    V_BIN_LO, V_BIN_HI, V_STOP_J, V_STOP_EPOCH,
+    V_BIN_LO, V_BIN_HI, V_BIN_EDGES, V_STOP_J, V_STOP_EPOCH,
     V_ACTIVATION_EPOCH, V_SAMPLE_X_ID, V_SAMPLE_Y, V_T,
     V_GRAD_MEAN_NORM, V_GRAD_STD_NORM, N_VARS
 };
@@ -131,6 +132,12 @@ static const var_schema schema[N_VARS] = {
                   .long_name = "bin range high", .units = "1",
                   .description = "upper end of the binning range of each layer (binning = "
                                  "width: the last edge)"},
+    /* Per unit, bin_edges<k> has a unit<k> dimension before edge (see var_dims). */
+    [V_BIN_EDGES] = {"bin_edges", NC_DOUBLE, 3, {DIM_EPOCH, DIM_REPLICA, DIM_EDGE},
+                     WITH_QUANTILE_EDGES, .per_layer = 1, PLANE(bin_edges),
+                     .long_name = "bin edges", .units = "1",
+                     .description = "equal-mass bin edges (binning = quantile) of each replica, "
+                                    "from its own activations, of layer"},
     /* An ensemble rule's stop_J has no replica dimension (see var_dims). */
     [V_STOP_J] = {"stop_J", NC_DOUBLE, EPOCH_REPLICA, WITH_STOPPING, RECORD(stop_j),
                   .long_name = "stopping objective J", .units = "bits",
@@ -181,7 +188,7 @@ typedef struct var_ref {
 typedef struct column {
     var_ref ref;
     int varid;
-    size_t count[2];   /* one record's extent after the epoch dimension (1 beyond its rank) */
+    size_t count[3];   /* one record's extent after the epoch dimension (1 beyond its rank) */
     int by_layer;      /* its last dimension is layer: unmeasured layers are written as fill */
     double *pending;   /* capacity records */
 } column;
@@ -191,13 +198,16 @@ struct ipm_output {
     char *path;
     int replicas, n_layers, stop_rules;
     int range_per_replica;        /* bin_lo/bin_hi have a replica dimension */
+    int quantile;                 /* bin_edges<k>: 1 per layer, 2 per unit (a unit dimension) */
+    int bins;                     /* length of dimension edge */
+    int *edges_id;                /* IPM_N_PLANES x n_layers: bin_edges<k> ids */
     size_t records;               /* records appended so far */
     int n_activation_epochs, activation_samples;
     int *width;                   /* n_layers */
     int *measured;                /* n_layers: 0 = write fill values */
     int varid[N_VARS][IPM_N_PLANES]; /* -1: absent */
     int *t_id;                    /* n_layers, when activations are stored */
-    column columns[N_VARS * IPM_N_PLANES];
+    column columns[(N_VARS + IPM_MAX_LAYERS) * IPM_N_PLANES]; /* bin_edges<k> are per layer */
     int n_columns;
     /* Records not yet in the file: appended records are kept in the
      * columns (one nc_put_vara per variable) and written and synced together
@@ -256,7 +266,8 @@ static void var_name(const var_ref *r, char *name, size_t size)
 {
     const var_schema *s = &schema[r->v];
     if (s->per_layer)
-        snprintf(name, size, "%s%d", s->name, r->layer + 1);
+        snprintf(name, size, "%s%s%d", s->per_plane ? plane_prefix[r->plane] : "", s->name,
+                 r->layer + 1);
     else
         snprintf(name, size, "%s%s", s->per_plane ? plane_prefix[r->plane] : "", s->name);
 }
@@ -272,6 +283,7 @@ static int var_present(const ipm_output_meta *m, const var_ref *r)
     case WITH_STOPPING: return m->stop_rules > 0;
     case WITH_ACTIVATIONS: return m->n_activation_epochs > 0;
     case WITH_GRADIENTS: return m->gradient_stats;
+    case WITH_QUANTILE_EDGES: return plane_on && m->quantile > 0;
     default: return 1;
     }
 }
@@ -285,6 +297,11 @@ static int var_dims(const ipm_output *o, const var_ref *r, enum dim dims[4])
         enum dim per_replica[4] = {DIM_EPOCH, DIM_REPLICA, DIM_LAYER};
         memcpy(dims, per_replica, sizeof per_replica);
         return 3;
+    }
+    if (r->v == V_BIN_EDGES && o->quantile == 2) {
+        enum dim per_unit[4] = {DIM_EPOCH, DIM_REPLICA, DIM_UNIT, DIM_EDGE};
+        memcpy(dims, per_unit, sizeof per_unit);
+        return 4;
     }
     return r->v == V_STOP_J && o->stop_rules == 1 ? 1 : s->ndims;
 }
@@ -305,12 +322,15 @@ static size_t dim_length(const ipm_output *o, enum dim d, int layer)
     case DIM_LAYER: return (size_t)o->n_layers;
     case DIM_ACTIVATION_EPOCH: return (size_t)o->n_activation_epochs;
     case DIM_SAMPLE: return (size_t)o->activation_samples;
+    case DIM_EDGE: return (size_t)o->bins;
     default: return (size_t)o->width[layer];
     }
 }
 
 static int *var_id(ipm_output *o, const var_ref *r)
 {
+    if (r->v == V_BIN_EDGES)
+        return &o->edges_id[r->plane * o->n_layers + r->layer];
     return schema[r->v].per_layer ? &o->t_id[r->layer] : &o->varid[r->v][r->plane];
 }
 
@@ -380,8 +400,8 @@ static void add_column(ipm_output *o, const var_ref *r)
     int ndims = var_dims(o, r, dims);
     c->ref = *r;
     c->varid = *var_id(o, r);
-    c->count[0] = ndims > 1 ? dim_length(o, dims[1], 0) : 1;
-    c->count[1] = ndims > 2 ? dim_length(o, dims[2], 0) : 1;
+    for (int i = 0; i < 3; i++)
+        c->count[i] = ndims > i + 1 ? dim_length(o, dims[i + 1], r->layer) : 1;
     c->by_layer = dims[ndims - 1] == DIM_LAYER && !schema[r->v].every_layer;
 }
 
@@ -490,6 +510,12 @@ static int def_global_atts(ipm_output *o, const ipm_output_meta *m, char *err)
         (m->whole_plane && put_text_att(o, NC_GLOBAL, "information_on",
                                         "whole: training and test samples together", err)))
         return -1;
+    if (m->quantile > 0)
+        return put_text_att(o, NC_GLOBAL, "binning", "quantile", err)
+                       || put_text_att(o, NC_GLOBAL, "quantiles",
+                                       m->quantile == 2 ? "unit" : "layer", err)
+                   ? -1
+                   : 0;
     if (m->bin_width > 0)
         return put_text_att(o, NC_GLOBAL, "binning", "width", err)
                        || put_double_att(o, "bin_width", m->bin_width, err)
@@ -584,6 +610,7 @@ static void output_free(ipm_output *o)
     free(o->width);
     free(o->measured);
     free(o->t_id);
+    free(o->edges_id);
     free(o);
 }
 
@@ -596,7 +623,8 @@ static ipm_output *output_alloc(const ipm_output_meta *m)
     o->width = malloc((size_t)m->n_layers * sizeof *o->width);
     o->measured = malloc((size_t)m->n_layers * sizeof *o->measured);
     o->t_id = malloc((size_t)m->n_layers * sizeof *o->t_id);
-    if (!o->path || !o->width || !o->measured || !o->t_id) {
+    o->edges_id = malloc((size_t)m->n_layers * IPM_N_PLANES * sizeof *o->edges_id);
+    if (!o->path || !o->width || !o->measured || !o->t_id || !o->edges_id) {
         output_free(o);
         return NULL;
     }
@@ -606,12 +634,16 @@ static ipm_output *output_alloc(const ipm_output_meta *m)
         o->measured[l] = m->layer_measured ? m->layer_measured[l] != 0 : 1;
         o->t_id[l] = -1;
     }
+    for (int k = 0; k < m->n_layers * IPM_N_PLANES; k++)
+        o->edges_id[k] = -1;
     o->replicas = m->replicas;
     o->n_layers = m->n_layers;
     o->n_activation_epochs = m->n_activation_epochs > 0 ? m->n_activation_epochs : 0;
     o->activation_samples = m->activation_samples;
     o->stop_rules = m->stop_rules;
     o->range_per_replica = m->range_per_replica;
+    o->quantile = m->quantile;
+    o->bins = m->bins;
     o->flush_seconds = m->flush_seconds > 0 ? m->flush_seconds : 0;
     o->last_flush = -1e300;
     for (int v = 0; v < N_VARS; v++)
@@ -888,6 +920,10 @@ static const double *record_values(const ipm_epoch_record *rec, const column *c)
     const var_schema *s = &schema[c->ref.v];
     const char *base = s->per_plane ? (const char *)(c->ref.plane ? &rec->test : &rec->train)
                                     : (const char *)rec;
+    if (s->per_layer) { /* one array per layer */
+        const double *const *layers = *(const double *const *const *)(const void *)(base + s->field);
+        return layers ? layers[c->ref.layer] : NULL;
+    }
     return *(const double *const *)(const void *)(base + s->field);
 }
 
@@ -900,7 +936,7 @@ static int grow_pending(ipm_output *o, char *err)
     o->pending_epoch = e;
     for (int i = 0; i < o->n_columns; i++) {
         column *c = &o->columns[i];
-        double *v = realloc(c->pending, cap * c->count[0] * c->count[1] * sizeof *v);
+        double *v = realloc(c->pending, cap * c->count[0] * c->count[1] * c->count[2] * sizeof *v);
         if (!v)
             return ipm_fail(err, "%s: out of memory buffering records", o->path);
         c->pending = v;
@@ -916,7 +952,7 @@ static void buffer_record(ipm_output *o, const ipm_epoch_record *rec)
     for (int i = 0; i < o->n_columns; i++) {
         const column *c = &o->columns[i];
         const double *v = record_values(rec, c);
-        size_t per = c->count[0] * c->count[1];
+        size_t per = c->count[0] * c->count[1] * c->count[2];
         double *dst = c->pending + o->pending * per;
         int nan_is_fill = schema[c->ref.v].nan_is_fill;
         for (size_t k = 0; k < per; k++)
@@ -998,14 +1034,14 @@ static int reserve_room(const ipm_output *o, char *err)
 
 static int put_pending(ipm_output *o, char *err)
 {
-    size_t start[3] = {o->records, 0, 0};
+    size_t start[4] = {o->records, 0, 0, 0};
     errno = 0;
     int s = nc_put_vara_int(o->ncid, o->varid[V_EPOCH][0], start, &o->pending, o->pending_epoch);
     if (s)
         return io_fail(o, s, errno, "variable", "epoch", err);
     for (int i = 0; i < o->n_columns; i++) {
         const column *c = &o->columns[i];
-        size_t count[3] = {o->pending, c->count[0], c->count[1]}; /* beyond the rank: unused */
+        size_t count[4] = {o->pending, c->count[0], c->count[1], c->count[2]}; /* beyond the rank: unused */
         errno = 0;
         if ((s = nc_put_vara_double(o->ncid, c->varid, start, count, c->pending))) {
             char name[64];

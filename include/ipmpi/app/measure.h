@@ -27,7 +27,9 @@
  * replica each replica's adaptive range is its min and max alone (no
  * communication: a replica's estimates depend on itself only); the ranges
  * reach rank 0 in replica_range with the estimates. range = whole fixes
- * them once (ipm_measure_fix_ranges): no pass, no agreement. A constant layer's
+ * them once (ipm_measure_fix_ranges): no pass, no agreement. binning =
+ * quantile sets each replica's equal-mass edges from its own pass (no
+ * communication either); they reach rank 0 in quantile_edges. A constant layer's
  * adaptive range is [v, v + 1]; a non-finite one (a
  * diverging run) [-1, 1]. */
 #ifndef IPMPI_MEASURE_H
@@ -58,6 +60,12 @@ typedef struct ipm_measure {
     int width_binning;              /* binning = width: edges k * bin_width on the seen range */
     int per_replica;                /* scope = replica: an adaptive range per replica */
     double bin_width;
+    int quantile;                   /* binning = quantile: enum ipm_quantile_kind */
+    int n_edges;                    /* [information] bins */
+    double *quantile_edges;         /* quantile: per measured layer (at edges_at), replicas x
+                                     * unit sets x n_edges; complete on rank 0 after finish */
+    size_t edges_at[IPM_MAX_LAYERS], n_quantile_edges;
+    const double *layer_edges[IPM_MAX_LAYERS]; /* quantile_edges + edges_at; NULL unmeasured */
     int *slot_replica;              /* n_local: the replica each local slot observed */
     const double *whole;            /* range = whole: lo then hi (per replica: replicas x)
                                      * layers each; the caller's, outliving the measure */
@@ -99,12 +107,13 @@ void ipm_measure_fix_ranges(ipm_measure *m, const double *whole);
 /* 1 when the edges come from the data: observe and agree before binning. */
 int ipm_measure_needs_ranges(const ipm_measure *m);
 
-/* Ranges from the data: ws's first rows rows hold a block of the forward
- * pass of replica `replica`, which will be binned in local slot `slot`
- * (the slot-th replica_begin of the epoch); widens this epoch's local min
- * and max of every measured layer. */
+/* Ranges from the data: ws's first rows rows hold samples [first, first +
+ * rows) of the forward pass of replica `replica`, which will be binned in
+ * local slot `slot` (the slot-th replica_begin of the epoch); widens this
+ * epoch's local min and max of every measured layer (quantile: keeps them
+ * for the slot's edges). */
 void ipm_measure_observe_range(ipm_measure *m, int slot, int replica, const ipm_workspace *ws,
-                               int rows);
+                               int first, int rows);
 
 /* Collective, after every local replica was observed: the global ranges
  * (per replica: the local ones) become the layers' bins for this epoch.

@@ -22,6 +22,10 @@
 #include "ipmpi/info/bins.h"
 #include "ipmpi/info/count.h"
 
+/* Equal-mass bins (binning = quantile): none, a set of edges per layer, or
+ * per unit, from each replica's own activations. */
+enum ipm_quantile_kind { IPM_QUANTILE_NONE, IPM_QUANTILE_LAYER, IPM_QUANTILE_UNIT };
+
 /* What a plane's binning is set up with. */
 typedef struct ipm_binned_spec {
     int n_samples, n_layers;
@@ -34,21 +38,28 @@ typedef struct ipm_binned_spec {
     int plane;                      /* 0 train, 1 test: keys the sampled draw */
     int sampled;                    /* draw the sampled estimator's replicas */
     int per_replica;                /* an edge set per local slot (scope = replica) */
+    int quantile;                   /* enum ipm_quantile_kind; implies per_replica */
 } ipm_binned_spec;
 
 typedef struct ipm_binned_layer {
     int width, measured;
     int n_edges, room;              /* edges in use; room for per set */
-    float *edges;                   /* n_sets x room */
-    ipm_binner *binner;             /* n_sets */
-    double *lo, *hi;                /* n_sets: the range in use */
+    int unit_sets;                  /* sets per slot set: width (quantile per unit) or 1 */
+    float *edges;                   /* n_sets x unit_sets sets of room */
+    ipm_binner *binner;             /* a binner per set */
+    double *lo, *hi;                /* per set: the range in use */
     float *seen_lo, *seen_hi;       /* n_sets: this epoch's local extremes */
+    float *values;                  /* quantile: the observed slot's n x width activations */
     ipm_dict dict;
 } ipm_binned_layer;
 
 typedef struct ipm_binned {
     int n, n_layers, n_edges, n_replicas, n_local;
-    int n_sets;                     /* edge sets per layer: n_local with per_replica, else 1 */
+    int n_sets;                     /* slot sets per layer: n_local with per_replica, else 1 */
+    int quantile;                   /* enum ipm_quantile_kind */
+    int q_slot, q_rows;             /* quantile: the slot being observed, its rows so far */
+    unsigned char *q_done;          /* n_local: the slot's quantile edges are this epoch's */
+    float *scratch;                 /* quantile per unit: one unit's n values */
     uint64_t seed;
     int plane, sampled;
     ipm_binned_layer *layer;        /* n_layers */
@@ -82,10 +93,16 @@ void ipm_binned_set_range(ipm_binned *b, int layer, int set, double lo, double h
 int ipm_binned_set_width_range(ipm_binned *b, int layer, double w, double lo, double hi,
                                char *err);
 
-/* Widens every measured layer's local extremes of the edge set of local
- * slot `slot` (the slot its replica_begin will take this epoch) by a block
- * of rows rows (act[l]: rows x width of layer l). NaN is skipped. */
-void ipm_binned_observe_range(ipm_binned *b, int slot, float *const *act, int rows);
+/* A block [first, first + rows) of the pass of the replica that local slot
+ * `slot` will bin this epoch (its replica_begin's order), act[l] rows x
+ * width of layer l. Widens the slot set's local extremes of every measured
+ * layer (NaN is skipped); with quantile bins keeps the values, and once
+ * every sample of the slot was seen (slots one after another, blocks in any
+ * order) sets the slot's equal-mass edges. */
+void ipm_binned_observe_range(ipm_binned *b, int slot, float *const *act, int first, int rows);
+
+/* Slot's edges of layer: unit_sets sets of n_edges (spaced by room). */
+const float *ipm_binned_edges(const ipm_binned *b, int layer, int slot);
 
 /* A replica's pass over the plane, in blocks: begin takes its local slot
  * (at most n_local per epoch; the previous pass must be complete), then

@@ -14,6 +14,7 @@
 #ifndef IPMPI_BINS_H
 #define IPMPI_BINS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct ipm_pattern {
@@ -34,6 +35,13 @@ void ipm_bin_edges(float *edges, int n, double lo, double hi);
  * exceed IPM_MAX_EDGES (nothing is written then). w > 0; lo <= hi, finite. */
 long ipm_width_edge_count(double w, double lo, double hi);
 int ipm_width_edges(float *edges, double w, double lo, double hi);
+
+/* Equal-mass edges (Chelombiev et al. 2019): n >= 2 edges at the (j+1)/(n+1)
+ * quantiles of count >= 1 values, e_j = s[floor((j+1) count / (n+1))] with s
+ * the values sorted ascending (NaN last, -0 before +0): n + 1 bins of about
+ * count / (n+1) values each. Tied values share a bin (equal edges leave
+ * empty bins between them). Sorts values in place. */
+void ipm_quantile_edges(float *values, size_t count, int n, float *edges);
 
 /* #{j : edges[j] <= v}. */
 int ipm_digitize(float v, const float *edges, int n);
@@ -66,5 +74,10 @@ void ipm_binner_init(ipm_binner *b, const float *edges, int n_edges);
 /* The same as ipm_patterns with b's edges. */
 void ipm_binner_patterns(const ipm_binner *b, const float *act, int rows, int units,
                          ipm_pattern *out);
+
+/* The same with a binner per unit: per_unit[j] bins unit j (units of them,
+ * all with the same number of edges). */
+void ipm_binners_patterns(const ipm_binner *per_unit, const float *act, int rows, int units,
+                          ipm_pattern *out);
 
 #endif

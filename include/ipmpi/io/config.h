@@ -22,7 +22,8 @@ enum ipm_data_source { IPM_DATA_TISHBY12, IPM_DATA_SIMPLE, IPM_DATA_COMPLICATED,
                        IPM_DATA_IDX };
 /* How the extended estimators' counts meet on several ranks (key "reduce"). */
 enum ipm_reduce_kind { IPM_REDUCE_PARTITIONED, IPM_REDUCE_TREE };
-enum ipm_binning_kind { IPM_BINNING_RANGE, IPM_BINNING_WIDTH };
+enum ipm_binning_kind { IPM_BINNING_RANGE, IPM_BINNING_WIDTH, IPM_BINNING_QUANTILE };
+enum ipm_quantile_over { IPM_QUANTILES_LAYER, IPM_QUANTILES_UNIT };
 enum ipm_range_scope { IPM_RANGE_POOLED, IPM_RANGE_PER_REPLICA };
 enum ipm_epoch_rule { IPM_EPOCHS_ALL, IPM_EPOCHS_EVERY, IPM_EPOCHS_LOG, IPM_EPOCHS_LIST };
 
@@ -86,6 +87,7 @@ typedef struct ipm_config {
     char range_from[IPM_PATH_MAX];    /* an earlier run's output with adaptive ranges */
     enum ipm_binning_kind binning;    /* default range: `bins` edges on `range` */
     double bin_width;                 /* key "width": binning = width, default 0.07 */
+    enum ipm_quantile_over quantiles; /* binning = quantile: edges per layer (default) or unit */
     enum ipm_range_scope range_scope; /* key "scope": adaptive ranges pooled or per replica */
     int info_layers[IPM_MAX_LAYERS];  /* key "layers": 1-based, sorted, unique */
     int n_info_layers;                /* 0 = every layer with an activation (not maxpool) */

@@ -14,8 +14,12 @@
  *     P I_XT_simple, P I_TY_simple (epoch, replica, layer)
  *     P I_XT_pooled, P I_TY_pooled, P I_XT_sampled, P I_TY_sampled (epoch, layer)
  *   in bits;
- *   with range = adaptive, per measured plane P: P bin_lo, P bin_hi
- *     (epoch, layer): the binning range each layer used;
+ *   with range = adaptive or whole, binning = width, per measured plane P:
+ *     P bin_lo, P bin_hi (epoch, layer; scope = replica: epoch, replica,
+ *     layer): the binning range each layer used (width: first, last edge);
+ *   with binning = quantile, per measured plane P and layer k:
+ *     P bin_edges<k> (epoch, replica, edge; per unit: epoch, replica,
+ *     unit<k>, edge): the edges each replica's layer used;
  *   with [stopping] criterion = mi: stop_J (epoch) for scope = ensemble,
  *     (epoch, replica) for scope = replica: the objective at each check
  *     (fill value elsewhere); stop_epoch(replica) int, -1 (its _FillValue)
@@ -69,6 +73,7 @@ typedef struct ipm_output_meta {
     int adaptive_range;           /* bin_lo/bin_hi variables instead of range attributes */
     int range_per_replica;        /* bin_lo/bin_hi per replica (epoch, replica, layer) */
     int range_whole;              /* range = whole: binning "whole", the same ranges every epoch */
+    int quantile;                 /* binning = quantile: 1 edges per layer, 2 per unit */
     double bin_width;             /* > 0: binning = width, edges k * bin_width from bin_lo to bin_hi */
     int stop_rules;               /* 0: no stopping; 1: ensemble; R: one per replica */
     const char *stop_description; /* long_name of stop_J */
@@ -88,6 +93,8 @@ typedef struct ipm_plane_record {
     const double *i_xt_sampled, *i_ty_sampled;   /* layers */
     const double *bin_lo, *bin_hi;               /* layers (replicas x layers per replica),
                                                   * with a range from the data */
+    const double *const *bin_edges;              /* quantile: per layer (NULL: not measured)
+                                                  * replicas x [units x] bins */
 } ipm_plane_record;
 
 typedef struct ipm_epoch_record {
