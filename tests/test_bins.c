@@ -336,18 +336,23 @@ static void test_width_bins_are_floor(void)
 static void test_quantile_edges(void)
 {
     float v[10] = {7, 2, 9, 4, 10, 1, 6, 3, 8, 5}, e[4];
-    ipm_quantile_edges(v, 10, 4, e);
+    uint32_t keys[20];
+    ipm_quantile_edges(v, keys, keys + 10, 10, 4, e);
     CHECK(e[0] == 3 && e[1] == 5 && e[2] == 7 && e[3] == 9);
     int count[5] = {0};
     for (int i = 1; i <= 10; i++)
         count[ipm_digitize((float)i, e, 4)]++;
     CHECK(count[0] == 2 && count[1] == 2 && count[2] == 2 && count[3] == 2 && count[4] == 2);
     float t[8] = {0, 1, 0, 0, 2, 0, 0, 0}, te[3];
-    ipm_quantile_edges(t, 8, 3, te);
+    ipm_quantile_edges(t, keys, keys + 8, 8, 3, te);
     CHECK(te[0] == 0 && te[1] == 0 && te[2] == 1);
     float z[4] = {0.0f, -0.0f, 0.0f, -0.0f}, ze[2]; /* -0 sorts first: edges -0, +0 */
-    ipm_quantile_edges(z, 4, 2, ze);
+    ipm_quantile_edges(z, keys, keys + 4, 4, 2, ze);
     CHECK(signbit(ze[0]) && !signbit(ze[1]));
+    float m[6] = {-2.5f, INFINITY, -INFINITY, 1e-30f, -1e-30f, 3}, me[5];
+    ipm_quantile_edges(m, keys, keys + 6, 6, 5, me); /* indices 1..5: all but the least */
+    CHECK(me[0] == -2.5f && me[1] == -1e-30f && me[2] == 1e-30f && me[3] == 3 &&
+          me[4] == INFINITY);
 }
 
 /* A binner per unit: unit 0 on edges 0, 1; unit 1 on 10, 20; 2 bits a unit. */

@@ -21,8 +21,11 @@ static int alloc_arrays(ipm_binned *b, char *err)
     b->local_slot = malloc((size_t)b->n_replicas * sizeof *b->local_slot);
     b->q_done = calloc(local + 1, 1);
     b->scratch = b->quantile == IPM_QUANTILE_UNIT ? malloc(n * sizeof *b->scratch) : NULL;
+    size_t keys = b->quantile ? n * (size_t)b->widest : 0;
+    b->keys = keys ? malloc(2 * keys * sizeof *b->keys) : NULL;
     if (!b->layer || !b->patterns || !b->choice || !b->pick || !b->ids || !b->seen_replica ||
-        !b->local_slot || !b->q_done || (b->quantile == IPM_QUANTILE_UNIT && !b->scratch))
+        !b->local_slot || !b->q_done || (b->quantile == IPM_QUANTILE_UNIT && !b->scratch) ||
+        (keys && !b->keys))
         return ipm_fail(err, "out of memory for the pattern ids of %d samples", b->n);
     return 0;
 }
@@ -78,6 +81,9 @@ int ipm_binned_init(ipm_binned *b, const ipm_binned_spec *spec, char *err)
     b->quantile = spec->quantile;
     b->n_sets = (spec->per_replica || spec->quantile) && spec->n_local > 0 ? spec->n_local : 1;
     b->q_slot = -1;
+    for (int l = 0; l < b->n_layers; l++)
+        if (spec->measured[l] && spec->width[l] > b->widest)
+            b->widest = spec->width[l];
     if (alloc_arrays(b, err))
         return -1;
     for (int l = 0; l < b->n_layers; l++)
@@ -109,6 +115,7 @@ void ipm_binned_free(ipm_binned *b)
     free(b->local_slot);
     free(b->q_done);
     free(b->scratch);
+    free(b->keys);
     memset(b, 0, sizeof *b);
 }
 
@@ -220,8 +227,8 @@ static void set_quantile_edges(ipm_binned *b, int slot)
                     b->scratch[i] = L->values[i * width + (size_t)u];
                 v = b->scratch;
             }
-            ipm_quantile_edges(v, b->quantile == IPM_QUANTILE_UNIT ? n : n * width, b->n_edges,
-                               edges);
+            size_t count = b->quantile == IPM_QUANTILE_UNIT ? n : n * width;
+            ipm_quantile_edges(v, b->keys, b->keys + count, count, b->n_edges, edges);
             use_edges(L, set, b->n_edges, edges[0], edges[b->n_edges - 1]);
         }
     }

@@ -45,23 +45,49 @@ int ipm_width_edges(float *edges, double w, double lo, double hi)
     return (int)n;
 }
 
-/* Ascending, NaN last; -0 before +0, so the order (and so every edge) is
- * one whatever the sort's stability. */
-static int compare_floats(const void *pa, const void *pb)
+/* Float bits mapped so that unsigned order is the floats' order (-0 just
+ * below +0; NaN beyond the infinities on its sign's side). */
+static inline uint32_t order_key(float v)
 {
-    float a = *(const float *)pa, b = *(const float *)pb;
-    if (isnan(a) || isnan(b))
-        return isnan(a) - isnan(b);
-    if (a == b)
-        return (int)signbit(b) - (int)signbit(a);
-    return a < b ? -1 : 1;
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return u & 0x80000000u ? ~u : u | 0x80000000u;
 }
 
-void ipm_quantile_edges(float *values, size_t count, int n, float *edges)
+static inline float key_value(uint32_t k)
 {
-    qsort(values, count, sizeof *values, compare_floats);
+    uint32_t u = k & 0x80000000u ? k & 0x7fffffffu : ~k;
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/* LSD radix sort of the keys, 8 bits a pass: linear, where a comparison
+ * sort of a replica's layer at every logged epoch would dominate. */
+static void radix_sort(uint32_t *keys, uint32_t *tmp, size_t count)
+{
+    for (int shift = 0; shift < 32; shift += 8) {
+        size_t start[257] = {0};
+        for (size_t i = 0; i < count; i++)
+            start[((keys[i] >> shift) & 0xffu) + 1]++;
+        for (int d = 0; d < 256; d++)
+            start[d + 1] += start[d];
+        for (size_t i = 0; i < count; i++)
+            tmp[start[(keys[i] >> shift) & 0xffu]++] = keys[i];
+        uint32_t *swap = keys;
+        keys = tmp;
+        tmp = swap;
+    } /* four passes: the sorted keys are back in the first buffer */
+}
+
+void ipm_quantile_edges(const float *values, uint32_t *keys, uint32_t *tmp, size_t count, int n,
+                        float *edges)
+{
+    for (size_t i = 0; i < count; i++)
+        keys[i] = order_key(values[i]);
+    radix_sort(keys, tmp, count);
     for (int j = 0; j < n; j++)
-        edges[j] = values[(size_t)(((uint64_t)(j + 1) * count) / (uint64_t)(n + 1))];
+        edges[j] = key_value(keys[((uint64_t)(j + 1) * count) / (uint64_t)(n + 1)]);
 }
 
 /* The in-range guess k in [1, n-1]: bin v when it lies in [e[k-1], e[k]).

@@ -60,6 +60,8 @@ typedef struct ipm_binned {
     int q_slot, q_rows;             /* quantile: the slot being observed, its rows so far */
     unsigned char *q_done;          /* n_local: the slot's quantile edges are this epoch's */
     float *scratch;                 /* quantile per unit: one unit's n values */
+    int widest;                     /* the widest measured layer's units */
+    uint32_t *keys;                 /* quantile: 2 x n x widest sort keys */
     uint64_t seed;
     int plane, sampled;
     ipm_binned_layer *layer;        /* n_layers */

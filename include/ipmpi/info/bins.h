@@ -38,10 +38,12 @@ int ipm_width_edges(float *edges, double w, double lo, double hi);
 
 /* Equal-mass edges (Chelombiev et al. 2019): n >= 2 edges at the (j+1)/(n+1)
  * quantiles of count >= 1 values, e_j = s[floor((j+1) count / (n+1))] with s
- * the values sorted ascending (NaN last, -0 before +0): n + 1 bins of about
+ * the values sorted ascending (-0 before +0; NaN, which only a diverging run
+ * makes, beyond the infinities on its sign's side): n + 1 bins of about
  * count / (n+1) values each. Tied values share a bin (equal edges leave
- * empty bins between them). Sorts values in place. */
-void ipm_quantile_edges(float *values, size_t count, int n, float *edges);
+ * empty bins between them). keys and tmp: room for count values each. */
+void ipm_quantile_edges(const float *values, uint32_t *keys, uint32_t *tmp, size_t count, int n,
+                        float *edges);
 
 /* #{j : edges[j] <= v}. */
 int ipm_digitize(float v, const float *edges, int n);
