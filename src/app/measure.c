@@ -27,8 +27,8 @@ static int alloc_results(ipm_measure *m, char *err)
     m->est.sampled_ty = calloc(l, sizeof(double));
     m->replica_range = calloc(2 * rl + 1, sizeof(double)); /* hi follows lo: one reduce */
     m->slot_replica = calloc((size_t)m->n_local + 1, sizeof(int));
-    if (!m->replica_range || !m->slot_replica || !m->est.simple_xt || !m->est.pooled_xt || !m->est.pooled_ty ||
-        !m->est.sampled_xt || !m->est.sampled_ty)
+    if (!m->replica_range || !m->slot_replica || !m->est.simple_xt || !m->est.pooled_xt ||
+        !m->est.pooled_ty || !m->est.sampled_xt || !m->est.sampled_ty)
         return ipm_fail(err, "out of memory for the information estimates");
     return 0;
 }
@@ -314,15 +314,17 @@ static void collect_quantile_edges(ipm_measure *m)
 {
     for (size_t k = 0; k < m->n_quantile_edges; k++)
         m->quantile_edges[k] = -0.0;
+    size_t n = (size_t)m->n_edges;
     for (int l = 0; l < m->n_layers; l++) {
         const ipm_binned_layer *L = &m->binned.layer[l];
-        size_t per_replica = (size_t)L->unit_sets * (size_t)m->n_edges;
+        size_t sets = (size_t)L->unit_sets, room = (size_t)L->room;
         for (int k = 0; k < m->n_local && m->measured[l]; k++) {
-            double *to = m->quantile_edges + m->edges_at[l] + (size_t)m->slot_replica[k] * per_replica;
+            double *to = m->quantile_edges + m->edges_at[l] +
+                         (size_t)m->slot_replica[k] * sets * n;
             const float *from = ipm_binned_edges(&m->binned, l, k);
-            for (int u = 0; u < L->unit_sets; u++)
-                for (int j = 0; j < m->n_edges; j++)
-                    to[(size_t)u * (size_t)m->n_edges + (size_t)j] = from[(size_t)u * (size_t)L->room + (size_t)j];
+            for (size_t u = 0; u < sets; u++)
+                for (size_t j = 0; j < n; j++)
+                    to[u * n + j] = from[u * room + j];
         }
     }
 }

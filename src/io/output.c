@@ -921,7 +921,8 @@ static const double *record_values(const ipm_epoch_record *rec, const column *c)
     const char *base = s->per_plane ? (const char *)(c->ref.plane ? &rec->test : &rec->train)
                                     : (const char *)rec;
     if (s->per_layer) { /* one array per layer */
-        const double *const *layers = *(const double *const *const *)(const void *)(base + s->field);
+        const void *at = base + s->field;
+        const double *const *layers = *(const double *const *const *)at;
         return layers ? layers[c->ref.layer] : NULL;
     }
     return *(const double *const *)(const void *)(base + s->field);
@@ -1041,7 +1042,8 @@ static int put_pending(ipm_output *o, char *err)
         return io_fail(o, s, errno, "variable", "epoch", err);
     for (int i = 0; i < o->n_columns; i++) {
         const column *c = &o->columns[i];
-        size_t count[4] = {o->pending, c->count[0], c->count[1], c->count[2]}; /* beyond the rank: unused */
+        /* beyond the rank: unused */
+        size_t count[4] = {o->pending, c->count[0], c->count[1], c->count[2]};
         errno = 0;
         if ((s = nc_put_vara_double(o->ncid, c->varid, start, count, c->pending))) {
             char name[64];
