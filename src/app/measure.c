@@ -9,6 +9,8 @@
 
 #include "ipmpi/base/assert.h"
 #include "ipmpi/base/error.h"
+#include "ipmpi/info/miller_madow.h"
+#include "ipmpi/parallel/kde.h"
 #include "ipmpi/parallel/partition.h"
 #include "ipmpi/parallel/reduce.h"
 
@@ -19,17 +21,56 @@ static int alloc_results(ipm_measure *m, char *err)
     size_t rl = (size_t)m->n_replicas * (size_t)m->n_layers, l = (size_t)m->n_layers;
     m->est.n_replicas = m->n_replicas;
     m->est.n_layers = m->n_layers;
-    m->est.simple_xt = calloc(2 * rl + 1, sizeof(double)); /* simple_ty follows: one reduce */
+    /* simple_ty, simple_xt_mm and simple_ty_mm follow simple_xt: one reduce */
+    m->est.simple_xt = calloc(4 * rl + 1, sizeof(double));
     m->est.simple_ty = m->est.simple_xt + rl;
+    m->est.simple_xt_mm = m->est.simple_xt + 2 * rl;
+    m->est.simple_ty_mm = m->est.simple_xt + 3 * rl;
     m->est.pooled_xt = calloc(l, sizeof(double));
     m->est.pooled_ty = calloc(l, sizeof(double));
     m->est.sampled_xt = calloc(l, sizeof(double));
     m->est.sampled_ty = calloc(l, sizeof(double));
     m->replica_range = calloc(2 * rl + 1, sizeof(double)); /* hi follows lo: one reduce */
     m->slot_replica = calloc((size_t)m->n_local + 1, sizeof(int));
+    /* the extended Miller-Madow values and the KDE ones, in one block */
+    double *more = calloc((4 + IPM_KDE_N_VALUES) * l, sizeof(double));
     if (!m->replica_range || !m->slot_replica || !m->est.simple_xt || !m->est.pooled_xt ||
-        !m->est.pooled_ty || !m->est.sampled_xt || !m->est.sampled_ty)
+        !m->est.pooled_ty || !m->est.sampled_xt || !m->est.sampled_ty || !more) {
+        free(more);
         return ipm_fail(err, "out of memory for the information estimates");
+    }
+    double **slot[4] = {&m->est.pooled_xt_mm, &m->est.pooled_ty_mm, &m->est.sampled_xt_mm,
+                        &m->est.sampled_ty_mm};
+    for (size_t k = 0; k < 4; k++)
+        *slot[k] = more + k * l;
+    for (size_t k = 0; k < IPM_KDE_N_VALUES; k++)
+        m->est.kde[k] = more + (4 + k) * l;
+    return 0;
+}
+
+double ipm_measure_kde_bytes(int n, int n_local, const int *width, const int *measured,
+                             int n_layers)
+{
+    double floats = 0;
+    for (int l = 0; l < n_layers; l++)
+        floats += measured[l] ? (double)width[l] * n : 0;
+    return 4.0 * floats * n_local;
+}
+
+/* kde: room for the local replicas' activations of every measured layer. */
+static int alloc_kde(ipm_measure *m, char *err)
+{
+    for (int l = 0; l < m->n_layers; l++) {
+        m->kde_offset[l] = m->kde_per_replica;
+        if (m->measured[l])
+            m->kde_per_replica += (size_t)m->width[l] * (size_t)m->data->n;
+    }
+    size_t floats = m->kde_per_replica * (size_t)m->n_local;
+    m->kde_acts = calloc(floats + 1, sizeof(float));
+    m->kde_slots = malloc(((size_t)m->n_local + 1) * sizeof *m->kde_slots);
+    if (!m->kde_acts || !m->kde_slots)
+        return ipm_fail(err, "out of memory keeping %zu activations for the kde estimator",
+                        floats);
     return 0;
 }
 
@@ -152,9 +193,15 @@ int ipm_measure_init(ipm_measure *m, const ipm_config *cfg, const ipm_dataset *d
     m->bin_width = cfg->bin_width;
     m->n_edges = cfg->bins;
     m->reduce = cfg->reduce;
+    m->kde_variance = cfg->kde_variance;
     if (ipm_data_information(data->x_id, data->y, data->n, &m->h_x, &m->h_y, &m->i_xy, err) ||
         alloc_results(m, err) || init_binned(m, cfg, err) || alloc_quantile_edges(m, err) ||
         alloc_counting(m, err))
+        return -1;
+    if ((m->estimators & IPM_EST_KDE) && alloc_kde(m, err))
+        return -1;
+    if ((m->estimators & IPM_EST_MILLER_MADOW) &&
+        ipm_data_cells(data->x_id, data->y, data->n, &m->m_x, &m->m_y, err))
         return -1;
     if (!several_ranks_extended(m))
         return 0;
@@ -196,13 +243,16 @@ void ipm_measure_free(ipm_measure *m)
     free(m->replica_range);
     free(m->slot_replica);
     free(m->quantile_edges);
+    free(m->est.pooled_xt_mm); /* and the other per-layer values with it */
+    free(m->kde_acts);
+    free(m->kde_slots);
     memset(m, 0, sizeof *m);
 }
 
 void ipm_measure_begin(ipm_measure *m, int epoch)
 {
     size_t rl = (size_t)m->n_replicas * (size_t)m->n_layers;
-    memset(m->est.simple_xt, 0, 2 * rl * sizeof(double)); /* and simple_ty */
+    memset(m->est.simple_xt, 0, 4 * rl * sizeof(double)); /* and simple_ty, the _mm ones */
     for (int l = 0; l < m->n_layers; l++) {
         if (!m->measured[l])
             continue;
@@ -218,11 +268,28 @@ void ipm_measure_begin(ipm_measure *m, int epoch)
     ipm_binned_begin(&m->binned, epoch);
 }
 
+/* kde: the block's rows of every measured layer, kept for the bounds. */
+static void keep_for_kde(ipm_measure *m, const ipm_workspace *ws, int first, int rows)
+{
+    IPM_ASSERT(m->kde_slot >= 0 && m->kde_slot < m->n_local && first >= 0 &&
+               first + rows <= m->data->n);
+    float *mine = m->kde_acts + m->kde_per_replica * (size_t)m->kde_slot;
+    for (int l = 0; l < m->n_layers; l++) {
+        if (!m->measured[l])
+            continue;
+        size_t width = (size_t)m->width[l];
+        memcpy(mine + m->kde_offset[l] + (size_t)first * width, ws->act[l],
+               (size_t)rows * width * sizeof(float));
+    }
+}
+
 int ipm_measure_replica_block(ipm_measure *m, const ipm_workspace *ws, int first, int rows,
                               char *err)
 {
     double t0 = MPI_Wtime();
     int rc = ipm_binned_block(&m->binned, ws->act, first, rows, err);
+    if (rc == 0 && (m->estimators & IPM_EST_KDE))
+        keep_for_kde(m, ws, first, rows);
     m->seconds_binning += MPI_Wtime() - t0;
     return rc;
 }
@@ -364,6 +431,7 @@ int ipm_measure_agree_ranges(ipm_measure *m, MPI_Comm comm, char *err)
 int ipm_measure_replica_begin(ipm_measure *m, int replica, char *err)
 {
     int slot = m->binned.n_seen;
+    m->kde_slot = replica / m->n_ranks; /* replica r is local slot r / P on rank r mod P */
     if (m->whole && m->per_replica && slot < m->n_local)
         use_whole_range_of(m, slot, replica);
     else if (m->per_replica && slot < m->n_local && m->slot_replica[slot] != replica)
@@ -546,6 +614,37 @@ static int reduce_partitioned(ipm_measure *m, MPI_Comm comm, int rank, int count
     return 0;
 }
 
+/* ---- kde ----------------------------------------------------------------- */
+
+/* Collective: every measured layer's bounds, the pairs spread over the
+ * ranks. ipm_kde_bounds_mpi fails on every rank together, so all ranks make
+ * the same calls whatever happened before. */
+static int kde_all(ipm_measure *m, MPI_Comm comm, char *err)
+{
+    double t0 = MPI_Wtime();
+    int rc = 0;
+    for (int l = 0; rc == 0 && l < m->n_layers; l++) {
+        if (!m->measured[l])
+            continue;
+        for (int k = 0; k < m->n_local; k++)
+            m->kde_slots[k] = m->kde_acts + m->kde_per_replica * (size_t)k + m->kde_offset[l];
+        ipm_kde_input in = {
+            .shape = {.n = m->data->n, .n_replicas = m->n_replicas, .width = m->width[l],
+                      .var = m->kde_variance},
+            .acts = m->kde_slots, .y = m->data->y};
+        ipm_kde_bounds b;
+        rc = ipm_kde_bounds_mpi(&in, comm, &b, NULL, err);
+        if (rc == 0) {
+            m->est.kde[IPM_KDE_XT_UPPER][l] = b.xt_upper;
+            m->est.kde[IPM_KDE_XT_LOWER][l] = b.xt_lower;
+            m->est.kde[IPM_KDE_TY_UPPER][l] = b.ty_upper;
+            m->est.kde[IPM_KDE_TY_LOWER][l] = b.ty_lower;
+        }
+    }
+    m->seconds_kde += MPI_Wtime() - t0;
+    return rc;
+}
+
 int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err)
 {
     double t0 = MPI_Wtime();
@@ -573,5 +672,8 @@ int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err)
                                                &m->traffic, err))
         rc = -1;
     m->seconds_exchange += MPI_Wtime() - t1 - (m->seconds_wait - waited);
+    char kde_err[IPM_ERRLEN]; /* an earlier failure's message comes first */
+    if ((m->estimators & IPM_EST_KDE) && kde_all(m, comm, rc ? kde_err : err))
+        rc = -1;
     return rc;
 }

@@ -10,6 +10,8 @@
 #include "ipmpi/io/ranges.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/app/learn_config.h"
+#include "ipmpi/app/measure.h"
+#include "ipmpi/parallel/kde.h"
 #include "ipmpi/base/memory.h"
 
 /* The forward pass of a logged epoch runs in blocks of this many samples,
@@ -156,20 +158,47 @@ static double plane_bytes(const ipm_plan *p, double n, double r)
     return bytes + OWNER_ROW_BYTES * owned + OWNER_CELL_BYTES * received;
 }
 
-/* The counts' worst case on the busiest rank, every pattern distinct.
- * Refusing here beats an out-of-memory kill. */
+/* kde on one plane of n samples, on the busiest rank: the local replicas'
+ * activations of every measured layer, and the workspace of the widest one
+ * (layers are bounded one after the other). Linear in n: no n x n matrix. */
+static double kde_plane_bytes(const ipm_plan *p, int n)
+{
+    if (!(p->cfg->estimators & IPM_EST_KDE))
+        return 0;
+    int local = (p->n_replicas + p->n_ranks - 1) / p->n_ranks;
+    double workspace = 0;
+    for (int l = 0; l < p->cfg->n_layers; l++) {
+        ipm_kde_shape shape = {n, p->n_replicas, p->width[l], p->cfg->kde_variance};
+        double w = p->layer_measured[l] ? (double)ipm_kde_workspace_bytes(&shape, p->n_ranks) : 0;
+        workspace = w > workspace ? w : workspace;
+    }
+    return workspace +
+           ipm_measure_kde_bytes(n, local, p->width, p->layer_measured, p->cfg->n_layers);
+}
+
+/* The counts' worst case on the busiest rank, every pattern distinct, and
+ * what kde keeps. Refusing here beats an out-of-memory kill. */
 static int check_table_memory(const ipm_plan *p, char *err)
 {
     const ipm_config *cfg = p->cfg;
     double worst = 0;
+    for (int k = 0; k < IPM_N_PLANES; k++) {
+        ipm_kde_shape shape = {ipm_plan_measured_data(p, k)->n, p->n_replicas, 1,
+                               cfg->kde_variance};
+        char why[IPM_ERRLEN];
+        if (p->measured[k] && (cfg->estimators & IPM_EST_KDE) && ipm_kde_check_shape(&shape, why))
+            return ipm_config_fail(cfg, "information", "estimators", err, ": kde: %s", why);
+    }
     for (int k = 0; k < IPM_N_PLANES; k++)
         if (p->measured[k])
-            worst += plane_bytes(p, ipm_plan_measured_data(p, k)->n, p->n_replicas);
+            worst += plane_bytes(p, ipm_plan_measured_data(p, k)->n, p->n_replicas) +
+                     kde_plane_bytes(p, ipm_plan_measured_data(p, k)->n);
     double mb = worst / (1024.0 * 1024.0);
     if (mb <= cfg->max_table_mb)
         return 0;
     return ipm_config_fail(cfg, "information", "max_table_mb", err,
-                           " = %d: the count tables may need up to %.0f MB on one rank (%d "
+                           " = %d: the count tables (and kde's activations) may need up to "
+                           "%.0f MB on one rank (%d "
                            "samples x %d replicas x %d layers on %d rank%s, reduce = %s, every "
                            "pattern distinct); raise max_table_mb, or use more ranks, fewer "
                            "replicas, samples or estimators",

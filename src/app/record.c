@@ -55,7 +55,7 @@ int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int resumed
         .estimators = cfg->estimators,
         .planes = plan->whole_plane ? IPM_ON_TRAIN : cfg->on, .whole_plane = plan->whole_plane,
         .has_test = plan->data[IPM_PLANE_TEST].n > 0, .bins = cfg->bins,
-        .range_lo = cfg->range_lo, .range_hi = cfg->range_hi,
+        .range_lo = cfg->range_lo, .range_hi = cfg->range_hi, .kde_variance = cfg->kde_variance,
         .n_activation_epochs = plan->n_act, .activation_samples = train->n,
         .gradient_stats = cfg->gradient_stats,
         .sample_x_id = train->x_id, .sample_y = train->y, .flush_seconds = flush_seconds,
@@ -77,6 +77,25 @@ int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int resumed
     return stop->enabled ? ipm_output_stop_epochs(*out, stop->stop_epoch, err) : 0;
 }
 
+/* The Miller-Madow and KDE values, when computed. */
+static void plane_record_more(const ipm_measure *m, unsigned est, ipm_plane_record *rec)
+{
+    if (est & IPM_EST_MILLER_MADOW) {
+        rec->i_xt_simple_mm = m->est.simple_xt_mm;
+        rec->i_ty_simple_mm = m->est.simple_ty_mm;
+        rec->i_xt_pooled_mm = m->est.pooled_xt_mm;
+        rec->i_ty_pooled_mm = m->est.pooled_ty_mm;
+        rec->i_xt_sampled_mm = m->est.sampled_xt_mm;
+        rec->i_ty_sampled_mm = m->est.sampled_ty_mm;
+    }
+    if (est & IPM_EST_KDE) {
+        rec->i_xt_kde_upper = m->est.kde[IPM_KDE_XT_UPPER];
+        rec->i_xt_kde_lower = m->est.kde[IPM_KDE_XT_LOWER];
+        rec->i_ty_kde_upper = m->est.kde[IPM_KDE_TY_UPPER];
+        rec->i_ty_kde_lower = m->est.kde[IPM_KDE_TY_LOWER];
+    }
+}
+
 static void plane_record(const ipm_record_sources *src, int p, ipm_plane_record *rec)
 {
     memset(rec, 0, sizeof *rec);
@@ -96,6 +115,7 @@ static void plane_record(const ipm_record_sources *src, int p, ipm_plane_record 
         rec->i_xt_sampled = m->est.sampled_xt;
         rec->i_ty_sampled = m->est.sampled_ty;
     }
+    plane_record_more(m, est, rec);
     if (m->per_replica) {
         rec->bin_lo = m->replica_range;
         rec->bin_hi = m->replica_range + (size_t)m->n_replicas * (size_t)m->n_layers;

@@ -28,6 +28,9 @@ static void headline_point(const ipm_report_sources *src, int layer, double *i_x
     } else if (which & IPM_EST_SAMPLED) {
         *i_xt = est->sampled_xt[layer];
         *i_ty = est->sampled_ty[layer];
+    } else if (!(which & IPM_EST_SIMPLE)) { /* kde alone: its upper bounds */
+        *i_xt = est->kde[IPM_KDE_XT_UPPER][layer];
+        *i_ty = est->kde[IPM_KDE_TY_UPPER][layer];
     } else {
         double sx = 0, sy = 0;
         for (int rep = 0; rep < est->n_replicas; rep++) {
@@ -114,19 +117,20 @@ int ipm_report_peak_memory(ipm_clock *clock, MPI_Comm comm, char *err)
 
 /* What the planes' measures spent and moved, summed over the planes. */
 typedef struct measure_totals {
-    double binning, exchange, wait;
+    double binning, exchange, wait, kde;
     ipm_traffic traffic;
 } measure_totals;
 
 static measure_totals measure_totals_of(const ipm_report_sources *src)
 {
-    measure_totals t = {0, 0, 0, {0, 0}};
+    measure_totals t = {0, 0, 0, 0, {0, 0}};
     for (int p = 0; p < IPM_N_PLANES; p++)
         if (src->plan->measured[p]) {
             const ipm_measure *m = &src->plane[p];
             t.binning += m->seconds_binning;
             t.exchange += m->seconds_exchange;
             t.wait += m->seconds_wait;
+            t.kde += m->seconds_kde;
             t.traffic.sent += m->traffic.sent;
             t.traffic.received += m->traffic.received;
         }
@@ -148,16 +152,16 @@ void ipm_report_summary(const ipm_report_sources *src, int trained_epochs)
     measure_totals m = measure_totals_of(src);
     double wall = MPI_Wtime() - c->start, wait = c->wait + m.wait;
     double parts = c->setup + e->seconds_train + e->seconds_forward + m.binning + m.exchange +
-                   c->output + c->checkpoint + wait;
+                   m.kde + c->output + c->checkpoint + wait;
     int epochs = c->epochs_done > 0 ? c->epochs_done : 1, logs = c->logged > 0 ? c->logged : 1;
     printf("done: %d epochs, %d logged, %d replica%s on %d rank%s, wall %.3fs\n", trained_epochs,
            c->logged, plan->n_replicas, plan->n_replicas == 1 ? "" : "s", plan->n_ranks,
            plan->n_ranks == 1 ? "" : "s", wall);
     printf("time (rank 0): setup %.3fs  train %.3fs (%.4f ms/epoch)  forward %.3fs  "
-           "binning+tables %.3fs  exchange %.3fs (%.4f ms/logged epoch)  output %.3fs  "
+           "binning+tables %.3fs  exchange %.3fs (%.4f ms/logged epoch)  kde %.3fs  output %.3fs  "
            "checkpoints %.3fs  wait %.3fs  other %.3fs\n",
            c->setup, e->seconds_train, 1e3 * e->seconds_train / epochs, e->seconds_forward,
-           m.binning, m.exchange, 1e3 * m.exchange / logs, c->output, c->checkpoint, wait,
+           m.binning, m.exchange, 1e3 * m.exchange / logs, m.kde, c->output, c->checkpoint, wait,
            wall - parts > 0 ? wall - parts : 0);
     printf("exchange (rank 0, reduce %s): sent %.0f bytes, received %.0f bytes per logged epoch\n",
            reduce_name(plan), (double)m.traffic.sent / logs, (double)m.traffic.received / logs);

@@ -244,7 +244,11 @@ static const char *const source_names[] = {"tishby12", "simple", "complicated", 
 static const char *const optimizer_names[] = {"sgd", "momentum", "adam"};
 static const char *const loss_names[] = {"cross_entropy", "mse"};
 static const char *const plane_names[] = {NULL, "train", "test", "all", "whole"};
-static const char *const estimator_names[] = {"simple", "pooled", "sampled"};
+/* Index i is the estimator bit 1 << i; the first N_BINNED_ESTIMATORS are
+ * the plug-in ones a stopping rule can watch and `all` names. */
+static const char *const estimator_names[] = {"simple", "pooled", "sampled", "kde",
+                                              "miller_madow"};
+enum { N_BINNED_ESTIMATORS = 3 };
 static const char *const bool_names[] = {"false", "true"};
 static const char *const criterion_names[] = {"none", "mi"};
 static const char *const scope_names[] = {"ensemble", "replica"};
@@ -598,8 +602,8 @@ static int set_estimators(ipm_config *c, const char *v, char *why)
         if (strcmp(items.item[i], "all") == 0)
             mask = IPM_EST_SIMPLE | IPM_EST_POOLED | IPM_EST_SAMPLED;
         else if (parse_word(items.item[i], estimator_names, COUNT(estimator_names), &which, why))
-            rc = ipm_fail(why, "unknown estimator '%s' (expected simple, pooled, sampled or all)",
-                          items.item[i]);
+            rc = ipm_fail(why, "unknown estimator '%s' (expected simple, pooled, sampled, kde, "
+                          "miller_madow or all)", items.item[i]);
         else
             mask |= 1u << which;
     }
@@ -655,7 +659,7 @@ static void fmt_info_layers(const ipm_config *c, strbuf *b)
 static int set_stop_estimator(ipm_config *c, const char *v, char *why)
 {
     int which = 0;
-    if (parse_word(v, estimator_names, COUNT(estimator_names), &which, why))
+    if (parse_word(v, estimator_names, N_BINNED_ESTIMATORS, &which, why))
         return -1;
     c->stop_estimator = 1 << which;
     return 0;
@@ -663,7 +667,7 @@ static int set_stop_estimator(ipm_config *c, const char *v, char *why)
 
 static void fmt_stop_estimator(const ipm_config *c, strbuf *b)
 {
-    for (int i = 0; i < COUNT(estimator_names); i++)
+    for (int i = 0; i < N_BINNED_ESTIMATORS; i++)
         if (c->stop_estimator == 1 << i)
             sb_printf(b, "%s", estimator_names[i]);
 }
@@ -764,7 +768,10 @@ static const key_def keys[] = {
     {.section = "information", .name = "layers", .kind = K_CUSTOM, .parse = set_info_layers,
      .format = fmt_info_layers,
      .comment = "layers = all: every layer with an activation (all but maxpool)"},
-    CUSTOM_KEY("information", "estimators", set_estimators, fmt_estimators),
+    {.section = "information", .name = "estimators", .kind = K_CUSTOM, .parse = set_estimators,
+     .format = fmt_estimators,
+     .comment = "estimators: all = simple, pooled, sampled; kde and miller_madow are added by name"},
+    DOUBLE_KEY("information", "kde_variance", kde_variance, 0, 1, INFINITY, 1),
     ENUM_KEY("information", "on", on, plane_names),
     CUSTOM_KEY("output", "activations", set_activations, fmt_activations),
     {.section = "output", .name = "gradients", .kind = K_ENUM, .offset = AT(gradient_stats),
@@ -960,6 +967,7 @@ void ipm_config_defaults(ipm_config *cfg)
     cfg->range_hi = 1.0;
     cfg->bin_width = 0.07;
     cfg->estimators = IPM_EST_SIMPLE | IPM_EST_POOLED | IPM_EST_SAMPLED;
+    cfg->kde_variance = 1e-3;
     cfg->on = IPM_ON_TRAIN;
     cfg->activation_epochs = (ipm_epoch_spec){IPM_EPOCHS_LIST, 0, NULL, 0};
     cfg->gradient_stats = 1;
@@ -1395,6 +1403,19 @@ static int check_layers(const loader *L, char *err)
     return 0;
 }
 
+/* Miller-Madow corrects the binned estimates, so it needs one beside it. */
+static int check_estimators(const loader *L, char *err)
+{
+    const ipm_config *c = L->cfg;
+    if (!c->estimators)
+        return key_error(L, "information", "estimators", err, "no estimator listed");
+    if ((c->estimators & IPM_EST_MILLER_MADOW) && !(c->estimators & IPM_EST_BINNED))
+        return key_error(L, "information", "estimators", err,
+                         "miller_madow corrects the binned estimates: list simple, pooled or "
+                         "sampled with it");
+    return 0;
+}
+
 static int check_stopping(const loader *L, char *err)
 {
     const ipm_config *c = L->cfg;
@@ -1423,6 +1444,7 @@ static int cross_checks(const loader *L, char *err)
 {
     const ipm_config *c = L->cfg;
     if (check_data(L, err) || check_layers(L, err) || check_binning(L, err) ||
+        check_estimators(L, err) ||
         check_stopping(L, err))
         return -1;
     if (check_epoch_list(L, "information", "epochs", &c->info_epochs, err) ||

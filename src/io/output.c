@@ -38,6 +38,8 @@ enum var {
     V_EPOCH, V_REPLICA, V_LAYER, V_LAYER_NAME, V_LAYER_WIDTH, V_LAYER_MEASURED,
     V_LOSS, V_ACCURACY, V_TEST_LOSS, V_TEST_ACCURACY,
     V_I_XT_SIMPLE, V_I_TY_SIMPLE, V_I_XT_POOLED, V_I_TY_POOLED, V_I_XT_SAMPLED, V_I_TY_SAMPLED,
+    V_I_XT_SIMPLE_MM, V_I_TY_SIMPLE_MM, V_I_XT_POOLED_MM, V_I_TY_POOLED_MM, V_I_XT_SAMPLED_MM,
+    V_I_TY_SAMPLED_MM, V_I_XT_KDE_UPPER, V_I_XT_KDE_LOWER, V_I_TY_KDE_UPPER, V_I_TY_KDE_LOWER,
     V_BIN_LO, V_BIN_HI, V_BIN_EDGES, V_STOP_J, V_STOP_EPOCH,
     V_ACTIVATION_EPOCH, V_SAMPLE_X_ID, V_SAMPLE_Y, V_T,
     V_GRAD_MEAN_NORM, V_GRAD_STD_NORM, N_VARS
@@ -49,7 +51,7 @@ typedef struct var_schema {
     int ndims;
     enum dim dims[4];
     enum presence when;
-    unsigned estimator;  /* WITH_ESTIMATE: which one */
+    unsigned estimator;  /* WITH_ESTIMATE: the estimator bits it needs, all of them */
     int per_plane;       /* one per measured plane, the test plane's named test_<name> */
     int per_layer;       /* one per layer k, named <name><k> (the activations) */
     int record;          /* doubles appended with every record, read at `field` */
@@ -124,6 +126,51 @@ static const var_schema schema[N_VARS] = {
                         .units = "bits",
                         .description = "I(T;Y), sampled extended estimator (one random replica "
                                        "per sample)"},
+#define MM(est) (est | IPM_EST_MILLER_MADOW)
+#define MM_TEXT "; entropies Miller-Madow corrected, + (cells - 1) / (2 N ln 2) each"
+    [V_I_XT_SIMPLE_MM] = {"I_XT_simple_mm", NC_DOUBLE, EPOCH_REPLICA_LAYER,
+                          ESTIMATE(MM(IPM_EST_SIMPLE), i_xt_simple_mm),
+                          .long_name = "I(X;T) simple, Miller-Madow", .units = "bits",
+                          .description = "I(X;T), simple estimator per replica" MM_TEXT},
+    [V_I_TY_SIMPLE_MM] = {"I_TY_simple_mm", NC_DOUBLE, EPOCH_REPLICA_LAYER,
+                          ESTIMATE(MM(IPM_EST_SIMPLE), i_ty_simple_mm),
+                          .long_name = "I(T;Y) simple, Miller-Madow", .units = "bits",
+                          .description = "I(T;Y), simple estimator per replica" MM_TEXT},
+    [V_I_XT_POOLED_MM] = {"I_XT_pooled_mm", NC_DOUBLE, EPOCH_LAYER,
+                          ESTIMATE(MM(IPM_EST_POOLED), i_xt_pooled_mm),
+                          .long_name = "I(X;T) pooled, Miller-Madow", .units = "bits",
+                          .description = "I(X;T), pooled extended estimator" MM_TEXT},
+    [V_I_TY_POOLED_MM] = {"I_TY_pooled_mm", NC_DOUBLE, EPOCH_LAYER,
+                          ESTIMATE(MM(IPM_EST_POOLED), i_ty_pooled_mm),
+                          .long_name = "I(T;Y) pooled, Miller-Madow", .units = "bits",
+                          .description = "I(T;Y), pooled extended estimator" MM_TEXT},
+    [V_I_XT_SAMPLED_MM] = {"I_XT_sampled_mm", NC_DOUBLE, EPOCH_LAYER,
+                           ESTIMATE(MM(IPM_EST_SAMPLED), i_xt_sampled_mm),
+                           .long_name = "I(X;T) sampled, Miller-Madow", .units = "bits",
+                           .description = "I(X;T), sampled extended estimator" MM_TEXT},
+    [V_I_TY_SAMPLED_MM] = {"I_TY_sampled_mm", NC_DOUBLE, EPOCH_LAYER,
+                           ESTIMATE(MM(IPM_EST_SAMPLED), i_ty_sampled_mm),
+                           .long_name = "I(T;Y) sampled, Miller-Madow", .units = "bits",
+                           .description = "I(T;Y), sampled extended estimator" MM_TEXT},
+#define KDE_TEXT " of T + N(0, kde_variance I), replicas pooled (Kolchinsky-Tracey, as Saxe et al.)"
+    [V_I_XT_KDE_UPPER] = {"I_XT_kde_upper", NC_DOUBLE, EPOCH_LAYER,
+                          ESTIMATE(IPM_EST_KDE, i_xt_kde_upper),
+                          .long_name = "I(X;T) KDE upper", .units = "bits",
+                          .description = "upper bound on I(X;T)" KDE_TEXT},
+    [V_I_XT_KDE_LOWER] = {"I_XT_kde_lower", NC_DOUBLE, EPOCH_LAYER,
+                          ESTIMATE(IPM_EST_KDE, i_xt_kde_lower),
+                          .long_name = "I(X;T) KDE lower", .units = "bits",
+                          .description = "lower bound on I(X;T)" KDE_TEXT},
+    [V_I_TY_KDE_UPPER] = {"I_TY_kde_upper", NC_DOUBLE, EPOCH_LAYER,
+                          ESTIMATE(IPM_EST_KDE, i_ty_kde_upper),
+                          .long_name = "I(T;Y) KDE upper", .units = "bits",
+                          .description = "upper estimate of I(T;Y), KL distances in both terms"
+                                         KDE_TEXT},
+    [V_I_TY_KDE_LOWER] = {"I_TY_kde_lower", NC_DOUBLE, EPOCH_LAYER,
+                          ESTIMATE(IPM_EST_KDE, i_ty_kde_lower),
+                          .long_name = "I(T;Y) KDE lower", .units = "bits",
+                          .description = "lower estimate of I(T;Y), Bhattacharyya distances in "
+                                         "both terms" KDE_TEXT},
     [V_BIN_LO] = {"bin_lo", NC_DOUBLE, EPOCH_LAYER, WITH_ADAPTIVE_RANGE, PLANE(bin_lo),
                   .long_name = "bin range low", .units = "1",
                   .description = "lower end of the binning range of each layer (binning = "
@@ -278,7 +325,7 @@ static int var_present(const ipm_output_meta *m, const var_ref *r)
     int plane_on = !s->per_plane || (m->planes & plane_bit[r->plane]);
     switch (s->when) {
     case WITH_TEST_SET: return m->has_test;
-    case WITH_ESTIMATE: return plane_on && (m->estimators & s->estimator);
+    case WITH_ESTIMATE: return plane_on && (m->estimators & s->estimator) == s->estimator;
     case WITH_ADAPTIVE_RANGE: return plane_on && m->adaptive_range;
     case WITH_STOPPING: return m->stop_rules > 0;
     case WITH_ACTIVATIONS: return m->n_activation_epochs > 0;
@@ -505,6 +552,8 @@ static int def_global_atts(ipm_output *o, const ipm_output_meta *m, char *err)
         && (put_double_att(o, "test_H_X", m->test_h_x, err)
             || put_double_att(o, "test_H_Y", m->test_h_y, err)
             || put_double_att(o, "test_I_XY", m->test_i_xy, err)))
+        return -1;
+    if ((m->estimators & IPM_EST_KDE) && put_double_att(o, "kde_variance", m->kde_variance, err))
         return -1;
     if (put_int_att(o, "bins", m->bins, err) ||
         (m->whole_plane && put_text_att(o, NC_GLOBAL, "information_on",

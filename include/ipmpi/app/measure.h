@@ -18,6 +18,14 @@
  * sum over its multiset of counts (info/hist.h).
  * Only the layers [information] layers selects are binned and counted; the
  * others' results are left at 0 and flagged in `measured`.
+ * With the kde estimator every measured layer's activations of the local
+ * replicas are kept as the blocks pass (n x width floats per layer and
+ * local replica; the plane's pairs never form an n x n matrix), and
+ * ipm_measure_finish computes each layer's bounds with the pairs spread
+ * over all ranks in blocks (parallel/kde.h), bitwise the same on any rank
+ * count. With miller_madow every binned estimate also gets its corrected
+ * value, from the numbers of distinct cells (integers, so just as rank-count
+ * independent).
  * Ranges from the data (range = adaptive, binning = width): before binning,
  * every block of every local replica's forward pass is shown to
  * ipm_measure_observe_range, and ipm_measure_agree_ranges takes each
@@ -82,10 +90,18 @@ typedef struct ipm_measure {
     ipm_layer_tables *pooled, *sampled; /* tree: n_layers each */
     ipm_partition part;             /* partitioned */
     ipm_hist *hists;                /* partitioned: n_layers x IPM_HISTS_PER_LAYER */
+    double kde_variance;            /* [information] kde_variance */
+    float *kde_acts;                /* kde: n_local x kde_per_replica floats */
+    size_t kde_per_replica;         /* every measured layer's n x width in turn */
+    size_t kde_offset[IPM_MAX_LAYERS]; /* a layer's start within a replica's floats */
+    const float **kde_slots;        /* n_local: one layer's activations per local slot */
+    int kde_slot;                   /* local slot of the replica being passed */
+    uint64_t m_x, m_y;              /* miller_madow: the data's distinct x ids and labels */
     ipm_estimates est;              /* the results; complete on rank 0 after ipm_measure_finish */
     double seconds_binning;         /* binning and local counting, accumulated */
     double seconds_exchange;        /* the reduce between ranks, waiting apart */
     double seconds_wait;            /* waiting for the slowest rank before the reduce */
+    double seconds_kde;             /* the KDE bounds, over all ranks */
     ipm_traffic traffic;            /* bytes this rank sent and received in the reduce */
 } ipm_measure;
 
@@ -129,6 +145,11 @@ int ipm_measure_replica_block(ipm_measure *m, const ipm_workspace *ws, int first
 
 /* The same in one block: ws holds replica's pass over every sample. */
 int ipm_measure_replica(ipm_measure *m, int replica, const ipm_workspace *ws, char *err);
+
+/* Bytes the kde estimator keeps on a rank holding n_local replicas of a
+ * plane of n samples (the activations of the measured layers). */
+double ipm_measure_kde_bytes(int n, int n_local, const int *width, const int *measured,
+                             int n_layers);
 
 /* Collective: counts, reduces and computes pooled and sampled on rank 0.
  * Fails (still taking part in the reduce) when a replica's pass is incomplete. */

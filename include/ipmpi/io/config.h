@@ -91,7 +91,8 @@ typedef struct ipm_config {
     enum ipm_range_scope range_scope; /* key "scope": adaptive ranges pooled or per replica */
     int info_layers[IPM_MAX_LAYERS];  /* key "layers": 1-based, sorted, unique */
     int n_info_layers;                /* 0 = every layer with an activation (not maxpool) */
-    unsigned estimators;              /* ipm_estimator mask, default all */
+    unsigned estimators;              /* ipm_estimator mask, default simple, pooled, sampled */
+    double kde_variance;              /* sigma^2 of the KDE estimator's noise, default 1e-3 */
     unsigned on;                      /* ipm_plane_set, default train */
 
     /* [output] */

@@ -13,6 +13,9 @@
  *   for each plane P in {"", "test_"} that was measured and each estimator:
  *     P I_XT_simple, P I_TY_simple (epoch, replica, layer)
  *     P I_XT_pooled, P I_TY_pooled, P I_XT_sampled, P I_TY_sampled (epoch, layer)
+ *     with miller_madow, each of those again with the suffix _mm (corrected);
+ *     with kde: P I_XT_kde_upper, P I_XT_kde_lower, P I_TY_kde_upper,
+ *     P I_TY_kde_lower (epoch, layer), and the attribute kde_variance;
  *   in bits;
  *   with range = adaptive or whole, binning = width, per measured plane P:
  *     P bin_lo, P bin_hi (epoch, layer; scope = replica: epoch, replica,
@@ -68,6 +71,7 @@ typedef struct ipm_output_meta {
     enum ipm_loss loss;           /* the loss's units: nats (cross-entropy) or 1 (MSE) */
     double h_x, h_y, i_xy;        /* training set */
     double test_h_x, test_h_y, test_i_xy;
+    double kde_variance;          /* with the kde estimator: its noise variance (attribute) */
     int bins;
     double range_lo, range_hi;
     int adaptive_range;           /* bin_lo/bin_hi variables instead of range attributes */
@@ -95,6 +99,10 @@ typedef struct ipm_plane_record {
                                                   * with a range from the data */
     const double *const *bin_edges;              /* quantile: per layer (NULL: not measured)
                                                   * replicas x [units x] bins */
+    const double *i_xt_simple_mm, *i_ty_simple_mm;   /* Miller-Madow: as the plug-in ones */
+    const double *i_xt_pooled_mm, *i_ty_pooled_mm, *i_xt_sampled_mm, *i_ty_sampled_mm;
+    const double *i_xt_kde_upper, *i_xt_kde_lower;   /* layers, KDE bounds */
+    const double *i_ty_kde_upper, *i_ty_kde_lower;
 } ipm_plane_record;
 
 typedef struct ipm_epoch_record {
