@@ -448,11 +448,47 @@ static void store_point(const ipm_measure *m, double h_t, double h_xt, double h_
     ipm_plane_point_from(h_t, h_xt, h_yt, m->h_x, m->h_y, i_xt, i_ty);
 }
 
-static void point_of(ipm_measure *m, const ipm_pairs *pairs, double *i_xt, double *i_ty)
+/* With miller_madow: the corrected point from the same counts' cells. */
+static void store_mm_point(const ipm_measure *m, const ipm_entropies *h, double *i_xt,
+                           double *i_ty)
+{
+    if (!(m->estimators & IPM_EST_MILLER_MADOW))
+        return;
+    ipm_mm_terms t = {
+        .h_t = h->t, .h_xt = h->xt, .h_yt = h->yt, .h_x = m->h_x, .h_y = m->h_y,
+        .m_t = h->cells_t, .m_xt = h->cells_xt, .m_yt = h->cells_yt, .m_x = m->m_x,
+        .m_y = m->m_y, .total = h->total};
+    ipm_mm_plane_point(&t, i_xt, i_ty);
+}
+
+/* Where one estimator's point of a layer goes: plug-in and corrected. */
+typedef struct point_slots {
+    double *xt, *ty, *xt_mm, *ty_mm;
+} point_slots;
+
+static point_slots pooled_slots(ipm_measure *m, int layer)
+{
+    return (point_slots){&m->est.pooled_xt[layer], &m->est.pooled_ty[layer],
+                         &m->est.pooled_xt_mm[layer], &m->est.pooled_ty_mm[layer]};
+}
+
+static point_slots sampled_slots(ipm_measure *m, int layer)
+{
+    return (point_slots){&m->est.sampled_xt[layer], &m->est.sampled_ty[layer],
+                         &m->est.sampled_xt_mm[layer], &m->est.sampled_ty_mm[layer]};
+}
+
+static void store_points(const ipm_measure *m, const ipm_entropies *h, point_slots at)
+{
+    store_point(m, h->t, h->xt, h->yt, at.xt, at.ty);
+    store_mm_point(m, h, at.xt_mm, at.ty_mm);
+}
+
+static void point_of(ipm_measure *m, const ipm_pairs *pairs, point_slots at)
 {
     ipm_entropies h;
     ipm_count_entropies(&m->counter, pairs, &m->groups, m->data->y, &h);
-    store_point(m, h.t, h.xt, h.yt, i_xt, i_ty);
+    store_points(m, &h, at);
 }
 
 /* Simple estimates of every local replica and, on one rank, the pooled one
@@ -465,12 +501,12 @@ static void count_simple(ipm_measure *m, int layer, const ipm_pairs *all)
                        pooled_here ? &pooled : NULL);
     for (int k = 0; k < m->binned.n_seen; k++) {
         size_t at = (size_t)m->binned.seen_replica[k] * (size_t)m->n_layers + (size_t)layer;
-        const ipm_entropies *h = &m->each[k];
-        store_point(m, h->t, h->xt, h->yt, &m->est.simple_xt[at], &m->est.simple_ty[at]);
+        store_points(m, &m->each[k],
+                     (point_slots){&m->est.simple_xt[at], &m->est.simple_ty[at],
+                                   &m->est.simple_xt_mm[at], &m->est.simple_ty_mm[at]});
     }
     if (pooled_here)
-        store_point(m, pooled.t, pooled.xt, pooled.yt, &m->est.pooled_xt[layer],
-                    &m->est.pooled_ty[layer]);
+        store_points(m, &pooled, pooled_slots(m, layer));
 }
 
 static int export_pairs(ipm_measure *m, int layer, const ipm_pairs *pairs, ipm_layer_tables *lt,
@@ -494,13 +530,13 @@ static int count_layer(ipm_measure *m, int layer, char *err)
         count_simple(m, layer, &all);
     if (m->estimators & IPM_EST_POOLED) {
         if (one_rank && !(m->estimators & IPM_EST_SIMPLE))
-            point_of(m, &all, &m->est.pooled_xt[layer], &m->est.pooled_ty[layer]);
+            point_of(m, &all, pooled_slots(m, layer));
         else if (tree && export_pairs(m, layer, &all, &m->pooled[layer], err))
             return -1;
     }
     if (m->estimators & IPM_EST_SAMPLED) {
         if (one_rank)
-            point_of(m, &sampled, &m->est.sampled_xt[layer], &m->est.sampled_ty[layer]);
+            point_of(m, &sampled, sampled_slots(m, layer));
         else if (tree && export_pairs(m, layer, &sampled, &m->sampled[layer], err))
             return -1;
     }
@@ -525,11 +561,13 @@ static int count_all(ipm_measure *m, char *err)
 /* ---- between ranks ------------------------------------------------------- */
 
 /* Each slot is written by exactly one rank and is 0.0 elsewhere, so the
- * sum is exact whatever the reduction order. simple_ty follows simple_xt. */
+ * sum is exact whatever the reduction order. simple_ty follows simple_xt,
+ * and the Miller-Madow values follow them. */
 static int reduce_simple(ipm_measure *m, MPI_Comm comm, char *err)
 {
-    return ipm_sum_to_root(m->est.simple_xt, 2 * m->n_replicas * m->n_layers, comm, &m->traffic,
-                           err);
+    int arrays = (m->estimators & IPM_EST_MILLER_MADOW) ? 4 : 2;
+    return ipm_sum_to_root(m->est.simple_xt, arrays * m->n_replicas * m->n_layers, comm,
+                           &m->traffic, err);
 }
 
 /* The extended tables of every layer, in one list for a single tree merge. */
@@ -554,6 +592,13 @@ static int collect_tables(ipm_measure *m, ipm_table **list)
     return n;
 }
 
+static void tables_point(const ipm_measure *m, const ipm_layer_tables *lt, point_slots at)
+{
+    ipm_plane_point(lt, m->h_x, m->h_y, at.xt, at.ty);
+    if (m->estimators & IPM_EST_MILLER_MADOW)
+        ipm_mm_plane_point_tables(lt, m->h_x, m->h_y, m->m_x, m->m_y, at.xt_mm, at.ty_mm);
+}
+
 /* Every rank takes part in the merge even after a local failure, so none
  * waits forever; all then learn the outcome. */
 static int reduce_tree(ipm_measure *m, MPI_Comm comm, int rank, int counted, char *err)
@@ -573,11 +618,9 @@ static int reduce_tree(ipm_measure *m, MPI_Comm comm, int rank, int counted, cha
         if (!m->measured[l])
             continue;
         if (m->estimators & IPM_EST_POOLED)
-            ipm_plane_point(&m->pooled[l], m->h_x, m->h_y, &m->est.pooled_xt[l],
-                            &m->est.pooled_ty[l]);
+            tables_point(m, &m->pooled[l], pooled_slots(m, l));
         if (m->estimators & IPM_EST_SAMPLED)
-            ipm_plane_point(&m->sampled[l], m->h_x, m->h_y, &m->est.sampled_xt[l],
-                            &m->est.sampled_ty[l]);
+            tables_point(m, &m->sampled[l], sampled_slots(m, l));
     }
     return 0;
 }
@@ -586,18 +629,20 @@ static int reduce_tree(ipm_measure *m, MPI_Comm comm, int rank, int counted, cha
 static void points_from_hists(ipm_measure *m)
 {
     static const unsigned bit[IPM_PART_ESTIMATORS] = {IPM_EST_POOLED, IPM_EST_SAMPLED};
-    double *xt[IPM_PART_ESTIMATORS] = {m->est.pooled_xt, m->est.sampled_xt};
-    double *ty[IPM_PART_ESTIMATORS] = {m->est.pooled_ty, m->est.sampled_ty};
     for (int l = 0; l < m->n_layers; l++)
         for (int e = 0; e < IPM_PART_ESTIMATORS; e++) {
             if (!m->measured[l] || !(m->estimators & bit[e]))
                 continue;
-            double h_t, h_xt, h_yt;
             const ipm_hist *h = m->hists + (size_t)l * IPM_HISTS_PER_LAYER +
                                 (size_t)e * IPM_HISTS_PER_ESTIMATOR;
             IPM_ASSERT(ipm_hist_total(&h[IPM_HIST_T]) == ipm_hist_total(&h[IPM_HIST_YT]));
-            ipm_hists_entropies(h, &h_t, &h_xt, &h_yt);
-            store_point(m, h_t, h_xt, h_yt, &xt[e][l], &ty[e][l]);
+            ipm_entropies sums = {
+                .cells_t = ipm_mm_hist_cells(&h[IPM_HIST_T]),
+                .cells_xt = ipm_mm_hist_cells(&h[IPM_HIST_XT]),
+                .cells_yt = ipm_mm_hist_cells(&h[IPM_HIST_YT]),
+                .total = ipm_hist_total(&h[IPM_HIST_T])};
+            ipm_hists_entropies(h, &sums.t, &sums.xt, &sums.yt);
+            store_points(m, &sums, e == 0 ? pooled_slots(m, l) : sampled_slots(m, l));
         }
 }
 

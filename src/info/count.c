@@ -303,8 +303,20 @@ static inline void sink_put_many(sink *s, uint64_t m, uint64_t count)
     s->total += m * count;
 }
 
-static double sink_entropy(sink *s, const ipm_counter *c)
+/* Keys of count 1 are known through the total only (and sink_put_many may
+ * have put them in hist[1] too): the distinct keys are the total less
+ * (c - 1) for every key of count c >= 2. Read before the sum clears hist. */
+static uint64_t sink_cells(const sink *s)
 {
+    uint64_t repeats = 0;
+    for (uint64_t k = 2; k <= s->top; k++)
+        repeats += (k - 1) * s->hist[k];
+    return s->total - repeats;
+}
+
+static double sink_entropy(sink *s, const ipm_counter *c, uint64_t *cells)
+{
+    *cells = sink_cells(s);
     double sum = ipm_sum_clog2c_hist(0.0, s->hist, s->top, c->clog, c->n_clog);
     return ipm_entropy_from_sum(sum, s->total);
 }
@@ -525,11 +537,12 @@ void ipm_count_entropies(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_gro
     sink t = {.hist = c->hist}, yt = {.hist = c->hist}, xt = {.hist = c->hist};
     dense_counts d = count_t_yt(c, pairs, y);
     drain_t(c, &d, &t, NULL);
-    out->t = sink_entropy(&t, c);
+    out->total = t.total;
+    out->t = sink_entropy(&t, c, &out->cells_t);
     drain_yt(c, &d, &yt, NULL);
-    out->yt = sink_entropy(&yt, c);
+    out->yt = sink_entropy(&yt, c, &out->cells_yt);
     count_xt(c, pairs, g, &xt);
-    out->xt = sink_entropy(&xt, c);
+    out->xt = sink_entropy(&xt, c, &out->cells_xt);
 }
 
 /* Each replica's T and (Y, T) counts are drained into its own entropies and
@@ -545,22 +558,27 @@ void ipm_count_replicas(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_grou
         sink t = {.hist = c->hist}, yt = {.hist = c->hist}, xt = {.hist = c->hist};
         dense_counts d = count_t_yt(c, &one, y);
         drain_t(c, &d, &t, &pool_t);
-        each[k].t = sink_entropy(&t, c);
+        each[k].total = t.total;
+        each[k].t = sink_entropy(&t, c, &each[k].cells_t);
         drain_yt(c, &d, &yt, &pool_yt);
-        each[k].yt = sink_entropy(&yt, c);
+        each[k].yt = sink_entropy(&yt, c, &each[k].cells_yt);
         count_xt(c, &one, g, &xt);
-        each[k].xt = sink_entropy(&xt, c);
+        each[k].xt = sink_entropy(&xt, c, &each[k].cells_xt);
     }
     sink t = {.hist = c->hist}, yt = {.hist = c->hist}, xt = {.hist = c->hist};
     drain_pool(&pool_t, &t);
-    double h_t = sink_entropy(&t, c);
+    uint64_t cells_t, cells_yt;
+    double h_t = sink_entropy(&t, c, &cells_t);
     drain_pool(&pool_yt, &yt);
-    double h_yt = sink_entropy(&yt, c);
+    double h_yt = sink_entropy(&yt, c, &cells_yt);
     if (pooled) {
         pooled->t = h_t;
         pooled->yt = h_yt;
+        pooled->cells_t = cells_t;
+        pooled->cells_yt = cells_yt;
+        pooled->total = t.total;
         count_xt(c, pairs, g, &xt);
-        pooled->xt = sink_entropy(&xt, c);
+        pooled->xt = sink_entropy(&xt, c, &pooled->cells_xt);
     }
 }
 

@@ -22,6 +22,14 @@ uint64_t ipm_hist_cells(const uint32_t *hist, uint64_t top)
     return cells;
 }
 
+uint64_t ipm_mm_hist_cells(const ipm_hist *h)
+{
+    uint64_t cells = 0;
+    for (size_t k = 0; k < h->len; k++)
+        cells += h->bin[k].keys;
+    return cells;
+}
+
 void ipm_mm_plane_point(const ipm_mm_terms *t, double *i_xt, double *i_ty)
 {
     ipm_plane_point_from(ipm_mm_entropy(t->h_t, t->m_t, t->total),

@@ -81,9 +81,12 @@ void ipm_counter_free(ipm_counter *c);
 /* Makes room for ids 0..n_ids-1. */
 int ipm_counter_reserve(ipm_counter *c, size_t n_ids, char *err);
 
-/* Plug-in entropies in bits of the pairs' T, (X, T) and (Y, T). */
+/* Plug-in entropies in bits of the pairs' T, (X, T) and (Y, T), the
+ * numbers of distinct keys (non-empty cells) of each, and the pairs counted
+ * (what a Miller-Madow correction needs, info/miller_madow.h). */
 typedef struct ipm_entropies {
     double t, xt, yt;
+    uint64_t cells_t, cells_xt, cells_yt, total;
 } ipm_entropies;
 
 void ipm_count_entropies(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups *g,

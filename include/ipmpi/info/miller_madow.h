@@ -21,6 +21,7 @@
 
 #include <stdint.h>
 
+#include "ipmpi/info/hist.h"
 #include "ipmpi/info/mi.h"
 
 /* H_plugin + (cells - 1) / (2 total ln 2); h_plugin itself when total or
@@ -31,6 +32,10 @@ double ipm_mm_entropy(double h_plugin, uint64_t cells, uint64_t total);
  * (hist[c] = keys with count c, as ipm_sum_clog2c_hist takes it; call this
  * before that sum, which clears the histogram). */
 uint64_t ipm_hist_cells(const uint32_t *hist, uint64_t top);
+
+/* The non-empty cells of a sparse count histogram (info/hist.h): the sum
+ * of its bins' keys (its count-1 bin included). */
+uint64_t ipm_mm_hist_cells(const ipm_hist *h);
 
 /* One pair set's plug-in entropies (bits), their cells, and its size. */
 typedef struct ipm_mm_terms {
