@@ -3,6 +3,8 @@
 
 usage: kde_reference.py --self-test     hand-computed cases
        kde_reference.py --compare DIR   every DIR/*.bin written by test_kde_mpi --dump DIR
+       kde_reference.py --run RUN.nc    a run's I_XT_kde_upper etc. against its stored
+                                        activations (every stored epoch that was logged)
 
 The estimator is Saxe et al.'s (2018), written here the way their code is
 (kde.py of the information-bottleneck code): for points c_1..c_m in R^d and
@@ -139,6 +141,43 @@ def compare(directory):
     return status
 
 
+RUN_VARIABLES = ["I_XT_kde_upper", "I_XT_kde_lower", "I_TY_kde_upper", "I_TY_kde_lower"]
+
+
+def compare_run(path):
+    """The four bounds of every measured layer at every stored, logged epoch,
+    recomputed from the stored float32 activations T<k>(slot, replica, sample, unit)."""
+    import netCDF4
+    with netCDF4.Dataset(path) as ds:
+        if "activation_epoch" not in ds.variables or "I_XT_kde_upper" not in ds.variables:
+            print(f"{path}: no stored activations or no kde bounds")
+            return EXIT_SKIP
+        var = float(ds.getncattr("kde_variance"))
+        labels = np.asarray(ds["sample_y"][:], dtype=np.int64)
+        logged = [int(e) for e in np.ma.getdata(ds["epoch"][:])]
+        measured = np.asarray(ds["layer_measured"][:])
+        status, checked, worst = EXIT_OK, 0, 0.0
+        stored = np.ma.getdata(ds["activation_epoch"][:])
+        for slot, epoch in enumerate(int(e) for e in stored):
+            if epoch not in logged:
+                continue
+            row = logged.index(epoch)
+            for layer in np.flatnonzero(measured):
+                acts = np.asarray(ds[f"T{layer + 1}"][slot], dtype=np.float32)
+                ours = kde_bounds(acts, labels, var)[:4]
+                theirs = np.array([float(ds[v][row, layer]) for v in RUN_VARIABLES])
+                worst = max(worst, float(np.max(np.abs(ours - theirs) /
+                                                np.maximum(1.0, np.abs(ours)))))
+                checked += 4
+                for name, o, t, ok in zip(RUN_VARIABLES, ours, theirs, agree(ours, theirs)):
+                    if not ok:
+                        print(f"  MISMATCH epoch {epoch} layer {layer + 1} {name}: numpy {o!r}, "
+                              f"ipmpi {t!r}")
+                        status = EXIT_MISMATCH
+    print(f"{os.path.basename(path)}: {checked} bounds checked, largest difference {worst:.2e}")
+    return status if checked else EXIT_SKIP
+
+
 def self_test():
     """Hand-computed cases."""
     failures = 0
@@ -185,6 +224,8 @@ def main(argv):
         return self_test()
     if len(argv) == 3 and argv[1] == "--compare":
         return compare(argv[2])
+    if len(argv) == 3 and argv[1] == "--run":
+        return compare_run(argv[2])
     print(__doc__.strip().splitlines()[2], file=sys.stderr)
     return EXIT_USAGE
 

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Independent check of an ipmpi output file's information estimates.
 
-usage: mi_reference.py RUN.nc      check the simple and pooled estimates
+usage: mi_reference.py RUN.nc      check the simple and pooled estimates (and their
+                                   Miller-Madow values, *_mm, when the file has them)
        mi_reference.py --self-test build tiny files with hand-computed values
 
 For every stored activation epoch that is also a logged information epoch,
@@ -55,6 +56,24 @@ def conditional_entropy(t_rows, c):
 def plane_point(t_rows, x, y):
     h_t = entropy(t_rows)
     return h_t - conditional_entropy(t_rows, x), h_t - conditional_entropy(t_rows, y)
+
+
+def mm_entropy(columns):
+    """Miller-Madow corrected entropy (bits) of the rows of the stacked columns:
+    plug-in + (non-empty cells - 1) / (2 N ln 2)."""
+    rows = np.column_stack(columns)
+    _, counts = np.unique(rows, axis=0, return_counts=True)
+    n = counts.sum()
+    p = counts / n
+    return float(-np.sum(p * np.log2(p)) + (len(counts) - 1) / (2.0 * n * np.log(2.0)))
+
+
+def mm_plane_point(t_rows, x, y):
+    """I_MM(X;T) = H_MM(T) + H_MM(X) - H_MM(X,T), and the same for Y, every
+    entropy corrected on its own (joint entropies, not the conditional ones above)."""
+    h_t = mm_entropy([t_rows])
+    return (h_t + mm_entropy([x]) - mm_entropy([x, t_rows]),
+            h_t + mm_entropy([y]) - mm_entropy([y, t_rows]))
 
 
 def bin_rows(values, edges):
@@ -145,12 +164,24 @@ def check_slot(ds, slot, row, n_layers, edges_of, x, y, out):
                 where = "epoch %d replica %d layer %d" % (int(variables["epoch"][row]), r, layer + 1)
                 out.compare("I_XT_simple " + where, variables["I_XT_simple"][row, r, layer], i_xt)
                 out.compare("I_TY_simple " + where, variables["I_TY_simple"][row, r, layer], i_ty)
+        if "I_XT_simple_mm" in variables:
+            for r, t in enumerate(per_replica):
+                i_xt, i_ty = mm_plane_point(t, x, y)
+                where = "epoch %d replica %d layer %d" % (int(variables["epoch"][row]), r, layer + 1)
+                out.compare("I_XT_simple_mm " + where, variables["I_XT_simple_mm"][row, r, layer],
+                            i_xt)
+                out.compare("I_TY_simple_mm " + where, variables["I_TY_simple_mm"][row, r, layer],
+                            i_ty)
+        t = np.concatenate(per_replica, axis=0)
+        where = "epoch %d layer %d" % (int(variables["epoch"][row]), layer + 1)
         if "I_XT_pooled" in variables:
-            t = np.concatenate(per_replica, axis=0)
             i_xt, i_ty = plane_point(t, np.tile(x, replicas), np.tile(y, replicas))
-            where = "epoch %d layer %d" % (int(variables["epoch"][row]), layer + 1)
             out.compare("I_XT_pooled " + where, variables["I_XT_pooled"][row, layer], i_xt)
             out.compare("I_TY_pooled " + where, variables["I_TY_pooled"][row, layer], i_ty)
+        if "I_XT_pooled_mm" in variables:
+            i_xt, i_ty = mm_plane_point(t, np.tile(x, replicas), np.tile(y, replicas))
+            out.compare("I_XT_pooled_mm " + where, variables["I_XT_pooled_mm"][row, layer], i_xt)
+            out.compare("I_TY_pooled_mm " + where, variables["I_TY_pooled_mm"][row, layer], i_ty)
 
 
 def check_file(path):
@@ -249,6 +280,24 @@ def write_self_test_file(path, with_activations=True, perturb=0.0):
         ds.createVariable("T2", "f4", dims + ("unit2",))[0] = t2
 
 
+def mm_self_test():
+    """Miller-Madow by hand. T = 1 1 2 2, x = 0 0 1 2, y = 0 0 1 1, N = 4,
+    c = 1 / (2 N ln 2) a cell: H_MM(T) = 1 + c, H_MM(X) = 1.5 + 2c,
+    H_MM(X,T) = 1.5 + 2c (3 cells), so I_MM(X;T) = 1 + c; H_MM(Y) = 1 + c,
+    H_MM(Y,T) = 1 + c (2 cells), I_MM(T;Y) = 1 + c. A constant T over the
+    same samples: I_MM(X;T) = 0 + 0 + 1.5 + 2c - (1.5 + 2c) = 0."""
+    c = 1.0 / (8.0 * np.log(2.0))
+    x, y = np.array([0, 0, 1, 2]), np.array([0, 0, 1, 1])
+    cases = [(mm_plane_point(np.array([[1], [1], [2], [2]]), x, y), (1 + c, 1 + c)),
+             (mm_plane_point(np.zeros((4, 1), int), x, y), (0.0, 0.0))]
+    failures = 0
+    for got, want in cases:
+        if max(abs(got[0] - want[0]), abs(got[1] - want[1])) > 1e-14:
+            print("SELF-TEST FAILED: Miller-Madow %r, by hand %r" % (got, want))
+            failures += 1
+    return failures
+
+
 def self_test():
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -266,6 +315,7 @@ def self_test():
         if check_file(os.path.join(tmp, "missing.nc")) != EXIT_USAGE:
             print("SELF-TEST FAILED: a missing file must be a usage error")
             failures += 1
+    failures += mm_self_test()
     print("self-test %s" % ("passed" if failures == 0 else "FAILED"))
     return EXIT_OK if failures == 0 else EXIT_MISMATCH
 

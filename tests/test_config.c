@@ -91,6 +91,7 @@ static void test_defaults(void)
     CHECK(cfg.bins == 30);
     CHECK(cfg.range_lo == -1.0 && cfg.range_hi == 1.0);
     CHECK(cfg.estimators == (IPM_EST_SIMPLE | IPM_EST_POOLED | IPM_EST_SAMPLED));
+    CHECK(cfg.kde_variance == 1e-3);
     CHECK(cfg.on == IPM_ON_TRAIN);
     CHECK(cfg.activation_epochs.rule == IPM_EPOCHS_LIST && cfg.activation_epochs.n_list == 0);
 
@@ -196,6 +197,17 @@ static void test_full_file(void)
     CHECK(cfg.activation_epochs.rule == IPM_EPOCHS_ALL);
     ipm_config_free(&cfg);
 
+    /* kde and miller_madow join `all` by name; the noise variance. */
+    rc = load_text(&cfg, "[information]\nestimators = all, kde, miller_madow\n"
+                   "kde_variance = 0.1\n", NULL, 0, err);
+    CHECK(rc == 0);
+    CHECK(cfg.estimators == (IPM_EST_BINNED | IPM_EST_KDE | IPM_EST_MILLER_MADOW));
+    CHECK(cfg.kde_variance == 0.1);
+    ipm_config_free(&cfg);
+    rc = load_text(&cfg, "[information]\nestimators = kde\n", NULL, 0, err);
+    CHECK(rc == 0 && cfg.estimators == IPM_EST_KDE);
+    ipm_config_free(&cfg);
+
     /* A duplicate key: the later one wins. */
     rc = load_text(&cfg, "[training]\nepochs = 5\nepochs = 9\n", NULL, 0, err);
     CHECK(rc == 0 && cfg.epochs == 9);
@@ -249,6 +261,12 @@ static void test_errors(void)
     expect_error("[data]\nsource = mnist\n", "t.ini:2: [data] source", "'mnist'");
     expect_error("[information]\nestimators = simple, fancy\n",
                  "t.ini:2: [information] estimators", "'fancy'");
+    expect_error("[information]\nestimators = kde, miller_madow\n",
+                 "t.ini:2: [information] estimators", "list simple, pooled or sampled with it");
+    expect_error("[information]\nkde_variance = 0\n", "t.ini:2: [information] kde_variance",
+                 "out of range");
+    expect_error("[information]\nestimators = all, kde\n[stopping]\ncriterion = mi\n"
+                 "estimator = kde\n", "t.ini:5: [stopping] estimator", "'kde'");
     expect_error("[information]\nepochs = sometimes\n", "t.ini:2: [information] epochs",
                  "'sometimes'");
     expect_error("[information]\nepochs = every:0\n", "t.ini:2: [information] epochs",

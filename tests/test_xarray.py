@@ -89,8 +89,26 @@ def check_as_users_open_it(path, raw_t3):
     t.check(np.array_equal(t3.values, raw_t3) and np.isfinite(t3.values).all(),
             "sel(layer=3) is not the file's T3 column")
     t.check(ds.I_XT_simple.sel(layer=2, replica=2).shape == (13,), "sel(layer=2, replica=2)")
+    check_more_estimators(ds)
     check_default_plot(t3)
     ds.close()
+
+
+def check_more_estimators(ds):
+    """kde and miller_madow: every plane's variables, NaN where unmeasured, in bits."""
+    for plane in ("", "test_"):
+        for name in ("I_XT_kde_upper", "I_XT_kde_lower", "I_TY_kde_upper", "I_TY_kde_lower",
+                     "I_XT_simple_mm", "I_TY_pooled_mm", "I_XT_sampled_mm"):
+            v = ds.get(plane + name)
+            if not t.check(v is not None, f"{plane + name} missing"):
+                continue
+            t.check(v.attrs.get("units") == "bits", f"{plane + name} units {v.attrs.get('units')}")
+            t.check(bool(v.sel(layer=1).isnull().all()), f"{plane + name} of unmeasured layer 1")
+            t.check(bool(np.isfinite(v.sel(layer=[2, 3, 4]).values).all()),
+                    f"{plane + name} not finite where measured")
+    upper, lower = ds.I_XT_kde_upper.sel(layer=3), ds.I_XT_kde_lower.sel(layer=3)
+    t.check(bool((lower <= upper + 1e-12).all()), "I_XT_kde_lower above I_XT_kde_upper")
+    t.check(ds.attrs.get("kde_variance") == 1e-3, f"kde_variance {ds.attrs.get('kde_variance')}")
 
 
 def check_default_plot(t3):
@@ -142,7 +160,8 @@ def main():
     with workdir() as directory:
         started = utc_now()
         config = write_config(directory, layers="2, 3, 4", extra="[output]\nactivations = 0, 12\n")
-        done = run_ipmpi(directory, config, ranks=2)
+        done = run_ipmpi(directory, config, "--set", "information.estimators=all, kde, miller_madow",
+                         ranks=2)
         if not t.check(done.returncode == 0, f"run failed: {done.stdout[-300:]}{done.stderr[-300:]}"):
             t.finish()
         path = os.path.join(directory, "run.nc")

@@ -197,12 +197,13 @@ static int check_table_memory(const ipm_plan *p, char *err)
     if (mb <= cfg->max_table_mb)
         return 0;
     return ipm_config_fail(cfg, "information", "max_table_mb", err,
-                           " = %d: the count tables (and kde's activations) may need up to "
-                           "%.0f MB on one rank (%d "
+                           " = %d: the count tables%s may need up to %.0f MB on one rank (%d "
                            "samples x %d replicas x %d layers on %d rank%s, reduce = %s, every "
                            "pattern distinct); raise max_table_mb, or use more ranks, fewer "
                            "replicas, samples or estimators",
-                           cfg->max_table_mb, mb, p->data[IPM_PLANE_TRAIN].n, p->n_replicas,
+                           cfg->max_table_mb,
+                           (cfg->estimators & IPM_EST_KDE) ? " and kde's activations" : "", mb,
+                           p->data[IPM_PLANE_TRAIN].n, p->n_replicas,
                            p->n_measured_layers, p->n_ranks, p->n_ranks == 1 ? "" : "s",
                            cfg->reduce == IPM_REDUCE_TREE ? "tree" : "partitioned");
 }
