@@ -10,6 +10,7 @@ import sys
 
 from .deps import MissingDependency, require_all
 from .errors import PlotError, RunError
+from .estimators import ESTIMATORS
 
 FORMATS = (".png", ".pdf", ".svg")
 
@@ -25,9 +26,10 @@ def plot_parser(prog="ipmpi-plot"):
     parser.add_argument("run", help="the run's NetCDF file")
     parser.add_argument("-o", "--output", help="output image, format from the extension "
                         "(.png, .pdf, .svg); default RUN.png beside the run")
-    parser.add_argument("--estimator", choices=("pooled", "sampled", "simple", "all"),
-                        help="default: pooled if present, else sampled, else simple; "
-                        "all: one panel per estimator the run computed")
+    parser.add_argument("--estimator", choices=ESTIMATORS + ("all",),
+                        help="default: pooled if present, else sampled, simple, kde_upper; "
+                        "*_mm: Miller-Madow corrected; all: one panel per estimator the run "
+                        "computed")
     parser.add_argument("--layers", help="1-based layers to show, e.g. 1,3-5 (default all measured)")
     parser.add_argument("--epochs", metavar="A:B", help="inclusive epoch range, either side optional")
     parser.add_argument("--test", action="store_true", help="the held-out (test) plane")

@@ -7,7 +7,8 @@ Columns: epoch, replica, layer, estimator, quantity, value.
   quantity   loss, accuracy, I_XT, I_TY, bin_lo, bin_hi, stop_J,
              grad_mean_norm, grad_std_norm; the test set's with a test_
              prefix (test_loss, test_I_XT, ...)
-  estimator  simple, pooled or sampled for I_XT and I_TY, else empty
+  estimator  simple, pooled, sampled (their Miller-Madow values simple_mm, ...), kde_upper
+             or kde_lower for I_XT and I_TY, else empty
   replica    1-based, empty for a value of the whole ensemble (pooled,
              sampled, an ensemble stopping rule, bin ranges)
   layer      1-based (layer k is T<k>), empty for loss, accuracy and stop_J
@@ -21,7 +22,8 @@ import re
 from .deps import require
 
 COLUMNS = ("epoch", "replica", "layer", "estimator", "quantity", "value")
-_INFO = re.compile(r"^(test_)?(I_XT|I_TY)_(simple|pooled|sampled)$")
+_INFO = re.compile(r"^(test_)?(I_XT|I_TY)_(simple|pooled|sampled|kde_upper|kde_lower|simple_mm|"
+                   r"pooled_mm|sampled_mm)$")
 _OTHER = re.compile(r"^(test_)?(loss|accuracy|bin_lo|bin_hi)$|^stop_J$|^grad_(mean|std)_norm$")
 
 

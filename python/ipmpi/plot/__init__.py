@@ -18,8 +18,9 @@ The simple estimator is drawn as the mean over replicas, over faint
 per-replica traces. Each layer is named at its last point where the name
 covers no data, and in the legend below the plane.
 
-Options everywhere: estimator ("pooled", "sampled", "simple", "all"; default
-the first of those the run has), layers ("1,3-5" or a list of 1-based layers;
+Options everywhere: estimator ("pooled", "sampled", "simple", "kde_upper",
+"kde_lower", "pooled_mm", "sampled_mm", "simple_mm", "all"; default the first
+of those the run has), layers ("1,3-5" or a list of 1-based layers;
 default every measured layer), epochs ("A:B", inclusive, or (A, B), either
 side None), test (the held-out plane). Problems the user can act on raise
 PlotError with a one-line message.

@@ -4,10 +4,10 @@ from dataclasses import dataclass, field
 
 from ..deps import require
 from ..errors import PlotError
+from ..estimators import ESTIMATORS
 
 np = require("numpy")
 
-ESTIMATORS = ("pooled", "sampled", "simple")
 STYLES = ("trajectories", "epochs")
 COLOR_BY = ("epoch", "layer")
 LAYER_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")
@@ -139,7 +139,7 @@ def choose_estimators(run, requested, prefix):
     if not present:
         raise PlotError(f"{run.path}: no information estimates on the {plane} plane")
     if requested is None:
-        return present[:1]          # pooled if present, else sampled, else simple
+        return present[:1]          # pooled if present, else sampled, simple, kde_upper
     if requested == "all":
         return present
     if requested not in present:
@@ -212,7 +212,7 @@ def information(sel, estimator):
     run, keep, prefix = sel.run, sel.keep, sel.prefix
     ixt = run.series[f"{prefix}I_XT_{estimator}"][keep]
     ity = run.series[f"{prefix}I_TY_{estimator}"][keep]
-    if estimator != "simple":
+    if ixt.ndim == 2:           # (epochs, layers): one value per layer, no replicas
         return ixt, ity, None, None
     if ixt.shape[1] == 1:       # one replica: no spread to show
         return ixt[:, 0], ity[:, 0], None, None
