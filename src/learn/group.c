@@ -5,6 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 #include "ipmpi/base/error.h"
 
 enum { L = IPM_LANES };
@@ -289,6 +293,43 @@ void ipm_group_train_epoch(ipm_group *g, const ipm_data_view *train, const int *
 
 /* ---- evaluation --------------------------------------------------------- */
 
+/* Values t..t+3 of lanes k..k+3 of the block (4 lane vectors at v + t L)
+ * into out[k..k+3] at i + t: a 4 x 4 transpose. */
+static inline void transpose4(const float *v, int k, float *const *out, size_t at)
+{
+#if defined(__SSE2__)
+    __m128 r0 = _mm_loadu_ps(v + k), r1 = _mm_loadu_ps(v + L + k);
+    __m128 r2 = _mm_loadu_ps(v + 2 * L + k), r3 = _mm_loadu_ps(v + 3 * L + k);
+    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+    _mm_storeu_ps(out[k] + at, r0);
+    _mm_storeu_ps(out[k + 1] + at, r1);
+    _mm_storeu_ps(out[k + 2] + at, r2);
+    _mm_storeu_ps(out[k + 3] + at, r3);
+#else
+    for (int q = 0; q < 4; q++)
+        for (int t = 0; t < 4; t++)
+            out[k + q][at + (size_t)t] = v[(size_t)t * L + (size_t)(k + q)];
+#endif
+}
+
+/* Lanes 0..n-1 of `count` lane vectors at v into out[k], four values of
+ * four lanes at a time (a transpose), so v is read once. */
+static void lanes_to_members(const float *restrict v, size_t count, int n, float *const *out)
+{
+    int quads = n / 4 * 4;
+    size_t i = 0;
+    for (; i + 4 <= count; i += 4) {
+        for (int k = 0; k < quads; k += 4)
+            transpose4(v + i * L, k, out, i);
+        for (int k = quads; k < n; k++)
+            for (size_t t = i; t < i + 4; t++)
+                out[k][t] = v[t * L + (size_t)k];
+    }
+    for (; i < count; i++)
+        for (int k = 0; k < n; k++)
+            out[k][i] = v[i * L + (size_t)k];
+}
+
 /* Samples [first, first + rows) of d into every lane. */
 static void broadcast_block(ipm_group *g, const ipm_data_view *d, int first, int rows)
 {
@@ -318,8 +359,10 @@ int ipm_group_forward_block(ipm_group *g, const ipm_data_view *d, int first, int
         forward_block(g, n);
         for (int l = 0; l < net->n_layers; l++) {
             size_t out = (size_t)net->layer[l].out;
+            float *to[L];
             for (int k = 0; k < g->n; k++)
-                lane_get(g->act[l], (size_t)n * out, k, ws[k]->act[l] + (size_t)b0 * out);
+                to[k] = ws[k]->act[l] + (size_t)b0 * out;
+            lanes_to_members(g->act[l], (size_t)n * out, g->n, to);
         }
     }
     return 0;

@@ -114,32 +114,91 @@ static inline v8 select(vi8 mask, v8 yes, v8 no)
 
 /* ---- element-wise functions --------------------------------------------- */
 
+/* The element-wise functions run on vectors of E floats: 16 where the set
+ * has 512-bit registers, 8 elsewhere. Every value goes through the same
+ * operations whatever E is, so the bits do not change. */
+#if defined(__AVX512F__)
+#define E 16
+#else
+#define E 8
+#endif
+typedef float ve __attribute__((vector_size(4 * E)));
+typedef int32_t vie __attribute__((vector_size(4 * E)));
+
+static inline ve efma(ve a, ve b, ve c)
+{
+#if defined(__AVX512F__)
+    return (ve)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(__FMA__)
+    return (ve)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+    ve r;
+    for (int l = 0; l < E; l++)
+        r[l] = fmaf(a[l], b[l], c[l]);
+    return r;
+#endif
+}
+
+static inline ve esplat(float x)
+{
+    ve v;
+    for (int l = 0; l < E; l++)
+        v[l] = x;
+    return v;
+}
+
+static inline ve eselect(vie mask, ve yes, ve no)
+{
+    return (ve)(((vie)yes & mask) | ((vie)no & ~mask));
+}
+
+/* The first n (0..E) values at ptr, zeros after; and the store of as many. */
+static inline ve eload_part(const float *ptr, int n)
+{
+#if defined(__AVX512F__)
+    return (ve)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), ptr);
+#else
+    if (n == W)
+        return load(ptr);
+    return load_part(ptr, part_of(n));
+#endif
+}
+
+static inline void estore_part(float *ptr, ve v, int n)
+{
+#if defined(__AVX512F__)
+    _mm512_mask_storeu_ps(ptr, (__mmask16)((1u << n) - 1), (__m512)v);
+#else
+    store_part(ptr, v, part_of(n));
+#endif
+}
+
 /* e^x: x = k ln2 + r, |r| <= ln2/2 (Cody-Waite with fma), e^r by its Taylor
  * polynomial of degree 7 (remainder < 6e-9 relative), times 2^k built in
  * the exponent bits. x is first clamped to [-87.33654, 88], so the result
  * saturates at e^88 above and at 2^-126 e^r (about 1.2e-38) below; NaN
  * stays NaN. Rounding to k uses the 1.5 * 2^23 trick, with no float to int
  * conversion. */
-static inline v8 exp8(v8 x)
+static inline ve exp_e(ve x)
 {
     const float lo = -87.33654f, hi = 88.0f, magic = 12582912.0f;
     const float ln2_hi = 0.693145752f, ln2_lo = 1.42860677e-6f;
-    x = select(x < splat(lo), splat(lo), x);
-    x = select(x > splat(hi), splat(hi), x);
-    v8 t = x * splat(1.44269504f) + splat(magic);
-    v8 k = t - splat(magic);
-    vi8 bits = ((vi8)t - (vi8)splat(magic) + 127) << 23;
-    v8 r = vfma(-k, splat(ln2_hi), x);
-    r = vfma(-k, splat(ln2_lo), r);
-    v8 p = splat(1.0f / 5040.0f);
-    p = vfma(p, r, splat(1.0f / 720.0f));
-    p = vfma(p, r, splat(1.0f / 120.0f));
-    p = vfma(p, r, splat(1.0f / 24.0f));
-    p = vfma(p, r, splat(1.0f / 6.0f));
-    p = vfma(p, r, splat(0.5f));
-    p = vfma(p, r, splat(1.0f));
-    p = vfma(p, r, splat(1.0f));
-    return p * (v8)bits;
+    x = eselect(x < esplat(lo), esplat(lo), x);
+    x = eselect(x > esplat(hi), esplat(hi), x);
+    ve t = x * esplat(1.44269504f) + esplat(magic);
+    ve k = t - esplat(magic);
+    vie bits = ((vie)t - (vie)esplat(magic) + 127) << 23;
+    ve r = efma(-k, esplat(ln2_hi), x);
+    r = efma(-k, esplat(ln2_lo), r);
+    ve p = esplat(1.0f / 5040.0f);
+    p = efma(p, r, esplat(1.0f / 720.0f));
+    p = efma(p, r, esplat(1.0f / 120.0f));
+    p = efma(p, r, esplat(1.0f / 24.0f));
+    p = efma(p, r, esplat(1.0f / 6.0f));
+    p = efma(p, r, esplat(0.5f));
+    p = efma(p, r, esplat(1.0f));
+    p = efma(p, r, esplat(1.0f));
+    return p * (ve)bits;
 }
 
 /* tanh as a rational function x P(x^2) / Q(x^2) of degrees 13 and 6
@@ -148,57 +207,60 @@ static inline v8 exp8(v8 x)
  * |x| = 0.0004 (where tanh x = x in float); then the sign of x. One division and 11 fmas a value, no exponential: about
  * half the cost of 1 - 2 / (e^2x + 1) with a series near 0, for 4.6 ulp
  * (2.7e-7) at worst instead of 1.4 ulp (test_kernels measures both bounds). */
-static inline v8 tanh8(v8 x)
+static inline ve tanh_e(ve x)
 {
-    const vi8 sign = (vi8)splat(-0.0f);
-    v8 ax = (v8)((vi8)x & ~sign);
-    v8 c = select(ax > splat(7.90531110763549805f), splat(7.90531110763549805f), ax);
-    v8 z = c * c;
-    v8 p = splat(-2.76076847742355e-16f);
-    p = vfma(p, z, splat(2.00018790482477e-13f));
-    p = vfma(p, z, splat(-8.60467152213735e-11f));
-    p = vfma(p, z, splat(5.12229709037114e-08f));
-    p = vfma(p, z, splat(1.48572235717979e-05f));
-    p = vfma(p, z, splat(6.37261928875436e-04f));
-    p = vfma(p, z, splat(4.89352455891786e-03f));
+    const vie sign = (vie)esplat(-0.0f);
+    ve ax = (ve)((vie)x & ~sign);
+    ve c = eselect(ax > esplat(7.90531110763549805f), esplat(7.90531110763549805f), ax);
+    ve z = c * c;
+    ve p = esplat(-2.76076847742355e-16f);
+    p = efma(p, z, esplat(2.00018790482477e-13f));
+    p = efma(p, z, esplat(-8.60467152213735e-11f));
+    p = efma(p, z, esplat(5.12229709037114e-08f));
+    p = efma(p, z, esplat(1.48572235717979e-05f));
+    p = efma(p, z, esplat(6.37261928875436e-04f));
+    p = efma(p, z, esplat(4.89352455891786e-03f));
     p = p * c;
-    v8 q = splat(1.19825839466702e-06f);
-    q = vfma(q, z, splat(1.18534705686654e-04f));
-    q = vfma(q, z, splat(2.26843463243900e-03f));
-    q = vfma(q, z, splat(4.89352518554385e-03f));
-    v8 y = select(ax < splat(0.0004f), ax, p / q);
-    y = select(ax >= splat(9.0f), splat(1.0f), y);
-    return (v8)((vi8)y | ((vi8)x & sign));
+    ve q = esplat(1.19825839466702e-06f);
+    q = efma(q, z, esplat(1.18534705686654e-04f));
+    q = efma(q, z, esplat(2.26843463243900e-03f));
+    q = efma(q, z, esplat(4.89352518554385e-03f));
+    ve y = eselect(ax < esplat(0.0004f), ax, p / q);
+    y = eselect(ax >= esplat(9.0f), esplat(1.0f), y);
+    return (ve)((vie)y | ((vie)x & sign));
 }
 
-static inline v8 sigmoid8(v8 x)
+static inline ve sigmoid_e(ve x)
 {
-    return splat(1.0f) / (splat(1.0f) + exp8(-x));
+    return esplat(1.0f) / (esplat(1.0f) + exp_e(-x));
 }
 
 /* Applies F to n values in place; the tail goes through a padded vector, so
  * every value takes the same path. */
 #define MAP(F)                                                                           \
-    size_t full = n - n % W;                                                             \
-    for (size_t i = 0; i < full; i += W)                                                 \
-        store(v + i, F(load(v + i)));                                                    \
+    size_t full = n - n % E;                                                             \
+    for (size_t i = 0; i < full; i += E) {                                               \
+        ve x;                                                                            \
+        memcpy(&x, v + i, sizeof x);                                                     \
+        x = F(x);                                                                        \
+        memcpy(v + i, &x, sizeof x);                                                     \
+    }                                                                                    \
     if (full < n)                                                                        \
-        store_part(v + full, F(load_part(v + full, part_of((int)(n - full)))),                  \
-                   part_of((int)(n - full)));
+        estore_part(v + full, F(eload_part(v + full, (int)(n - full))), (int)(n - full));
 
 static void K(tanh_all)(float *v, size_t n)
 {
-    MAP(tanh8)
+    MAP(tanh_e)
 }
 
 static void K(sigmoid_all)(float *v, size_t n)
 {
-    MAP(sigmoid8)
+    MAP(sigmoid_e)
 }
 
 static void K(exp_all)(float *v, size_t n)
 {
-    MAP(exp8)
+    MAP(exp_e)
 }
 
 /* ---- one replica, row-major --------------------------------------------- */
