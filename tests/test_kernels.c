@@ -249,9 +249,55 @@ static void test_activations(void)
     CHECK(big[0] >= 0.0f && big[0] < 2e-38f && big[1] == 1.0f && isfinite(big[2]));
 }
 
+/* The element-wise derivatives and relu: every set, every length up to two
+ * vectors and a long one, bit for bit the plain C they replace. */
+static void test_elementwise_grads(void)
+{
+    ipm_rng rng;
+    ipm_rng_init(&rng, 11, 0, 0);
+    for (size_t n = 1; n <= 40; n += n < 34 ? 1 : 6) {
+        float *a = random_floats(&rng, n), *g = random_floats(&rng, n);
+        if (n > 3) { /* relu's edges */
+            a[0] = 0.0f;
+            a[1] = -0.0f;
+            a[2] = NAN;
+        }
+        float *want[4], *got = malloc(n * sizeof(float) + 1);
+        for (int f = 0; f < 4; f++)
+            want[f] = malloc(n * sizeof(float) + 1);
+        for (size_t i = 0; i < n; i++) {
+            want[0][i] = g[i] * (1.0f - a[i] * a[i]);
+            want[1][i] = g[i] * (a[i] * (1.0f - a[i]));
+            want[2][i] = a[i] > 0.0f ? a[i] : 0.0f;
+            want[3][i] = a[i] > 0.0f ? g[i] : 0.0f;
+        }
+        for (size_t k = 0; k < sizeof sets / sizeof sets[0]; k++) {
+            const ipm_kernels *kern = ipm_kernels_named(sets[k]);
+            if (!kern)
+                continue;
+            memcpy(got, g, n * sizeof(float));
+            kern->tanh_grad(a, got, n);
+            CHECK(same_bits(got, want[0], n));
+            memcpy(got, g, n * sizeof(float));
+            kern->sigmoid_grad(a, got, n);
+            CHECK(same_bits(got, want[1], n));
+            memcpy(got, a, n * sizeof(float));
+            kern->relu(got, n);
+            CHECK(same_bits(got, want[2], n));
+            memcpy(got, g, n * sizeof(float));
+            kern->relu_grad(a, got, n);
+            CHECK(same_bits(got, want[3], n));
+        }
+        for (int f = 0; f < 4; f++)
+            free(want[f]);
+        free(a), free(g), free(got);
+    }
+}
+
 int main(void)
 {
     test_products();
     test_activations();
+    test_elementwise_grads();
     return check_report("test_kernels");
 }

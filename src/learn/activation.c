@@ -9,33 +9,26 @@
 
 static void tanh_op(enum ipm_pass pass, float *a, float *g, size_t n)
 {
-    if (pass == IPM_FORWARD) {
+    if (pass == IPM_FORWARD)
         ipm_kernels_best()->tanh(a, n);
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        g[i] *= 1.0f - a[i] * a[i];
+    else
+        ipm_kernels_best()->tanh_grad(a, g, n);
 }
 
 static void sigmoid_op(enum ipm_pass pass, float *a, float *g, size_t n)
 {
-    if (pass == IPM_FORWARD) {
+    if (pass == IPM_FORWARD)
         ipm_kernels_best()->sigmoid(a, n);
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        g[i] *= a[i] * (1.0f - a[i]);
+    else
+        ipm_kernels_best()->sigmoid_grad(a, g, n);
 }
 
 static void relu_op(enum ipm_pass pass, float *a, float *g, size_t n)
 {
-    if (pass == IPM_FORWARD) {
-        for (size_t i = 0; i < n; i++)
-            a[i] = a[i] > 0.0f ? a[i] : 0.0f;
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        g[i] = a[i] > 0.0f ? g[i] : 0.0f;
+    if (pass == IPM_FORWARD)
+        ipm_kernels_best()->relu(a, n);
+    else
+        ipm_kernels_best()->relu_grad(a, g, n);
 }
 
 /* Per row and lane: subtract the row max (so exp never overflows),

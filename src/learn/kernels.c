@@ -263,6 +263,62 @@ static void K(exp_all)(float *v, size_t n)
     MAP(exp_e)
 }
 
+/* g = G(a, g) for n values: the derivatives of the activations, applied to
+ * the gradient from above. The tail goes through padded vectors. */
+#define MAP2(G)                                                                          \
+    size_t full = n - n % E;                                                             \
+    for (size_t i = 0; i < full; i += E) {                                               \
+        ve x, y;                                                                         \
+        memcpy(&x, a + i, sizeof x);                                                     \
+        memcpy(&y, g + i, sizeof y);                                                     \
+        y = G(x, y);                                                                     \
+        memcpy(g + i, &y, sizeof y);                                                     \
+    }                                                                                    \
+    if (full < n) {                                                                      \
+        int rest = (int)(n - full);                                                      \
+        estore_part(g + full, G(eload_part(a + full, rest), eload_part(g + full, rest)), rest); \
+    }
+
+static inline ve tanh_grad_e(ve a, ve g)
+{
+    return g * (esplat(1.0f) - a * a);
+}
+
+static inline ve sigmoid_grad_e(ve a, ve g)
+{
+    return g * (a * (esplat(1.0f) - a));
+}
+
+static inline ve relu_e(ve a)
+{
+    return eselect(a > esplat(0.0f), a, esplat(0.0f));
+}
+
+static inline ve relu_grad_e(ve a, ve g)
+{
+    return eselect(a > esplat(0.0f), g, esplat(0.0f));
+}
+
+static void K(tanh_grad)(const float *a, float *g, size_t n)
+{
+    MAP2(tanh_grad_e)
+}
+
+static void K(sigmoid_grad)(const float *a, float *g, size_t n)
+{
+    MAP2(sigmoid_grad_e)
+}
+
+static void K(relu_all)(float *v, size_t n)
+{
+    MAP(relu_e)
+}
+
+static void K(relu_grad)(const float *a, float *g, size_t n)
+{
+    MAP2(relu_grad_e)
+}
+
 /* ---- one replica, row-major --------------------------------------------- */
 
 #define BLOCK_ROWS 8
@@ -490,4 +546,8 @@ const ipm_kernels K(ipm_kernels) = {
     .tanh = K(tanh_all),
     .sigmoid = K(sigmoid_all),
     .exp = K(exp_all),
+    .tanh_grad = K(tanh_grad),
+    .sigmoid_grad = K(sigmoid_grad),
+    .relu = K(relu_all),
+    .relu_grad = K(relu_grad),
 };

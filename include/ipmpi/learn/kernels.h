@@ -52,6 +52,13 @@ typedef struct ipm_kernels {
     void (*tanh)(float *v, size_t n);
     void (*sigmoid)(float *v, size_t n);
     void (*exp)(float *v, size_t n);
+    /* Backward, element-wise: g = g (1 - a a) for tanh, g = g (a (1 - a))
+     * for sigmoid (a the activation's output), and for relu v = max(v, 0)
+     * (v > 0 ? v : 0) and g = a > 0 ? g : 0, as the plain C would. */
+    void (*tanh_grad)(const float *a, float *g, size_t n);
+    void (*sigmoid_grad)(const float *a, float *g, size_t n);
+    void (*relu)(float *v, size_t n);
+    void (*relu_grad)(const float *a, float *g, size_t n);
 } ipm_kernels;
 
 /* The fastest set this CPU runs; every set gives the same bits. */
