@@ -26,10 +26,11 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/ipmpi-bench-reduce.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 
-run() { # run BINARY NP LOG ARGS...
-    local bin=$1 np=$2 log=$3
+run() { # run BINARY NP LOG ARGS...: each run replaces the last one's scratch output
+    local bin=$1 np=$2 log=$3 fresh=()
     shift 3
-    mpirun --oversubscribe --bind-to none --mca btl self,vader -np "$np" "$bin" "$@" \
+    case "$("$bin" --help 2>&1)" in *--overwrite*) fresh=(--overwrite) ;; esac # $BEFORE predates it
+    mpirun --oversubscribe --bind-to none --mca btl self,vader -np "$np" "$bin" "${fresh[@]}" "$@" \
         --set run.output="$work/out.nc" >"$log" 2>&1 || { echo "failed: $bin -np $np $*" >&2; tail -n 3 "$log" >&2; exit 1; }
 }
 # per_logged LOG WORD: WORD's seconds on the time line, in ms per logged epoch.
