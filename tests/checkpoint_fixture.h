@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipmpi/base/rng.h"
 #include "ipmpi/io/config.h"
 #include "ipmpi/io/dataset.h"
-#include "ipmpi/base/rng.h"
 
 /* n points in [-1,1]^2, label x0 + 0.5 x1 > 0. */
 static void fixture_data(ipm_dataset *d, int n, uint64_t seed)

@@ -24,10 +24,17 @@ static inline void ref_activate(enum ipm_activation a, double *z, int n)
     for (int j = 0; j < n; j++) {
         double v = z[j];
         switch (a) {
-        case IPM_ACT_TANH: z[j] = tanh(v); break;
-        case IPM_ACT_RELU: z[j] = v > 0 ? v : 0; break;
-        case IPM_ACT_SIGMOID: z[j] = 1.0 / (1.0 + exp(-v)); break;
-        default: break;
+        case IPM_ACT_TANH:
+            z[j] = tanh(v);
+            break;
+        case IPM_ACT_RELU:
+            z[j] = v > 0 ? v : 0;
+            break;
+        case IPM_ACT_SIGMOID:
+            z[j] = 1.0 / (1.0 + exp(-v));
+            break;
+        default:
+            break;
         }
     }
 }

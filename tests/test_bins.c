@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "ipmpi/info/bins.h"
+#include "check.h"
 
 /* np.linspace(-1, 1, 30).astype(np.float32), printed with float.hex() */
 static const float numpy_30[30] = {
-    -0x1p+0f,       -0x1.dcb08ep-1f, -0x1.b9611ap-1f, -0x1.9611a8p-1f, -0x1.72c234p-1f,
-    -0x1.4f72c2p-1f, -0x1.2c235p-1f, -0x1.08d3dcp-1f, -0x1.cb08d4p-2f, -0x1.8469eep-2f,
+    -0x1p+0f,        -0x1.dcb08ep-1f, -0x1.b9611ap-1f, -0x1.9611a8p-1f, -0x1.72c234p-1f,
+    -0x1.4f72c2p-1f, -0x1.2c235p-1f,  -0x1.08d3dcp-1f, -0x1.cb08d4p-2f, -0x1.8469eep-2f,
     -0x1.3dcb08p-2f, -0x1.ee5846p-3f, -0x1.611a7cp-3f, -0x1.a7b962p-4f, -0x1.1a7b96p-5f,
     0x1.1a7b96p-5f,  0x1.a7b962p-4f,  0x1.611a7cp-3f,  0x1.ee5846p-3f,  0x1.3dcb08p-2f,
     0x1.8469eep-2f,  0x1.cb08d4p-2f,  0x1.08d3dcp-1f,  0x1.2c235p-1f,   0x1.4f72c2p-1f,
@@ -156,7 +156,7 @@ static void test_exact_round_trip(int units)
             bad += field(p[i], j * bits, bits) !=
                    (uint64_t)brute_digitize(act[i * units + j], numpy_30, n);
         int used = units * bits;
-        uint64_t beyond = used >= 128 ? 0
+        uint64_t beyond = used >= 128  ? 0
                           : used >= 64 ? p[i].hi >> (used - 64)
                                        : (p[i].lo >> used) | p[i].hi;
         bad += beyond != 0;
@@ -351,8 +351,7 @@ static void test_quantile_edges(void)
     CHECK(signbit(ze[0]) && !signbit(ze[1]));
     float m[6] = {-2.5f, INFINITY, -INFINITY, 1e-30f, -1e-30f, 3}, me[5];
     ipm_quantile_edges(m, keys, keys + 6, 6, 5, me); /* indices 1..5: all but the least */
-    CHECK(me[0] == -2.5f && me[1] == -1e-30f && me[2] == 1e-30f && me[3] == 3 &&
-          me[4] == INFINITY);
+    CHECK(me[0] == -2.5f && me[1] == -1e-30f && me[2] == 1e-30f && me[3] == 3 && me[4] == INFINITY);
 }
 
 /* A binner per unit: unit 0 on edges 0, 1; unit 1 on 10, 20; 2 bits a unit. */

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
-#include "ipmpi/base/error.h"
 #include "ipmpi/app/measure.h"
+#include "ipmpi/base/error.h"
+#include "check.h"
 
 #define N 300
 #define REPLICAS 3

@@ -11,10 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ipmpi/base/error.h"
+#include "ipmpi/io/checkpoint.h"
 #include "check.h"
 #include "checkpoint_fixture.h"
-#include "ipmpi/io/checkpoint.h"
-#include "ipmpi/base/error.h"
 #include "replica_util.h"
 
 static char dir[256];
@@ -144,15 +144,15 @@ static void blob_layout(void)
     CHECK(rep.net.n_params == 22);
     CHECK(size == 92 + 64 + 4 * 22 * 3 + 4 * FIXTURE_SAMPLES);
     CHECK(memcmp(b, "IRS2", 4) == 0);
-    CHECK(le32(b + 4) == 1);                       /* index */
-    CHECK(le32(b + 8) == 2 && le32(b + 12) == 2);  /* in_dim, layers */
+    CHECK(le32(b + 4) == 1);                                            /* index */
+    CHECK(le32(b + 8) == 2 && le32(b + 12) == 2);                       /* in_dim, layers */
     CHECK(le32(b + 16) == 0 && le32(b + 20) == 0 && le32(b + 24) == 2); /* flat input of 2 */
     /* layer 1: in, out, activation, kind, kernel_h, kernel_w */
     CHECK(le32(b + 28) == 2 && le32(b + 32) == 4 && le32(b + 36) == IPM_ACT_TANH);
     CHECK(le32(b + 40) == IPM_LAYER_DENSE && le32(b + 44) == 0 && le32(b + 48) == 0);
     CHECK(le32(b + 76) == FIXTURE_SAMPLES && le32(b + 80) == IPM_OPT_ADAM);
-    CHECK(le32(b + 92) == 3);                      /* step after 3 batches */
-    CHECK(le32(b + 92 + 60) == 10);                /* position: batches of 4, 4, 2 */
+    CHECK(le32(b + 92) == 3);       /* step after 3 batches */
+    CHECK(le32(b + 92 + 60) == 10); /* position: batches of 4, 4, 2 */
     float p0;
     uint32_t bits = le32(b + 156);
     memcpy(&p0, &bits, sizeof p0);
@@ -315,18 +315,21 @@ static void file_layout(void)
     const unsigned char blob[2] = {'x', 'y'};
     const unsigned char *blobs[1] = {blob};
     size_t sizes[1] = {2};
-    ipm_checkpoint ck = {.config_text = "a=1", .epoch = 7, .records = 3,
-                         .run_id = 0x0807060504030201ULL, .n_replicas = 1,
-                         .replica = blobs, .replica_size = sizes,
-                         .stop = (const unsigned char *)"S", .stop_size = 1};
+    ipm_checkpoint ck = {.config_text = "a=1",
+                         .epoch = 7,
+                         .records = 3,
+                         .run_id = 0x0807060504030201ULL,
+                         .n_replicas = 1,
+                         .replica = blobs,
+                         .replica_size = sizes,
+                         .stop = (const unsigned char *)"S",
+                         .stop_size = 1};
     CHECK(ipm_checkpoint_write(in_dir(path, sizeof path, "layout.ck"), &ck, err) == 0);
-    unsigned char want[] = {'I', 'P', 'M', 'P', 'I', 'C', 'K', '1', 2, 0, 0, 0, 0, 0, 0, 0,
-                            3, 0, 0, 0, 0, 0, 0, 0, 'a', '=', '1',
-                            7, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8,
-                            1, 0, 0, 0,
-                            2, 0, 0, 0, 0, 0, 0, 0, 'x', 'y',
-                            1, 0, 0, 0, 0, 0, 0, 0, 'S',
-                            0, 0, 0, 0, 0, 0, 0, 0};
+    unsigned char want[] = {'I', 'P', 'M', 'P', 'I', 'C', 'K', '1', 2,   0,   0, 0, 0, 0, 0, 0, 3,
+                            0,   0,   0,   0,   0,   0,   0,   'a', '=', '1', 7, 0, 0, 0, 3, 0, 0,
+                            0,   0,   0,   0,   0,   1,   2,   3,   4,   5,   6, 7, 8, 1, 0, 0, 0,
+                            2,   0,   0,   0,   0,   0,   0,   0,   'x', 'y', 1, 0, 0, 0, 0, 0, 0,
+                            0,   'S', 0,   0,   0,   0,   0,   0,   0,   0};
     uint64_t sum = fnv1a_reference(want, sizeof want - 8);
     for (int i = 0; i < 8; i++)
         want[sizeof want - 8 + (size_t)i] = (unsigned char)(sum >> (8 * i));
@@ -469,8 +472,7 @@ static void corruption(void)
 }
 
 /* Replaces the line starting with `key =` in [section] by `line`. */
-static char *edit_config(const char *text, const char *section, const char *key,
-                         const char *line)
+static char *edit_config(const char *text, const char *section, const char *key, const char *line)
 {
     char *out = malloc(strlen(text) + strlen(line) + 1);
     const char *sec = strstr(text, section);
@@ -519,13 +521,12 @@ static void config_match(void)
     /* The same list wrapped onto a continuation line, and a changed one. */
     const char *wrapped = "layers = dense:4:tanh,\n    dense:2:softmax";
     char *layers2 = edit_config(t, "[network]", "layers", wrapped);
-    char *layers = edit_config(t, "[network]", "layers",
-                               "layers = dense:4:tanh,\n  dense:3:softmax");
+    char *layers =
+        edit_config(t, "[network]", "layers", "layers = dense:4:tanh,\n  dense:3:softmax");
     expect_config(t, t, 1, NULL);
     /* The key is named where this run's config set it: FILE:LINE. */
     expect_config(t, lr, 0, "now.ini:");
-    expect_config(t, lr, 0,
-                  "[training] learning_rate = 0.01 differs from the checkpoint's 0.05");
+    expect_config(t, lr, 0, "[training] learning_rate = 0.01 differs from the checkpoint's 0.05");
     expect_config(t, epochs, 1, NULL);
     expect_config(t, out, 1, NULL);
     expect_config(t, threads, 1, NULL);
@@ -671,9 +672,9 @@ static void write_corpus(const char *out)
 
 static void remove_dir(void)
 {
-    const char *names[] = {"layout.ck", "round.ck", "corrupt.ck", "corrupt.ck.prev", "config.ck",
-                           "rot.ck", "rot.ck.prev", "layout.ck.prev", "round.ck.prev",
-                           "config.ck.prev"};
+    const char *names[] = {"layout.ck",     "round.ck",      "corrupt.ck",  "corrupt.ck.prev",
+                           "config.ck",     "rot.ck",        "rot.ck.prev", "layout.ck.prev",
+                           "round.ck.prev", "config.ck.prev"};
     char path[512];
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         remove(in_dir(path, sizeof path, names[i]));

@@ -2,8 +2,8 @@
  * file, line and key in the message), --set overrides, continuation lines,
  * the format -> load -> format round trip, and epoch expansion against
  * numpy's values. Fixtures are written to a fresh directory under /tmp. */
-#include "ipmpi/io/config.h"
 #include "ipmpi/base/error.h"
+#include "ipmpi/io/config.h"
 
 #include "check.h"
 
@@ -186,7 +186,8 @@ static void test_full_file(void)
     ipm_config_free(&cfg);
 
     /* Synonyms and other spellings. */
-    rc = load_text(&cfg, "[data]\ntrain_fraction = 0.5\n[network]\ninit = glorot\n[information]\n"
+    rc = load_text(&cfg,
+                   "[data]\ntrain_fraction = 0.5\n[network]\ninit = glorot\n[information]\n"
                    "estimators = all\non = test\nepochs = log:7\n[output]\nactivations = all\n",
                    NULL, 0, err);
     CHECK(rc == 0);
@@ -198,8 +199,10 @@ static void test_full_file(void)
     ipm_config_free(&cfg);
 
     /* kde and miller_madow join `all` by name; the noise variance. */
-    rc = load_text(&cfg, "[information]\nestimators = all, kde, miller_madow\n"
-                   "kde_variance = 0.1\n", NULL, 0, err);
+    rc = load_text(&cfg,
+                   "[information]\nestimators = all, kde, miller_madow\n"
+                   "kde_variance = 0.1\n",
+                   NULL, 0, err);
     CHECK(rc == 0);
     CHECK(cfg.estimators == (IPM_EST_BINNED | IPM_EST_KDE | IPM_EST_MILLER_MADOW));
     CHECK(cfg.kde_variance == 0.1);
@@ -232,14 +235,12 @@ static void test_errors(void)
     expect_error("[run]\nseed = 18446744073709551616\n", "t.ini:2: [run] seed", "out of range");
     expect_error("[training]\nepochs = 99999999999\n", "t.ini:2: [training] epochs",
                  "out of range");
-    expect_error("[training]\nlearning_rate = nan\n", "t.ini:2: [training] learning_rate",
-                 "'nan'");
+    expect_error("[training]\nlearning_rate = nan\n", "t.ini:2: [training] learning_rate", "'nan'");
 
     /* Out of range. */
     expect_error("[information]\nbins = 1\n", "t.ini:2: [information] bins", "out of range");
     expect_error("[information]\nbins = 65536\n", "t.ini:2: [information] bins", "out of range");
-    expect_error("[data]\ntrain_fraction = 0\n", "t.ini:2: [data] train_fraction",
-                 "out of range");
+    expect_error("[data]\ntrain_fraction = 0\n", "t.ini:2: [data] train_fraction", "out of range");
     expect_error("[data]\ntrain_fraction = 1.01\n", "t.ini:2: [data] train_fraction",
                  "out of range");
     expect_error("[training]\nlearning_rate = -1\n", "t.ini:2: [training] learning_rate",
@@ -256,17 +257,17 @@ static void test_errors(void)
                  "fan_mid");
 
     /* Words. */
-    expect_error("[training]\noptimizer = rmsprop\n", "t.ini:2: [training] optimizer",
-                 "'rmsprop'");
+    expect_error("[training]\noptimizer = rmsprop\n", "t.ini:2: [training] optimizer", "'rmsprop'");
     expect_error("[data]\nsource = mnist\n", "t.ini:2: [data] source", "'mnist'");
-    expect_error("[information]\nestimators = simple, fancy\n",
-                 "t.ini:2: [information] estimators", "'fancy'");
+    expect_error("[information]\nestimators = simple, fancy\n", "t.ini:2: [information] estimators",
+                 "'fancy'");
     expect_error("[information]\nestimators = kde, miller_madow\n",
                  "t.ini:2: [information] estimators", "list simple, pooled or sampled with it");
     expect_error("[information]\nkde_variance = 0\n", "t.ini:2: [information] kde_variance",
                  "out of range");
     expect_error("[information]\nestimators = all, kde\n[stopping]\ncriterion = mi\n"
-                 "estimator = kde\n", "t.ini:5: [stopping] estimator", "'kde'");
+                 "estimator = kde\n",
+                 "t.ini:5: [stopping] estimator", "'kde'");
     expect_error("[information]\nepochs = sometimes\n", "t.ini:2: [information] epochs",
                  "'sometimes'");
     expect_error("[information]\nepochs = every:0\n", "t.ini:2: [information] epochs",
@@ -279,22 +280,22 @@ static void test_errors(void)
                  "t.ini:2: [network] layers: item 2 'lstm:3:relu'", "unknown layer kind");
     expect_error("[network]\nlayers = dense:4:tanh, conv:3:relu\n",
                  "t.ini:2: [network] layers: item 2 'conv:3:relu'", "must be KHxKW");
-    expect_error("[network]\nlayers = conv:3:5x5:relu, maxpool:2\n",
-                 "item 2 'maxpool:2'", "window '2' must be KHxKW");
+    expect_error("[network]\nlayers = conv:3:5x5:relu, maxpool:2\n", "item 2 'maxpool:2'",
+                 "window '2' must be KHxKW");
     expect_error("[network]\nlayers = conv:3:5x5:softmax, dense:2:softmax\n",
                  "item 1 'conv:3:5x5:softmax'", "softmax is only allowed on the last layer");
-    expect_error("[network]\nlayers = dense:4:tanh, maxpool:2x2\n",
-                 "[network] layers", "the last layer must be dense");
+    expect_error("[network]\nlayers = dense:4:tanh, maxpool:2x2\n", "[network] layers",
+                 "the last layer must be dense");
     expect_error("[information]\nlayers = 1, 9\n", "t.ini:2: [information] layers",
                  "layer 9 does not exist");
-    expect_error("[stopping]\ncriterion = mi\nscope = replica\n",
-                 "[stopping] scope", "set [stopping] estimator = simple");
+    expect_error("[stopping]\ncriterion = mi\nscope = replica\n", "[stopping] scope",
+                 "set [stopping] estimator = simple");
     expect_error("[information]\nestimators = simple\n[stopping]\ncriterion = mi\n",
                  "[stopping] estimator", "does not compute it");
-    expect_error("[information]\nlayers = 1\n[stopping]\ncriterion = mi\n",
-                 "[stopping] layer", "layer 6 is not measured");
-    expect_error("[data]\nsource = idx\nimages = a.idx\n",
-                 "[data] source", "needs [data] images and labels");
+    expect_error("[information]\nlayers = 1\n[stopping]\ncriterion = mi\n", "[stopping] layer",
+                 "layer 6 is not measured");
+    expect_error("[data]\nsource = idx\nimages = a.idx\n", "[data] source",
+                 "needs [data] images and labels");
     expect_error("[data]\nsource = idx\nimages = a\nlabels = b\ntest_images = c\n",
                  "t.ini:5: [data] test_images", "go together");
     expect_error("[network]\nlayers = dense:4:tanh, dense:x:tanh, dense:2:softmax\n",
@@ -338,8 +339,10 @@ static void test_errors(void)
     expect_error("[run]\nseed = 1\nthis is not a key\n", "t.ini:3:", "syntax error");
     expect_error("[run\nseed = 1\n", "t.ini:1:", "syntax error");
     char long_file[512];
-    snprintf(long_file, sizeof long_file, "[run]\nseed = 1\noutput = %0250d\n[training]\n"
-             "epochz = 1\n", 7);
+    snprintf(long_file, sizeof long_file,
+             "[run]\nseed = 1\noutput = %0250d\n[training]\n"
+             "epochz = 1\n",
+             7);
     expect_error(long_file, "t.ini:3:", "line too long");
     /* The long line does not shift later line numbers. */
     snprintf(long_file, sizeof long_file, "[run]\n; %0250d\n[training]\nepochz = 1\n", 7);
@@ -351,8 +354,7 @@ static void test_errors(void)
     expect_error("[run]\nnonsense\nthreads = 0\n", "t.ini:2:", "syntax error");
 
     /* Cross-key checks name the file and the key. */
-    expect_error("[information]\non = all\n", "t.ini:2: [information] on",
-                 "needs a test set");
+    expect_error("[information]\non = all\n", "t.ini:2: [information] on", "needs a test set");
     expect_error("[data]\nsource = netcdf\n", "t.ini:2: [data] path",
                  "required when source = netcdf");
     expect_error("[training]\nepochs = 10\n[information]\nepochs = 0, 5, 11\n",
@@ -392,8 +394,7 @@ static void test_overrides(void)
     ipm_config_free(&cfg);
 
     const char *bad_key[] = {"training.epochz=7"};
-    expect_error_with("", bad_key, 1, "--set training.epochz=7: [training] epochz",
-                      "unknown key");
+    expect_error_with("", bad_key, 1, "--set training.epochz=7: [training] epochz", "unknown key");
     const char *bad_value[] = {"information.bins=1"};
     expect_error_with("", bad_value, 1, "--set information.bins=1: [information] bins",
                       "out of range");
@@ -405,8 +406,8 @@ static void test_overrides(void)
     const char *netcdf[] = {"data.source=netcdf"};
     expect_error_with("", netcdf, 1, "--set data.source=netcdf: [data] path", "required");
     const char *fewer[] = {"training.epochs=3"};
-    expect_error_with("[information]\nepochs = 0, 4\n", fewer, 1,
-                      "t.ini:2: [information] epochs", "beyond [training] epochs = 3");
+    expect_error_with("[information]\nepochs = 0, 4\n", fewer, 1, "t.ini:2: [information] epochs",
+                      "beyond [training] epochs = 3");
 
     /* Errors found after loading (data, shapes) name where the key was set. */
     const char *data_path[] = {"data.path=other.nc"};
@@ -425,9 +426,10 @@ static void test_continuation_lines(void)
 {
     ipm_config cfg;
     char err[IPM_ERRLEN];
-    int rc = load_text(&cfg, "[network]\nlayers = dense:8:tanh,\n    dense:4:tanh\n"
-                       "  dense:2:softmax\n[information]\nepochs = 0, 1,\n\t2, 30\n", NULL, 0,
-                       err);
+    int rc = load_text(&cfg,
+                       "[network]\nlayers = dense:8:tanh,\n    dense:4:tanh\n"
+                       "  dense:2:softmax\n[information]\nepochs = 0, 1,\n\t2, 30\n",
+                       NULL, 0, err);
     CHECK(rc == 0);
     if (rc)
         fprintf(stderr, "  %s\n", err);
@@ -459,8 +461,7 @@ static void test_unwritable_strings(void)
     ipm_config_free(&again);
     /* A path is not a list: continuation lines would join pieces into one
      * with ", " and could build a line longer than inih reads back. */
-    expect_error("[data]\npath = /tmp/a\n  b.nc\n", "t.ini:3: [data] path",
-                 "indented line 'b.nc'");
+    expect_error("[data]\npath = /tmp/a\n  b.nc\n", "t.ini:3: [data] path", "indented line 'b.nc'");
 }
 
 /* format -> file -> load -> format gives the same text. */
@@ -498,13 +499,22 @@ static void test_format(void)
     char *text = ipm_config_format(&cfg);
     CHECK(text != NULL);
     static const char *const lines[] = {
-        "\n[run]\nseed = 0\n", "\nreplicas = 0\n", "# replicas = 0: one replica per MPI rank\n",
-        "\noutput = ipmpi.nc\n", "\npath = \n", "\ncheckpoint = \n", "\ncheckpoint_every = 0\n",
+        "\n[run]\nseed = 0\n",
+        "\nreplicas = 0\n",
+        "# replicas = 0: one replica per MPI rank\n",
+        "\noutput = ipmpi.nc\n",
+        "\npath = \n",
+        "\ncheckpoint = \n",
+        "\ncheckpoint_every = 0\n",
         ("\nlayers = dense:10:tanh, dense:7:tanh, dense:5:tanh, dense:4:tanh, dense:3:tanh, "
          "dense:2:softmax\n"),
-        "\ninit = xavier\n", "\nlearning_rate = 0.001\n", "\nmomentum = 0.9\n",
-        "\n[information]\nepochs = log:100\n", "\nrange = -1, 1\n",
-        "\nestimators = simple, pooled, sampled\n", "\non = train\n",
+        "\ninit = xavier\n",
+        "\nlearning_rate = 0.001\n",
+        "\nmomentum = 0.9\n",
+        "\n[information]\nepochs = log:100\n",
+        "\nrange = -1, 1\n",
+        "\nestimators = simple, pooled, sampled\n",
+        "\non = train\n",
         "\n[output]\nactivations = none\n"};
     for (size_t i = 0; text && i < sizeof lines / sizeof *lines; i++)
         if (!strstr(text, lines[i])) {
@@ -584,21 +594,24 @@ static void check_expansion(const ipm_epoch_spec *spec, int last, const int *exp
  * taken as exactly last + 1. (The original expression itself ends at 999
  * for (1000, 50): 2**np.log2(1001) rounds below 1001.) */
 static const int log_8000_300[] = {
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
-    25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 38, 39, 40, 41, 43, 44, 45, 47, 48, 50, 51,
-    53, 55, 56, 58, 60, 62, 64, 66, 68, 70, 72, 74, 77, 79, 81, 84, 87, 89, 92, 95, 98, 101,
-    104, 107, 111, 114, 118, 121, 125, 129, 133, 137, 141, 145, 150, 154, 159, 164, 169, 174,
-    180, 185, 191, 197, 203, 209, 216, 222, 229, 236, 243, 251, 259, 266, 275, 283, 292, 301,
-    310, 319, 329, 339, 350, 360, 371, 383, 395, 407, 419, 432, 445, 459, 473, 487, 502, 518,
-    533, 550, 567, 584, 602, 620, 639, 659, 679, 700, 721, 743, 766, 789, 813, 838, 864, 890,
-    917, 945, 974, 1004, 1035, 1066, 1099, 1133, 1167, 1203, 1240, 1277, 1316, 1357, 1398, 1441,
-    1485, 1530, 1577, 1625, 1675, 1726, 1779, 1833, 1889, 1947, 2006, 2067, 2130, 2195, 2263,
-    2332, 2403, 2476, 2552, 2630, 2710, 2793, 2878, 2966, 3056, 3150, 3246, 3345, 3447, 3552,
-    3661, 3772, 3888, 4006, 4129, 4255, 4384, 4518, 4656, 4798, 4945, 5096, 5251, 5412, 5577,
-    5747, 5922, 6103, 6289, 6481, 6679, 6883, 7093, 7310, 7533, 7763, 8000};
-static const int log_1000_50[] = {
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 15, 18, 21, 24, 28, 32, 38, 44, 50, 58, 67, 78, 90,
-    103, 119, 138, 159, 183, 211, 243, 280, 323, 372, 428, 493, 568, 654, 754, 868, 1000};
+    0,    1,    2,    3,    4,    5,    6,    7,    8,    9,    10,   11,   12,   13,   14,   15,
+    16,   17,   18,   19,   20,   21,   22,   23,   24,   25,   26,   27,   28,   29,   30,   31,
+    32,   33,   34,   35,   36,   38,   39,   40,   41,   43,   44,   45,   47,   48,   50,   51,
+    53,   55,   56,   58,   60,   62,   64,   66,   68,   70,   72,   74,   77,   79,   81,   84,
+    87,   89,   92,   95,   98,   101,  104,  107,  111,  114,  118,  121,  125,  129,  133,  137,
+    141,  145,  150,  154,  159,  164,  169,  174,  180,  185,  191,  197,  203,  209,  216,  222,
+    229,  236,  243,  251,  259,  266,  275,  283,  292,  301,  310,  319,  329,  339,  350,  360,
+    371,  383,  395,  407,  419,  432,  445,  459,  473,  487,  502,  518,  533,  550,  567,  584,
+    602,  620,  639,  659,  679,  700,  721,  743,  766,  789,  813,  838,  864,  890,  917,  945,
+    974,  1004, 1035, 1066, 1099, 1133, 1167, 1203, 1240, 1277, 1316, 1357, 1398, 1441, 1485, 1530,
+    1577, 1625, 1675, 1726, 1779, 1833, 1889, 1947, 2006, 2067, 2130, 2195, 2263, 2332, 2403, 2476,
+    2552, 2630, 2710, 2793, 2878, 2966, 3056, 3150, 3246, 3345, 3447, 3552, 3661, 3772, 3888, 4006,
+    4129, 4255, 4384, 4518, 4656, 4798, 4945, 5096, 5251, 5412, 5577, 5747, 5922, 6103, 6289, 6481,
+    6679, 6883, 7093, 7310, 7533, 7763, 8000};
+static const int log_1000_50[] = {0,   1,   2,   3,   4,   5,   6,   7,   8,   9,   11,
+                                  13,  15,  18,  21,  24,  28,  32,  38,  44,  50,  58,
+                                  67,  78,  90,  103, 119, 138, 159, 183, 211, 243, 280,
+                                  323, 372, 428, 493, 568, 654, 754, 868, 1000};
 static const int log_10_100[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
 
 static void test_epoch_expansion(void)
@@ -679,7 +692,8 @@ static void test_images_and_stopping(void)
     CHECK(cfg.stop_scope == IPM_SCOPE_ENSEMBLE);
 
     char *formatted = ipm_config_format(&cfg);
-    CHECK(formatted && strstr(formatted, "layers = conv:8:5x3:relu, maxpool:2x2, conv:2:1x1:linear"));
+    CHECK(formatted &&
+          strstr(formatted, "layers = conv:8:5x3:relu, maxpool:2x2, conv:2:1x1:linear"));
     CHECK(formatted && strstr(formatted, "range = adaptive\n"));
     CHECK(formatted && strstr(formatted, "layers = 1, 3\n"));
     ipm_config again;
@@ -696,8 +710,10 @@ static void test_images_and_stopping(void)
 
     /* Default measured layers: all but maxpool; a later range = lo, hi
      * turns adaptive off. */
-    rc = load_text(&cfg, "[network]\nlayers = conv:1:4x4:relu, maxpool:3x3, dense:10:softmax\n"
-                   "[information]\nrange = adaptive\nrange = 0, 2\n", NULL, 0, err);
+    rc = load_text(&cfg,
+                   "[network]\nlayers = conv:1:4x4:relu, maxpool:3x3, dense:10:softmax\n"
+                   "[information]\nrange = adaptive\nrange = 0, 2\n",
+                   NULL, 0, err);
     CHECK(rc == 0);
     CHECK(ipm_config_measures_layer(&cfg, 0) && !ipm_config_measures_layer(&cfg, 1));
     CHECK(ipm_config_measures_layer(&cfg, 2) && ipm_config_stop_layer(&cfg) == 2);

@@ -8,23 +8,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
-#include "ref_activation.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/learn/layers.h"
 #include "ipmpi/learn/net.h"
+#include "check.h"
+#include "ref_activation.h"
 #include "replica_util.h"
 
 static ipm_layer_spec conv(int channels, int kh, int kw, enum ipm_activation act)
 {
-    return (ipm_layer_spec){.units = channels, .activation = act, .kind = IPM_LAYER_CONV,
-                            .kernel_h = kh, .kernel_w = kw};
+    return (ipm_layer_spec){.units = channels,
+                            .activation = act,
+                            .kind = IPM_LAYER_CONV,
+                            .kernel_h = kh,
+                            .kernel_w = kw};
 }
 
 static ipm_layer_spec pool(int kh, int kw)
 {
-    return (ipm_layer_spec){.activation = IPM_ACT_LINEAR, .kind = IPM_LAYER_MAXPOOL,
-                            .kernel_h = kh, .kernel_w = kw};
+    return (ipm_layer_spec){
+        .activation = IPM_ACT_LINEAR, .kind = IPM_LAYER_MAXPOOL, .kernel_h = kh, .kernel_w = kw};
 }
 
 static ipm_layer_spec dense(int units, enum ipm_activation act)
@@ -115,8 +118,8 @@ static void test_shapes(void)
     ipm_net_free(&net);
 
     /* The benchmark network: 28x28x1 -> 24x24x8 -> 12x12x8 -> 64 -> 10. */
-    ipm_layer_spec bench[4] = {conv(8, 5, 5, IPM_ACT_RELU), pool(2, 2),
-                               dense(64, IPM_ACT_TANH), dense(10, IPM_ACT_SOFTMAX)};
+    ipm_layer_spec bench[4] = {conv(8, 5, 5, IPM_ACT_RELU), pool(2, 2), dense(64, IPM_ACT_TANH),
+                               dense(10, IPM_ACT_SOFTMAX)};
     CHECK(init_net(&net, image(28, 28, 1), bench, 4, err) == 0);
     CHECK(net.layer[0].out == 24 * 24 * 8 && net.layer[1].out == 12 * 12 * 8);
     CHECK(net.layer[2].in == 1152);
@@ -181,8 +184,8 @@ static void test_conv_by_hand(void)
     CHECK(ipm_workspace_init(&ws, &net, 2, err) == 0);
     float x[18] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 8, 7, 6, 5, 4, 3, 2, 1};
     ipm_net_forward(&net, x, 2, &ws);
-    const float want[16] = {-3.5f, 5, -3.5f, 7, -3.5f, 11, -3.5f, 13,  /* HWC */
-                            4.5f, 13, 4.5f, 11, 4.5f, 7, 4.5f, 5};
+    const float want[16] = {-3.5f, 5,  -3.5f, 7,  -3.5f, 11, -3.5f, 13, /* HWC */
+                            4.5f,  13, 4.5f,  11, 4.5f,  7,  4.5f,  5};
     for (int i = 0; i < 16; i++)
         CHECK(ws.act[0][i] == want[i]);
     ipm_workspace_free(&ws);
@@ -217,11 +220,8 @@ static void test_maxpool_by_hand(void)
     CHECK(init_net(&net, image(5, 5, 1), spec, 1, err) == 0);
     CHECK(net.n_params == 0 && net.layer[0].out == 4);
     CHECK(ipm_workspace_init(&ws, &net, 1, err) == 0);
-    const float x[25] = {1, 3, 7, 7, 99,
-                         3, 2, 7, 7, 99,
-                         -5, -4, 0, 0, 99,
-                         -4, -5, 0, -0.0f, 99,
-                         99, 99, 99, 99, 99};
+    const float x[25] = {1, 3,  7,  7,  99, 3,     2,  7,  7,  99, -5, -4, 0,
+                         0, 99, -4, -5, 0,  -0.0f, 99, 99, 99, 99, 99, 99};
     ipm_net_forward(&net, x, 1, &ws);
     const float want[4] = {3, 7, -4, 0};
     const int32_t arg[4] = {1, 2, 11, 12};
@@ -276,7 +276,8 @@ static void ref_pool(const ipm_layer *d, const double *in, double *out, double *
                 for (int i = 0; i < d->kernel_h; i++)
                     for (int j = 0; j < d->kernel_w; j++) {
                         double v = in[((oh * d->kernel_h + i) * is.width + ow * d->kernel_w + j) *
-                                          is.channels + c];
+                                          is.channels +
+                                      c];
                         if (v > best) {
                             second = best;
                             best = v;
@@ -460,8 +461,8 @@ static void check_gradient_case(const grad_case *gc)
         ref_forward(&s->net, s->x + r * s->net.in_dim, acts, &margin);
         for (int l = 0; l < s->net.n_layers; l++)
             for (int j = 0; j < s->net.layer[l].out; j++)
-                forward_worst = fmax(forward_worst, fabs(s->ws.act[l][r * s->net.layer[l].out + j] -
-                                                         acts[l][j]));
+                forward_worst = fmax(forward_worst,
+                                     fabs(s->ws.act[l][r * s->net.layer[l].out + j] - acts[l][j]));
     }
     free(acts);
     CHECK(forward_worst < 1e-5);
@@ -484,17 +485,25 @@ static void test_gradients(void)
     const grad_case cases[] = {
         {"conv 5x4x2 -> 3 ch 3x2 tanh", {5, 4, 2}, {conv(3, 3, 2, IPM_ACT_TANH)}, 1},
         {"conv 4x6x1 -> 1 ch 1x3 sigmoid", {4, 6, 1}, {conv(1, 1, 3, IPM_ACT_SIGMOID)}, 1},
-        {"conv -> conv (col2im)", {6, 7, 1},
-         {conv(2, 2, 3, IPM_ACT_TANH), conv(3, 3, 2, IPM_ACT_LINEAR)}, 2},
-        {"conv 3ch -> conv relu", {5, 5, 3},
-         {conv(2, 2, 2, IPM_ACT_TANH), conv(2, 2, 1, IPM_ACT_RELU)}, 2},
+        {"conv -> conv (col2im)",
+         {6, 7, 1},
+         {conv(2, 2, 3, IPM_ACT_TANH), conv(3, 3, 2, IPM_ACT_LINEAR)},
+         2},
+        {"conv 3ch -> conv relu",
+         {5, 5, 3},
+         {conv(2, 2, 2, IPM_ACT_TANH), conv(2, 2, 1, IPM_ACT_RELU)},
+         2},
         {"conv -> maxpool (last)", {6, 5, 1}, {conv(2, 3, 2, IPM_ACT_TANH), pool(2, 2)}, 2},
-        {"conv relu -> maxpool 3x3 floor -> dense -> softmax", {9, 8, 1},
+        {"conv relu -> maxpool 3x3 floor -> dense -> softmax",
+         {9, 8, 1},
          {conv(2, 3, 2, IPM_ACT_RELU), pool(3, 3), dense(4, IPM_ACT_TANH),
-          dense(3, IPM_ACT_SOFTMAX)}, 4},
-        {"conv -> maxpool 2x1 -> conv -> dense softmax", {7, 6, 2},
+          dense(3, IPM_ACT_SOFTMAX)},
+         4},
+        {"conv -> maxpool 2x1 -> conv -> dense softmax",
+         {7, 6, 2},
          {conv(3, 2, 2, IPM_ACT_TANH), pool(2, 1), conv(2, 2, 3, IPM_ACT_TANH),
-          dense(3, IPM_ACT_SOFTMAX)}, 4},
+          dense(3, IPM_ACT_SOFTMAX)},
+         4},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         check_gradient_case(&cases[c]);
@@ -558,8 +567,8 @@ static void test_chunked(void)
     ipm_workspace all, one;
     /* 16x16x2 -> 14x14x3 -> 10x10x2 (its input gradient goes through col2im
      * chunk by chunk) -> 5x5x2 -> 3 */
-    ipm_layer_spec spec[4] = {conv(3, 3, 3, IPM_ACT_TANH), conv(2, 5, 5, IPM_ACT_TANH),
-                              pool(2, 2), dense(3, IPM_ACT_LINEAR)};
+    ipm_layer_spec spec[4] = {conv(3, 3, 3, IPM_ACT_TANH), conv(2, 5, 5, IPM_ACT_TANH), pool(2, 2),
+                              dense(3, IPM_ACT_LINEAR)};
     CHECK(init_net(&net, image(16, 16, 2), spec, 4, err) == 0);
     int chunk = ipm_conv_chunk_samples(&net.layer[0]);
     int rows = 2 * chunk + chunk / 2 + 1; /* three chunks, the last one short */
@@ -613,8 +622,8 @@ enum { IMAGES = 12 };
 
 static void image_data(ipm_dataset *d)
 {
-    *d = (ipm_dataset){.n = IMAGES, .dim = 16, .height = 4, .width = 4, .channels = 1,
-                       .n_classes = 2};
+    *d = (ipm_dataset){
+        .n = IMAGES, .dim = 16, .height = 4, .width = 4, .channels = 1, .n_classes = 2};
     d->x = malloc(sizeof(float) * 16 * IMAGES);
     d->y = malloc(sizeof(int32_t) * IMAGES);
     ipm_rng rng;

@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
-#include "table_util.h"
 #include "ipmpi/info/count.h"
 #include "ipmpi/info/mi.h"
 #include "ipmpi/info/table.h"
+#include "check.h"
+#include "table_util.h"
 
 static char err[256];
 static uint64_t rng_state = 0x51ed2701ULL;

@@ -15,10 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "idx_writer.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/base/rng.h"
+#include "check.h"
+#include "idx_writer.h"
 
 static ipm_config make_config(enum ipm_data_source source, int samples, double fraction,
                               uint64_t seed)
@@ -253,7 +253,7 @@ static void check_generated(enum ipm_data_source source)
     CHECK(in_set);
     for (int v = 0; v < 5; v++)
         CHECK_NEAR(count[v], n * 12 / 5.0, 400); /* sd ~ 98 */
-    CHECK(a.n_x > n - 5); /* 5^12 patterns: duplicates are rare */
+    CHECK(a.n_x > n - 5);                        /* 5^12 patterns: duplicates are rare */
 
     /* Noise-free labels agree with the stored ones most of the time. */
     double *score = malloc(sizeof(double) * n), mean = 0;
@@ -264,8 +264,7 @@ static void check_generated(enum ipm_data_source source)
             for (int j = 0; j < 12; j++)
                 s += x[j] / 12.0;
         } else {
-            s = x[2] * x[3] + x[4] * x[5] + x[6] * x[7] + x[8] * x[9] + x[10] * x[11] -
-                x[0] * x[0];
+            s = x[2] * x[3] + x[4] * x[5] + x[6] * x[7] + x[8] * x[9] + x[10] * x[11] - x[0] * x[0];
         }
         score[i] = s;
         mean += s / n;
@@ -467,7 +466,7 @@ static int write_header(const char *path, uint32_t samples, uint32_t features, u
     bytes o = {{0}, 0};
     memcpy(o.b, "CDF\002", 4);
     o.n = 4;
-    put_u32(&o, 0);                 /* numrecs */
+    put_u32(&o, 0); /* numrecs */
     put_u32(&o, 0x0A), put_u32(&o, 2);
     put_name(&o, "sample"), put_u32(&o, samples);
     put_name(&o, "f"), put_u32(&o, features);
@@ -479,7 +478,8 @@ static int write_header(const char *path, uint32_t samples, uint32_t features, u
     put_name(&o, "y"), put_u32(&o, 1), put_u32(&o, 0);
     put_u32(&o, 0), put_u32(&o, 0), put_u32(&o, NC_INT);
     uint64_t y_begin = 200 + (uint64_t)samples * features; /* after X, or nc_open refuses */
-    put_u32(&o, 4 * samples), put_u32(&o, (uint32_t)(y_begin >> 32)), put_u32(&o, (uint32_t)y_begin);
+    put_u32(&o, 4 * samples), put_u32(&o, (uint32_t)(y_begin >> 32)),
+        put_u32(&o, (uint32_t)y_begin);
     FILE *f = fopen(path, "wb");
     if (!f)
         return -1;
@@ -507,12 +507,11 @@ static void check_hostile_netcdf(void)
     CHECK(rmdir(dir) == 0);
 }
 
-
 /* A netCDF-4 file with X float (n, d) and y int (n); x (n * d values) and y
  * are written when not NULL, x_rows of x's rows only (the rest never
  * written); deflate > 0 compresses X in chunks; y_fill sets y's _FillValue. */
-static int write_netcdf4(const char *path, int n, int d, const float *x, int x_rows,
-                         const int *y, int deflate, const int *y_fill)
+static int write_netcdf4(const char *path, int n, int d, const float *x, int x_rows, const int *y,
+                         int deflate, const int *y_fill)
 {
     int nc, dims[2], xv, yv;
     if (nc_create(path, NC_CLOBBER | NC_NETCDF4, &nc) != NC_NOERR)
@@ -723,8 +722,8 @@ static void check_idx_preprocessing(const small_set *s)
         return;
     CHECK(d.n == 4 && d.dim == 4 && d.height == 2 && d.width == 2 && d.channels == 1);
     CHECK(test.n == 0 && test.dim == 4 && test.height == 2 && test.n_classes == 3);
-    const float expect[4][4] = {{7, 10, 34, 36}, {340, 340, 340, 340}, {7, 10, 34, 36},
-                                {7, 10, 34, 36}};
+    const float expect[4][4] = {
+        {7, 10, 34, 36}, {340, 340, 340, 340}, {7, 10, 34, 36}, {7, 10, 34, 36}};
     CHECK(memcmp(d.x, expect, sizeof expect) == 0);
     const int32_t ids[4] = {0, 1, 0, 0}, classes[4] = {1, 0, 1, 2}; /* 2 < 7 < 9 */
     for (int i = 0; i < 4; i++)
@@ -777,8 +776,8 @@ static void check_idx_preprocessing(const small_set *s)
     /* train_fraction splits as for other sources; both parts keep the shape. */
     cfg.train_fraction = 0.5;
     if (load_ok(&cfg, &d, &test)) {
-        CHECK(d.n == 2 && test.n == 2 && d.height == 2 && test.height == 2 &&
-              test.width == 2 && test.channels == 1 && test.n_classes == 3);
+        CHECK(d.n == 2 && test.n == 2 && d.height == 2 && test.height == 2 && test.width == 2 &&
+              test.channels == 1 && test.n_classes == 3);
         ipm_dataset_free(&d);
         ipm_dataset_free(&test);
     }
@@ -1020,9 +1019,9 @@ static void check_idx(void)
     check_idx_subset(dir);
     check_idx_test_files(dir, &s);
     check_idx_errors(dir, &s); /* uses the numbered files of check_idx_subset */
-    const char *names[] = {"small-images", "small-images.gz", "small-labels", "small-labels.gz",
-                           "rgb-images", "rgb-labels", "numbered-images", "numbered-labels",
-                           "test-images.gz", "test-labels"};
+    const char *names[] = {
+        "small-images", "small-images.gz", "small-labels",    "small-labels.gz", "rgb-images",
+        "rgb-labels",   "numbered-images", "numbered-labels", "test-images.gz",  "test-labels"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char path[512];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/learn/grad_stats.h"
 #include "ipmpi/learn/group.h"
+#include "check.h"
 
 static void net_of(ipm_net *net, ipm_shape in, const ipm_layer_spec *spec, int n)
 {
@@ -145,8 +145,8 @@ static double batch_loss(const ipm_net *net, const tiny_data *d, const int32_t *
     }
     ipm_net_forward(net, x, BATCH, ws);
     const ipm_layer *last = &net->layer[net->n_layers - 1];
-    return ipm_loss_eval(IPM_LOSS_CROSS_ENTROPY, last->activation, ws->act[net->n_layers - 1],
-                         y, BATCH, last->out, NULL, NULL, NULL);
+    return ipm_loss_eval(IPM_LOSS_CROSS_ENTROPY, last->activation, ws->act[net->n_layers - 1], y,
+                         BATCH, last->out, NULL, NULL, NULL);
 }
 
 /* Each weight's gradient in grads against central differences of the loss
@@ -290,11 +290,13 @@ static void test_side_by_side(void)
 static void test_no_weights(void)
 {
     char err[IPM_ERRLEN];
-    ipm_layer_spec spec[3] = {
-        {.units = 2, .activation = IPM_ACT_RELU, .kind = IPM_LAYER_CONV, .kernel_h = 3,
-         .kernel_w = 3},
-        {.kind = IPM_LAYER_MAXPOOL, .kernel_h = 2, .kernel_w = 2},
-        {.units = 2, .activation = IPM_ACT_SOFTMAX}};
+    ipm_layer_spec spec[3] = {{.units = 2,
+                               .activation = IPM_ACT_RELU,
+                               .kind = IPM_LAYER_CONV,
+                               .kernel_h = 3,
+                               .kernel_w = 3},
+                              {.kind = IPM_LAYER_MAXPOOL, .kernel_h = 2, .kernel_w = 2},
+                              {.units = 2, .activation = IPM_ACT_SOFTMAX}};
     ipm_net net;
     net_of(&net, (ipm_shape){4, 4, 1}, spec, 3);
     ipm_grad_stats s;

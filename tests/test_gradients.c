@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipmpi/base/error.h"
+#include "ipmpi/learn/loss.h"
+#include "ipmpi/learn/net.h"
 #include "check.h"
 #include "ref_activation.h"
-#include "ipmpi/base/error.h"
-#include "ipmpi/learn/net.h"
-#include "ipmpi/learn/loss.h"
 
 static float uniform_in(ipm_rng *rng, double lo, double hi)
 {
@@ -60,7 +60,8 @@ static void test_activations(void)
 static void test_init(void)
 {
     char err[IPM_ERRLEN];
-    ipm_layer_spec spec[2] = {{.units = 6, .activation = IPM_ACT_TANH}, {.units = 2, .activation = IPM_ACT_SOFTMAX}};
+    ipm_layer_spec spec[2] = {{.units = 6, .activation = IPM_ACT_TANH},
+                              {.units = 2, .activation = IPM_ACT_SOFTMAX}};
     ipm_net net;
     ipm_rng rng, ref;
 
@@ -87,7 +88,8 @@ static void test_init(void)
     /* truncated normal: every weight within 2 stddev, and they are not all tiny */
     ipm_layer_spec wide[1] = {{.units = 200, .activation = IPM_ACT_LINEAR}};
     ipm_rng_init(&rng, 3, 1, IPM_RNG_INIT);
-    CHECK(ipm_net_init(&net, ipm_shape_flat(50), wide, 1, IPM_INIT_TRUNCATED_NORMAL, 0.1, &rng, err) == 0);
+    CHECK(ipm_net_init(&net, ipm_shape_flat(50), wide, 1, IPM_INIT_TRUNCATED_NORMAL, 0.1, &rng,
+                       err) == 0);
     double max_abs = 0.0, sum_sq = 0.0;
     for (int i = 0; i < 50 * 200; i++) {
         max_abs = fmax(max_abs, fabs(net.layer[0].w[i]));
@@ -103,7 +105,8 @@ static void test_init(void)
     ipm_layer_spec two[2] = {{.units = 200, .activation = IPM_ACT_TANH},
                              {.units = 100, .activation = IPM_ACT_TANH}};
     ipm_rng_init(&rng, 4, 1, IPM_RNG_INIT);
-    CHECK(ipm_net_init(&net, ipm_shape_flat(50), two, 2, IPM_INIT_TRUNCATED_FAN_IN, 0.0, &rng, err) == 0);
+    CHECK(ipm_net_init(&net, ipm_shape_flat(50), two, 2, IPM_INIT_TRUNCATED_FAN_IN, 0.0, &rng,
+                       err) == 0);
     for (int k = 0; k < 2; k++) {
         int count = k == 0 ? 50 * 200 : 200 * 100;
         double stddev = 1.0 / sqrt(k == 0 ? 50.0 : 200.0);
@@ -119,7 +122,8 @@ static void test_init(void)
 
     /* the same with stddev 1/sqrt(fan-out): the layer's units, 200 then 100 */
     ipm_rng_init(&rng, 5, 1, IPM_RNG_INIT);
-    CHECK(ipm_net_init(&net, ipm_shape_flat(50), two, 2, IPM_INIT_TRUNCATED_FAN_OUT, 0.0, &rng, err) == 0);
+    CHECK(ipm_net_init(&net, ipm_shape_flat(50), two, 2, IPM_INIT_TRUNCATED_FAN_OUT, 0.0, &rng,
+                       err) == 0);
     for (int k = 0; k < 2; k++) {
         int count = k == 0 ? 50 * 200 : 200 * 100;
         double stddev = 1.0 / sqrt(k == 0 ? 200.0 : 100.0);
@@ -134,7 +138,8 @@ static void test_init(void)
     ipm_net_free(&net);
 
     CHECK(ipm_net_init(&net, ipm_shape_flat(0), spec, 2, IPM_INIT_XAVIER, 0.0, &rng, err) == -1);
-    CHECK(ipm_net_init(&net, ipm_shape_flat(4), spec, 2, IPM_INIT_TRUNCATED_NORMAL, 0.0, &rng, err) == -1);
+    CHECK(ipm_net_init(&net, ipm_shape_flat(4), spec, 2, IPM_INIT_TRUNCATED_NORMAL, 0.0, &rng,
+                       err) == -1);
 }
 
 /* ---- forward against a double re-computation ------------------------------ */
@@ -142,7 +147,9 @@ static void test_init(void)
 static void test_forward(void)
 {
     char err[IPM_ERRLEN];
-    ipm_layer_spec spec[3] = {{.units = 5, .activation = IPM_ACT_TANH}, {.units = 4, .activation = IPM_ACT_SIGMOID}, {.units = 3, .activation = IPM_ACT_SOFTMAX}};
+    ipm_layer_spec spec[3] = {{.units = 5, .activation = IPM_ACT_TANH},
+                              {.units = 4, .activation = IPM_ACT_SIGMOID},
+                              {.units = 3, .activation = IPM_ACT_SOFTMAX}};
     ipm_net net;
     ipm_workspace ws;
     ipm_rng rng;
@@ -197,8 +204,8 @@ static double batch_loss(const grad_case *gc, ipm_net *net, const float *x, cons
 {
     ipm_net_forward(net, x, ROWS, ws);
     const ipm_layer *last = &net->layer[net->n_layers - 1];
-    return ipm_loss_eval(gc->loss, last->activation, ws->act[net->n_layers - 1], y, ROWS,
-                         last->out, NULL, NULL, NULL);
+    return ipm_loss_eval(gc->loss, last->activation, ws->act[net->n_layers - 1], y, ROWS, last->out,
+                         NULL, NULL, NULL);
 }
 
 /* Rows whose first-layer pre-activations all stay clear of 0, so a relu
@@ -229,7 +236,8 @@ static void check_gradient_case(const grad_case *gc)
     ipm_workspace ws;
     ipm_rng rng;
     ipm_rng_init(&rng, 5, 0, IPM_RNG_INIT);
-    CHECK(ipm_net_init(&net, ipm_shape_flat(IN), gc->spec, gc->n_layers, IPM_INIT_XAVIER, 0.0, &rng, err) == 0);
+    CHECK(ipm_net_init(&net, ipm_shape_flat(IN), gc->spec, gc->n_layers, IPM_INIT_XAVIER, 0.0, &rng,
+                       err) == 0);
     for (size_t i = 0; i < net.n_params; i++) /* nonzero biases exercise db */
         net.params[i] += uniform_in(&rng, -0.2, 0.2);
     CHECK(ipm_workspace_init(&ws, &net, ROWS, err) == 0);
@@ -243,8 +251,8 @@ static void check_gradient_case(const grad_case *gc)
     float grad[ROWS * 8];
     int preactivation = -1;
     ipm_net_forward(&net, x, ROWS, &ws);
-    ipm_loss_eval(gc->loss, last->activation, ws.act[net.n_layers - 1], y, ROWS, last->out,
-                  NULL, grad, &preactivation);
+    ipm_loss_eval(gc->loss, last->activation, ws.act[net.n_layers - 1], y, ROWS, last->out, NULL,
+                  grad, &preactivation);
     CHECK(preactivation == (gc->loss == IPM_LOSS_CROSS_ENTROPY));
     ipm_net_backward(&net, x, ROWS, &ws, grad, preactivation);
 
@@ -283,16 +291,39 @@ static void test_gradients(void)
 {
     const grad_case cases[] = {
         {"tanh+softmax/cross_entropy",
-         {{.units = 5, .activation = IPM_ACT_TANH}, {.units = 4, .activation = IPM_ACT_TANH}, {.units = 3, .activation = IPM_ACT_SOFTMAX}}, 3,
-         IPM_LOSS_CROSS_ENTROPY, 3},
+         {{.units = 5, .activation = IPM_ACT_TANH},
+          {.units = 4, .activation = IPM_ACT_TANH},
+          {.units = 3, .activation = IPM_ACT_SOFTMAX}},
+         3,
+         IPM_LOSS_CROSS_ENTROPY,
+         3},
         {"sigmoid+sigmoid1/binary_cross_entropy",
-         {{.units = 5, .activation = IPM_ACT_SIGMOID}, {.units = 1, .activation = IPM_ACT_SIGMOID}}, 2, IPM_LOSS_CROSS_ENTROPY, 2},
-        {"relu+tanh1/mse", {{.units = 6, .activation = IPM_ACT_RELU}, {.units = 1, .activation = IPM_ACT_TANH}}, 2, IPM_LOSS_MSE, 2},
+         {{.units = 5, .activation = IPM_ACT_SIGMOID}, {.units = 1, .activation = IPM_ACT_SIGMOID}},
+         2,
+         IPM_LOSS_CROSS_ENTROPY,
+         2},
+        {"relu+tanh1/mse",
+         {{.units = 6, .activation = IPM_ACT_RELU}, {.units = 1, .activation = IPM_ACT_TANH}},
+         2,
+         IPM_LOSS_MSE,
+         2},
         {"linear+tanh+softmax/mse",
-         {{.units = 5, .activation = IPM_ACT_LINEAR}, {.units = 4, .activation = IPM_ACT_TANH}, {.units = 3, .activation = IPM_ACT_SOFTMAX}}, 3, IPM_LOSS_MSE, 3},
-        {"sigmoid+linear2/mse", {{.units = 5, .activation = IPM_ACT_SIGMOID}, {.units = 2, .activation = IPM_ACT_LINEAR}}, 2, IPM_LOSS_MSE, 2},
+         {{.units = 5, .activation = IPM_ACT_LINEAR},
+          {.units = 4, .activation = IPM_ACT_TANH},
+          {.units = 3, .activation = IPM_ACT_SOFTMAX}},
+         3,
+         IPM_LOSS_MSE,
+         3},
+        {"sigmoid+linear2/mse",
+         {{.units = 5, .activation = IPM_ACT_SIGMOID}, {.units = 2, .activation = IPM_ACT_LINEAR}},
+         2,
+         IPM_LOSS_MSE,
+         2},
         {"softmax hidden+sigmoid1/mse",
-         {{.units = 4, .activation = IPM_ACT_SOFTMAX}, {.units = 1, .activation = IPM_ACT_SIGMOID}}, 2, IPM_LOSS_MSE, 2},
+         {{.units = 4, .activation = IPM_ACT_SOFTMAX}, {.units = 1, .activation = IPM_ACT_SIGMOID}},
+         2,
+         IPM_LOSS_MSE,
+         2},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         check_gradient_case(&cases[c]);
@@ -307,8 +338,8 @@ static void test_loss_values(void)
     float grad[4];
     int pre = -1;
     long correct = 0;
-    double l = ipm_loss_eval(IPM_LOSS_CROSS_ENTROPY, IPM_ACT_SOFTMAX, soft, y, 2, 2, &correct,
-                             grad, &pre);
+    double l =
+        ipm_loss_eval(IPM_LOSS_CROSS_ENTROPY, IPM_ACT_SOFTMAX, soft, y, 2, 2, &correct, grad, &pre);
     CHECK_NEAR(l, -(log(0.75) + log(0.1)) / 2, 1e-6);
     CHECK(pre == 1 && correct == 1);
     CHECK_NEAR(grad[0], 0.25 / 2, 1e-7);
@@ -317,15 +348,14 @@ static void test_loss_values(void)
 
     float zero[2] = {0.0f, 1.0f}; /* p_y = 0 is clamped at 1e-12 */
     int32_t y0[1] = {0};
-    CHECK_NEAR(ipm_loss_eval(IPM_LOSS_CROSS_ENTROPY, IPM_ACT_SOFTMAX, zero, y0, 1, 2, NULL,
-                             NULL, NULL),
-               -log(1e-12), 1e-6);
+    CHECK_NEAR(
+        ipm_loss_eval(IPM_LOSS_CROSS_ENTROPY, IPM_ACT_SOFTMAX, zero, y0, 1, 2, NULL, NULL, NULL),
+        -log(1e-12), 1e-6);
 
     float sig[3] = {0.8f, 0.3f, 0.6f};
     int32_t yb[3] = {1, 1, 0};
     correct = 0;
-    l = ipm_loss_eval(IPM_LOSS_CROSS_ENTROPY, IPM_ACT_SIGMOID, sig, yb, 3, 1, &correct, grad,
-                      &pre);
+    l = ipm_loss_eval(IPM_LOSS_CROSS_ENTROPY, IPM_ACT_SIGMOID, sig, yb, 3, 1, &correct, grad, &pre);
     CHECK_NEAR(l, -(log(0.8) + log(0.3) + log(0.4)) / 3, 1e-6);
     CHECK(correct == 1); /* 0.8 -> 1 right, 0.3 -> 0 wrong, 0.6 -> 1 wrong */
     CHECK_NEAR(grad[1], (0.3 - 1) / 3, 1e-7);

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/learn/group.h"
+#include "check.h"
 
 enum { N = 203, DIM = 12, REPLICAS = 11 };
 
@@ -58,8 +58,8 @@ static int same_replica(const ipm_replica *a, const ipm_replica *b)
     int moments = ipm_optimizer_moments(a->opt.kind);
     return memcmp(a->net.params, b->net.params, bytes) == 0 &&
            (moments < 1 || memcmp(a->opt.m, b->opt.m, bytes) == 0) &&
-           (moments < 2 || memcmp(a->opt.v, b->opt.v, bytes) == 0) &&
-           a->position == b->position && a->opt.step == b->opt.step &&
+           (moments < 2 || memcmp(a->opt.v, b->opt.v, bytes) == 0) && a->position == b->position &&
+           a->opt.step == b->opt.step &&
            memcmp(&a->last_batch_loss, &b->last_batch_loss, sizeof(double)) == 0;
 }
 

@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "ipmpi/info/hash.h"
 #include "ipmpi/info/hist.h"
 #include "ipmpi/info/partition.h"
 #include "ipmpi/info/table.h"
+#include "check.h"
 
 static char err[256];
 

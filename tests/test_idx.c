@@ -264,16 +264,16 @@ static void check_header_refusals(const scratch *s)
                        "expected 3 dimension sizes (12 bytes), found 10"));
     uint32_t zero[3] = {4, 0, 7};
     idx_header(&f, 0x08, 3, zero);
-    CHECK(refused_with(write_raw(s, "dim0", f.b, f.len, path), "dimension 2 of 3 is 0",
-                       "4 x 0 x 7"));
+    CHECK(
+        refused_with(write_raw(s, "dim0", f.b, f.len, path), "dimension 2 of 3 is 0", "4 x 0 x 7"));
     uint32_t big[2] = {65536, 32768}; /* 2^31: one too many */
     idx_header(&f, 0x08, 2, big);
     CHECK(refused_with(write_raw(s, "big", f.b, f.len, path), "more than 2147483647 values",
                        "65536 x 32768"));
     uint32_t huge[4] = {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu};
     idx_header(&f, 0x0E, 4, huge);
-    CHECK(refused_with(write_raw(s, "huge", f.b, f.len, path), "more than 2147483647 values",
-                       NULL));
+    CHECK(
+        refused_with(write_raw(s, "huge", f.b, f.len, path), "more than 2147483647 values", NULL));
 }
 
 static void check_data_refusals(const scratch *s)
@@ -326,7 +326,8 @@ static void check_broken_gzip(const scratch *s)
     CHECK(size > 20000);
     ipm_idx whole;
     char err[IPM_ERRLEN];
-    CHECK(ipm_idx_read(path, &whole, err) == 0 && whole.count == 40000 && whole.values[39999] == f.b[f.len - 1]);
+    CHECK(ipm_idx_read(path, &whole, err) == 0 && whole.count == 40000 &&
+          whole.values[39999] == f.b[f.len - 1]);
     ipm_idx_free(&whole);
 
     unsigned char *gz = malloc((size_t)size);
@@ -340,8 +341,8 @@ static void check_broken_gzip(const scratch *s)
     CHECK(refused_with(write_raw(s, "notrailer.gz", gz, (size_t)size - 8, path),
                        "gzip stream cut short after the data", "unexpected end of file"));
     gz[size - 8] ^= 0x55; /* CRC-32 */
-    CHECK(refused_with(write_raw(s, "badcrc.gz", gz, (size_t)size, path), "gzip: incorrect data check",
-                       NULL));
+    CHECK(refused_with(write_raw(s, "badcrc.gz", gz, (size_t)size, path),
+                       "gzip: incorrect data check", NULL));
     gz[size - 8] ^= 0x55;
     gz[3] = 0; /* FLG fine, now corrupt the method byte */
     gz[2] = 7;

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/info/kde.h"
+#include "check.h"
 
 #define TOL 1e-13
 #define LOG2(x) (log(x) / log(2.0))
@@ -36,10 +36,14 @@ static float dot_of(const float *a, const float *b, int w)
     }
     double worst = (w + 1) * 0x1p-24 * magnitude;
     switch (dot_mode) {
-    case 1: return sum;
-    case 2: return (float)(exact + worst);
-    case 3: return (float)(exact - worst);
-    default: return (float)exact;
+    case 1:
+        return sum;
+    case 2:
+        return (float)(exact + worst);
+    case 3:
+        return (float)(exact - worst);
+    default:
+        return (float)exact;
     }
 }
 
@@ -64,8 +68,9 @@ static int bounds_of(const ipm_kde_shape *s, const float *pts, const int32_t *y,
             for (b.col_first = 0; b.col_first < s->n; b.col_first += col_block) {
                 b.n_cols = s->n - b.col_first < col_block ? s->n - b.col_first : col_block;
                 size_t col0 = (size_t)b.col_replica * s->n + b.col_first;
-                ipm_kde_points p = {w, pts + row0 * w, pts + col0 * w, norm2 + row0,
-                                    norm2 + col0, dots, (size_t)b.n_cols};
+                ipm_kde_points p = {
+                    w,    pts + row0 * w,  pts + col0 * w, norm2 + row0, norm2 + col0,
+                    dots, (size_t)b.n_cols};
                 for (int i = 0; i < b.n_rows; i++)
                     for (int j = 0; j < b.n_cols; j++)
                         dots[(size_t)i * b.n_cols + j] =

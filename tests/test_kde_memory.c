@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
-#include "check.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/parallel/comm.h"
 #include "ipmpi/parallel/kde.h"
+#include "check.h"
 
 /* AddressSanitizer makes every pair about ten times dearer: there the run
  * takes a quarter of the samples (1/16 of the pairs), and the workspace at
@@ -71,8 +71,8 @@ int main(int argc, char **argv)
     CHECK(usage.ru_maxrss < 512L * 1024); /* kilobytes */
     if (rank == 0)
         printf("n=%d on %d rank(s): workspace %zu bytes (bound %zu), peak RSS %ld KiB, "
-               "%lld pairs on rank 0\n", N, size, stats.workspace_bytes, bound,
-               usage.ru_maxrss, stats.pairs);
+               "%lld pairs on rank 0\n",
+               N, size, stats.workspace_bytes, bound, usage.ru_maxrss, stats.pairs);
     free(t);
     free(y);
     MPI_Finalize();

@@ -18,25 +18,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/parallel/comm.h"
 #include "ipmpi/parallel/kde.h"
+#include "check.h"
 
 typedef struct problem {
     const char *name;
     int n, n_replicas, width, n_classes;
     double var;
-    int kind;              /* 0 clusters, 1 relu-like with repeated points */
+    int kind; /* 0 clusters, 1 relu-like with repeated points */
 } problem;
 
 static const problem problems[] = {
-    {"saxe", 1000, 1, 6, 2, 1e-3, 0},
-    {"pooled", 700, 3, 4, 3, 1e-3, 0},
-    {"relu", 300, 2, 5, 2, 1e-3, 1},
-    {"many", 257, 5, 1, 2, 1e-2, 0},
-    {"one", 1, 1, 3, 1, 1e-3, 0},
-    {"wide-var", 513, 2, 3, 4, 0.5, 0},
+    {"saxe", 1000, 1, 6, 2, 1e-3, 0}, {"pooled", 700, 3, 4, 3, 1e-3, 0},
+    {"relu", 300, 2, 5, 2, 1e-3, 1},  {"many", 257, 5, 1, 2, 1e-2, 0},
+    {"one", 1, 1, 3, 1, 1e-3, 0},     {"wide-var", 513, 2, 3, 4, 0.5, 0},
 };
 #define N_PROBLEMS (int)(sizeof problems / sizeof problems[0])
 
@@ -64,11 +61,11 @@ static void make_problem(const problem *p, float *acts, int32_t *y)
         int source = p->kind == 1 && i % 3 == 2 ? i - 1 : i; /* a repeat of sample i - 1 */
         int cluster = (int)(mix((uint64_t)source * 7 + 1) % 12);
         y[i] = mix((uint64_t)i) % 2 ? cluster % p->n_classes
-                                     : (int)(mix((uint64_t)i + 99) % (uint64_t)p->n_classes);
+                                    : (int)(mix((uint64_t)i + 99) % (uint64_t)p->n_classes);
         for (int r = 0; r < p->n_replicas; r++)
             for (int k = 0; k < p->width; k++) {
-                double v = 0.8 * uniform(cluster, k, 1) + 0.04 * uniform(source, k, 2)
-                           + 0.02 * uniform(source, k, 100 + r);
+                double v = 0.8 * uniform(cluster, k, 1) + 0.04 * uniform(source, k, 2) +
+                           0.02 * uniform(source, k, 100 + r);
                 if (p->kind == 1)
                     v = v < 0 ? 0 : 20 * v;
                 acts[((size_t)r * p->n + i) * p->width + k] = (float)v;
@@ -169,13 +166,14 @@ static void check_problem(const problem *p, MPI_Comm halves, const char *dump_di
     }
     MPI_Bcast(&alone, sizeof alone, MPI_BYTE, 0, MPI_COMM_WORLD);
     if (memcmp(&all, &alone, sizeof all) || memcmp(&half, &alone, sizeof all)) {
-        fprintf(stderr, "%s, rank %d: rank counts differ: I(X;T) upper %a (all), %a (half), "
-                "%a (rank 0 alone)\n", p->name, rank, all.xt_upper, half.xt_upper,
-                alone.xt_upper);
+        fprintf(stderr,
+                "%s, rank %d: rank counts differ: I(X;T) upper %a (all), %a (half), "
+                "%a (rank 0 alone)\n",
+                p->name, rank, all.xt_upper, half.xt_upper, alone.xt_upper);
         check_failures++;
     }
-    CHECK(stats.workspace_bytes <= ipm_kde_workspace_bytes(&(ipm_kde_shape){p->n, p->n_replicas,
-                                                            p->width, p->var}, 1));
+    CHECK(stats.workspace_bytes <=
+          ipm_kde_workspace_bytes(&(ipm_kde_shape){p->n, p->n_replicas, p->width, p->var}, 1));
     if (rank == 0) {
         printf("%-9s R=%d n=%-5d I(X;T) [%.6f, %.6f]  I(T;Y) [%.6f, %.6f]\n", p->name,
                p->n_replicas, p->n, all.xt_lower, all.xt_upper, all.ty_lower, all.ty_upper);

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "ipmpi/base/rng.h"
 #include "ipmpi/learn/kernels.h"
+#include "check.h"
 
 static const char *const sets[] = {"portable", "avx2", "avx512"};
 
@@ -144,8 +144,8 @@ static void check_lanes_kernels(const ipm_kernels *kern, int rows, int k, int n)
 
 static void test_products(void)
 {
-    static const int shapes[][3] = {{1, 1, 1},   {13, 12, 10}, {9, 3, 17}, {37, 25, 8},
-                                    {5, 7, 2},   {16, 10, 7},  {3, 40, 9}, {64, 30, 64}};
+    static const int shapes[][3] = {{1, 1, 1}, {13, 12, 10}, {9, 3, 17}, {37, 25, 8},
+                                    {5, 7, 2}, {16, 10, 7},  {3, 40, 9}, {64, 30, 64}};
     for (size_t s = 0; s < sizeof sets / sizeof sets[0]; s++) {
         const ipm_kernels *kern = ipm_kernels_named(sets[s]);
         if (!kern) {

@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
-#include "table_util.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/info/mi.h"
 #include "ipmpi/info/table.h"
+#include "check.h"
+#include "table_util.h"
 
 #define TOL 1e-12
 

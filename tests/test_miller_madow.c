@@ -6,11 +6,11 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "check.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/info/mi.h"
 #include "ipmpi/info/miller_madow.h"
 #include "ipmpi/info/table.h"
+#include "check.h"
 
 #define TOL 1e-12
 
@@ -36,8 +36,8 @@ static void test_entropy(void)
 {
     /* 8 samples in 4 cells of 2: H = 2 bits, + 3 / (16 ln 2). */
     CHECK_NEAR(ipm_mm_entropy(2.0, 4, 8), 2.0 + 3.0 / (16.0 * log(2.0)), 1e-15);
-    CHECK(ipm_mm_entropy(0.0, 1, 8) == 0.0);   /* one cell: nothing to correct */
-    CHECK(ipm_mm_entropy(0.0, 0, 0) == 0.0);   /* nothing counted */
+    CHECK(ipm_mm_entropy(0.0, 1, 8) == 0.0);     /* one cell: nothing to correct */
+    CHECK(ipm_mm_entropy(0.0, 0, 0) == 0.0);     /* nothing counted */
     const uint32_t hist[6] = {5, 3, 2, 0, 0, 1}; /* hist[0] is not a cell */
     CHECK(ipm_hist_cells(hist, 5) == 6);
     CHECK(ipm_hist_cells(hist, 0) == 0);
@@ -87,10 +87,17 @@ static void test_two_replicas(void)
     fill(&lt, zeros, 0);
     fill(&lt, ones, 0);
     CHECK(lt.t.len == 2 && lt.xt.len == 12 && lt.yt.len == 4 && lt.t.total == 16);
-    ipm_mm_terms terms = {.h_t = ipm_table_entropy(&lt.t), .h_xt = ipm_table_entropy(&lt.xt),
-                          .h_yt = ipm_table_entropy(&lt.yt), .h_x = H_X8, .h_y = H_Y8,
-                          .m_t = lt.t.len, .m_xt = lt.xt.len, .m_yt = lt.yt.len, .m_x = 6,
-                          .m_y = 2, .total = lt.t.total};
+    ipm_mm_terms terms = {.h_t = ipm_table_entropy(&lt.t),
+                          .h_xt = ipm_table_entropy(&lt.xt),
+                          .h_yt = ipm_table_entropy(&lt.yt),
+                          .h_x = H_X8,
+                          .h_y = H_Y8,
+                          .m_t = lt.t.len,
+                          .m_xt = lt.xt.len,
+                          .m_yt = lt.yt.len,
+                          .m_x = 6,
+                          .m_y = 2,
+                          .total = lt.t.total};
     ipm_mm_plane_point(&terms, &i_xt, &i_ty);
     CHECK_NEAR(i_xt, -5.0 / (32.0 * log(2.0)), TOL);
     CHECK_NEAR(i_ty, -1.0 / (32.0 * log(2.0)), TOL);

@@ -10,10 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "ipmpi/io/config.h"
 #include "ipmpi/base/error.h"
+#include "ipmpi/io/config.h"
 #include "ipmpi/io/output.h"
+#include "check.h"
 
 enum { R = 3, L = 2, RECORDS = 3, SLOTS = 2, SAMPLES = 5 };
 static const int width[L] = {4, 2};
@@ -26,7 +26,7 @@ static const int32_t labels[SAMPLES] = {1, 0, 0, 0, 1};
 static const int epochs[RECORDS] = {0, 7, 42};
 static const int activation_epochs[SLOTS] = {0, 42};
 
-static const char *const info_names[6] = {"I_XT_simple", "I_TY_simple", "I_XT_pooled",
+static const char *const info_names[6] = {"I_XT_simple", "I_TY_simple",  "I_XT_pooled",
                                           "I_TY_pooled", "I_XT_sampled", "I_TY_sampled"};
 
 /* Distinct, exactly representable numbers for every slot of every record. */
@@ -34,7 +34,10 @@ static double info_value(int plane, int q, int rec, int r, int l)
 {
     return plane * 1000 + q * 100 + rec * 10 + r + 0.25 * l;
 }
-static double loss_value(int test, int rec, int r) { return 1 + test + rec + 0.125 * r; }
+static double loss_value(int test, int rec, int r)
+{
+    return 1 + test + rec + 0.125 * r;
+}
 static double accuracy_value(int test, int rec, int r)
 {
     return 0.5 + test * 0.25 + rec / 16.0 + r / 64.0;
@@ -44,7 +47,10 @@ static float activation_value(int slot, int r, int l, int i, int u)
     return (float)(slot * 1000 + r * 100 + l * 10 + i) + 0.125f * (float)u;
 }
 /* Slot 1 of replica 2, layer 1 is never written: it must read as fill. */
-static int activation_written(int slot, int r, int l) { return !(slot == 1 && r == 2 && l == 1); }
+static int activation_written(int slot, int r, int l)
+{
+    return !(slot == 1 && r == 2 && l == 1);
+}
 
 static ipm_output_meta full_meta(const char *path)
 {
@@ -126,11 +132,11 @@ static void check_readable_by_other_process(const char *path, int records, int l
     if (pid == 0) {
         int ncid, dim, var, epoch = -1;
         size_t len = 0, at = (size_t)records - 1;
-        int ok = nc_open(path, NC_NOWRITE, &ncid) == NC_NOERR
-                 && nc_inq_dimid(ncid, "epoch", &dim) == NC_NOERR
-                 && nc_inq_dimlen(ncid, dim, &len) == NC_NOERR
-                 && nc_inq_varid(ncid, "epoch", &var) == NC_NOERR
-                 && nc_get_var1_int(ncid, var, &at, &epoch) == NC_NOERR;
+        int ok = nc_open(path, NC_NOWRITE, &ncid) == NC_NOERR &&
+                 nc_inq_dimid(ncid, "epoch", &dim) == NC_NOERR &&
+                 nc_inq_dimlen(ncid, dim, &len) == NC_NOERR &&
+                 nc_inq_varid(ncid, "epoch", &var) == NC_NOERR &&
+                 nc_get_var1_int(ncid, var, &at, &epoch) == NC_NOERR;
         ok = ok && nc_close(ncid) == NC_NOERR;
         _exit(ok && len == (size_t)records && epoch == last_epoch ? 0 : 1);
     }
@@ -319,8 +325,8 @@ static int check_var(int ncid, const char *name, nc_type type, const char *dims,
         CHECK(fill == NC_FILL_FLOAT);
     } else if (strcmp(name, "stop_epoch") != 0)
         CHECK(nc_inq_attlen(ncid, var, "_FillValue", &len) == NC_ENOTATT);
-    int along_layer = ndims > 0 && strcmp(joined + strlen(joined) - 5, "layer") == 0
-                      && strcmp(name, "layer") != 0 && strcmp(name, "layer_name") != 0;
+    int along_layer = ndims > 0 && strcmp(joined + strlen(joined) - 5, "layer") == 0 &&
+                      strcmp(name, "layer") != 0 && strcmp(name, "layer_name") != 0;
     if (along_layer)
         check_text_att(ncid, var, "coordinates", "layer_name");
     else
@@ -349,16 +355,15 @@ static void check_records(int ncid)
 
     const char *row_names[4] = {"loss", "accuracy", "test_loss", "test_accuracy"};
     for (int n = 0; n < 4; n++) {
-        static const char *const long_names[4] = {"loss", "accuracy", "test loss",
-                                                  "test accuracy"};
+        static const char *const long_names[4] = {"loss", "accuracy", "test loss", "test accuracy"};
         var = check_var(ncid, row_names[n], NC_DOUBLE, "epoch,replica", long_names[n],
                         n % 2 ? "1" : "nats");
         double v[RECORDS * R];
         CHECK(nc_get_var_double(ncid, var, v) == NC_NOERR);
         for (int k = 0; k < RECORDS; k++)
             for (int r = 0; r < R; r++)
-                CHECK(v[k * R + r]
-                      == (n % 2 ? accuracy_value(n / 2, k, r) : loss_value(n / 2, k, r)));
+                CHECK(v[k * R + r] ==
+                      (n % 2 ? accuracy_value(n / 2, k, r) : loss_value(n / 2, k, r)));
         check_chunks(ncid, var, (size_t[]){1, R}, 2);
     }
 
@@ -368,8 +373,7 @@ static void check_records(int ncid)
             char name[64];
             snprintf(name, sizeof name, "%s%s", p ? "test_" : "", info_names[q]);
             var = check_var(ncid, name, NC_DOUBLE,
-                            per_replica ? "epoch,replica,layer" : "epoch,layer",
-                            NULL, "bits");
+                            per_replica ? "epoch,replica,layer" : "epoch,layer", NULL, "bits");
             double v[RECORDS * R * L];
             CHECK(nc_get_var_double(ncid, var, v) == NC_NOERR);
             int nr = per_replica ? R : 1;
@@ -460,9 +464,9 @@ static void check_full(const char *path)
     CHECK(nc_inq_dimid(ncid, "epoch", &epoch_dim) == NC_NOERR && unlimited == epoch_dim);
     int ndims = 0, nvars = 0, natts = 0;
     CHECK(nc_inq(ncid, &ndims, &nvars, &natts, NULL) == NC_NOERR);
-    CHECK(ndims == 7);   /* epoch replica layer activation_epoch sample unit1 unit2 */
-    CHECK(nvars == 27);  /* epoch replica layer layer_name layer_width layer_measured,
-                            4 losses, 12 informations, 3 sample vars, 2 T */
+    CHECK(ndims == 7);  /* epoch replica layer activation_epoch sample unit1 unit2 */
+    CHECK(nvars == 27); /* epoch replica layer layer_name layer_width layer_measured,
+                           4 losses, 12 informations, 3 sample vars, 2 T */
     CHECK(natts == 17); /* Conventions and run_id among them */
     check_dim(ncid, "epoch", RECORDS);
     check_dim(ncid, "replica", R);
@@ -531,9 +535,10 @@ static void check_minimal(const char *path)
                              "accuracy", "I_XT_pooled", "I_TY_pooled"};
     for (int i = 0; i < 6; i++)
         CHECK(nc_inq_varid(ncid, present[i], &id) == NC_NOERR);
-    const char *absent[] = {"test_loss", "test_accuracy", "I_XT_simple", "I_TY_simple",
-                            "I_XT_sampled", "I_TY_sampled", "test_I_XT_pooled", "test_I_TY_pooled",
-                            "T1", "T2", "activation_epoch", "sample_x_id", "sample_y"};
+    const char *absent[] = {
+        "test_loss",        "test_accuracy",    "I_XT_simple",      "I_TY_simple", "I_XT_sampled",
+        "I_TY_sampled",     "test_I_XT_pooled", "test_I_TY_pooled", "T1",          "T2",
+        "activation_epoch", "sample_x_id",      "sample_y"};
     for (size_t i = 0; i < sizeof absent / sizeof *absent; i++)
         CHECK(nc_inq_varid(ncid, absent[i], &id) == NC_ENOTVAR);
     CHECK(nc_inq_dimid(ncid, "sample", &id) == NC_EBADDIM);

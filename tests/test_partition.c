@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/info/binned.h"
 #include "ipmpi/info/mi.h"
@@ -23,6 +22,7 @@
 #include "ipmpi/parallel/comm.h"
 #include "ipmpi/parallel/partition.h"
 #include "ipmpi/parallel/reduce.h"
+#include "check.h"
 
 enum { N = 301, LAYERS = 3, REPLICAS = 5, CLASSES = 3, EDGES = 30 };
 static const int width[LAYERS] = {3, 4, 20};
@@ -30,7 +30,7 @@ static const int measured[LAYERS] = {1, 0, 1};
 
 typedef struct fixture {
     int32_t x_id[N], y[N];
-    int distinct_x;                 /* every sample its own x (the row-compare path) */
+    int distinct_x; /* every sample its own x (the row-compare path) */
     int rank, size, n_local;
 } fixture;
 
@@ -60,8 +60,8 @@ static float activation(int l, int i, int r, int u, int e)
             h = mix((uint64_t)r * 977 + (uint64_t)u);
         return -0.9f + 0.6f * (float)(h % 4);
     }
-    uint64_t h = mix(((uint64_t)l << 56) ^ ((uint64_t)r << 40) ^ ((uint64_t)i << 16) ^
-                     (uint64_t)u ^ ((uint64_t)e << 60));
+    uint64_t h = mix(((uint64_t)l << 56) ^ ((uint64_t)r << 40) ^ ((uint64_t)i << 16) ^ (uint64_t)u ^
+                     ((uint64_t)e << 60));
     return (float)((double)(h >> 11) / 9007199254740992.0 * 2.0 - 1.0);
 }
 
@@ -85,8 +85,8 @@ static void bin_replica(ipm_binned *b, int r, int epoch)
 static void init_binned(ipm_binned *b, int n_local, int sampled)
 {
     char err[IPM_ERRLEN];
-    ipm_binned_spec spec = {N, LAYERS, width, measured, EDGES, -1.0, 1.0, REPLICAS, n_local,
-                            7, 0, sampled, 0, 0};
+    ipm_binned_spec spec = {N,        LAYERS,  width, measured, EDGES,   -1.0, 1.0,
+                            REPLICAS, n_local, 7,     0,        sampled, 0,    0};
     CHECK(ipm_binned_init(b, &spec, err) == 0);
 }
 
@@ -138,15 +138,15 @@ static void bin_local(const fixture *f, ipm_binned *b, int epoch, int sampled)
         ipm_binned_pick_local(b);
 }
 
-static void partitioned(const fixture *f, int pooled, int sampled, int epochs,
-                        entropies out[2], ipm_traffic *traffic)
+static void partitioned(const fixture *f, int pooled, int sampled, int epochs, entropies out[2],
+                        ipm_traffic *traffic)
 {
     char err[IPM_ERRLEN];
     ipm_binned b;
     init_binned(&b, f->n_local, sampled);
     ipm_partition p;
-    ipm_partition_spec spec = {f->rank, f->size, REPLICAS, LAYERS, CLASSES, EDGES, width, measured,
-                               pooled, sampled, f->x_id, N};
+    ipm_partition_spec spec = {f->rank, f->size,  REPLICAS, LAYERS,  CLASSES, EDGES,
+                               width,   measured, pooled,   sampled, f->x_id, N};
     CHECK(ipm_partition_init(&p, &spec, err) == 0);
     ipm_x_groups g;
     ipm_counter c;
@@ -206,8 +206,8 @@ static void tree(const fixture *f, entropies out)
         for (int e = 0; e < 2; e++) {
             CHECK(ipm_layer_tables_init(&lt[l][e], 16, err) == 0);
             if (measured[l])
-                CHECK(ipm_count_export(&c, &pairs[e], &g, f->y, b.layer[l].dict.key,
-                                       &lt[l][e].t, &lt[l][e].xt, &lt[l][e].yt, err) == 0);
+                CHECK(ipm_count_export(&c, &pairs[e], &g, f->y, b.layer[l].dict.key, &lt[l][e].t,
+                                       &lt[l][e].xt, &lt[l][e].yt, err) == 0);
             list[n++] = &lt[l][e].t;
             list[n++] = &lt[l][e].xt;
             list[n++] = &lt[l][e].yt;

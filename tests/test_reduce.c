@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipmpi/base/error.h"
+#include "ipmpi/info/table.h"
+#include "ipmpi/parallel/comm.h"
+#include "ipmpi/parallel/reduce.h"
 #include "check.h"
 #include "table_util.h"
-#include "ipmpi/parallel/comm.h"
-#include "ipmpi/base/error.h"
-#include "ipmpi/parallel/reduce.h"
-#include "ipmpi/info/table.h"
 
 #define N_TABLES 5
 

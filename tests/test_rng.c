@@ -115,7 +115,7 @@ static void check_moments(void)
     }
     double mean = s1 / n, var = s2 / n - mean * mean;
     CHECK(lo >= 0.0 && hi < 1.0);
-    CHECK_NEAR(mean, 0.5, 0.005);      /* sd of the mean ~0.0009 */
+    CHECK_NEAR(mean, 0.5, 0.005); /* sd of the mean ~0.0009 */
     CHECK_NEAR(var, 1.0 / 12, 0.002);
 
     double m1 = 0, m2 = 0, m3 = 0, m4 = 0;
@@ -126,10 +126,10 @@ static void check_moments(void)
         m3 += z * z * z;
         m4 += z * z * z * z;
     }
-    CHECK_NEAR(m1 / n, 0.0, 0.015);    /* sd ~0.0032 */
-    CHECK_NEAR(m2 / n, 1.0, 0.02);     /* sd ~0.0045 */
-    CHECK_NEAR(m3 / n, 0.0, 0.05);     /* sd ~0.008 */
-    CHECK_NEAR(m4 / n, 3.0, 0.15);     /* sd ~0.03 */
+    CHECK_NEAR(m1 / n, 0.0, 0.015); /* sd ~0.0032 */
+    CHECK_NEAR(m2 / n, 1.0, 0.02);  /* sd ~0.0045 */
+    CHECK_NEAR(m3 / n, 0.0, 0.05);  /* sd ~0.008 */
+    CHECK_NEAR(m4 / n, 3.0, 0.15);  /* sd ~0.03 */
 }
 
 static void check_below(void)

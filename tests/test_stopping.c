@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/info/stopping.h"
+#include "check.h"
 
 /* Feeds j[0..n) at epochs 10, 20, ...; returns the epoch it stopped at, -1 if never. */
 static int run_script(ipm_stopping *s, const double *j, int n)
@@ -20,9 +20,15 @@ static int run_script(ipm_stopping *s, const double *j, int n)
 static ipm_stop_settings monitor_settings(enum ipm_stop_scope scope)
 {
     return (ipm_stop_settings){
-        .criterion = IPM_STOP_MI, .scope = scope, .beta = 0.5, .tolerance = 0, .min_rise = 0,
+        .criterion = IPM_STOP_MI,
+        .scope = scope,
+        .beta = 0.5,
+        .tolerance = 0,
+        .min_rise = 0,
         .patience = 2,
-        .check_every = 5, .layer = 5, .n_layers = 6,
+        .check_every = 5,
+        .layer = 5,
+        .n_layers = 6,
         .estimator = scope == IPM_SCOPE_REPLICA ? IPM_EST_SIMPLE : IPM_EST_POOLED,
     };
 }

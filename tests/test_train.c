@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "ipmpi/base/error.h"
+#include "check.h"
 #include "replica_util.h"
 
 /* ---- toy data --------------------------------------------------------------- */
@@ -31,7 +31,8 @@ static void make_toy(ipm_dataset *d, enum toy_kind kind, int n, uint64_t seed)
         do {
             a = (float)(2 * ipm_rng_uniform(&rng) - 1);
             b = (float)(2 * ipm_rng_uniform(&rng) - 1);
-            score = kind == TOY_LINEAR ? a + 0.5 * b : fmin(fabs(a), fabs(b)) * (a * b > 0 ? 1 : -1);
+            score =
+                kind == TOY_LINEAR ? a + 0.5 * b : fmin(fabs(a), fabs(b)) * (a * b > 0 ? 1 : -1);
         } while (fabs(score) < 0.1);
         d->x[2 * i] = a;
         d->x[2 * i + 1] = b;
@@ -229,15 +230,35 @@ static void check_learns(const learn_case *lc)
 static void test_learning(void)
 {
     const learn_case cases[] = {
-        {"sgd softmax/cross_entropy", TOY_LINEAR, IPM_OPT_SGD, 0.5, IPM_LOSS_CROSS_ENTROPY,
+        {"sgd softmax/cross_entropy",
+         TOY_LINEAR,
+         IPM_OPT_SGD,
+         0.5,
+         IPM_LOSS_CROSS_ENTROPY,
          {{.units = 8, .activation = IPM_ACT_TANH}, {.units = 2, .activation = IPM_ACT_SOFTMAX}}},
-        {"momentum tanh1/mse", TOY_LINEAR, IPM_OPT_MOMENTUM, 0.02, IPM_LOSS_MSE,
+        {"momentum tanh1/mse",
+         TOY_LINEAR,
+         IPM_OPT_MOMENTUM,
+         0.02,
+         IPM_LOSS_MSE,
          {{.units = 8, .activation = IPM_ACT_TANH}, {.units = 1, .activation = IPM_ACT_TANH}}},
-        {"adam linear1/mse", TOY_LINEAR, IPM_OPT_ADAM, 0.02, IPM_LOSS_MSE,
+        {"adam linear1/mse",
+         TOY_LINEAR,
+         IPM_OPT_ADAM,
+         0.02,
+         IPM_LOSS_MSE,
          {{.units = 8, .activation = IPM_ACT_TANH}, {.units = 1, .activation = IPM_ACT_LINEAR}}},
-        {"adam sigmoid1/binary_ce", TOY_LINEAR, IPM_OPT_ADAM, 0.02, IPM_LOSS_CROSS_ENTROPY,
+        {"adam sigmoid1/binary_ce",
+         TOY_LINEAR,
+         IPM_OPT_ADAM,
+         0.02,
+         IPM_LOSS_CROSS_ENTROPY,
          {{.units = 8, .activation = IPM_ACT_RELU}, {.units = 1, .activation = IPM_ACT_SIGMOID}}},
-        {"adam xor softmax/cross_entropy", TOY_XOR, IPM_OPT_ADAM, 0.02, IPM_LOSS_CROSS_ENTROPY,
+        {"adam xor softmax/cross_entropy",
+         TOY_XOR,
+         IPM_OPT_ADAM,
+         0.02,
+         IPM_LOSS_CROSS_ENTROPY,
          {{.units = 16, .activation = IPM_ACT_TANH}, {.units = 2, .activation = IPM_ACT_SOFTMAX}}},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
@@ -271,8 +292,7 @@ static void check_blocks_sum_as_one(enum ipm_loss loss, ipm_layer_spec out_layer
     evaluate_on(&rep, &d, &whole, &loss_whole, &acc_whole);
     ipm_eval_totals sum = {0};
     for (int first = 0; first < d.n; first += 7)
-        evaluate_block_on(&rep, &d, first, d.n - first < 7 ? d.n - first : 7, &block,
-                                   &sum);
+        evaluate_block_on(&rep, &d, first, d.n - first < 7 ? d.n - first : 7, &block, &sum);
     ipm_eval_totals_mean(&sum, &loss_blocks, &acc_blocks);
     CHECK(sum.rows == d.n);
     CHECK(sum.terms == (loss == IPM_LOSS_MSE ? (long)d.n * out_layer.units : d.n));
@@ -304,8 +324,8 @@ static void test_evaluate_blocks(void)
                             (ipm_layer_spec){.units = 2, .activation = IPM_ACT_SIGMOID});
 }
 
-static void train_replica(ipm_replica *rep, const ipm_config *cfg, const ipm_dataset *d,
-                          int index, int epochs)
+static void train_replica(ipm_replica *rep, const ipm_config *cfg, const ipm_dataset *d, int index,
+                          int epochs)
 {
     char err[IPM_ERRLEN];
     CHECK(ipm_replica_for_config(rep, cfg, d, index, err) == 0);
@@ -358,9 +378,12 @@ static int loss_check(enum ipm_loss loss, ipm_layer_spec last, int n_classes, ch
 static void test_loss_check(void)
 {
     char err[IPM_ERRLEN] = "";
-    ipm_layer_spec tanh1 = {.units = 1, .activation = IPM_ACT_TANH}, sigmoid1 = {.units = 1, .activation = IPM_ACT_SIGMOID};
-    ipm_layer_spec softmax1 = {.units = 1, .activation = IPM_ACT_SOFTMAX}, softmax2 = {.units = 2, .activation = IPM_ACT_SOFTMAX};
-    ipm_layer_spec softmax4 = {.units = 4, .activation = IPM_ACT_SOFTMAX}, sigmoid2 = {.units = 2, .activation = IPM_ACT_SIGMOID};
+    ipm_layer_spec tanh1 = {.units = 1, .activation = IPM_ACT_TANH},
+                   sigmoid1 = {.units = 1, .activation = IPM_ACT_SIGMOID};
+    ipm_layer_spec softmax1 = {.units = 1, .activation = IPM_ACT_SOFTMAX},
+                   softmax2 = {.units = 2, .activation = IPM_ACT_SOFTMAX};
+    ipm_layer_spec softmax4 = {.units = 4, .activation = IPM_ACT_SOFTMAX},
+                   sigmoid2 = {.units = 2, .activation = IPM_ACT_SIGMOID};
     enum ipm_loss ce = IPM_LOSS_CROSS_ENTROPY, mse = IPM_LOSS_MSE;
 
     CHECK(loss_check(ce, tanh1, 2, err) == -1);

@@ -66,8 +66,8 @@ static int write_replica(const ipm_activation_store *s, ipm_output *out, int epo
     return 0;
 }
 
-int ipm_activation_store_write(ipm_activation_store *s, ipm_output *out, int epoch,
-                               int n_replicas, MPI_Comm comm, char *err)
+int ipm_activation_store_write(ipm_activation_store *s, ipm_output *out, int epoch, int n_replicas,
+                               MPI_Comm comm, char *err)
 {
     int rank, size;
     MPI_Comm_rank(comm, &rank);

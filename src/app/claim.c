@@ -21,7 +21,8 @@ static int refuse_existing(const char *path, const char *what, char *err)
         return 0;
     return ipm_fail_as(err, IPM_ERR_REFUSED,
                        "%s exists (%s): continue that run with --restart, or start afresh "
-                       "over it with --overwrite; nothing was written", path, what);
+                       "over it with --overwrite; nothing was written",
+                       path, what);
 }
 
 static int check_fresh_start(const char *output, const char *checkpoint, char *err)
@@ -37,8 +38,8 @@ static int check_fresh_start(const char *output, const char *checkpoint, char *e
 
 /* A lock that cannot even be created (a folder such as /proc that takes no
  * files) is the key's problem: named where the config set it. */
-static int lock_for_key(ipm_lock **lock, const ipm_config *cfg, const char *name,
-                        const char *path, char *err)
+static int lock_for_key(ipm_lock **lock, const ipm_config *cfg, const char *name, const char *path,
+                        char *err)
 {
     char why[IPM_ERRLEN];
     if (ipm_lock_acquire(lock, path, why) == 0)

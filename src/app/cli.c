@@ -33,8 +33,8 @@ int ipm_cli_parse(int argc, char **argv, ipm_cli *c, char *err)
         else if (a[0] == '-' && a[1] != '\0')
             return ipm_fail(err, "unknown or incomplete option '%.200s' (see ipmpi --help)", a);
         else if (c->config_path)
-            return ipm_fail(err, "more than one config file: '%.200s' and '%.200s'",
-                            c->config_path, a);
+            return ipm_fail(err, "more than one config file: '%.200s' and '%.200s'", c->config_path,
+                            a);
         else
             c->config_path = a;
     }

@@ -79,8 +79,7 @@ static int setup_grad_stats(ipm_ensemble *e, const ipm_config *cfg, char *err)
     e->grad_mean_norm = calloc(cells, sizeof(double));
     e->grad_std_norm = calloc(cells, sizeof(double));
     if (!e->grad_stats || !e->grad_mean_norm || !e->grad_std_norm)
-        return ipm_fail(err, "out of memory for the gradient norms of %d replicas",
-                        e->n_replicas);
+        return ipm_fail(err, "out of memory for the gradient norms of %d replicas", e->n_replicas);
     for (int k = 0; k < e->n_local; k++)
         if (ipm_grad_stats_init(&e->grad_stats[k], &e->local[k].net, err))
             return -1;
@@ -341,8 +340,7 @@ static void divergence_cause(const ipm_ensemble *e, int k, char *what, size_t ca
                  isnan(rep->last_batch_loss) ? "NaN" : "infinite");
 }
 
-int ipm_ensemble_check_divergence(const ipm_ensemble *e, int epoch, const char *output,
-                                  char *err)
+int ipm_ensemble_check_divergence(const ipm_ensemble *e, int epoch, const char *output, char *err)
 {
     for (int k = 0; k < e->n_local; k++) {
         int index = e->local[k].index;
@@ -352,13 +350,14 @@ int ipm_ensemble_check_divergence(const ipm_ensemble *e, int epoch, const char *
         if (e->diverged_at[k] >= 0)
             divergence_cause(e, k, what, sizeof what);
         else
-            snprintf(what, sizeof what, "loss became %s", isnan(e->loss[index]) ? "NaN"
-                                                                                  : "infinite");
+            snprintf(what, sizeof what, "loss became %s",
+                     isnan(e->loss[index]) ? "NaN" : "infinite");
         int at = e->diverged_at[k] >= 0 ? e->diverged_at[k] : epoch;
         return ipm_fail_as(err, IPM_ERR_FAILED,
                            "replica %d diverged: its %s at epoch %d (detected at logged epoch "
                            "%d); lower [training] learning_rate. Epochs logged before are kept "
-                           "in %s", index, what, at, epoch, output);
+                           "in %s",
+                           index, what, at, epoch, output);
     }
     return 0;
 }

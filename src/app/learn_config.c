@@ -24,8 +24,8 @@ void ipm_train_spec_from_config(const ipm_config *cfg, ipm_train_spec *spec)
 
 ipm_data_view ipm_data_view_of(const ipm_dataset *d)
 {
-    ipm_shape shape = d->height ? (ipm_shape){d->height, d->width, d->channels}
-                                : ipm_shape_flat(d->dim);
+    ipm_shape shape =
+        d->height ? (ipm_shape){d->height, d->width, d->channels} : ipm_shape_flat(d->dim);
     return (ipm_data_view){.x = d->x, .y = d->y, .n = d->n, .dim = d->dim, .shape = shape};
 }
 

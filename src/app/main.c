@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ipmpi/parallel/comm.h"
-#include "ipmpi/io/config.h"
-#include "ipmpi/base/error.h"
 #include "ipmpi/app/cli.h"
 #include "ipmpi/app/plan.h"
 #include "ipmpi/app/run.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/io/config.h"
+#include "ipmpi/parallel/comm.h"
 #include "ipmpi/version.h"
 
 /* One exit status per kind of failure (enum ipm_error_kind), the same under
@@ -30,13 +30,16 @@ static int exit_status(const char *err, enum ipm_error_kind phase)
 {
     enum ipm_error_kind kind = ipm_error_kind(err);
     switch (kind == IPM_ERR_UNSPECIFIED ? phase : kind) {
-    case IPM_ERR_INPUT: return EXIT_USAGE;
-    case IPM_ERR_REFUSED: return EXIT_REFUSED;
-    case IPM_ERR_IO: return EXIT_IO;
-    default: return EXIT_RUN_FAILED;
+    case IPM_ERR_INPUT:
+        return EXIT_USAGE;
+    case IPM_ERR_REFUSED:
+        return EXIT_REFUSED;
+    case IPM_ERR_IO:
+        return EXIT_IO;
+    default:
+        return EXIT_RUN_FAILED;
     }
 }
-
 
 /* The one piece of global state: a signal handler can reach nothing else.
  * The run polls it at every epoch boundary. */

@@ -69,8 +69,7 @@ static int alloc_kde(ipm_measure *m, char *err)
     m->kde_acts = calloc(floats + 1, sizeof(float));
     m->kde_slots = malloc(((size_t)m->n_local + 1) * sizeof *m->kde_slots);
     if (!m->kde_acts || !m->kde_slots)
-        return ipm_fail(err, "out of memory keeping %zu activations for the kde estimator",
-                        floats);
+        return ipm_fail(err, "out of memory keeping %zu activations for the kde estimator", floats);
     return 0;
 }
 
@@ -92,8 +91,7 @@ static int alloc_tree(ipm_measure *m, char *err)
             continue;
         if ((m->estimators & IPM_EST_POOLED) && ipm_layer_tables_init(&m->pooled[l], expect, err))
             return -1;
-        if ((m->estimators & IPM_EST_SAMPLED) &&
-            ipm_layer_tables_init(&m->sampled[l], expect, err))
+        if ((m->estimators & IPM_EST_SAMPLED) && ipm_layer_tables_init(&m->sampled[l], expect, err))
             return -1;
     }
     return 0;
@@ -103,12 +101,18 @@ static int alloc_partition(ipm_measure *m, const ipm_config *cfg, int rank, char
 {
     const ipm_dataset *d = m->data;
     ipm_partition_spec spec = {
-        .part = rank, .n_parts = m->n_ranks, .n_replicas = m->n_replicas,
-        .n_layers = m->n_layers, .n_classes = d->n_classes,
+        .part = rank,
+        .n_parts = m->n_ranks,
+        .n_replicas = m->n_replicas,
+        .n_layers = m->n_layers,
+        .n_classes = d->n_classes,
         .n_edges = m->width_binning ? IPM_MAX_EDGES : cfg->bins, /* bounds the pattern bits */
-        .width = m->width, .measured = m->measured,
+        .width = m->width,
+        .measured = m->measured,
         .pooled = (m->estimators & IPM_EST_POOLED) != 0,
-        .sampled = (m->estimators & IPM_EST_SAMPLED) != 0, .x_id = d->x_id, .n = d->n};
+        .sampled = (m->estimators & IPM_EST_SAMPLED) != 0,
+        .x_id = d->x_id,
+        .n = d->n};
     if (ipm_partition_init(&m->part, &spec, err))
         return -1;
     size_t n = (size_t)m->n_layers * IPM_HISTS_PER_LAYER;
@@ -135,13 +139,20 @@ static int alloc_counting(ipm_measure *m, char *err)
 
 static int init_binned(ipm_measure *m, const ipm_config *cfg, char *err)
 {
-    ipm_binned_spec spec = {
-        .n_samples = m->data->n, .n_layers = m->n_layers, .width = m->width,
-        .measured = m->measured, .n_edges = cfg->bins, .lo = cfg->range_lo,
-        .hi = cfg->range_hi, .n_replicas = m->n_replicas, .n_local = m->n_local,
-        .seed = cfg->seed, .plane = m->plane,
-        .sampled = (cfg->estimators & IPM_EST_SAMPLED) != 0, .per_replica = m->per_replica,
-        .quantile = m->quantile};
+    ipm_binned_spec spec = {.n_samples = m->data->n,
+                            .n_layers = m->n_layers,
+                            .width = m->width,
+                            .measured = m->measured,
+                            .n_edges = cfg->bins,
+                            .lo = cfg->range_lo,
+                            .hi = cfg->range_hi,
+                            .n_replicas = m->n_replicas,
+                            .n_local = m->n_local,
+                            .seed = cfg->seed,
+                            .plane = m->plane,
+                            .sampled = (cfg->estimators & IPM_EST_SAMPLED) != 0,
+                            .per_replica = m->per_replica,
+                            .quantile = m->quantile};
     for (int l = 0; l < m->n_layers; l++) {
         m->range_lo[l] = cfg->range_lo;
         m->range_hi[l] = cfg->range_hi;
@@ -157,8 +168,8 @@ static int alloc_quantile_edges(ipm_measure *m, char *err)
     for (int l = 0; l < m->n_layers && m->quantile; l++) {
         m->edges_at[l] = total;
         if (m->measured[l])
-            total += (size_t)m->n_replicas * (size_t)m->binned.layer[l].unit_sets *
-                     (size_t)m->n_edges;
+            total +=
+                (size_t)m->n_replicas * (size_t)m->binned.layer[l].unit_sets * (size_t)m->n_edges;
     }
     m->n_quantile_edges = total;
     if (total && !(m->quantile_edges = malloc(total * sizeof *m->quantile_edges)))
@@ -185,7 +196,7 @@ int ipm_measure_init(ipm_measure *m, const ipm_config *cfg, const ipm_dataset *d
     }
     m->estimators = cfg->estimators;
     m->width_binning = cfg->binning == IPM_BINNING_WIDTH;
-    m->quantile = cfg->binning != IPM_BINNING_QUANTILE ? IPM_QUANTILE_NONE
+    m->quantile = cfg->binning != IPM_BINNING_QUANTILE   ? IPM_QUANTILE_NONE
                   : cfg->quantiles == IPM_QUANTILES_UNIT ? IPM_QUANTILE_UNIT
                                                          : IPM_QUANTILE_LAYER;
     m->adaptive = cfg->range_adaptive && cfg->binning == IPM_BINNING_RANGE;
@@ -386,8 +397,7 @@ static void collect_quantile_edges(ipm_measure *m)
         const ipm_binned_layer *L = &m->binned.layer[l];
         size_t sets = (size_t)L->unit_sets, room = (size_t)L->room;
         for (int k = 0; k < m->n_local && m->measured[l]; k++) {
-            double *to = m->quantile_edges + m->edges_at[l] +
-                         (size_t)m->slot_replica[k] * sets * n;
+            double *to = m->quantile_edges + m->edges_at[l] + (size_t)m->slot_replica[k] * sets * n;
             const float *from = ipm_binned_edges(&m->binned, l, k);
             for (size_t u = 0; u < sets; u++)
                 for (size_t j = 0; j < n; j++)
@@ -442,22 +452,28 @@ int ipm_measure_replica_begin(ipm_measure *m, int replica, char *err)
 
 /* ---- counting on this rank ----------------------------------------------- */
 
-static void store_point(const ipm_measure *m, double h_t, double h_xt, double h_yt,
-                        double *i_xt, double *i_ty)
+static void store_point(const ipm_measure *m, double h_t, double h_xt, double h_yt, double *i_xt,
+                        double *i_ty)
 {
     ipm_plane_point_from(h_t, h_xt, h_yt, m->h_x, m->h_y, i_xt, i_ty);
 }
 
 /* With miller_madow: the corrected point from the same counts' cells. */
-static void store_mm_point(const ipm_measure *m, const ipm_entropies *h, double *i_xt,
-                           double *i_ty)
+static void store_mm_point(const ipm_measure *m, const ipm_entropies *h, double *i_xt, double *i_ty)
 {
     if (!(m->estimators & IPM_EST_MILLER_MADOW))
         return;
-    ipm_mm_terms t = {
-        .h_t = h->t, .h_xt = h->xt, .h_yt = h->yt, .h_x = m->h_x, .h_y = m->h_y,
-        .m_t = h->cells_t, .m_xt = h->cells_xt, .m_yt = h->cells_yt, .m_x = m->m_x,
-        .m_y = m->m_y, .total = h->total};
+    ipm_mm_terms t = {.h_t = h->t,
+                      .h_xt = h->xt,
+                      .h_yt = h->yt,
+                      .h_x = m->h_x,
+                      .h_y = m->h_y,
+                      .m_t = h->cells_t,
+                      .m_xt = h->cells_xt,
+                      .m_yt = h->cells_yt,
+                      .m_x = m->m_x,
+                      .m_y = m->m_y,
+                      .total = h->total};
     ipm_mm_plane_point(&t, i_xt, i_ty);
 }
 
@@ -633,14 +649,13 @@ static void points_from_hists(ipm_measure *m)
         for (int e = 0; e < IPM_PART_ESTIMATORS; e++) {
             if (!m->measured[l] || !(m->estimators & bit[e]))
                 continue;
-            const ipm_hist *h = m->hists + (size_t)l * IPM_HISTS_PER_LAYER +
-                                (size_t)e * IPM_HISTS_PER_ESTIMATOR;
+            const ipm_hist *h =
+                m->hists + (size_t)l * IPM_HISTS_PER_LAYER + (size_t)e * IPM_HISTS_PER_ESTIMATOR;
             IPM_ASSERT(ipm_hist_total(&h[IPM_HIST_T]) == ipm_hist_total(&h[IPM_HIST_YT]));
-            ipm_entropies sums = {
-                .cells_t = ipm_mm_hist_cells(&h[IPM_HIST_T]),
-                .cells_xt = ipm_mm_hist_cells(&h[IPM_HIST_XT]),
-                .cells_yt = ipm_mm_hist_cells(&h[IPM_HIST_YT]),
-                .total = ipm_hist_total(&h[IPM_HIST_T])};
+            ipm_entropies sums = {.cells_t = ipm_mm_hist_cells(&h[IPM_HIST_T]),
+                                  .cells_xt = ipm_mm_hist_cells(&h[IPM_HIST_XT]),
+                                  .cells_yt = ipm_mm_hist_cells(&h[IPM_HIST_YT]),
+                                  .total = ipm_hist_total(&h[IPM_HIST_T])};
             ipm_hists_entropies(h, &sums.t, &sums.xt, &sums.yt);
             store_points(m, &sums, e == 0 ? pooled_slots(m, l) : sampled_slots(m, l));
         }
@@ -673,10 +688,12 @@ static int kde_all(ipm_measure *m, MPI_Comm comm, char *err)
             continue;
         for (int k = 0; k < m->n_local; k++)
             m->kde_slots[k] = m->kde_acts + m->kde_per_replica * (size_t)k + m->kde_offset[l];
-        ipm_kde_input in = {
-            .shape = {.n = m->data->n, .n_replicas = m->n_replicas, .width = m->width[l],
-                      .var = m->kde_variance},
-            .acts = m->kde_slots, .y = m->data->y};
+        ipm_kde_input in = {.shape = {.n = m->data->n,
+                                      .n_replicas = m->n_replicas,
+                                      .width = m->width[l],
+                                      .var = m->kde_variance},
+                            .acts = m->kde_slots,
+                            .y = m->data->y};
         ipm_kde_bounds b;
         rc = ipm_kde_bounds_mpi(&in, comm, &b, NULL, err);
         if (rc == 0) {
@@ -710,11 +727,11 @@ int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err)
     }
     if ((m->estimators & IPM_EST_SIMPLE) && reduce_simple(m, comm, err))
         rc = -1;
-    if (m->per_replica && ipm_sum_to_root(m->replica_range, 2 * m->n_replicas * m->n_layers,
-                                          comm, &m->traffic, err))
+    if (m->per_replica &&
+        ipm_sum_to_root(m->replica_range, 2 * m->n_replicas * m->n_layers, comm, &m->traffic, err))
         rc = -1;
-    if (m->n_quantile_edges && ipm_sum_to_root(m->quantile_edges, (int)m->n_quantile_edges, comm,
-                                               &m->traffic, err))
+    if (m->n_quantile_edges &&
+        ipm_sum_to_root(m->quantile_edges, (int)m->n_quantile_edges, comm, &m->traffic, err))
         rc = -1;
     m->seconds_exchange += MPI_Wtime() - t1 - (m->seconds_wait - waited);
     char kde_err[IPM_ERRLEN]; /* an earlier failure's message comes first */

@@ -57,8 +57,9 @@ static int check_finite_block(const ipm_observation *o, int k, int epoch, int fi
                 return ipm_fail_as(err, IPM_ERR_FAILED,
                                    "replica %d diverged: layer %d's activation of sample %zu "
                                    "became %s at epoch %d; lower [training] learning_rate. "
-                                   "Epochs logged before are kept in %s", e->local[k].index,
-                                   l + 1, (size_t)first + i / (size_t)plan->width[l],
+                                   "Epochs logged before are kept in %s",
+                                   e->local[k].index, l + 1,
+                                   (size_t)first + i / (size_t)plan->width[l],
                                    isnan(a[i]) ? "NaN" : "infinite", epoch, plan->cfg->output);
     }
     return 0;
@@ -110,8 +111,8 @@ int ipm_observe_epoch(const ipm_observation *o, int epoch, char *err)
     for (int p = 0; p < IPM_N_PLANES; p++)
         if (o->plane[p])
             ipm_measure_begin(o->plane[p], epoch);
-    const ipm_measure *any = o->plane[IPM_PLANE_TRAIN] ? o->plane[IPM_PLANE_TRAIN]
-                                                       : o->plane[IPM_PLANE_TEST];
+    const ipm_measure *any =
+        o->plane[IPM_PLANE_TRAIN] ? o->plane[IPM_PLANE_TRAIN] : o->plane[IPM_PLANE_TEST];
     if (any && ipm_measure_needs_ranges(any) && agree_ranges(o, err))
         return -1;
     for (int k = 0; k < o->ensemble->n_local; k++)

@@ -17,7 +17,7 @@
 typedef struct role {
     const char *section, *name; /* the key (NULL: the config file itself) */
     char path[IPM_PATH_MAX + 8];
-    const char *what;           /* what the file is to the run */
+    const char *what; /* what the file is to the run */
     int written;
 } role;
 
@@ -136,8 +136,8 @@ int ipm_paths_check(const ipm_config *cfg, const char *checkpoint, char *err)
                 continue;
             /* Name the later key: the earlier is the one it collides with. */
             const role *a = r[j].section ? &r[j] : &r[i], *b = a == &r[j] ? &r[i] : &r[j];
-            snprintf(why, sizeof why, "the same file as %s (%s%s%s%s); refused, as %s",
-                     b->what, b->section ? "[" : "", b->section ? b->section : b->path,
+            snprintf(why, sizeof why, "the same file as %s (%s%s%s%s); refused, as %s", b->what,
+                     b->section ? "[" : "", b->section ? b->section : b->path,
                      b->section ? "] " : "", b->section ? b->name : "",
                      a->written && b->written ? "one would overwrite the other"
                                               : "the run would overwrite it");

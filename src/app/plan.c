@@ -5,14 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ipmpi/base/assert.h"
-#include "ipmpi/app/paths.h"
-#include "ipmpi/io/ranges.h"
-#include "ipmpi/base/error.h"
 #include "ipmpi/app/learn_config.h"
 #include "ipmpi/app/measure.h"
-#include "ipmpi/parallel/kde.h"
+#include "ipmpi/app/paths.h"
+#include "ipmpi/base/assert.h"
+#include "ipmpi/base/error.h"
 #include "ipmpi/base/memory.h"
+#include "ipmpi/io/ranges.h"
+#include "ipmpi/parallel/kde.h"
 
 /* The forward pass of a logged epoch runs in blocks of this many samples,
  * so that the evaluation workspace (every layer's activations, maxpool's
@@ -53,10 +53,14 @@ static int choose_block_rows(const ipm_net *shape, int n, int forced)
 static double selection_size(const ipm_epoch_spec *spec, int last)
 {
     switch (spec->rule) {
-    case IPM_EPOCHS_ALL: return (double)last + 1;
-    case IPM_EPOCHS_EVERY: return (double)last / (spec->param > 0 ? spec->param : 1) + 2;
-    case IPM_EPOCHS_LOG: return (double)(spec->param < last ? spec->param : last) + 2;
-    case IPM_EPOCHS_LIST: return (double)spec->n_list + 1;
+    case IPM_EPOCHS_ALL:
+        return (double)last + 1;
+    case IPM_EPOCHS_EVERY:
+        return (double)last / (spec->param > 0 ? spec->param : 1) + 2;
+    case IPM_EPOCHS_LOG:
+        return (double)(spec->param < last ? spec->param : last) + 2;
+    case IPM_EPOCHS_LIST:
+        return (double)spec->n_list + 1;
     }
     return 0;
 }
@@ -72,9 +76,11 @@ static int expand_selection(const ipm_plan *p, const char *section, const char *
     if (bytes > (double)ipm_memory_available()) {
         ipm_memory_format(bytes, size, sizeof size);
         ipm_memory_format((double)ipm_memory_available(), limit, sizeof limit);
-        return ipm_config_fail(cfg, section, name, err, ": with [training] epochs = %d this "
+        return ipm_config_fail(cfg, section, name, err,
+                               ": with [training] epochs = %d this "
                                "selects too many epochs to hold (%s, more than the %s this "
-                               "process may use)", cfg->epochs, size, limit);
+                               "process may use)",
+                               cfg->epochs, size, limit);
     }
     if (ipm_epochs_expand(spec, cfg->epochs, epochs, n, why))
         return ipm_config_fail(cfg, section, name, err, ": %s", why);
@@ -116,8 +122,8 @@ static int add_check_epochs(ipm_plan *p, char *err)
 static int make_schedule(ipm_plan *p, char *err)
 {
     const ipm_config *cfg = p->cfg;
-    if (expand_selection(p, "information", "epochs", &cfg->info_epochs, &p->log_epochs,
-                         &p->n_log, err) ||
+    if (expand_selection(p, "information", "epochs", &cfg->info_epochs, &p->log_epochs, &p->n_log,
+                         err) ||
         add_check_epochs(p, err) ||
         expand_selection(p, "output", "activations", &cfg->activation_epochs, &p->act_epochs,
                          &p->n_act, err))
@@ -127,14 +133,14 @@ static int make_schedule(ipm_plan *p, char *err)
 
 /* Bytes a pair (sample, replica) may take, every pattern distinct. */
 enum {
-    IDS_BYTES = 4,             /* its pattern id, per measured layer, on its rank */
-    COUNTER_BYTES = 24,        /* dense counting on one rank */
-    TREE_TABLE_BYTES = 96,     /* per table: a 32-byte slot at the load, a 32-byte entry in flight */
-    ROW_BYTES = 16,            /* partitioned: a pattern sent to (and received by) its sample's owner */
-    CELL_SEND_BYTES = 52,      /* partitioned: a (Y, T) cell counted, grouped and packed */
-    CELL_RECEIVE_BYTES = 24,   /* partitioned: a cell received by its pattern's owner */
-    OWNER_ROW_BYTES = 16,      /* partitioned: a received pattern kept to compare (largest layer) */
-    OWNER_CELL_BYTES = 96,     /* partitioned: a received cell sorted and counted (largest layer) */
+    IDS_BYTES = 4,         /* its pattern id, per measured layer, on its rank */
+    COUNTER_BYTES = 24,    /* dense counting on one rank */
+    TREE_TABLE_BYTES = 96, /* per table: a 32-byte slot at the load, a 32-byte entry in flight */
+    ROW_BYTES = 16,        /* partitioned: a pattern sent to (and received by) its sample's owner */
+    CELL_SEND_BYTES = 52,  /* partitioned: a (Y, T) cell counted, grouped and packed */
+    CELL_RECEIVE_BYTES = 24, /* partitioned: a cell received by its pattern's owner */
+    OWNER_ROW_BYTES = 16,    /* partitioned: a received pattern kept to compare (largest layer) */
+    OWNER_CELL_BYTES = 96,   /* partitioned: a received cell sorted and counted (largest layer) */
 };
 
 /* One plane's worst case on the busiest rank: n samples, r replicas. */
@@ -196,16 +202,15 @@ static int check_table_memory(const ipm_plan *p, char *err)
     double mb = worst / (1024.0 * 1024.0);
     if (mb <= cfg->max_table_mb)
         return 0;
-    return ipm_config_fail(cfg, "information", "max_table_mb", err,
-                           " = %d: the count tables%s may need up to %.0f MB on one rank (%d "
-                           "samples x %d replicas x %d layers on %d rank%s, reduce = %s, every "
-                           "pattern distinct); raise max_table_mb, or use more ranks, fewer "
-                           "replicas, samples or estimators",
-                           cfg->max_table_mb,
-                           (cfg->estimators & IPM_EST_KDE) ? " and kde's activations" : "", mb,
-                           p->data[IPM_PLANE_TRAIN].n, p->n_replicas,
-                           p->n_measured_layers, p->n_ranks, p->n_ranks == 1 ? "" : "s",
-                           cfg->reduce == IPM_REDUCE_TREE ? "tree" : "partitioned");
+    return ipm_config_fail(
+        cfg, "information", "max_table_mb", err,
+        " = %d: the count tables%s may need up to %.0f MB on one rank (%d "
+        "samples x %d replicas x %d layers on %d rank%s, reduce = %s, every "
+        "pattern distinct); raise max_table_mb, or use more ranks, fewer "
+        "replicas, samples or estimators",
+        cfg->max_table_mb, (cfg->estimators & IPM_EST_KDE) ? " and kde's activations" : "", mb,
+        p->data[IPM_PLANE_TRAIN].n, p->n_replicas, p->n_measured_layers, p->n_ranks,
+        p->n_ranks == 1 ? "" : "s", cfg->reduce == IPM_REDUCE_TREE ? "tree" : "partitioned");
 }
 
 static int measure_layers_and_planes(ipm_plan *p, char *err)
@@ -221,7 +226,9 @@ static int measure_layers_and_planes(ipm_plan *p, char *err)
     p->measured[IPM_PLANE_TEST] = (cfg->on & IPM_ON_TEST) != 0;
     if ((p->measured[IPM_PLANE_TEST] || p->whole_plane) && p->data[IPM_PLANE_TEST].n == 0)
         return ipm_config_fail(cfg, "information", "on", err, " = %s: the test set is empty",
-                               cfg->on == IPM_ON_ALL ? "all" : p->whole_plane ? "whole" : "test");
+                               cfg->on == IPM_ON_ALL ? "all"
+                               : p->whole_plane      ? "whole"
+                                                     : "test");
     if (p->whole_plane &&
         ipm_dataset_concat(&p->data[IPM_PLANE_TRAIN], &p->data[IPM_PLANE_TEST], &p->whole, err))
         return -1;
@@ -298,14 +305,14 @@ static int check_replica_memory(const ipm_plan *p, char *err)
     return ipm_config_fail(cfg, "run", "replicas", err,
                            " = %d: the replicas need about %s on rank 0 (their states are "
                            "gathered there for checkpoints), more than the %s this process "
-                           "may use (physical memory, ulimit -v)", p->n_replicas, need, have);
+                           "may use (physical memory, ulimit -v)",
+                           p->n_replicas, need, have);
 }
 
 static void own_replicas(ipm_plan *p)
 {
     p->n_replicas = p->cfg->replicas > 0 ? p->cfg->replicas : p->n_ranks;
-    p->n_local =
-        p->rank < p->n_replicas ? (p->n_replicas - 1 - p->rank) / p->n_ranks + 1 : 0;
+    p->n_local = p->rank < p->n_replicas ? (p->n_replicas - 1 - p->rank) / p->n_ranks + 1 : 0;
 }
 
 int ipm_plan_make(ipm_plan *p, const ipm_config *cfg, int rank, int n_ranks, int eval_block_rows,

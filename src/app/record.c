@@ -41,26 +41,42 @@ int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int resumed
              "J = I(T;Y) - %g I(X;T) of layer %d (%s estimator) at each stopping check",
              cfg->stop_beta, stop->layer + 1, ipm_stop_monitor_estimator(stop));
     ipm_output_meta meta = {
-        .path = cfg->output, .config_text = plan->config_text, .version = IPMPI_VERSION,
-        .ranks = plan->n_ranks, .replicas = plan->n_replicas, .n_layers = cfg->n_layers,
-        .layer_spec = cfg->layers, .loss = cfg->loss, .resumed_after = resumed_after,
-        .layer_width = plan->width, .layer_measured = plan->layer_measured,
-        .adaptive_range = cfg->range_adaptive || cfg->range_whole ||
-                          cfg->binning == IPM_BINNING_WIDTH,
+        .path = cfg->output,
+        .config_text = plan->config_text,
+        .version = IPMPI_VERSION,
+        .ranks = plan->n_ranks,
+        .replicas = plan->n_replicas,
+        .n_layers = cfg->n_layers,
+        .layer_spec = cfg->layers,
+        .loss = cfg->loss,
+        .resumed_after = resumed_after,
+        .layer_width = plan->width,
+        .layer_measured = plan->layer_measured,
+        .adaptive_range =
+            cfg->range_adaptive || cfg->range_whole || cfg->binning == IPM_BINNING_WIDTH,
         .range_whole = cfg->range_whole,
-        .quantile = cfg->binning != IPM_BINNING_QUANTILE ? 0
-                    : cfg->quantiles == IPM_QUANTILES_UNIT ? 2 : 1,
+        .quantile = cfg->binning != IPM_BINNING_QUANTILE   ? 0
+                    : cfg->quantiles == IPM_QUANTILES_UNIT ? 2
+                                                           : 1,
         .range_per_replica = cfg->range_scope == IPM_RANGE_PER_REPLICA,
         .bin_width = cfg->binning == IPM_BINNING_WIDTH ? cfg->bin_width : 0,
         .estimators = cfg->estimators,
-        .planes = plan->whole_plane ? IPM_ON_TRAIN : cfg->on, .whole_plane = plan->whole_plane,
-        .has_test = plan->data[IPM_PLANE_TEST].n > 0, .bins = cfg->bins,
-        .range_lo = cfg->range_lo, .range_hi = cfg->range_hi, .kde_variance = cfg->kde_variance,
-        .n_activation_epochs = plan->n_act, .activation_samples = train->n,
+        .planes = plan->whole_plane ? IPM_ON_TRAIN : cfg->on,
+        .whole_plane = plan->whole_plane,
+        .has_test = plan->data[IPM_PLANE_TEST].n > 0,
+        .bins = cfg->bins,
+        .range_lo = cfg->range_lo,
+        .range_hi = cfg->range_hi,
+        .kde_variance = cfg->kde_variance,
+        .n_activation_epochs = plan->n_act,
+        .activation_samples = train->n,
         .gradient_stats = cfg->gradient_stats,
-        .sample_x_id = train->x_id, .sample_y = train->y, .flush_seconds = flush_seconds,
+        .sample_x_id = train->x_id,
+        .sample_y = train->y,
+        .flush_seconds = flush_seconds,
         .run_id = run_id,
-        .stop_rules = stop->enabled ? stop->n_rules : 0, .stop_description = stop_text,
+        .stop_rules = stop->enabled ? stop->n_rules : 0,
+        .stop_description = stop_text,
     };
     if (data_information(src, &meta, err))
         return -1;
@@ -131,10 +147,14 @@ int ipm_record_write(ipm_output *out, const ipm_record_sources *src, int epoch, 
 {
     const ipm_ensemble *e = src->ensemble;
     ipm_epoch_record rec = {
-        .epoch = epoch, .loss = e->loss, .accuracy = e->accuracy,
-        .test_loss = e->test_loss, .test_accuracy = e->test_accuracy,
+        .epoch = epoch,
+        .loss = e->loss,
+        .accuracy = e->accuracy,
+        .test_loss = e->test_loss,
+        .test_accuracy = e->test_accuracy,
         .stop_j = ipm_stop_monitor_is_check(src->stop, epoch) ? src->stop->j : NULL,
-        .grad_mean_norm = e->grad_mean_norm, .grad_std_norm = e->grad_std_norm,
+        .grad_mean_norm = e->grad_mean_norm,
+        .grad_std_norm = e->grad_std_norm,
     };
     plane_record(src, IPM_PLANE_TRAIN, &rec.train);
     plane_record(src, IPM_PLANE_TEST, &rec.test);

@@ -91,8 +91,7 @@ void ipm_report_stops(const ipm_report_sources *src, int epoch)
                "by more than max(%g x |J_best|, %g) for %d checks (J_best %.4f at epoch %d)%s\n",
                who, epoch, cfg->stop_beta, m->layer + 1, ipm_stop_monitor_estimator(m),
                cfg->stop_tolerance, cfg->stop_min_rise, cfg->stop_patience, rule->best,
-               rule->best_epoch,
-               stopped == m->n_replicas ? "; every replica has stopped" : "");
+               rule->best_epoch, stopped == m->n_replicas ? "; every replica has stopped" : "");
     }
 }
 

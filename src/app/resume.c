@@ -28,8 +28,8 @@ static int pack_local(const ipm_ensemble *e, unsigned char **blob, size_t *size,
         size[k] = ipm_replica_state_size(&e->local[k]);
         blob[k] = malloc(size[k]);
         if (!blob[k])
-            return ipm_fail(err, "out of memory packing replica %d (%zu bytes)",
-                            e->local[k].index, size[k]);
+            return ipm_fail(err, "out of memory packing replica %d (%zu bytes)", e->local[k].index,
+                            size[k]);
         if (ipm_replica_pack(&e->local[k], blob[k], size[k], err))
             return -1;
     }
@@ -76,9 +76,15 @@ static int write_checkpoint(const char *path, const ipm_resume_extra *extra, int
                             unsigned char **blob, size_t *size, char *err)
 {
     ipm_checkpoint ck = {
-        .config_text = (char *)extra->config_text, .epoch = extra->epoch,
-        .records = extra->records, .run_id = extra->run_id, .n_replicas = n, .replica = (const unsigned char **)blob,
-        .replica_size = size, .stop = extra->stop, .stop_size = extra->stop_size,
+        .config_text = (char *)extra->config_text,
+        .epoch = extra->epoch,
+        .records = extra->records,
+        .run_id = extra->run_id,
+        .n_replicas = n,
+        .replica = (const unsigned char **)blob,
+        .replica_size = size,
+        .stop = extra->stop,
+        .stop_size = extra->stop_size,
     };
     return ipm_checkpoint_write(path, &ck, err);
 }
@@ -123,8 +129,8 @@ static void scatter_blobs(const ipm_ensemble *e, const ipm_checkpoint *ck)
     MPI_Comm_size(e->comm, &size);
     for (int r = 0; r < ck->n_replicas; r++)
         if (r % size != 0)
-            MPI_Send(ck->replica[r], (int)ck->replica_size[r], MPI_BYTE, r % size, IPM_TAG_REPLICA_STATE,
-                     e->comm);
+            MPI_Send(ck->replica[r], (int)ck->replica_size[r], MPI_BYTE, r % size,
+                     IPM_TAG_REPLICA_STATE, e->comm);
 }
 
 static int unpack_local(const ipm_ensemble *e, const ipm_checkpoint *ck, char *err)

@@ -30,19 +30,19 @@ typedef struct run {
     ipm_run_options opt;
     MPI_Comm comm;
     int rank;
-    ipm_config resolved;                /* the config, replicas = 0 resolved on a restart */
+    ipm_config resolved; /* the config, replicas = 0 resolved on a restart */
     ipm_plan plan;
-    ipm_claim claim;                    /* rank 0: the output and checkpoint locked */
+    ipm_claim claim; /* rank 0: the output and checkpoint locked */
     ipm_ensemble ensemble;
-    ipm_measure plane[IPM_N_PLANES];    /* where plan.measured */
-    ipm_stop_monitor stop;              /* [stopping]; the same on every rank */
+    ipm_measure plane[IPM_N_PLANES]; /* where plan.measured */
+    ipm_stop_monitor stop;           /* [stopping]; the same on every rank */
     ipm_activation_store store;
-    ipm_output *out;                    /* rank 0 */
-    int first_epoch;                    /* 0, or the checkpoint's epoch + 1 on restart */
-    long resume_records;                /* NetCDF records the checkpoint counts */
-    uint64_t run_id;                    /* in the checkpoint and the NetCDF file */
-    int last_epoch;                     /* the last epoch trained (or resumed after) */
-    int next_log;                       /* index of the next logged epoch */
+    ipm_output *out;     /* rank 0 */
+    int first_epoch;     /* 0, or the checkpoint's epoch + 1 on restart */
+    long resume_records; /* NetCDF records the checkpoint counts */
+    uint64_t run_id;     /* in the checkpoint and the NetCDF file */
+    int last_epoch;      /* the last epoch trained (or resumed after) */
+    int next_log;        /* index of the next logged epoch */
     ipm_clock clock;
 } run;
 
@@ -70,12 +70,10 @@ static ipm_report_sources report_sources(const run *r)
 static int setup_measures(run *r, char *err)
 {
     const ipm_plan *p = &r->plan;
-    for (int k = 0; k < IPM_N_PLANES; k++)
-    {
-        if (p->measured[k] && ipm_measure_init(&r->plane[k], p->cfg, ipm_plan_measured_data(p, k),
-                                               k, &p->shape,
-                                               p->n_replicas, p->n_local, p->rank, p->n_ranks,
-                                               err))
+    for (int k = 0; k < IPM_N_PLANES; k++) {
+        if (p->measured[k] &&
+            ipm_measure_init(&r->plane[k], p->cfg, ipm_plan_measured_data(p, k), k, &p->shape,
+                             p->n_replicas, p->n_local, p->rank, p->n_ranks, err))
             return -1;
         if (p->measured[k] && p->whole_range[k])
             ipm_measure_fix_ranges(&r->plane[k], p->whole_range[k]);
@@ -103,14 +101,13 @@ static int setup(run *r, const ipm_config *cfg, char *err)
         ipm_error_default_kind(err, IPM_ERR_INPUT); /* as --check reports it */
         return -1;
     }
-    if (r->rank == 0 && ipm_claim_files(&r->claim, cfg, r->plan.checkpoint,
-                                        r->opt.restart, r->opt.overwrite, err))
+    if (r->rank == 0 &&
+        ipm_claim_files(&r->claim, cfg, r->plan.checkpoint, r->opt.restart, r->opt.overwrite, err))
         return -1;
     if (ipm_ensemble_init(&r->ensemble, &r->plan, r->comm, err))
         return -1;
     ipm_stop_settings stop = ipm_config_stop_settings(cfg);
-    if (ipm_stop_monitor_init(&r->stop, &stop, r->plan.n_replicas, err) ||
-        setup_measures(r, err))
+    if (ipm_stop_monitor_init(&r->stop, &stop, r->plan.n_replicas, err) || setup_measures(r, err))
         return -1;
     ipm_activation_store_init(&r->store, &r->plan);
     return ipm_test_fault("setup", r->rank, -1, err);
@@ -139,8 +136,10 @@ static int resume(run *r, char *err)
     if (rc == 0 && r->stop.enabled)
         rc = ipm_stop_monitor_unpack(&r->stop, at.stop, at.stop_size, err);
     else if (rc == 0 && at.stop_size)
-        rc = ipm_fail(err, "%s: the checkpoint holds a stopping state but [stopping] criterion "
-                      "= none", path);
+        rc = ipm_fail(err,
+                      "%s: the checkpoint holds a stopping state but [stopping] criterion "
+                      "= none",
+                      path);
     free(at.stop);
     if (rc)
         ipm_error_default_kind(err, IPM_ERR_INPUT); /* no checkpoint, or not this config's */
@@ -193,8 +192,8 @@ static int share_stop_state(run *r, char *err)
 static int conclude_epoch(run *r, int epoch, char *err)
 {
     int check = ipm_stop_monitor_is_check(&r->stop, epoch), stopped_now = 0;
-    if (check && (stopped_now = ipm_stop_monitor_observe(
-                      &r->stop, epoch, &r->plane[IPM_PLANE_TRAIN].est)) < 0)
+    if (check && (stopped_now = ipm_stop_monitor_observe(&r->stop, epoch,
+                                                         &r->plane[IPM_PLANE_TRAIN].est)) < 0)
         return ipm_fail(err, "out of memory checking the stopping rule at epoch %d", epoch);
     double t0 = MPI_Wtime();
     ipm_record_sources rec = record_sources(r);
@@ -228,8 +227,10 @@ static int log_epoch(run *r, int epoch, char *err)
     /* Before a collective step every rank must know whether to go on. */
     if (agree(r, rc, err))
         return -1;
-    if (store && agree(r, ipm_activation_store_write(&r->store, r->out, epoch, r->plan.n_replicas,
-                                                     r->comm, err), err))
+    if (store && agree(r,
+                       ipm_activation_store_write(&r->store, r->out, epoch, r->plan.n_replicas,
+                                                  r->comm, err),
+                       err))
         return -1;
     r->store.slot += store;
     rc = ipm_ensemble_reduce_losses(&r->ensemble, r->plan.data[IPM_PLANE_TEST].n > 0, err);
@@ -260,7 +261,7 @@ static int save_checkpoint(run *r, int epoch, char *err)
     if (stop_size)
         ipm_stop_monitor_pack(&r->stop, stop);
     ipm_resume_extra extra = {r->plan.config_text, epoch, ipm_output_records(r->out),
-                              r->run_id, stop, stop_size};
+                              r->run_id,           stop,  stop_size};
     int rc = ipm_resume_save(&r->ensemble, r->plan.checkpoint, &extra, err);
     free(stop);
     r->clock.checkpoint += MPI_Wtime() - t0;
@@ -333,8 +334,9 @@ static int epoch_loop(run *r, char *err)
     }
     /* Divergence after the last logged epoch must not pass silently. */
     ipm_ensemble_clear_losses(&r->ensemble);
-    if (agree(r, ipm_ensemble_check_divergence(&r->ensemble, r->last_epoch, r->plan.cfg->output,
-                                               err), err))
+    if (agree(r,
+              ipm_ensemble_check_divergence(&r->ensemble, r->last_epoch, r->plan.cfg->output, err),
+              err))
         return -1;
     return save_checkpoint(r, r->last_epoch, err);
 }
@@ -375,17 +377,19 @@ int ipm_run(const ipm_config *cfg, const ipm_run_options *opt, MPI_Comm comm, ch
     if (rc == 0 && finished(&r)) {
         if (r.rank == 0)
             printf("nothing to do: the run in %s finished at epoch %d; raise [training] epochs "
-                   "to continue it\n", r.plan.checkpoint, r.first_epoch - 1);
+                   "to continue it\n",
+                   r.plan.checkpoint, r.first_epoch - 1);
         teardown(&r);
         return 0;
     }
     ipm_record_sources rec = record_sources(&r);
     if (rc == 0)
-        rc = agree(&r, r.rank == 0 ? ipm_record_open(&r.out, &rec,
-                                                     r.opt.restart ? r.first_epoch - 1 : -1,
-                                                     r.resume_records, r.run_id,
-                                                     OUTPUT_FLUSH_SECONDS, err)
-                                   : 0, err);
+        rc = agree(&r,
+                   r.rank == 0
+                       ? ipm_record_open(&r.out, &rec, r.opt.restart ? r.first_epoch - 1 : -1,
+                                         r.resume_records, r.run_id, OUTPUT_FLUSH_SECONDS, err)
+                       : 0,
+                   err);
     if (rc == 0)
         rc = epoch_loop(&r, err);
     rc = close_output(&r, rc, err);

@@ -156,15 +156,16 @@ static int make_room(ipm_binned_layer *L, int n_sets, int n, char *err)
     return 0;
 }
 
-int ipm_binned_set_width_range(ipm_binned *b, int layer, double w, double lo, double hi,
-                               char *err)
+int ipm_binned_set_width_range(ipm_binned *b, int layer, double w, double lo, double hi, char *err)
 {
     IPM_ASSERT(b->n_sets == 1 && w > 0);
     ipm_binned_layer *L = &b->layer[layer];
     long n = ipm_width_edge_count(w, lo, hi);
     if (n < 0)
-        return ipm_fail(err, "[information] width = %g: layer %d's range [%g, %g] needs more "
-                        "than %d bins; raise width", w, layer + 1, lo, hi, IPM_MAX_EDGES);
+        return ipm_fail(err,
+                        "[information] width = %g: layer %d's range [%g, %g] needs more "
+                        "than %d bins; raise width",
+                        w, layer + 1, lo, hi, IPM_MAX_EDGES);
     if (make_room(L, b->n_sets, (int)n, err))
         return -1;
     ipm_width_edges(L->edges, w, lo, hi);
@@ -298,8 +299,7 @@ int ipm_binned_replica_begin(ipm_binned *b, int replica, char *err)
         return ipm_fail(err, "measure: more than %d local replicas in one epoch", b->n_local);
     IPM_ASSERT(replica >= 0 && replica < b->n_replicas);
     if (b->quantile && !b->q_done[b->n_seen])
-        return ipm_fail(err, "measure: replica %d's quantile edges were not observed",
-                        replica);
+        return ipm_fail(err, "measure: replica %d's quantile edges were not observed", replica);
     b->seen_replica[b->n_seen++] = replica;
     b->rows_done = 0;
     return 0;

@@ -204,8 +204,8 @@ int ipm_patterns_exact(int units, int n_edges)
 
 #if HAVE_AVX512_PATH
 /* table[idx & 63] in 16 lanes: two 32-entry permutes, picked by bit 5. */
-__attribute__((target("avx512f"))) static inline __m512
-lookup64(__m512i idx, __m512 t0, __m512 t1, __m512 t2, __m512 t3)
+__attribute__((target("avx512f"))) static inline __m512 lookup64(__m512i idx, __m512 t0, __m512 t1,
+                                                                 __m512 t2, __m512 t3)
 {
     __m512 low = _mm512_permutex2var_ps(t0, idx, t1);
     __m512 high = _mm512_permutex2var_ps(t2, idx, t3);
@@ -215,9 +215,8 @@ lookup64(__m512i idx, __m512 t0, __m512 t1, __m512 t2, __m512 t3)
 
 /* bin_near on 16 lanes; the count is a multiple of 16. vmaxps returns its
  * second operand for a NaN first one, so NaN lands on 0 as in guess_of. */
-__attribute__((target("avx512f"))) static void bin_values_avx512(const ipm_binner *b,
-                                                                  const float *v, size_t count,
-                                                                  uint16_t *out)
+__attribute__((target("avx512f"))) static void
+bin_values_avx512(const ipm_binner *b, const float *v, size_t count, uint16_t *out)
 {
     __m512 t0 = _mm512_loadu_ps(b->table), t1 = _mm512_loadu_ps(b->table + 16);
     __m512 t2 = _mm512_loadu_ps(b->table + 32), t3 = _mm512_loadu_ps(b->table + 48);
@@ -310,8 +309,8 @@ typedef struct hasher {
 
 static inline hasher hasher_start(int units, int bits)
 {
-    return (hasher){0x243f6a8885a308d3ULL ^ (uint64_t)units, 0x13198a2e03707344ULL, 0, 0,
-                    64 / bits, bits};
+    return (hasher){
+        0x243f6a8885a308d3ULL ^ (uint64_t)units, 0x13198a2e03707344ULL, 0, 0, 64 / bits, bits};
 }
 
 static inline void hasher_word(hasher *h)
@@ -358,18 +357,27 @@ pack_word_rows(const uint16_t *bin, int n_rows, int units, int bits, ipm_pattern
     }
 }
 
-#define PACK_CASE(u)                                                                          \
-    case u:                                                                                   \
-        pack_word_rows(bin, n_rows, u, bits, out);                                            \
+#define PACK_CASE(u)                                                                               \
+    case u:                                                                                        \
+        pack_word_rows(bin, n_rows, u, bits, out);                                                 \
         break
 
 static void pack_rows_in_word(const uint16_t *bin, int n_rows, int units, int bits,
                               ipm_pattern *out)
 {
     switch (units) {
-        PACK_CASE(1); PACK_CASE(2); PACK_CASE(3); PACK_CASE(4);
-        PACK_CASE(5); PACK_CASE(6); PACK_CASE(7); PACK_CASE(8);
-        PACK_CASE(9); PACK_CASE(10); PACK_CASE(11); PACK_CASE(12);
+        PACK_CASE(1);
+        PACK_CASE(2);
+        PACK_CASE(3);
+        PACK_CASE(4);
+        PACK_CASE(5);
+        PACK_CASE(6);
+        PACK_CASE(7);
+        PACK_CASE(8);
+        PACK_CASE(9);
+        PACK_CASE(10);
+        PACK_CASE(11);
+        PACK_CASE(12);
     default:
         pack_word_rows(bin, n_rows, units, bits, out);
     }
@@ -378,8 +386,8 @@ static void pack_rows_in_word(const uint16_t *bin, int n_rows, int units, int bi
 #define CHUNK_VALUES 4096 /* bin indices binned at once: 8 KiB, stays in L1 */
 
 /* A row wider than a chunk (so fingerprinted), binned a chunk at a time. */
-static ipm_pattern pattern_of_wide_row(const ipm_binner *b, const float *row, int units,
-                                       int bits, uint16_t *bin)
+static ipm_pattern pattern_of_wide_row(const ipm_binner *b, const float *row, int units, int bits,
+                                       uint16_t *bin)
 {
     hasher h = hasher_start(units, bits);
     for (int j0 = 0; j0 < units; j0 += CHUNK_VALUES) {
@@ -445,8 +453,8 @@ void ipm_binners_patterns(const ipm_binner *per_unit, const float *act, int rows
     uint16_t bin[CHUNK_VALUES];
     if (units > CHUNK_VALUES) {
         for (int i = 0; i < rows; i++)
-            out[i] = pattern_of_wide_row_per_unit(per_unit, act + (size_t)i * (size_t)units,
-                                                  units, bits);
+            out[i] = pattern_of_wide_row_per_unit(per_unit, act + (size_t)i * (size_t)units, units,
+                                                  bits);
         return;
     }
     int per_chunk = CHUNK_VALUES / units;

@@ -10,7 +10,7 @@
 #include "ipmpi/info/hash.h"
 
 #define DICT_MIN_CAPACITY 64
-#define SMALL_GROUP 32      /* (X, T) groups up to this many ids are sorted */
+#define SMALL_GROUP 32 /* (X, T) groups up to this many ids are sorted */
 #define CLOG_CACHED (1u << 16)
 #define ROW_COMPARE_REPS 16 /* up to this many replicas compare id rows pairwise */
 
@@ -279,8 +279,8 @@ static inline void sink_put(sink *s, uint32_t group, int32_t id, uint64_t count)
         }
     } else {
         const ipm_pattern *p = &s->key[id];
-        s->batch[s->n_batch++] = (ipm_count){.lo = p->lo, .hi = p->hi, .group = group,
-                                             .used = 1, .count = count};
+        s->batch[s->n_batch++] =
+            (ipm_count){.lo = p->lo, .hi = p->hi, .group = group, .used = 1, .count = count};
         if (s->n_batch == SINK_BATCH)
             sink_flush(s);
     }

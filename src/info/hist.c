@@ -86,8 +86,7 @@ int ipm_hist_push(ipm_hist *h, uint64_t count, uint64_t keys, char *err)
 }
 
 /* The dense histogram as sparse bins (ones first), clearing it. */
-static int dense_to_sparse(ipm_hist *out, uint32_t *dense, uint64_t top, uint64_t total,
-                           char *err)
+static int dense_to_sparse(ipm_hist *out, uint32_t *dense, uint64_t top, uint64_t total, char *err)
 {
     uint64_t above_one = 0;
     for (uint64_t c = 2; c <= top; c++)

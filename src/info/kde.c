@@ -18,7 +18,7 @@
 #define TERM_FLOOR (-64.0)
 
 #define PI 3.14159265358979323846
-#define FILTER_CHUNK 32         /* columns the filter rules out at once */
+#define FILTER_CHUNK 32 /* columns the filter rules out at once */
 
 int ipm_kde_check_shape(const ipm_kde_shape *s, char *err)
 {
@@ -160,8 +160,9 @@ void ipm_kde_add_block(const ipm_kde_block *b, const ipm_kde_points *p, const in
         } else {
             add_columns(&r, p, i, col_y, y_row, 0, jx, scale, f);
             double kl, bd;
-            add_pair(&r, exact_sqdist(p->rows + (size_t)i * p->width,
-                                      p->cols + (size_t)jx * p->width, p->width),
+            add_pair(&r,
+                     exact_sqdist(p->rows + (size_t)i * p->width, p->cols + (size_t)jx * p->width,
+                                  p->width),
                      scale, 1, &kl, &bd);
             s[IPM_KDE_X_KL] += kl;
             s[IPM_KDE_X_BD] += bd;

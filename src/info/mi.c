@@ -6,8 +6,8 @@
 int ipm_layer_tables_init(ipm_layer_tables *lt, size_t expected_keys, char *err)
 {
     lt->t = lt->xt = lt->yt = (ipm_table){0};
-    if (ipm_table_init(&lt->t, expected_keys, err) || ipm_table_init(&lt->xt, expected_keys, err)
-        || ipm_table_init(&lt->yt, expected_keys, err)) {
+    if (ipm_table_init(&lt->t, expected_keys, err) || ipm_table_init(&lt->xt, expected_keys, err) ||
+        ipm_table_init(&lt->yt, expected_keys, err)) {
         ipm_layer_tables_free(lt);
         return -1;
     }
@@ -32,9 +32,9 @@ void ipm_layer_tables_free(ipm_layer_tables *lt)
 int ipm_layer_tables_add(ipm_layer_tables *lt, const ipm_pattern *p, const int32_t *x_id,
                          const int32_t *y, int n, const uint8_t *keep, char *err)
 {
-    if (ipm_table_add_patterns(&lt->t, NULL, p, n, keep, err)
-        || ipm_table_add_patterns(&lt->xt, x_id, p, n, keep, err)
-        || ipm_table_add_patterns(&lt->yt, y, p, n, keep, err))
+    if (ipm_table_add_patterns(&lt->t, NULL, p, n, keep, err) ||
+        ipm_table_add_patterns(&lt->xt, x_id, p, n, keep, err) ||
+        ipm_table_add_patterns(&lt->yt, y, p, n, keep, err))
         return -1;
     return 0;
 }
@@ -52,8 +52,7 @@ void ipm_plane_point_from(double h_t, double h_xt, double h_yt, double h_x, doub
     *i_ty = clamp_roundoff(h_t + h_y - h_yt);
 }
 
-void ipm_plane_point(const ipm_layer_tables *lt, double h_x, double h_y,
-                     double *i_xt, double *i_ty)
+void ipm_plane_point(const ipm_layer_tables *lt, double h_x, double h_y, double *i_xt, double *i_ty)
 {
     ipm_plane_point_from(ipm_table_entropy(&lt->t), ipm_table_entropy(&lt->xt),
                          ipm_table_entropy(&lt->yt), h_x, h_y, i_xt, i_ty);
@@ -67,15 +66,16 @@ static int count_data(ipm_table tab[3], const int32_t *x_id, const int32_t *y, i
             return ipm_fail(err, "sample %d: negative x id (%d) or label (%d)", i, (int)x_id[i],
                             (int)y[i]);
         ipm_pattern x = {(uint64_t)x_id[i], 0}, none = {0, 0};
-        if (ipm_table_add(&tab[0], 0, x, 1, err) || ipm_table_add(&tab[1], (uint32_t)y[i], none, 1, err)
-            || ipm_table_add(&tab[2], (uint32_t)y[i], x, 1, err))
+        if (ipm_table_add(&tab[0], 0, x, 1, err) ||
+            ipm_table_add(&tab[1], (uint32_t)y[i], none, 1, err) ||
+            ipm_table_add(&tab[2], (uint32_t)y[i], x, 1, err))
             return -1;
     }
     return 0;
 }
 
-int ipm_data_information(const int32_t *x_id, const int32_t *y, int n,
-                         double *h_x, double *h_y, double *i_xy, char *err)
+int ipm_data_information(const int32_t *x_id, const int32_t *y, int n, double *h_x, double *h_y,
+                         double *i_xy, char *err)
 {
     if (n < 1)
         return ipm_fail(err, "information of an empty data set");

@@ -32,20 +32,26 @@ uint64_t ipm_mm_hist_cells(const ipm_hist *h)
 
 void ipm_mm_plane_point(const ipm_mm_terms *t, double *i_xt, double *i_ty)
 {
-    ipm_plane_point_from(ipm_mm_entropy(t->h_t, t->m_t, t->total),
-                         ipm_mm_entropy(t->h_xt, t->m_xt, t->total),
-                         ipm_mm_entropy(t->h_yt, t->m_yt, t->total),
-                         ipm_mm_entropy(t->h_x, t->m_x, t->total),
-                         ipm_mm_entropy(t->h_y, t->m_y, t->total), i_xt, i_ty);
+    ipm_plane_point_from(
+        ipm_mm_entropy(t->h_t, t->m_t, t->total), ipm_mm_entropy(t->h_xt, t->m_xt, t->total),
+        ipm_mm_entropy(t->h_yt, t->m_yt, t->total), ipm_mm_entropy(t->h_x, t->m_x, t->total),
+        ipm_mm_entropy(t->h_y, t->m_y, t->total), i_xt, i_ty);
 }
 
 void ipm_mm_plane_point_tables(const ipm_layer_tables *lt, double h_x, double h_y, uint64_t m_x,
                                uint64_t m_y, double *i_xt, double *i_ty)
 {
     ipm_mm_terms t = {
-        .h_t = ipm_table_entropy(&lt->t), .h_xt = ipm_table_entropy(&lt->xt),
-        .h_yt = ipm_table_entropy(&lt->yt), .h_x = h_x, .h_y = h_y,
-        .m_t = lt->t.len, .m_xt = lt->xt.len, .m_yt = lt->yt.len, .m_x = m_x, .m_y = m_y,
+        .h_t = ipm_table_entropy(&lt->t),
+        .h_xt = ipm_table_entropy(&lt->xt),
+        .h_yt = ipm_table_entropy(&lt->yt),
+        .h_x = h_x,
+        .h_y = h_y,
+        .m_t = lt->t.len,
+        .m_xt = lt->xt.len,
+        .m_yt = lt->yt.len,
+        .m_x = m_x,
+        .m_y = m_y,
         .total = lt->t.total,
     };
     ipm_mm_plane_point(&t, i_xt, i_ty);

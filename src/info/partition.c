@@ -222,8 +222,7 @@ static void group_by_owner(ipm_cells *c, const ipm_pattern *key, int n_parts)
 }
 
 static int count_cells(ipm_partition *p, int layer, int est, const ipm_binned *b,
-                       ipm_counter *counter, const int32_t *const *ids, const int32_t *y,
-                       char *err)
+                       ipm_counter *counter, const int32_t *const *ids, const int32_t *y, char *err)
 {
     ipm_pairs pairs = {ids, b->n_seen, est == IPM_PART_SAMPLED ? b->pick : NULL};
     size_t pairs_n = (size_t)b->n * (size_t)(est == IPM_PART_SAMPLED ? 1 : b->n_seen);
@@ -415,8 +414,7 @@ static int reserve_list(ipm_cell_list *l, size_t n, char *err)
 }
 
 /* n cells appended to the estimator's list of owned cells. */
-static int read_cells(ipm_partition *p, int est, size_t n, const uint64_t **w, int words,
-                      char *err)
+static int read_cells(ipm_partition *p, int est, size_t n, const uint64_t **w, int words, char *err)
 {
     ipm_cell_list *l = &p->owned[est];
     if (reserve_list(l, l->n + n, err))
@@ -446,9 +444,10 @@ int ipm_partition_read(ipm_partition *p, int layer, int source, const uint64_t *
     size_t rows = rows_from(p, source, choice);
     uint64_t need = rows * (uint64_t)words + (n_cells[0] + n_cells[1]) * (uint64_t)(words + 1);
     if ((uint64_t)(end - *w) < need)
-        return ipm_fail(err, "partitioned reduce: rank %d sent %td words of layer %d, "
-                        "expected at least %llu", source, end - *w, layer + 1,
-                        (unsigned long long)need);
+        return ipm_fail(err,
+                        "partitioned reduce: rank %d sent %td words of layer %d, "
+                        "expected at least %llu",
+                        source, end - *w, layer + 1, (unsigned long long)need);
     read_rows(p, source, w, words, choice);
     for (int e = 0; e < IPM_PART_ESTIMATORS; e++)
         if (read_cells(p, e, p->est[e] ? n_cells[e] : 0, w, words, err))
@@ -539,10 +538,10 @@ static int gather_group(const ipm_partition *p, int x, const int32_t *drawn)
 /* Row a against an earlier row b (earlier: a's pattern is not the first
  * of its key where b has it) or a later one; restrict lets these vectorise,
  * and 64-bit compares need AVX2 (chosen at load time where the CPU has it). */
-__attribute__((target_clones("avx2", "default")))
-static void compare_rows(const uint64_t *restrict alo, const uint64_t *restrict ahi,
-                         const uint64_t *restrict blo, const uint64_t *restrict bhi,
-                         int64_t *restrict mult, int64_t *restrict first, size_t ns, int earlier)
+__attribute__((target_clones("avx2", "default"))) static void
+compare_rows(const uint64_t *restrict alo, const uint64_t *restrict ahi,
+             const uint64_t *restrict blo, const uint64_t *restrict bhi, int64_t *restrict mult,
+             int64_t *restrict first, size_t ns, int earlier)
 {
     if (earlier)
         for (size_t j = 0; j < ns; j++) {
@@ -572,8 +571,8 @@ static uint64_t xt_distinct_rows(ipm_partition *p, uint32_t *dense)
         }
         for (int k = 0; k < p->rows; k++)
             if (k != r)
-                compare_rows(alo, ahi, p->lo + (size_t)k * ns, p->hi + (size_t)k * ns, mult,
-                             first, ns, k < r);
+                compare_rows(alo, ahi, p->lo + (size_t)k * ns, p->hi + (size_t)k * ns, mult, first,
+                             ns, k < r);
         for (size_t j = 0; j < ns; j++)
             if (first[j] && mult[j] > 1) {
                 dense[mult[j]]++;
@@ -632,8 +631,8 @@ static int xt_hists(ipm_partition *p, const uint32_t *choice, ipm_hist *hist, ch
     if (!p->est[IPM_PART_SAMPLED])
         return 0;
     int32_t *drawn = drawn_rows(p, choice, err);
-    int rc = drawn ? xt_hist(p, drawn, &hist[IPM_PART_SAMPLED * IPM_HISTS_PER_ESTIMATOR +
-                                             IPM_HIST_XT], err)
+    int rc = drawn ? xt_hist(p, drawn,
+                             &hist[IPM_PART_SAMPLED * IPM_HISTS_PER_ESTIMATOR + IPM_HIST_XT], err)
                    : -1;
     free(drawn);
     return rc;
@@ -721,7 +720,8 @@ static size_t run_counts(const ipm_cell_list *l, int with_y, uint64_t *out)
         const ipm_cell *a = &l->cell[k];
         uint64_t sum = 0;
         for (; k < l->n && l->cell[k].lo == a->lo && l->cell[k].hi == a->hi &&
-               (!with_y || l->cell[k].y == a->y); k++)
+               (!with_y || l->cell[k].y == a->y);
+             k++)
             sum += l->cell[k].count;
         out[n++] = sum;
     }

@@ -11,8 +11,12 @@
 void ipm_stopping_init(ipm_stopping *s, double beta, double tolerance, double min_rise,
                        int patience)
 {
-    *s = (ipm_stopping){.beta = beta, .tolerance = tolerance, .min_rise = min_rise,
-                        .patience = patience, .best_epoch = -1, .stopped_epoch = -1};
+    *s = (ipm_stopping){.beta = beta,
+                        .tolerance = tolerance,
+                        .min_rise = min_rise,
+                        .patience = patience,
+                        .best_epoch = -1,
+                        .stopped_epoch = -1};
 }
 
 double ipm_stopping_objective(const ipm_stopping *s, double i_xt, double i_ty)
@@ -52,7 +56,6 @@ int ipm_stopping_check(ipm_stopping *s, int epoch, double j)
 /* ---- the run's monitor ----------------------------------------------- */
 
 enum { MONITOR_MAGIC = 0x314d5349 /* "ISM1" */ };
-
 
 int ipm_stop_monitor_init(ipm_stop_monitor *m, const ipm_stop_settings *set, int n_replicas,
                           char *err)
@@ -226,8 +229,7 @@ void ipm_stop_monitor_pack(const ipm_stop_monitor *m, unsigned char *blob)
     put_state(&c, m);
 }
 
-int ipm_stop_monitor_unpack(ipm_stop_monitor *m, const unsigned char *blob, size_t size,
-                            char *err)
+int ipm_stop_monitor_unpack(ipm_stop_monitor *m, const unsigned char *blob, size_t size, char *err)
 {
     ipm_bytes c = ipm_bytes_reader(blob, size);
     uint32_t header[4];
@@ -236,9 +238,11 @@ int ipm_stop_monitor_unpack(ipm_stop_monitor *m, const unsigned char *blob, size
     if (size != ipm_stop_monitor_state_size(m) || header[0] != MONITOR_MAGIC ||
         header[1] != (uint32_t)m->scope || header[2] != (uint32_t)m->n_rules ||
         header[3] != (uint32_t)m->n_replicas)
-        return ipm_fail(err, "stopping state of %zu bytes does not fit [stopping] scope = %s "
-                        "with %d replicas", size, m->scope == IPM_SCOPE_REPLICA ? "replica"
-                        : "ensemble", m->n_replicas);
+        return ipm_fail(err,
+                        "stopping state of %zu bytes does not fit [stopping] scope = %s "
+                        "with %d replicas",
+                        size, m->scope == IPM_SCOPE_REPLICA ? "replica" : "ensemble",
+                        m->n_replicas);
     for (int i = 0; i < m->n_rules; i++) {
         double min_rise = m->rule[i].min_rise;
         get_rule(&c, &m->rule[i]);

@@ -90,8 +90,9 @@ typedef struct cursor {
 
 static inline cursor cursor_load(const ipm_table *t)
 {
-    return (cursor){t->slot, t->filled, t->capacity ? t->capacity - 1 : 0, t->len,
-                    max_len(t->capacity), t->total};
+    return (cursor){
+        t->slot, t->filled, t->capacity ? t->capacity - 1 : 0, t->len, max_len(t->capacity),
+        t->total};
 }
 
 static inline void cursor_store(const cursor *c, ipm_table *t)
@@ -114,8 +115,8 @@ static inline size_t probe(const ipm_count *slot, size_t mask, uint32_t group, u
     }
 }
 
-static inline void put_new(ipm_count *slot, uint32_t *filled, size_t *len, size_t i,
-                           uint32_t group, uint64_t lo, uint64_t hi, uint64_t count)
+static inline void put_new(ipm_count *slot, uint32_t *filled, size_t *len, size_t i, uint32_t group,
+                           uint64_t lo, uint64_t hi, uint64_t count)
 {
     slot[i] = (ipm_count){.lo = lo, .hi = hi, .group = group, .used = 1, .count = count};
     filled[(*len)++] = (uint32_t)i;

@@ -18,8 +18,9 @@
 #include "ipmpi/io/config.h"
 
 const char *const ipm_checkpoint_mutable_keys[] = {
-    "training.epochs", "run.output", "run.checkpoint", "run.checkpoint_every", "run.threads",
-    "run.reduce", "run.replicas", "output.gradients", NULL,
+    "training.epochs",      "run.output",       "run.checkpoint",
+    "run.checkpoint_every", "run.threads",      "run.reduce",
+    "run.replicas",         "output.gradients", NULL,
 };
 
 static const char MAGIC[8] = {'I', 'P', 'M', 'P', 'I', 'C', 'K', '1'};
@@ -154,12 +155,10 @@ static int install(const char *path, const char *tmp, const char *prev, char *er
     if (rename(path, prev) != 0 && errno != ENOENT) {
         int saved = errno;
         remove(tmp);
-        return ipm_fail(err, "checkpoint: cannot rename %s to %s: %s", path, prev,
-                        strerror(saved));
+        return ipm_fail(err, "checkpoint: cannot rename %s to %s: %s", path, prev, strerror(saved));
     }
     if (rename(tmp, path) != 0)
-        return ipm_fail(err, "checkpoint: cannot rename %s to %s: %s", tmp, path,
-                        strerror(errno));
+        return ipm_fail(err, "checkpoint: cannot rename %s to %s: %s", tmp, path, strerror(errno));
     return sync_directory(path, err);
 }
 
@@ -182,7 +181,7 @@ int ipm_checkpoint_write(const char *path, const ipm_checkpoint *ck, char *err)
 
 typedef struct reader {
     const unsigned char *p;
-    size_t left;                /* bytes before the checksum */
+    size_t left; /* bytes before the checksum */
     const char *path;
     char *err;
 } reader;
@@ -214,8 +213,8 @@ static int get_blob(reader *r, const char *what, const unsigned char **p, size_t
     if (get_uint(r, 8, what, &len))
         return -1;
     if (len > r->left)
-        return ipm_fail(r->err, "%s: corrupt checkpoint (%s claims %llu bytes, %zu left)",
-                        r->path, what, (unsigned long long)len, r->left);
+        return ipm_fail(r->err, "%s: corrupt checkpoint (%s claims %llu bytes, %zu left)", r->path,
+                        what, (unsigned long long)len, r->left);
     *n = (size_t)len;
     return take(r, *n, what, p);
 }
@@ -253,8 +252,10 @@ static int check_envelope(const char *path, const unsigned char *d, size_t size,
         return ipm_fail(err, "%s: truncated checkpoint (%zu bytes)", path, size);
     uint64_t version = ipm_le_decode(d + 8, 4);
     if (version < 1 || version > IPM_CHECKPOINT_VERSION)
-        return ipm_fail(err, "%s: checkpoint format version %llu, this ipmpi reads versions "
-                        "1 to %d", path, (unsigned long long)version, IPM_CHECKPOINT_VERSION);
+        return ipm_fail(err,
+                        "%s: checkpoint format version %llu, this ipmpi reads versions "
+                        "1 to %d",
+                        path, (unsigned long long)version, IPM_CHECKPOINT_VERSION);
     size_t body = size - CHECKSUM_BYTES;
     if (fnv1a(FNV_OFFSET, d, body) != ipm_le_decode(d + body, 8))
         return ipm_fail(err, "%s: checksum mismatch: the checkpoint is truncated or corrupt", path);
@@ -284,8 +285,7 @@ static int get_counters(reader *r, int version, ipm_checkpoint *ck)
 {
     uint64_t epoch, records, n, run_id = 0;
     if (get_uint(r, 4, "epoch", &epoch) || get_uint(r, 8, "records", &records) ||
-        (version >= 2 && get_uint(r, 8, "run id", &run_id)) ||
-        get_uint(r, 4, "replica count", &n))
+        (version >= 2 && get_uint(r, 8, "run id", &run_id)) || get_uint(r, 4, "replica count", &n))
         return -1;
     ck->run_id = run_id;
     if (epoch > INT_MAX || records > LONG_MAX)
@@ -314,8 +314,8 @@ static int get_blobs(reader *r, ipm_checkpoint *ck)
     if (get_blob(r, "stopping state", &ck->stop, &ck->stop_size))
         return -1;
     if (r->left != 0)
-        return ipm_fail(r->err, "%s: corrupt checkpoint (%zu unexpected bytes at the end)",
-                        r->path, r->left);
+        return ipm_fail(r->err, "%s: corrupt checkpoint (%zu unexpected bytes at the end)", r->path,
+                        r->left);
     return 0;
 }
 
@@ -323,8 +323,7 @@ int ipm_checkpoint_read(const char *path, ipm_checkpoint *ck, char *err)
 {
     memset(ck, 0, sizeof *ck);
     size_t size = 0;
-    if (slurp(path, &ck->storage, &size, err) ||
-        check_envelope(path, ck->storage, size, err))
+    if (slurp(path, &ck->storage, &size, err) || check_envelope(path, ck->storage, size, err))
         return -1;
     reader r = {ck->storage + HEADER_BYTES, size - HEADER_BYTES - CHECKSUM_BYTES, path, err};
     int version = (int)ipm_le_decode(ck->storage + 8, 4);
@@ -361,11 +360,12 @@ int ipm_checkpoint_config_check(const char *saved_config, const ipm_config *curr
         return ipm_fail(err, "out of memory comparing configs");
     if (rc == 0)
         return 0;
-    ipm_config_fail(current, d.section, d.name, err,
-                    " = %.200s differs from the checkpoint's %.200s (a restart may change only "
-                    "[training] epochs, [run] output, checkpoint, checkpoint_every, threads, reduce, "
-                    "[output] gradients)",
-                    d.b, d.a);
+    ipm_config_fail(
+        current, d.section, d.name, err,
+        " = %.200s differs from the checkpoint's %.200s (a restart may change only "
+        "[training] epochs, [run] output, checkpoint, checkpoint_every, threads, reduce, "
+        "[output] gradients)",
+        d.b, d.a);
     ipm_config_difference_free(&d);
     return -1;
 }

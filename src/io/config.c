@@ -246,8 +246,7 @@ static const char *const loss_names[] = {"cross_entropy", "mse"};
 static const char *const plane_names[] = {NULL, "train", "test", "all", "whole"};
 /* Index i is the estimator bit 1 << i; the first N_BINNED_ESTIMATORS are
  * the plug-in ones a stopping rule can watch and `all` names. */
-static const char *const estimator_names[] = {"simple", "pooled", "sampled", "kde",
-                                              "miller_madow"};
+static const char *const estimator_names[] = {"simple", "pooled", "sampled", "kde", "miller_madow"};
 enum { N_BINNED_ESTIMATORS = 3 };
 static const char *const bool_names[] = {"false", "true"};
 static const char *const criterion_names[] = {"none", "mi"};
@@ -270,8 +269,10 @@ static int parse_kernel(const char *v, int *kh, int *kw, char *why)
         return -1;
     int rc = sides.n == 2 ? 0 : -1;
     if (rc == 0)
-        rc = parse_int(sides.item[0], 1, 4096, kh, why) || parse_int(sides.item[1], 1, 4096, kw, why)
-                 ? -1 : 0;
+        rc =
+            parse_int(sides.item[0], 1, 4096, kh, why) || parse_int(sides.item[1], 1, 4096, kw, why)
+                ? -1
+                : 0;
     free_items(&sides);
     return rc;
 }
@@ -381,13 +382,17 @@ static int set_init(ipm_config *c, const char *v, char *why)
         return 0;
     }
     if (strncmp(v, prefix, sizeof prefix - 1) != 0)
-        return ipm_fail(why, "unknown value '%s' (expected xavier, glorot, he, "
+        return ipm_fail(why,
+                        "unknown value '%s' (expected xavier, glorot, he, "
                         "truncated_normal:STDDEV, truncated_normal:fan_in or "
-                        "truncated_normal:fan_out)", v);
+                        "truncated_normal:fan_out)",
+                        v);
     const char *rest = v + sizeof prefix - 1;
     if (*rest != ':')
-        return ipm_fail(why, "'%s' needs a standard deviation, e.g. truncated_normal:0.1 "
-                        "or truncated_normal:fan_in", v);
+        return ipm_fail(why,
+                        "'%s' needs a standard deviation, e.g. truncated_normal:0.1 "
+                        "or truncated_normal:fan_in",
+                        v);
     if (strcmp(rest + 1, "fan_in") == 0) {
         c->init = IPM_INIT_TRUNCATED_FAN_IN;
         return 0;
@@ -543,7 +548,10 @@ static void fmt_epoch_spec(const ipm_epoch_spec *s, strbuf *b)
     }
 }
 
-static void fmt_info_epochs(const ipm_config *c, strbuf *b) { fmt_epoch_spec(&c->info_epochs, b); }
+static void fmt_info_epochs(const ipm_config *c, strbuf *b)
+{
+    fmt_epoch_spec(&c->info_epochs, b);
+}
 
 static void fmt_activations(const ipm_config *c, strbuf *b)
 {
@@ -602,8 +610,10 @@ static int set_estimators(ipm_config *c, const char *v, char *why)
         if (strcmp(items.item[i], "all") == 0)
             mask = IPM_EST_SIMPLE | IPM_EST_POOLED | IPM_EST_SAMPLED;
         else if (parse_word(items.item[i], estimator_names, COUNT(estimator_names), &which, why))
-            rc = ipm_fail(why, "unknown estimator '%s' (expected simple, pooled, sampled, kde, "
-                          "miller_madow or all)", items.item[i]);
+            rc = ipm_fail(why,
+                          "unknown estimator '%s' (expected simple, pooled, sampled, kde, "
+                          "miller_madow or all)",
+                          items.item[i]);
         else
             mask |= 1u << which;
     }
@@ -681,59 +691,102 @@ typedef struct key_def {
     const char *section, *name;
     enum key_kind kind;
     size_t offset;
-    long lo, hi;                       /* K_INT bounds */
-    double dlo, dhi;                   /* K_DOUBLE bounds */
-    int open_lo, open_hi;              /* K_DOUBLE: bound excluded */
-    const char *const *names;          /* K_ENUM spellings, index = value */
+    long lo, hi;              /* K_INT bounds */
+    double dlo, dhi;          /* K_DOUBLE bounds */
+    int open_lo, open_hi;     /* K_DOUBLE: bound excluded */
+    const char *const *names; /* K_ENUM spellings, index = value */
     int n_names;
-    int allow_empty;                   /* K_STRING: "" is a valid value */
-    int (*parse)(ipm_config *, const char *, char *why);  /* K_CUSTOM */
+    int allow_empty;                                     /* K_STRING: "" is a valid value */
+    int (*parse)(ipm_config *, const char *, char *why); /* K_CUSTOM */
     void (*format)(const ipm_config *, strbuf *);        /* K_CUSTOM */
-    const char *comment;               /* printed above the key */
+    const char *comment;                                 /* printed above the key */
 } key_def;
 
 #define AT(field) offsetof(ipm_config, field)
-#define INT_KEY(sec, key, field, low, high) \
-    {.section = sec, .name = key, .kind = K_INT, .offset = AT(field), .lo = low, .hi = high}
-#define DOUBLE_KEY(sec, key, field, low, olow, high, ohigh)                                   \
-    {.section = sec, .name = key, .kind = K_DOUBLE, .offset = AT(field), .dlo = low,          \
-     .open_lo = olow, .dhi = high, .open_hi = ohigh}
-#define ENUM_KEY(sec, key, field, spellings)                                                  \
-    {.section = sec, .name = key, .kind = K_ENUM, .offset = AT(field), .names = spellings,    \
-     .n_names = COUNT(spellings)}
-#define CUSTOM_KEY(sec, key, set, fmt) \
-    {.section = sec, .name = key, .kind = K_CUSTOM, .parse = set, .format = fmt}
+#define INT_KEY(sec, key, field, low, high)                                                        \
+    {                                                                                              \
+        .section = sec, .name = key, .kind = K_INT, .offset = AT(field), .lo = low, .hi = high     \
+    }
+#define DOUBLE_KEY(sec, key, field, low, olow, high, ohigh)                                        \
+    {                                                                                              \
+        .section = sec, .name = key, .kind = K_DOUBLE, .offset = AT(field), .dlo = low,            \
+        .open_lo = olow, .dhi = high, .open_hi = ohigh                                             \
+    }
+#define ENUM_KEY(sec, key, field, spellings)                                                       \
+    {                                                                                              \
+        .section = sec, .name = key, .kind = K_ENUM, .offset = AT(field), .names = spellings,      \
+        .n_names = COUNT(spellings)                                                                \
+    }
+#define CUSTOM_KEY(sec, key, set, fmt)                                                             \
+    {                                                                                              \
+        .section = sec, .name = key, .kind = K_CUSTOM, .parse = set, .format = fmt                 \
+    }
 
 static const key_def keys[] = {
     {.section = "run", .name = "seed", .kind = K_U64, .offset = AT(seed)},
-    {.section = "run", .name = "replicas", .kind = K_INT, .offset = AT(replicas), .lo = 0,
-     .hi = INT_MAX, .comment = "replicas = 0: one replica per MPI rank"},
+    {.section = "run",
+     .name = "replicas",
+     .kind = K_INT,
+     .offset = AT(replicas),
+     .lo = 0,
+     .hi = INT_MAX,
+     .comment = "replicas = 0: one replica per MPI rank"},
     {.section = "run", .name = "output", .kind = K_STRING, .offset = AT(output)},
     INT_KEY("run", "threads", threads, 1, 1024),
-    {.section = "run", .name = "checkpoint", .kind = K_STRING, .offset = AT(checkpoint),
+    {.section = "run",
+     .name = "checkpoint",
+     .kind = K_STRING,
+     .offset = AT(checkpoint),
      .allow_empty = 1,
      .comment = "checkpoint: the restart file (empty: the output path with .nc replaced by .ckpt)"},
-    {.section = "run", .name = "checkpoint_every", .kind = K_INT, .offset = AT(checkpoint_every),
-     .lo = 0, .hi = INT_MAX,
+    {.section = "run",
+     .name = "checkpoint_every",
+     .kind = K_INT,
+     .offset = AT(checkpoint_every),
+     .lo = 0,
+     .hi = INT_MAX,
      .comment = "checkpoint_every = 0: checkpoint only on a signal and at the end"},
-    {.section = "run", .name = "reduce", .kind = K_ENUM, .offset = AT(reduce),
-     .names = reduce_names, .n_names = COUNT(reduce_names),
+    {.section = "run",
+     .name = "reduce",
+     .kind = K_ENUM,
+     .offset = AT(reduce),
+     .names = reduce_names,
+     .n_names = COUNT(reduce_names),
      .comment = "reduce: how counts meet on several ranks (same results either way)"},
     ENUM_KEY("data", "source", source, source_names),
-    {.section = "data", .name = "path", .kind = K_STRING, .offset = AT(data_path),
-     .allow_empty = 1, .comment = "path: the NetCDF file of source = netcdf (empty: none)"},
+    {.section = "data",
+     .name = "path",
+     .kind = K_STRING,
+     .offset = AT(data_path),
+     .allow_empty = 1,
+     .comment = "path: the NetCDF file of source = netcdf (empty: none)"},
     INT_KEY("data", "samples", samples, 1, INT_MAX),
     DOUBLE_KEY("data", "train_fraction", train_fraction, 0, 1, 1, 0),
-    {.section = "data", .name = "images", .kind = K_STRING, .offset = AT(images),
-     .allow_empty = 1, .comment = "images, labels: the IDX files of source = idx (raw or .gz)"},
-    {.section = "data", .name = "labels", .kind = K_STRING, .offset = AT(labels),
+    {.section = "data",
+     .name = "images",
+     .kind = K_STRING,
+     .offset = AT(images),
+     .allow_empty = 1,
+     .comment = "images, labels: the IDX files of source = idx (raw or .gz)"},
+    {.section = "data", .name = "labels", .kind = K_STRING, .offset = AT(labels), .allow_empty = 1},
+    {.section = "data",
+     .name = "test_images",
+     .kind = K_STRING,
+     .offset = AT(test_images),
+     .allow_empty = 1,
+     .comment = "test_images, test_labels: optional held-out IDX files"},
+    {.section = "data",
+     .name = "test_labels",
+     .kind = K_STRING,
+     .offset = AT(test_labels),
      .allow_empty = 1},
-    {.section = "data", .name = "test_images", .kind = K_STRING, .offset = AT(test_images),
-     .allow_empty = 1, .comment = "test_images, test_labels: optional held-out IDX files"},
-    {.section = "data", .name = "test_labels", .kind = K_STRING, .offset = AT(test_labels),
-     .allow_empty = 1},
-    {.section = "data", .name = "subset", .kind = K_INT, .offset = AT(subset), .lo = 0,
-     .hi = INT_MAX, .comment = "subset = 0: every training image"},
+    {.section = "data",
+     .name = "subset",
+     .kind = K_INT,
+     .offset = AT(subset),
+     .lo = 0,
+     .hi = INT_MAX,
+     .comment = "subset = 0: every training image"},
     INT_KEY("data", "pool", pool, 1, 64),
     INT_KEY("data", "quantize", quantize, 1, INT_MAX),
     ENUM_KEY("data", "scale", scale, bool_names),
@@ -749,38 +802,72 @@ static const key_def keys[] = {
     CUSTOM_KEY("information", "epochs", set_info_epochs, fmt_info_epochs),
     INT_KEY("information", "bins", bins, 2, 65535),
     INT_KEY("information", "max_table_mb", max_table_mb, 1, INT_MAX),
-    {.section = "information", .name = "range", .kind = K_CUSTOM, .parse = set_range,
+    {.section = "information",
+     .name = "range",
+     .kind = K_CUSTOM,
+     .parse = set_range,
      .format = fmt_range,
      .comment = "range = adaptive: each layer's min..max at each epoch, over all replicas"},
-    {.section = "information", .name = "range_from", .kind = K_STRING, .offset = AT(range_from),
+    {.section = "information",
+     .name = "range_from",
+     .kind = K_STRING,
+     .offset = AT(range_from),
      .allow_empty = 1,
      .comment = "range_from: with range = whole, an earlier run's output (range = adaptive)"},
-    {.section = "information", .name = "binning", .kind = K_ENUM, .offset = AT(binning),
-     .names = binning_names, .n_names = COUNT(binning_names),
+    {.section = "information",
+     .name = "binning",
+     .kind = K_ENUM,
+     .offset = AT(binning),
+     .names = binning_names,
+     .n_names = COUNT(binning_names),
      .comment = "binning = width: bins [k w, (k+1) w) anchored at 0, no range"},
     DOUBLE_KEY("information", "width", bin_width, 0, 1, INFINITY, 1),
-    {.section = "information", .name = "quantiles", .kind = K_ENUM, .offset = AT(quantiles),
-     .names = quantiles_names, .n_names = COUNT(quantiles_names),
+    {.section = "information",
+     .name = "quantiles",
+     .kind = K_ENUM,
+     .offset = AT(quantiles),
+     .names = quantiles_names,
+     .n_names = COUNT(quantiles_names),
      .comment = "quantiles: binning = quantile's edges per layer or per unit, each replica's own"},
-    {.section = "information", .name = "scope", .kind = K_ENUM, .offset = AT(range_scope),
-     .names = range_scope_names, .n_names = COUNT(range_scope_names),
+    {.section = "information",
+     .name = "scope",
+     .kind = K_ENUM,
+     .offset = AT(range_scope),
+     .names = range_scope_names,
+     .n_names = COUNT(range_scope_names),
      .comment = "scope = replica: each replica's adaptive range from its own activations"},
-    {.section = "information", .name = "layers", .kind = K_CUSTOM, .parse = set_info_layers,
+    {.section = "information",
+     .name = "layers",
+     .kind = K_CUSTOM,
+     .parse = set_info_layers,
      .format = fmt_info_layers,
      .comment = "layers = all: every layer with an activation (all but maxpool)"},
-    {.section = "information", .name = "estimators", .kind = K_CUSTOM, .parse = set_estimators,
+    {.section = "information",
+     .name = "estimators",
+     .kind = K_CUSTOM,
+     .parse = set_estimators,
      .format = fmt_estimators,
-     .comment = "estimators: all = simple, pooled, sampled; kde and miller_madow are added by name"},
+     .comment =
+         "estimators: all = simple, pooled, sampled; kde and miller_madow are added by name"},
     DOUBLE_KEY("information", "kde_variance", kde_variance, 0, 1, INFINITY, 1),
     ENUM_KEY("information", "on", on, plane_names),
     CUSTOM_KEY("output", "activations", set_activations, fmt_activations),
-    {.section = "output", .name = "gradients", .kind = K_ENUM, .offset = AT(gradient_stats),
-     .names = bool_names, .n_names = COUNT(bool_names),
+    {.section = "output",
+     .name = "gradients",
+     .kind = K_ENUM,
+     .offset = AT(gradient_stats),
+     .names = bool_names,
+     .n_names = COUNT(bool_names),
      .comment = "gradients: per layer, the norms of the mean and std of the minibatch gradients"},
     ENUM_KEY("stopping", "criterion", stop_criterion, criterion_names),
     DOUBLE_KEY("stopping", "beta", stop_beta, 0, 0, INFINITY, 1),
-    {.section = "stopping", .name = "layer", .kind = K_INT, .offset = AT(stop_layer), .lo = 0,
-     .hi = IPM_MAX_LAYERS, .comment = "layer = 0: the last layer"},
+    {.section = "stopping",
+     .name = "layer",
+     .kind = K_INT,
+     .offset = AT(stop_layer),
+     .lo = 0,
+     .hi = IPM_MAX_LAYERS,
+     .comment = "layer = 0: the last layer"},
     CUSTOM_KEY("stopping", "estimator", set_stop_estimator, fmt_stop_estimator),
     INT_KEY("stopping", "check_every", stop_check_every, 1, INT_MAX),
     DOUBLE_KEY("stopping", "tolerance", stop_tolerance, 0, 0, INFINITY, 1),
@@ -809,8 +896,8 @@ static int double_in_range(const key_def *k, const char *s, double v, char *why)
     if (low_ok && high_ok)
         return 0;
     if (isinf(k->dhi))
-        return ipm_fail(why, "'%s' out of range (must be %s %g)", s, k->open_lo ? ">" : ">=",
-                        k->dlo);
+        return ipm_fail(why, "'%s' out of range (must be %s %g)", s,
+                        k->open_lo ? ">" : ">=", k->dlo);
     return ipm_fail(why, "'%s' out of range (must be in %c%g, %g%c)", s, k->open_lo ? '(' : '[',
                     k->dlo, k->dhi, k->open_hi ? ')' : ']');
 }
@@ -853,8 +940,10 @@ static int apply_key(ipm_config *c, const key_def *k, const char *v, char *why)
         if (strlen(v) >= IPM_PATH_MAX)
             return ipm_fail(why, "longer than %d characters", IPM_PATH_MAX - 1);
         if (starts_inline_comment(v))
-            return ipm_fail(why, "'%s': a ';' at the start or after a space begins a comment in "
-                            "INI files, so this value could not be written back", v);
+            return ipm_fail(why,
+                            "'%s': a ';' at the start or after a space begins a comment in "
+                            "INI files, so this value could not be written back",
+                            v);
         memcpy(field, v, strlen(v) + 1);
         return 0;
     case K_ENUM: {
@@ -1001,11 +1090,16 @@ int ipm_config_stop_layer(const ipm_config *cfg)
 ipm_stop_settings ipm_config_stop_settings(const ipm_config *cfg)
 {
     return (ipm_stop_settings){
-        .criterion = cfg->stop_criterion, .scope = cfg->stop_scope, .beta = cfg->stop_beta,
-        .tolerance = cfg->stop_tolerance, .min_rise = cfg->stop_min_rise,
+        .criterion = cfg->stop_criterion,
+        .scope = cfg->stop_scope,
+        .beta = cfg->stop_beta,
+        .tolerance = cfg->stop_tolerance,
+        .min_rise = cfg->stop_min_rise,
         .patience = cfg->stop_patience,
-        .check_every = cfg->stop_check_every, .layer = ipm_config_stop_layer(cfg),
-        .n_layers = cfg->n_layers, .estimator = (unsigned)cfg->stop_estimator,
+        .check_every = cfg->stop_check_every,
+        .layer = ipm_config_stop_layer(cfg),
+        .n_layers = cfg->n_layers,
+        .estimator = (unsigned)cfg->stop_estimator,
     };
 }
 
@@ -1051,16 +1145,16 @@ typedef struct loader {
     const char *file;
     const char *const *overrides;
     FILE *f;
-    char *raw;                  /* the physical line just read */
+    char *raw; /* the physical line just read */
     size_t raw_cap;
-    int line;                   /* its number */
+    int line; /* its number */
     int read_errno;
-    int after_key;              /* inih's prev_name is set: indented lines continue it */
-    int continuation;           /* inih will pass this line as a continuation */
-    int pending;                /* key whose value is still being read, or -1 */
+    int after_key;    /* inih's prev_name is set: indented lines continue it */
+    int continuation; /* inih will pass this line as a continuation */
+    int pending;      /* key whose value is still being read, or -1 */
     int pending_line;
     strbuf pending_value;
-    int err_line;               /* first error we found (0: none) */
+    int err_line; /* first error we found (0: none) */
     char err_msg[IPM_ERRLEN];
     int oom;
 } loader;
@@ -1155,13 +1249,17 @@ static void continue_pending(loader *L, const char *value)
     const key_def *k = &keys[L->pending];
     if (k->kind == K_STRING) {
         /* A path has no list items to continue; joining would invent ", ". */
-        record_error(L, L->line, "[%s] %s: indented line '%s' would continue this value, which "
-                     "is not a list (remove its indentation)", k->section, k->name, value);
+        record_error(L, L->line,
+                     "[%s] %s: indented line '%s' would continue this value, which "
+                     "is not a list (remove its indentation)",
+                     k->section, k->name, value);
         return;
     }
     if (strchr(value, '=')) {
-        record_error(L, L->line, "[%s] %s: indented line '%s' continues this value "
-                     "(remove its indentation)", k->section, k->name, value);
+        record_error(L, L->line,
+                     "[%s] %s: indented line '%s' continues this value "
+                     "(remove its indentation)",
+                     k->section, k->name, value);
         return;
     }
     strbuf *b = &L->pending_value;
@@ -1350,9 +1448,12 @@ static int check_data(const loader *L, char *err)
     }
     int held_out = c->train_fraction < 1 || (c->source == IPM_DATA_IDX && c->test_images[0]);
     if ((c->on & IPM_ON_TEST || c->on == IPM_ON_WHOLE) && !held_out)
-        return key_error(L, "information", "on", err, "%s needs a test set: [data] "
+        return key_error(L, "information", "on", err,
+                         "%s needs a test set: [data] "
                          "train_fraction < 1 (or test_images with source = idx)",
-                         c->on == IPM_ON_ALL ? "all" : c->on == IPM_ON_WHOLE ? "whole" : "test");
+                         c->on == IPM_ON_ALL     ? "all"
+                         : c->on == IPM_ON_WHOLE ? "whole"
+                                                 : "test");
     if (c->source != IPM_DATA_IDX)
         return 0;
     if (!c->images[0] || !c->labels[0])
@@ -1373,17 +1474,20 @@ static int check_binning(const loader *L, char *err)
     const ipm_config *c = L->cfg;
     if (c->range_scope == IPM_RANGE_PER_REPLICA && c->binning == IPM_BINNING_WIDTH &&
         !c->range_whole)
-        return key_error(L, "information", "scope", err, "replica applies to range = adaptive; "
+        return key_error(L, "information", "scope", err,
+                         "replica applies to range = adaptive; "
                          "binning = width gives every replica the same bins already");
     if (c->range_scope == IPM_RANGE_PER_REPLICA && !c->range_adaptive && !c->range_whole &&
         c->binning != IPM_BINNING_QUANTILE)
-        return key_error(L, "information", "scope", err, "replica needs range = adaptive or "
+        return key_error(L, "information", "scope", err,
+                         "replica needs range = adaptive or "
                          "whole (a fixed range is the same for all)");
     if ((c->range_whole || c->range_adaptive) && c->binning != IPM_BINNING_RANGE)
         return key_error(L, "information", "range", err, "%s: binning = %s takes no range",
                          c->range_whole ? "whole" : "adaptive", binning_names[c->binning]);
     if (c->range_whole && !c->range_from[0])
-        return key_error(L, "information", "range", err, "whole needs [information] "
+        return key_error(L, "information", "range", err,
+                         "whole needs [information] "
                          "range_from, the output of an earlier run with range = adaptive");
     if (!c->range_whole && c->range_from[0])
         return key_error(L, "information", "range_from", err, "applies to range = whole");
@@ -1396,8 +1500,8 @@ static int check_layers(const loader *L, char *err)
     for (int i = 0; i < c->n_info_layers; i++)
         if (c->info_layers[i] > c->n_layers)
             return key_error(L, "information", "layers", err,
-                             "layer %d does not exist ([network] layers has %d)",
-                             c->info_layers[i], c->n_layers);
+                             "layer %d does not exist ([network] layers has %d)", c->info_layers[i],
+                             c->n_layers);
     if (c->layers[c->n_layers - 1].kind != IPM_LAYER_DENSE)
         return key_error(L, "network", "layers", err, "the last layer must be dense");
     return 0;
@@ -1422,16 +1526,21 @@ static int check_stopping(const loader *L, char *err)
     if (c->stop_criterion == IPM_STOP_NONE)
         return 0;
     if (c->stop_layer > c->n_layers)
-        return key_error(L, "stopping", "layer", err, "layer %d does not exist ([network] layers "
-                         "has %d)", c->stop_layer, c->n_layers);
+        return key_error(L, "stopping", "layer", err,
+                         "layer %d does not exist ([network] layers "
+                         "has %d)",
+                         c->stop_layer, c->n_layers);
     if (!ipm_config_measures_layer(c, ipm_config_stop_layer(c)))
-        return key_error(L, "stopping", "layer", err, "layer %d is not measured ([information] "
-                         "layers)", ipm_config_stop_layer(c) + 1);
+        return key_error(L, "stopping", "layer", err,
+                         "layer %d is not measured ([information] "
+                         "layers)",
+                         ipm_config_stop_layer(c) + 1);
     if (!(c->estimators & (unsigned)c->stop_estimator))
         return key_error(L, "stopping", "estimator", err,
                          "the run does not compute it ([information] estimators)");
     if (c->stop_scope == IPM_SCOPE_REPLICA && c->stop_estimator != IPM_EST_SIMPLE)
-        return key_error(L, "stopping", "scope", err, "scope = replica stops each replica on "
+        return key_error(L, "stopping", "scope", err,
+                         "scope = replica stops each replica on "
                          "its own estimate: set [stopping] estimator = simple");
     if (!(c->on & IPM_ON_TRAIN))
         return key_error(L, "stopping", "criterion", err,
@@ -1444,8 +1553,7 @@ static int cross_checks(const loader *L, char *err)
 {
     const ipm_config *c = L->cfg;
     if (check_data(L, err) || check_layers(L, err) || check_binning(L, err) ||
-        check_estimators(L, err) ||
-        check_stopping(L, err))
+        check_estimators(L, err) || check_stopping(L, err))
         return -1;
     if (check_epoch_list(L, "information", "epochs", &c->info_epochs, err) ||
         check_epoch_list(L, "output", "activations", &c->activation_epochs, err))
@@ -1453,8 +1561,8 @@ static int cross_checks(const loader *L, char *err)
     return 0;
 }
 
-int ipm_config_load(ipm_config *cfg, const char *path,
-                    const char *const *overrides, int n_overrides, char *err)
+int ipm_config_load(ipm_config *cfg, const char *path, const char *const *overrides,
+                    int n_overrides, char *err)
 {
     ipm_config_defaults(cfg);
     if (path && strlen(path) >= sizeof cfg->file)
@@ -1513,7 +1621,7 @@ static int is_listed(const key_def *k, const char *const *names)
 }
 
 int ipm_config_first_difference(const ipm_config *a, const ipm_config *b,
-                                 const char *const *ignored, ipm_config_difference *d)
+                                const char *const *ignored, ipm_config_difference *d)
 {
     memset(d, 0, sizeof *d);
     for (int k = 0; k < N_KEYS; k++) {
@@ -1591,12 +1699,18 @@ int ipm_epochs_expand(const ipm_epoch_spec *spec, int last, int **epochs, int *n
                         spec->rule == IPM_EPOCHS_EVERY ? "every" : "log", spec->param);
     size_t cap = 1;
     switch (spec->rule) {
-    case IPM_EPOCHS_ALL: cap = (size_t)last + 1; break;
-    case IPM_EPOCHS_EVERY: cap = (size_t)(last / spec->param) + 2; break;
+    case IPM_EPOCHS_ALL:
+        cap = (size_t)last + 1;
+        break;
+    case IPM_EPOCHS_EVERY:
+        cap = (size_t)(last / spec->param) + 2;
+        break;
     case IPM_EPOCHS_LOG: /* distinct epochs, plus the endpoint */
         cap = (size_t)(spec->param < last ? spec->param : last) + 2;
         break;
-    case IPM_EPOCHS_LIST: cap = (size_t)spec->n_list + 1; break;
+    case IPM_EPOCHS_LIST:
+        cap = (size_t)spec->n_list + 1;
+        break;
     }
     int *out = malloc(cap * sizeof *out);
     if (!out)

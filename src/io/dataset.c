@@ -14,8 +14,8 @@
 
 #include "ipmpi/base/error.h"
 #include "ipmpi/base/memory.h"
-#include "ipmpi/io/idx.h"
 #include "ipmpi/base/rng.h"
+#include "ipmpi/io/idx.h"
 
 #define TISHBY_BITS 12
 #define TISHBY_N 4096
@@ -59,9 +59,9 @@ static int dataset_alloc(ipm_dataset *d, int n, int dim, char *err)
  * (vertex 1 + k at azimuth 72k degrees), 6..10 the lower ring (vertex 6 + k
  * at azimuth 72k + 36), 11 the south pole. */
 static const int ico_neighbours[TISHBY_BITS][5] = {
-    {1, 2, 3, 4, 5},   {0, 5, 2, 10, 6}, {0, 1, 3, 6, 7},   {0, 2, 4, 7, 8},
-    {0, 3, 5, 8, 9},   {0, 4, 1, 9, 10}, {11, 10, 7, 1, 2}, {11, 6, 8, 2, 3},
-    {11, 7, 9, 3, 4},  {11, 8, 10, 4, 5}, {11, 9, 6, 5, 1},  {6, 7, 8, 9, 10},
+    {1, 2, 3, 4, 5},  {0, 5, 2, 10, 6},  {0, 1, 3, 6, 7},   {0, 2, 4, 7, 8},
+    {0, 3, 5, 8, 9},  {0, 4, 1, 9, 10},  {11, 10, 7, 1, 2}, {11, 6, 8, 2, 3},
+    {11, 7, 9, 3, 4}, {11, 8, 10, 4, 5}, {11, 9, 6, 5, 1},  {6, 7, 8, 9, 10},
 };
 static const int ico_antipode[TISHBY_BITS] = {11, 8, 9, 10, 6, 7, 4, 5, 1, 2, 3, 0};
 
@@ -176,8 +176,8 @@ static int generate(const ipm_config *cfg, ipm_dataset *d, char *err)
         bytes > (double)ipm_memory_available())
         return ipm_config_fail(cfg, "data", "samples", err,
                                " = %d: too many to hold (%.0f MB; a data set holds at most "
-                               "%lld values, and this process may use %.0f MB)", cfg->samples,
-                               bytes / 1048576, (long long)IPM_DATASET_MAX_VALUES,
+                               "%lld values, and this process may use %.0f MB)",
+                               cfg->samples, bytes / 1048576, (long long)IPM_DATASET_MAX_VALUES,
                                (double)ipm_memory_available() / 1048576);
     char why[IPM_ERRLEN];
     if (dataset_alloc(d, cfg->samples, GENERATED_DIM, why))
@@ -265,8 +265,8 @@ static int x_shape(int ncid, const char *path, const nc_var_shape *x, int *n, in
         features *= x->len[i];
     }
     if (x->len[0] == 0 || features == 0)
-        return ipm_fail(err, "%s: variable X is empty (%zu samples, %zu features)", path,
-                        x->len[0], features);
+        return ipm_fail(err, "%s: variable X is empty (%zu samples, %zu features)", path, x->len[0],
+                        features);
     if (x->len[0] > (size_t)INT_MAX)
         return ipm_fail(err, "%s: variable X: %zu samples is too many", path, x->len[0]);
     *n = (int)x->len[0];
@@ -333,8 +333,8 @@ static double netcdf4_max_ratio(int ncid, int varid)
  * largest ratio, and nothing for what was never written (HDF5 does not
  * store unwritten chunks). A file that holds less is truncated, corrupt,
  * or was never filled. */
-static int check_declared_size(int ncid, const char *path, const char *name,
-                               const nc_var_shape *v, size_t values, char *err)
+static int check_declared_size(int ncid, const char *path, const char *name, const nc_var_shape *v,
+                               size_t values, char *err)
 {
     if (values > IPM_DATASET_MAX_VALUES)
         return ipm_fail(err, "%s: variable %s: %zu values, more than the %lld a data set may hold",
@@ -347,9 +347,10 @@ static int check_declared_size(int ncid, const char *path, const char *name,
     double ratio = is_classic_format(ncid) ? 1 : netcdf4_max_ratio(ncid, v->varid);
     double declared = (double)values * (double)type_size;
     if (ratio > 0 && declared > (double)st.st_size * ratio)
-        return ipm_fail(err, "%s: variable %s declares %zu values of %zu bytes but the file has "
-                        "only %lld bytes%s (truncated or corrupt, or its data never written)", path, name,
-                        values, type_size, (long long)st.st_size,
+        return ipm_fail(err,
+                        "%s: variable %s declares %zu values of %zu bytes but the file has "
+                        "only %lld bytes%s (truncated or corrupt, or its data never written)",
+                        path, name, values, type_size, (long long)st.st_size,
                         ratio > 1 ? ", too few even compressed" : "");
     return 0;
 }
@@ -362,8 +363,16 @@ static int fill_value(int ncid, int varid, nc_type type, double *fill)
 {
     int no_fill = 0;
     union {
-        signed char b; unsigned char ub; short s; unsigned short us; int i; unsigned int ui;
-        long long i64; unsigned long long u64; float f; double d;
+        signed char b;
+        unsigned char ub;
+        short s;
+        unsigned short us;
+        int i;
+        unsigned int ui;
+        long long i64;
+        unsigned long long u64;
+        float f;
+        double d;
     } v = {.u64 = 0};
     int explicit_fill = nc_inq_att(ncid, varid, "_FillValue", NULL, NULL) == NC_NOERR;
     if (nc_inq_var_fill(ncid, varid, &no_fill, &v) != NC_NOERR || (no_fill && !explicit_fill))
@@ -371,17 +380,38 @@ static int fill_value(int ncid, int varid, nc_type type, double *fill)
     if (!explicit_fill && (type == NC_BYTE || type == NC_UBYTE || type == NC_CHAR))
         return 0;
     switch (type) {
-    case NC_BYTE: *fill = v.b; break;
-    case NC_UBYTE: *fill = v.ub; break;
-    case NC_SHORT: *fill = v.s; break;
-    case NC_USHORT: *fill = v.us; break;
-    case NC_INT: *fill = v.i; break;
-    case NC_UINT: *fill = v.ui; break;
-    case NC_INT64: *fill = (double)v.i64; break;
-    case NC_UINT64: *fill = (double)v.u64; break;
-    case NC_FLOAT: *fill = v.f; break;
-    case NC_DOUBLE: *fill = v.d; break;
-    default: return 0;
+    case NC_BYTE:
+        *fill = v.b;
+        break;
+    case NC_UBYTE:
+        *fill = v.ub;
+        break;
+    case NC_SHORT:
+        *fill = v.s;
+        break;
+    case NC_USHORT:
+        *fill = v.us;
+        break;
+    case NC_INT:
+        *fill = v.i;
+        break;
+    case NC_UINT:
+        *fill = v.ui;
+        break;
+    case NC_INT64:
+        *fill = (double)v.i64;
+        break;
+    case NC_UINT64:
+        *fill = (double)v.u64;
+        break;
+    case NC_FLOAT:
+        *fill = v.f;
+        break;
+    case NC_DOUBLE:
+        *fill = v.d;
+        break;
+    default:
+        return 0;
     }
     return isfinite(*fill);
 }
@@ -409,10 +439,14 @@ static int check_x_values(int ncid, const char *path, const nc_var_shape *x, con
         char where[96];
         name_index(i, d->dim, where, sizeof where);
         if (!isfinite(v))
-            return ipm_fail(err, "%s: variable X holds %s at %s (the first such value); the "
-                            "data must be finite", path, isnan(v) ? "NaN" : "Inf", where);
-        return ipm_fail(err, "%s: variable X holds its fill value %g at %s (the first such "
-                        "value): data never written", path, fill, where);
+            return ipm_fail(err,
+                            "%s: variable X holds %s at %s (the first such value); the "
+                            "data must be finite",
+                            path, isnan(v) ? "NaN" : "Inf", where);
+        return ipm_fail(err,
+                        "%s: variable X holds its fill value %g at %s (the first such "
+                        "value): data never written",
+                        path, fill, where);
     }
     return 0;
 }
@@ -425,8 +459,10 @@ static int check_y_values(int ncid, const char *path, const nc_var_shape *y, con
         return 0;
     for (int i = 0; i < d->n; i++)
         if ((double)d->y[i] == fill)
-            return ipm_fail(err, "%s: variable y holds its fill value %g at sample %d (the first "
-                            "such value): labels never written", path, fill, i);
+            return ipm_fail(err,
+                            "%s: variable y holds its fill value %g at sample %d (the first "
+                            "such value): labels never written",
+                            path, fill, i);
     return 0;
 }
 
@@ -437,8 +473,7 @@ static int read_open_netcdf(int ncid, const char *path, ipm_dataset *d, char *er
     if (inquire_var(ncid, path, "X", &x, err) || x_shape(ncid, path, &x, &n, &dim, err) ||
         check_declared_size(ncid, path, "X", &x, (size_t)n * (size_t)dim, err) ||
         inquire_var(ncid, path, "y", &y, err) || y_shape_check(ncid, path, &y, n, err) ||
-        check_declared_size(ncid, path, "y", &y, (size_t)n, err) ||
-        dataset_alloc(d, n, dim, err))
+        check_declared_size(ncid, path, "y", &y, (size_t)n, err) || dataset_alloc(d, n, dim, err))
         return -1;
     int status = nc_get_var_float(ncid, x.varid, d->x);
     if (status != NC_NOERR) {
@@ -465,9 +500,9 @@ static int read_open_netcdf(int ncid, const char *path, ipm_dataset *d, char *er
  * rest of the file, so libnetcdf only ever allocates what the file holds. */
 typedef struct header_reader {
     FILE *f;
-    int count_bytes;   /* 8 in CDF5, else 4 */
-    int offset_bytes;  /* a variable's begin: 4 in CDF1, else 8 */
-    uint64_t left;     /* bytes of the file not read yet */
+    int count_bytes;  /* 8 in CDF5, else 4 */
+    int offset_bytes; /* a variable's begin: 4 in CDF1, else 8 */
+    uint64_t left;    /* bytes of the file not read yet */
     int ok;
 } header_reader;
 
@@ -555,8 +590,8 @@ static int classic_header_ok(FILE *f, int version, uint64_t file_size)
         header_skip(&r, header_count(&r), (uint64_t)r.count_bytes); /* dimension ids */
         header_attributes(&r);
         header_type_size(&r);
-        header_count(&r);                                        /* vsize */
-        header_uint(&r, r.offset_bytes);                         /* begin */
+        header_count(&r);                /* vsize */
+        header_uint(&r, r.offset_bytes); /* begin */
     }
     return r.ok;
 }
@@ -574,8 +609,10 @@ static int check_classic_header(const char *path, char *err)
         (magic[3] == 1 || magic[3] == 2 || magic[3] == 5) && fstat(fileno(f), &st) == 0) {
         rewind(f);
         if (!classic_header_ok(f, magic[3], (uint64_t)st.st_size))
-            rc = ipm_fail(err, "%s: malformed NetCDF header (it declares more than the file's %lld "
-                          "bytes hold, or is cut short)", path, (long long)st.st_size);
+            rc = ipm_fail(err,
+                          "%s: malformed NetCDF header (it declares more than the file's %lld "
+                          "bytes hold, or is cut short)",
+                          path, (long long)st.st_size);
     }
     fclose(f);
     return rc;
@@ -612,10 +649,10 @@ typedef struct image_shape {
 
 /* What [data] pool, quantize and scale do to every image. */
 typedef struct image_prep {
-    int pool;       /* k: k x k sum pooling, stride k */
-    int quantize;   /* q: integer division of the sums */
-    int scale;      /* divide by top */
-    uint64_t top;   /* largest possible value after pooling and quantizing */
+    int pool;     /* k: k x k sum pooling, stride k */
+    int quantize; /* q: integer division of the sums */
+    int scale;    /* divide by top */
+    uint64_t top; /* largest possible value after pooling and quantizing */
 } image_prep;
 
 /* Pixels must be unsigned bytes so that every pooled sum and quotient is an
@@ -623,9 +660,10 @@ typedef struct image_prep {
 static int idx_image_shape(const ipm_idx *raw, const char *path, image_shape *s, char *err)
 {
     if (raw->type != IPM_IDX_UBYTE || raw->ndims < 3)
-        return ipm_fail(err, "%s: images are %s of %d dimension(s); source = idx needs unsigned "
-                        "bytes n x h x w or n x h x w x c", path, ipm_idx_type_name(raw->type),
-                        raw->ndims);
+        return ipm_fail(err,
+                        "%s: images are %s of %d dimension(s); source = idx needs unsigned "
+                        "bytes n x h x w or n x h x w x c",
+                        path, ipm_idx_type_name(raw->type), raw->ndims);
     s->height = (int)raw->dims[1];
     s->width = (int)raw->dims[2];
     s->channels = raw->ndims == 4 ? (int)raw->dims[3] : 1;
@@ -642,13 +680,14 @@ static int image_prep_of(const ipm_config *cfg, const image_shape *s, const char
                                p->quantize);
     if (p->pool > s->height || p->pool > s->width)
         return ipm_config_fail(cfg, "data", "pool", err,
-                               " = %d: larger than the %d x %d images of %s", p->pool,
-                               s->height, s->width, path);
+                               " = %d: larger than the %d x %d images of %s", p->pool, s->height,
+                               s->width, path);
     p->top = 255 * (uint64_t)p->pool * (uint64_t)p->pool / (uint64_t)p->quantize;
     if (p->top == 0)
         return ipm_config_fail(cfg, "data", "quantize", err,
                                " = %d: larger than the largest pooled sum 255 * %d * %d, so "
-                               "every value would be 0", p->quantize, p->pool, p->pool);
+                               "every value would be 0",
+                               p->quantize, p->pool, p->pool);
     return 0;
 }
 
@@ -716,8 +755,8 @@ static int neither_opens(const ipm_config *cfg, const char *images_key, const ch
     if (fi || fl)
         return 0;
     return ipm_config_fail(cfg, "data", images_key, err,
-                           ": %s: cannot open: %s; nor can %s ([data] %s): %s", images, strerror(images_errno), labels, labels_key,
-                           strerror(labels_errno));
+                           ": %s: cannot open: %s; nor can %s ([data] %s): %s", images,
+                           strerror(images_errno), labels, labels_key, strerror(labels_errno));
 }
 
 /* One pair of IDX files, preprocessed; subset 0 = every image. The pair's
@@ -916,7 +955,8 @@ static int split(const ipm_config *cfg, ipm_dataset *all, ipm_dataset *train, ip
     if (n_train < 1 || n - n_train < 1)
         return ipm_config_fail(cfg, "data", "train_fraction", err,
                                " = %g: %d samples split into %d train and %d test; both need "
-                               "at least one", f, n, n_train, n - n_train);
+                               "at least one",
+                               f, n, n_train, n - n_train);
     int32_t *order = malloc((size_t)n * sizeof *order);
     if (!order)
         return ipm_fail(err, "out of memory splitting %d samples", n);
@@ -958,18 +998,18 @@ static int load_idx_held_out(const ipm_config *cfg, ipm_dataset *train, ipm_data
     if (cfg->train_fraction < 1.0)
         return ipm_config_fail(cfg, "data", "train_fraction", err,
                                " = %g: with test_images the held-out set is given; keep "
-                               "train_fraction = 1", cfg->train_fraction);
+                               "train_fraction = 1",
+                               cfg->train_fraction);
     int rc = read_idx_set(cfg, "", cfg->images, cfg->labels, cfg->subset, train, err);
     if (rc == 0)
-        rc = read_idx_set(cfg, "test_", cfg->test_images, cfg->test_labels, 0,
-                          test, err);
+        rc = read_idx_set(cfg, "test_", cfg->test_images, cfg->test_labels, 0, test, err);
     if (rc == 0 && (test->height != train->height || test->width != train->width ||
                     test->channels != train->channels))
         rc = ipm_config_fail(cfg, "data", "test_images", err,
                              ": %s gives %d x %d x %d images, %s gives %d x %d x %d (after "
-                             "pooling)", cfg->test_images, test->height, test->width,
-                             test->channels, cfg->images, train->height, train->width,
-                             train->channels);
+                             "pooling)",
+                             cfg->test_images, test->height, test->width, test->channels,
+                             cfg->images, train->height, train->width, train->channels);
     if (rc == 0)
         rc = map_labels(train, test, err);
     if (rc == 0)

@@ -39,35 +39,49 @@ static size_t sink_size(enum idx_sink sink)
 typedef struct idx_source {
     const char *path;
     int fd;
-    int gzip;         /* else plain */
-    z_stream z;       /* gzip: the inflater; plain: only the unread head bytes */
+    int gzip;   /* else plain */
+    z_stream z; /* gzip: the inflater; plain: only the unread head bytes */
     unsigned char *in;
-    int at_eof;       /* read() returned 0 */
-    int member_done;  /* the last inflate ended a gzip member */
-    int cut;          /* the input ended inside a member */
+    int at_eof;      /* read() returned 0 */
+    int member_done; /* the last inflate ended a gzip member */
+    int cut;         /* the input ended inside a member */
 } idx_source;
 
 static size_t type_size(int type)
 {
     switch (type) {
-    case IPM_IDX_UBYTE: case IPM_IDX_SBYTE: return 1;
-    case IPM_IDX_SHORT: return 2;
-    case IPM_IDX_INT: case IPM_IDX_FLOAT: return 4;
-    case IPM_IDX_DOUBLE: return 8;
-    default: return 0;
+    case IPM_IDX_UBYTE:
+    case IPM_IDX_SBYTE:
+        return 1;
+    case IPM_IDX_SHORT:
+        return 2;
+    case IPM_IDX_INT:
+    case IPM_IDX_FLOAT:
+        return 4;
+    case IPM_IDX_DOUBLE:
+        return 8;
+    default:
+        return 0;
     }
 }
 
 const char *ipm_idx_type_name(int type)
 {
     switch (type) {
-    case IPM_IDX_UBYTE: return "ubyte";
-    case IPM_IDX_SBYTE: return "sbyte";
-    case IPM_IDX_SHORT: return "short";
-    case IPM_IDX_INT: return "int";
-    case IPM_IDX_FLOAT: return "float";
-    case IPM_IDX_DOUBLE: return "double";
-    default: return "unknown";
+    case IPM_IDX_UBYTE:
+        return "ubyte";
+    case IPM_IDX_SBYTE:
+        return "sbyte";
+    case IPM_IDX_SHORT:
+        return "short";
+    case IPM_IDX_INT:
+        return "int";
+    case IPM_IDX_FLOAT:
+        return "float";
+    case IPM_IDX_DOUBLE:
+        return "double";
+    default:
+        return "unknown";
     }
 }
 
@@ -127,13 +141,29 @@ static float be_double_as_float(const unsigned char *p)
 static void decode_floats(int type, const unsigned char *p, size_t n, float *out)
 {
     switch (type) {
-    case IPM_IDX_UBYTE: for (size_t i = 0; i < n; i++) out[i] = p[i]; break;
-    case IPM_IDX_SBYTE: for (size_t i = 0; i < n; i++) out[i] = (float)s8(p[i]); break;
-    case IPM_IDX_SHORT: for (size_t i = 0; i < n; i++) out[i] = (float)be_i16(p + 2 * i); break;
-    case IPM_IDX_INT: for (size_t i = 0; i < n; i++) out[i] = (float)be_i32(p + 4 * i); break;
-    case IPM_IDX_FLOAT: for (size_t i = 0; i < n; i++) out[i] = be_float(p + 4 * i); break;
+    case IPM_IDX_UBYTE:
+        for (size_t i = 0; i < n; i++)
+            out[i] = p[i];
+        break;
+    case IPM_IDX_SBYTE:
+        for (size_t i = 0; i < n; i++)
+            out[i] = (float)s8(p[i]);
+        break;
+    case IPM_IDX_SHORT:
+        for (size_t i = 0; i < n; i++)
+            out[i] = (float)be_i16(p + 2 * i);
+        break;
+    case IPM_IDX_INT:
+        for (size_t i = 0; i < n; i++)
+            out[i] = (float)be_i32(p + 4 * i);
+        break;
+    case IPM_IDX_FLOAT:
+        for (size_t i = 0; i < n; i++)
+            out[i] = be_float(p + 4 * i);
+        break;
     case IPM_IDX_DOUBLE:
-        for (size_t i = 0; i < n; i++) out[i] = be_double_as_float(p + 8 * i);
+        for (size_t i = 0; i < n; i++)
+            out[i] = be_double_as_float(p + 8 * i);
         break;
     }
 }
@@ -142,10 +172,22 @@ static void decode_floats(int type, const unsigned char *p, size_t n, float *out
 static void decode_ints(int type, const unsigned char *p, size_t n, int32_t *out)
 {
     switch (type) {
-    case IPM_IDX_UBYTE: for (size_t i = 0; i < n; i++) out[i] = p[i]; break;
-    case IPM_IDX_SBYTE: for (size_t i = 0; i < n; i++) out[i] = s8(p[i]); break;
-    case IPM_IDX_SHORT: for (size_t i = 0; i < n; i++) out[i] = be_i16(p + 2 * i); break;
-    case IPM_IDX_INT: for (size_t i = 0; i < n; i++) out[i] = be_i32(p + 4 * i); break;
+    case IPM_IDX_UBYTE:
+        for (size_t i = 0; i < n; i++)
+            out[i] = p[i];
+        break;
+    case IPM_IDX_SBYTE:
+        for (size_t i = 0; i < n; i++)
+            out[i] = s8(p[i]);
+        break;
+    case IPM_IDX_SHORT:
+        for (size_t i = 0; i < n; i++)
+            out[i] = be_i16(p + 2 * i);
+        break;
+    case IPM_IDX_INT:
+        for (size_t i = 0; i < n; i++)
+            out[i] = be_i32(p + 4 * i);
+        break;
     }
 }
 
@@ -232,7 +274,9 @@ static int read_gzip(idx_source *s, unsigned char *buf, size_t len, size_t *got,
             s->member_done = 1;
         else if (rc != Z_OK && rc != Z_BUF_ERROR)
             return ipm_fail(err, "%s: gzip: %s", s->path,
-                            s->z.msg ? s->z.msg : rc == Z_MEM_ERROR ? "out of memory" : "corrupt stream");
+                            s->z.msg            ? s->z.msg
+                            : rc == Z_MEM_ERROR ? "out of memory"
+                                                : "corrupt stream");
     }
     *got = len - s->z.avail_out;
     return 0;
@@ -316,12 +360,14 @@ static int read_header(idx_source *s, idx_header *h, char *err)
         return ipm_fail(err, "%s: not an IDX file: %zu bytes, shorter than the 4-byte magic%s",
                         s->path, got, cut_note(s));
     if (m[0] != 0 || m[1] != 0)
-        return ipm_fail(err, "%s: not an IDX file: magic %02x %02x %02x %02x, expected 00 00 TYPE NDIMS",
+        return ipm_fail(err,
+                        "%s: not an IDX file: magic %02x %02x %02x %02x, expected 00 00 TYPE NDIMS",
                         s->path, m[0], m[1], m[2], m[3]);
     h->type = m[2];
     h->ndims = m[3];
     if (type_size(h->type) == 0)
-        return ipm_fail(err, "%s: unsupported IDX type 0x%02x (magic %02x %02x %02x %02x): expected "
+        return ipm_fail(err,
+                        "%s: unsupported IDX type 0x%02x (magic %02x %02x %02x %02x): expected "
                         "0x08 ubyte, 0x09 sbyte, 0x0b short, 0x0c int, 0x0d float or 0x0e double",
                         s->path, m[2], m[0], m[1], m[2], m[3]);
     if (h->ndims < 1 || h->ndims > IPM_IDX_MAX_DIMS)
@@ -331,8 +377,9 @@ static int read_header(idx_source *s, idx_header *h, char *err)
     if (source_read(s, raw, want, &got, err))
         return -1;
     if (got < want)
-        return ipm_fail(err, "%s: truncated header: expected %d dimension sizes (%zu bytes), found %zu bytes%s",
-                        s->path, h->ndims, want, got, cut_note(s));
+        return ipm_fail(
+            err, "%s: truncated header: expected %d dimension sizes (%zu bytes), found %zu bytes%s",
+            s->path, h->ndims, want, got, cut_note(s));
     memset(h->dims, 0, sizeof h->dims);
     for (int i = 0; i < h->ndims; i++)
         h->dims[i] = be_u32(raw + 4 * i);
@@ -344,8 +391,8 @@ static int check_shape(const idx_source *s, idx_header *h, char *err)
     char dims[64];
     for (int i = 0; i < h->ndims; i++)
         if (h->dims[i] == 0)
-            return ipm_fail(err, "%s: dimension %d of %d is 0 (dims %s)", s->path, i + 1,
-                            h->ndims, dims_text(h, dims));
+            return ipm_fail(err, "%s: dimension %d of %d is 0 (dims %s)", s->path, i + 1, h->ndims,
+                            dims_text(h, dims));
     /* Each factor is < 2^32 and the running product <= 2^31 - 1: no overflow. */
     uint64_t count = 1;
     for (int i = 0; i < h->ndims; i++) {
@@ -362,7 +409,8 @@ static int check_labels(const idx_source *s, const idx_header *h, char *err)
 {
     char dims[64];
     if (!is_integer_type(h->type))
-        return ipm_fail(err, "%s: labels must have an integer type (ubyte, sbyte, short or int), not %s",
+        return ipm_fail(err,
+                        "%s: labels must have an integer type (ubyte, sbyte, short or int), not %s",
                         s->path, ipm_idx_type_name(h->type));
     if (h->ndims != 1)
         return ipm_fail(err, "%s: labels must have 1 dimension, not %d (dims %s)", s->path,
@@ -387,8 +435,8 @@ static int grow(void **values, size_t esize, size_t *cap, size_t need, size_t co
     return 0;
 }
 
-static int read_values(idx_source *s, const idx_header *h, enum idx_sink sink,
-                       unsigned char *chunk, size_t chunk_bytes, void **values, char *err)
+static int read_values(idx_source *s, const idx_header *h, enum idx_sink sink, unsigned char *chunk,
+                       size_t chunk_bytes, void **values, char *err)
 {
     size_t esize = type_size(h->type), done = 0, cap = 0;
     *values = NULL;
@@ -418,8 +466,8 @@ static int read_values(idx_source *s, const idx_header *h, enum idx_sink sink,
 
 /* Nothing may follow the data: extra bytes mean the dims are wrong. Reading
  * on also lets zlib check the gzip trailer (CRC and length). */
-static int check_end(idx_source *s, const idx_header *h, unsigned char *chunk,
-                     size_t chunk_bytes, char *err)
+static int check_end(idx_source *s, const idx_header *h, unsigned char *chunk, size_t chunk_bytes,
+                     char *err)
 {
     size_t extra = 0, got;
     do {
@@ -429,9 +477,11 @@ static int check_end(idx_source *s, const idx_header *h, unsigned char *chunk,
     } while (got == chunk_bytes);
     char dims[64];
     if (extra)
-        return ipm_fail(err, "%s: %zu trailing bytes after the %zu bytes of data declared by the header "
-                        "(%s %s): refused", s->path, extra, h->count * type_size(h->type),
-                        dims_text(h, dims), ipm_idx_type_name(h->type));
+        return ipm_fail(err,
+                        "%s: %zu trailing bytes after the %zu bytes of data declared by the header "
+                        "(%s %s): refused",
+                        s->path, extra, h->count * type_size(h->type), dims_text(h, dims),
+                        ipm_idx_type_name(h->type));
     if (s->cut)
         return ipm_fail(err, "%s: gzip stream cut short after the data%s", s->path, cut_note(s));
     return 0;
@@ -538,8 +588,8 @@ int ipm_idx_read_pair(const char *images, const char *labels, ipm_idx *x, int32_
     return read_pair(images, labels, SINK_FLOAT, x, y, n, err);
 }
 
-int ipm_idx_read_pair_bytes(const char *images, const char *labels, ipm_idx *x, int32_t **y,
-                            int *n, char *err)
+int ipm_idx_read_pair_bytes(const char *images, const char *labels, ipm_idx *x, int32_t **y, int *n,
+                            char *err)
 {
     return read_pair(images, labels, SINK_BYTES, x, y, n, err);
 }

@@ -69,14 +69,13 @@ static int lock_once(const char *path, const char *lock_path, int *fd, char *err
         int saved = errno;
         close(*fd);
         if (saved != EACCES && saved != EAGAIN)
-            return ipm_fail_as(err, IPM_ERR_IO, "cannot lock %s: %s", lock_path,
-                               strerror(saved));
+            return ipm_fail_as(err, IPM_ERR_IO, "cannot lock %s: %s", lock_path, strerror(saved));
         char holder[300];
         read_holder(lock_path, holder, sizeof holder);
         return ipm_fail_as(err, IPM_ERR_REFUSED,
                            "%s is in use by another run (%s%s holds %s); refused, nothing "
-                           "written", path, *holder ? "process " : "an unknown process",
-                           holder, lock_path);
+                           "written",
+                           path, *holder ? "process " : "an unknown process", holder, lock_path);
     }
     struct stat held, named;
     if (fstat(*fd, &held) == 0 && stat(lock_path, &named) == 0 && held.st_dev == named.st_dev &&
@@ -103,8 +102,10 @@ int ipm_lock_acquire(ipm_lock **lock, const char *path, char *err)
     for (int t = 0; t < LOCK_TRIES && rc == 0; t++)
         rc = lock_once(path, l->path, &l->fd, err);
     if (rc == 0)
-        rc = ipm_fail_as(err, IPM_ERR_REFUSED, "%s: its lock file %s keeps being replaced "
-                         "(other runs starting and ending on it)", path, l->path);
+        rc = ipm_fail_as(err, IPM_ERR_REFUSED,
+                         "%s: its lock file %s keeps being replaced "
+                         "(other runs starting and ending on it)",
+                         path, l->path);
     if (rc < 0) {
         free(l->path);
         free(l);

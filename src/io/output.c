@@ -21,28 +21,73 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ipmpi/info/estimates.h"
 #include "ipmpi/base/error.h"
+#include "ipmpi/info/estimates.h"
 
 /* The dimensions a variable may span; DIM_UNIT is unit<k>, the units of layer k. */
-enum dim { DIM_EPOCH, DIM_REPLICA, DIM_LAYER, DIM_ACTIVATION_EPOCH, DIM_SAMPLE, DIM_UNIT,
-           DIM_EDGE };
-static const char *const dim_names[] = {"epoch", "replica", "layer", "activation_epoch", "sample",
-                                        "unit", "edge"};
+enum dim {
+    DIM_EPOCH,
+    DIM_REPLICA,
+    DIM_LAYER,
+    DIM_ACTIVATION_EPOCH,
+    DIM_SAMPLE,
+    DIM_UNIT,
+    DIM_EDGE
+};
+static const char *const dim_names[] = {"epoch",  "replica", "layer", "activation_epoch",
+                                        "sample", "unit",    "edge"};
 
 /* When a variable exists, given the run's meta. */
-enum presence { ALWAYS, WITH_TEST_SET, WITH_ESTIMATE, WITH_ADAPTIVE_RANGE, WITH_STOPPING,
-                WITH_ACTIVATIONS, WITH_GRADIENTS, WITH_QUANTILE_EDGES };
+enum presence {
+    ALWAYS,
+    WITH_TEST_SET,
+    WITH_ESTIMATE,
+    WITH_ADAPTIVE_RANGE,
+    WITH_STOPPING,
+    WITH_ACTIVATIONS,
+    WITH_GRADIENTS,
+    WITH_QUANTILE_EDGES
+};
 
 enum var {
-    V_EPOCH, V_REPLICA, V_LAYER, V_LAYER_NAME, V_LAYER_WIDTH, V_LAYER_MEASURED,
-    V_LOSS, V_ACCURACY, V_TEST_LOSS, V_TEST_ACCURACY,
-    V_I_XT_SIMPLE, V_I_TY_SIMPLE, V_I_XT_POOLED, V_I_TY_POOLED, V_I_XT_SAMPLED, V_I_TY_SAMPLED,
-    V_I_XT_SIMPLE_MM, V_I_TY_SIMPLE_MM, V_I_XT_POOLED_MM, V_I_TY_POOLED_MM, V_I_XT_SAMPLED_MM,
-    V_I_TY_SAMPLED_MM, V_I_XT_KDE_UPPER, V_I_XT_KDE_LOWER, V_I_TY_KDE_UPPER, V_I_TY_KDE_LOWER,
-    V_BIN_LO, V_BIN_HI, V_BIN_EDGES, V_STOP_J, V_STOP_EPOCH,
-    V_ACTIVATION_EPOCH, V_SAMPLE_X_ID, V_SAMPLE_Y, V_T,
-    V_GRAD_MEAN_NORM, V_GRAD_STD_NORM, N_VARS
+    V_EPOCH,
+    V_REPLICA,
+    V_LAYER,
+    V_LAYER_NAME,
+    V_LAYER_WIDTH,
+    V_LAYER_MEASURED,
+    V_LOSS,
+    V_ACCURACY,
+    V_TEST_LOSS,
+    V_TEST_ACCURACY,
+    V_I_XT_SIMPLE,
+    V_I_TY_SIMPLE,
+    V_I_XT_POOLED,
+    V_I_TY_POOLED,
+    V_I_XT_SAMPLED,
+    V_I_TY_SAMPLED,
+    V_I_XT_SIMPLE_MM,
+    V_I_TY_SIMPLE_MM,
+    V_I_XT_POOLED_MM,
+    V_I_TY_POOLED_MM,
+    V_I_XT_SAMPLED_MM,
+    V_I_TY_SAMPLED_MM,
+    V_I_XT_KDE_UPPER,
+    V_I_XT_KDE_LOWER,
+    V_I_TY_KDE_UPPER,
+    V_I_TY_KDE_LOWER,
+    V_BIN_LO,
+    V_BIN_HI,
+    V_BIN_EDGES,
+    V_STOP_J,
+    V_STOP_EPOCH,
+    V_ACTIVATION_EPOCH,
+    V_SAMPLE_X_ID,
+    V_SAMPLE_Y,
+    V_T,
+    V_GRAD_MEAN_NORM,
+    V_GRAD_STD_NORM,
+    N_VARS
 };
 
 typedef struct var_schema {
@@ -51,42 +96,86 @@ typedef struct var_schema {
     int ndims;
     enum dim dims[4];
     enum presence when;
-    unsigned estimator;  /* WITH_ESTIMATE: the estimator bits it needs, all of them */
-    int per_plane;       /* one per measured plane, the test plane's named test_<name> */
-    int per_layer;       /* one per layer k, named <name><k> (the activations) */
-    int record;          /* doubles appended with every record, read at `field` */
-    size_t field;        /* offset of the values in ipm_plane_record (per_plane) or ipm_epoch_record */
-    int loss;            /* units and description follow the meta's loss */
-    int every_layer;     /* along layer but not an estimate: written for unmeasured layers too */
-    int nan_is_fill;     /* NaN means "nothing to record": written as the fill value */
+    unsigned estimator; /* WITH_ESTIMATE: the estimator bits it needs, all of them */
+    int per_plane;      /* one per measured plane, the test plane's named test_<name> */
+    int per_layer;      /* one per layer k, named <name><k> (the activations) */
+    int record;         /* doubles appended with every record, read at `field` */
+    size_t field;    /* offset of the values in ipm_plane_record (per_plane) or ipm_epoch_record */
+    int loss;        /* units and description follow the meta's loss */
+    int every_layer; /* along layer but not an estimate: written for unmeasured layers too */
+    int nan_is_fill; /* NaN means "nothing to record": written as the fill value */
     const char *long_name, *units, *description; /* units NULL: none (text) */
 } var_schema;
 
-#define EPOCH_REPLICA 2, {DIM_EPOCH, DIM_REPLICA}
-#define EPOCH_LAYER 2, {DIM_EPOCH, DIM_LAYER}
-#define EPOCH_REPLICA_LAYER 3, {DIM_EPOCH, DIM_REPLICA, DIM_LAYER}
+#define EPOCH_REPLICA                                                                              \
+    2,                                                                                             \
+    {                                                                                              \
+        DIM_EPOCH, DIM_REPLICA                                                                     \
+    }
+#define EPOCH_LAYER                                                                                \
+    2,                                                                                             \
+    {                                                                                              \
+        DIM_EPOCH, DIM_LAYER                                                                       \
+    }
+#define EPOCH_REPLICA_LAYER                                                                        \
+    3,                                                                                             \
+    {                                                                                              \
+        DIM_EPOCH, DIM_REPLICA, DIM_LAYER                                                          \
+    }
 #define RECORD(member) .record = 1, .field = offsetof(ipm_epoch_record, member)
 #define PLANE(member) .per_plane = 1, .record = 1, .field = offsetof(ipm_plane_record, member)
 #define ESTIMATE(est, member) .when = WITH_ESTIMATE, .estimator = est, PLANE(member)
 
 /* Short long_names (xarray labels plots with them); the detail is in the description. */
 static const var_schema schema[N_VARS] = {
-    [V_EPOCH] = {"epoch", NC_INT, 1, {DIM_EPOCH}, ALWAYS, .long_name = "epoch", .units = "1",
+    [V_EPOCH] = {"epoch",
+                 NC_INT,
+                 1,
+                 {DIM_EPOCH},
+                 ALWAYS,
+                 .long_name = "epoch",
+                 .units = "1",
                  .description = "training epochs completed when the record was logged"},
-    [V_REPLICA] = {"replica", NC_INT, 1, {DIM_REPLICA}, ALWAYS, .long_name = "replica",
+    [V_REPLICA] = {"replica",
+                   NC_INT,
+                   1,
+                   {DIM_REPLICA},
+                   ALWAYS,
+                   .long_name = "replica",
                    .units = "1",
                    .description = "replica number, 1-based; replica r trains on rank "
                                   "(r - 1) mod ranks"},
-    [V_LAYER] = {"layer", NC_INT, 1, {DIM_LAYER}, ALWAYS, .long_name = "layer", .units = "1",
+    [V_LAYER] = {"layer",
+                 NC_INT,
+                 1,
+                 {DIM_LAYER},
+                 ALWAYS,
+                 .long_name = "layer",
+                 .units = "1",
                  .description = "layer number, 1-based: layer k is T<k>, the output of the "
                                 "k-th entry of [network] layers"},
-    [V_LAYER_NAME] = {"layer_name", NC_STRING, 1, {DIM_LAYER}, ALWAYS, .long_name = "layer name",
+    [V_LAYER_NAME] = {"layer_name",
+                      NC_STRING,
+                      1,
+                      {DIM_LAYER},
+                      ALWAYS,
+                      .long_name = "layer name",
                       .description = "T<k> and the layer as [network] layers writes it"},
-    [V_LAYER_WIDTH] = {"layer_width", NC_INT, 1, {DIM_LAYER}, ALWAYS, .long_name = "layer width",
+    [V_LAYER_WIDTH] = {"layer_width",
+                       NC_INT,
+                       1,
+                       {DIM_LAYER},
+                       ALWAYS,
+                       .long_name = "layer width",
                        .units = "1",
                        .description = "units in each layer (a convolutional map flattened)"},
-    [V_LAYER_MEASURED] = {"layer_measured", NC_INT, 1, {DIM_LAYER}, ALWAYS,
-                          .long_name = "layer measured", .units = "1",
+    [V_LAYER_MEASURED] = {"layer_measured",
+                          NC_INT,
+                          1,
+                          {DIM_LAYER},
+                          ALWAYS,
+                          .long_name = "layer measured",
+                          .units = "1",
                           .description = "1 where the layer's information is estimated "
                                          "([information] layers); 0: not measured, its "
                                          "estimates are fill values"},
@@ -108,13 +197,11 @@ static const var_schema schema[N_VARS] = {
     [V_I_TY_SIMPLE] = {"I_TY_simple", NC_DOUBLE, EPOCH_REPLICA_LAYER,
                        ESTIMATE(IPM_EST_SIMPLE, i_ty_simple), .long_name = "I(T;Y) simple",
                        .units = "bits", .description = "I(T;Y), simple estimator per replica"},
-    [V_I_XT_POOLED] = {"I_XT_pooled", NC_DOUBLE, EPOCH_LAYER,
-                       ESTIMATE(IPM_EST_POOLED, i_xt_pooled), .long_name = "I(X;T) pooled",
-                       .units = "bits",
+    [V_I_XT_POOLED] = {"I_XT_pooled", NC_DOUBLE, EPOCH_LAYER, ESTIMATE(IPM_EST_POOLED, i_xt_pooled),
+                       .long_name = "I(X;T) pooled", .units = "bits",
                        .description = "I(X;T), pooled extended estimator over all replicas"},
-    [V_I_TY_POOLED] = {"I_TY_pooled", NC_DOUBLE, EPOCH_LAYER,
-                       ESTIMATE(IPM_EST_POOLED, i_ty_pooled), .long_name = "I(T;Y) pooled",
-                       .units = "bits",
+    [V_I_TY_POOLED] = {"I_TY_pooled", NC_DOUBLE, EPOCH_LAYER, ESTIMATE(IPM_EST_POOLED, i_ty_pooled),
+                       .long_name = "I(T;Y) pooled", .units = "bits",
                        .description = "I(T;Y), pooled extended estimator over all replicas"},
     [V_I_XT_SAMPLED] = {"I_XT_sampled", NC_DOUBLE, EPOCH_LAYER,
                         ESTIMATE(IPM_EST_SAMPLED, i_xt_sampled), .long_name = "I(X;T) sampled",
@@ -154,21 +241,19 @@ static const var_schema schema[N_VARS] = {
                            .description = "I(T;Y), sampled extended estimator" MM_TEXT},
 #define KDE_TEXT " of T + N(0, kde_variance I), replicas pooled (Kolchinsky-Tracey, as Saxe et al.)"
     [V_I_XT_KDE_UPPER] = {"I_XT_kde_upper", NC_DOUBLE, EPOCH_LAYER,
-                          ESTIMATE(IPM_EST_KDE, i_xt_kde_upper),
-                          .long_name = "I(X;T) KDE upper", .units = "bits",
-                          .description = "upper bound on I(X;T)" KDE_TEXT},
+                          ESTIMATE(IPM_EST_KDE, i_xt_kde_upper), .long_name = "I(X;T) KDE upper",
+                          .units = "bits", .description = "upper bound on I(X;T)" KDE_TEXT},
     [V_I_XT_KDE_LOWER] = {"I_XT_kde_lower", NC_DOUBLE, EPOCH_LAYER,
-                          ESTIMATE(IPM_EST_KDE, i_xt_kde_lower),
-                          .long_name = "I(X;T) KDE lower", .units = "bits",
-                          .description = "lower bound on I(X;T)" KDE_TEXT},
+                          ESTIMATE(IPM_EST_KDE, i_xt_kde_lower), .long_name = "I(X;T) KDE lower",
+                          .units = "bits", .description = "lower bound on I(X;T)" KDE_TEXT},
     [V_I_TY_KDE_UPPER] = {"I_TY_kde_upper", NC_DOUBLE, EPOCH_LAYER,
-                          ESTIMATE(IPM_EST_KDE, i_ty_kde_upper),
-                          .long_name = "I(T;Y) KDE upper", .units = "bits",
-                          .description = "upper estimate of I(T;Y), KL distances in both terms"
-                                         KDE_TEXT},
+                          ESTIMATE(IPM_EST_KDE, i_ty_kde_upper), .long_name = "I(T;Y) KDE upper",
+                          .units = "bits",
+                          .description =
+                              "upper estimate of I(T;Y), KL distances in both terms" KDE_TEXT},
     [V_I_TY_KDE_LOWER] = {"I_TY_kde_lower", NC_DOUBLE, EPOCH_LAYER,
-                          ESTIMATE(IPM_EST_KDE, i_ty_kde_lower),
-                          .long_name = "I(T;Y) KDE lower", .units = "bits",
+                          ESTIMATE(IPM_EST_KDE, i_ty_kde_lower), .long_name = "I(T;Y) KDE lower",
+                          .units = "bits",
                           .description = "lower estimate of I(T;Y), Bhattacharyya distances in "
                                          "both terms" KDE_TEXT},
     [V_BIN_LO] = {"bin_lo", NC_DOUBLE, EPOCH_LAYER, WITH_ADAPTIVE_RANGE, PLANE(bin_lo),
@@ -180,31 +265,63 @@ static const var_schema schema[N_VARS] = {
                   .description = "upper end of the binning range of each layer (binning = "
                                  "width: the last edge)"},
     /* Per unit, bin_edges<k> has a unit<k> dimension before edge (see var_dims). */
-    [V_BIN_EDGES] = {"bin_edges", NC_DOUBLE, 3, {DIM_EPOCH, DIM_REPLICA, DIM_EDGE},
-                     WITH_QUANTILE_EDGES, .per_layer = 1, PLANE(bin_edges),
-                     .long_name = "bin edges", .units = "1",
+    [V_BIN_EDGES] = {"bin_edges",
+                     NC_DOUBLE,
+                     3,
+                     {DIM_EPOCH, DIM_REPLICA, DIM_EDGE},
+                     WITH_QUANTILE_EDGES,
+                     .per_layer = 1,
+                     PLANE(bin_edges),
+                     .long_name = "bin edges",
+                     .units = "1",
                      .description = "equal-mass bin edges (binning = quantile) of each replica, "
                                     "from its own activations, of layer"},
     /* An ensemble rule's stop_J has no replica dimension (see var_dims). */
     [V_STOP_J] = {"stop_J", NC_DOUBLE, EPOCH_REPLICA, WITH_STOPPING, RECORD(stop_j),
                   .long_name = "stopping objective J", .units = "bits",
                   .description = "the stopping objective at each check (fill value elsewhere)"},
-    [V_STOP_EPOCH] = {"stop_epoch", NC_INT, 1, {DIM_REPLICA}, WITH_STOPPING,
-                      .long_name = "stop epoch", .units = "1",
+    [V_STOP_EPOCH] = {"stop_epoch",
+                      NC_INT,
+                      1,
+                      {DIM_REPLICA},
+                      WITH_STOPPING,
+                      .long_name = "stop epoch",
+                      .units = "1",
                       .description = "epoch at which each replica stopped training (-1, the "
                                      "fill value: it did not stop)"},
-    [V_ACTIVATION_EPOCH] = {"activation_epoch", NC_INT, 1, {DIM_ACTIVATION_EPOCH},
-                            WITH_ACTIVATIONS, .long_name = "activation epoch", .units = "1",
+    [V_ACTIVATION_EPOCH] = {"activation_epoch",
+                            NC_INT,
+                            1,
+                            {DIM_ACTIVATION_EPOCH},
+                            WITH_ACTIVATIONS,
+                            .long_name = "activation epoch",
+                            .units = "1",
                             .description = "training epochs completed when the activations "
                                            "were stored"},
-    [V_SAMPLE_X_ID] = {"sample_x_id", NC_INT, 1, {DIM_SAMPLE}, WITH_ACTIVATIONS,
-                       .long_name = "sample x id", .units = "1",
+    [V_SAMPLE_X_ID] = {"sample_x_id",
+                       NC_INT,
+                       1,
+                       {DIM_SAMPLE},
+                       WITH_ACTIVATIONS,
+                       .long_name = "sample x id",
+                       .units = "1",
                        .description = "distinct input id (x id) of each stored sample"},
-    [V_SAMPLE_Y] = {"sample_y", NC_INT, 1, {DIM_SAMPLE}, WITH_ACTIVATIONS,
-                    .long_name = "sample label", .units = "1",
+    [V_SAMPLE_Y] = {"sample_y",
+                    NC_INT,
+                    1,
+                    {DIM_SAMPLE},
+                    WITH_ACTIVATIONS,
+                    .long_name = "sample label",
+                    .units = "1",
                     .description = "class label of each stored sample"},
-    [V_T] = {"T", NC_FLOAT, 4, {DIM_ACTIVATION_EPOCH, DIM_REPLICA, DIM_SAMPLE, DIM_UNIT},
-             WITH_ACTIVATIONS, .per_layer = 1, .long_name = "activations", .units = "1",
+    [V_T] = {"T",
+             NC_FLOAT,
+             4,
+             {DIM_ACTIVATION_EPOCH, DIM_REPLICA, DIM_SAMPLE, DIM_UNIT},
+             WITH_ACTIVATIONS,
+             .per_layer = 1,
+             .long_name = "activations",
+             .units = "1",
              .description = "activations of layer"},
     [V_GRAD_MEAN_NORM] = {"grad_mean_norm", NC_DOUBLE, EPOCH_REPLICA_LAYER, WITH_GRADIENTS,
                           RECORD(grad_mean_norm), .loss = 1, .every_layer = 1, .nan_is_fill = 1,
@@ -235,25 +352,25 @@ typedef struct var_ref {
 typedef struct column {
     var_ref ref;
     int varid;
-    size_t count[3];   /* one record's extent after the epoch dimension (1 beyond its rank) */
-    int by_layer;      /* its last dimension is layer: unmeasured layers are written as fill */
-    double *pending;   /* capacity records */
+    size_t count[3]; /* one record's extent after the epoch dimension (1 beyond its rank) */
+    int by_layer;    /* its last dimension is layer: unmeasured layers are written as fill */
+    double *pending; /* capacity records */
 } column;
 
 struct ipm_output {
     int ncid;
     char *path;
     int replicas, n_layers, stop_rules;
-    int range_per_replica;        /* bin_lo/bin_hi have a replica dimension */
-    int quantile;                 /* bin_edges<k>: 1 per layer, 2 per unit (a unit dimension) */
-    int bins;                     /* length of dimension edge */
-    int *edges_id;                /* IPM_N_PLANES x n_layers: bin_edges<k> ids */
-    size_t records;               /* records appended so far */
+    int range_per_replica; /* bin_lo/bin_hi have a replica dimension */
+    int quantile;          /* bin_edges<k>: 1 per layer, 2 per unit (a unit dimension) */
+    int bins;              /* length of dimension edge */
+    int *edges_id;         /* IPM_N_PLANES x n_layers: bin_edges<k> ids */
+    size_t records;        /* records appended so far */
     int n_activation_epochs, activation_samples;
-    int *width;                   /* n_layers */
-    int *measured;                /* n_layers: 0 = write fill values */
+    int *width;                      /* n_layers */
+    int *measured;                   /* n_layers: 0 = write fill values */
     int varid[N_VARS][IPM_N_PLANES]; /* -1: absent */
-    int *t_id;                    /* n_layers, when activations are stored */
+    int *t_id;                       /* n_layers, when activations are stored */
     column columns[(N_VARS + IPM_MAX_LAYERS) * IPM_N_PLANES]; /* bin_edges<k> are per layer */
     int n_columns;
     /* Records not yet in the file: appended records are kept in the
@@ -261,11 +378,11 @@ struct ipm_output {
      * at most every flush_seconds, so the file always holds whole records as
      * of the last flush. */
     double flush_seconds, last_flush;
-    size_t pending, capacity;     /* records buffered / room for */
+    size_t pending, capacity; /* records buffered / room for */
     int *pending_epoch;
-    int dirty;                    /* activations written since the last sync */
-    size_t dirty_bytes;           /* their size, to reserve room for at the next sync */
-    int failed;                   /* a write or sync failed: nothing more is written */
+    int dirty;          /* activations written since the last sync */
+    size_t dirty_bytes; /* their size, to reserve room for at the next sync */
+    int failed;         /* a write or sync failed: nothing more is written */
 };
 
 /* "PATH: WHAT: NetCDF's reason", WHAT naming the variable, dimension or attribute. */
@@ -324,14 +441,22 @@ static int var_present(const ipm_output_meta *m, const var_ref *r)
     const var_schema *s = &schema[r->v];
     int plane_on = !s->per_plane || (m->planes & plane_bit[r->plane]);
     switch (s->when) {
-    case WITH_TEST_SET: return m->has_test;
-    case WITH_ESTIMATE: return plane_on && (m->estimators & s->estimator) == s->estimator;
-    case WITH_ADAPTIVE_RANGE: return plane_on && m->adaptive_range;
-    case WITH_STOPPING: return m->stop_rules > 0;
-    case WITH_ACTIVATIONS: return m->n_activation_epochs > 0;
-    case WITH_GRADIENTS: return m->gradient_stats;
-    case WITH_QUANTILE_EDGES: return plane_on && m->quantile > 0;
-    default: return 1;
+    case WITH_TEST_SET:
+        return m->has_test;
+    case WITH_ESTIMATE:
+        return plane_on && (m->estimators & s->estimator) == s->estimator;
+    case WITH_ADAPTIVE_RANGE:
+        return plane_on && m->adaptive_range;
+    case WITH_STOPPING:
+        return m->stop_rules > 0;
+    case WITH_ACTIVATIONS:
+        return m->n_activation_epochs > 0;
+    case WITH_GRADIENTS:
+        return m->gradient_stats;
+    case WITH_QUANTILE_EDGES:
+        return plane_on && m->quantile > 0;
+    default:
+        return 1;
     }
 }
 
@@ -364,13 +489,20 @@ static void dim_name(enum dim d, int layer, char *name, size_t size)
 static size_t dim_length(const ipm_output *o, enum dim d, int layer)
 {
     switch (d) {
-    case DIM_EPOCH: return NC_UNLIMITED;
-    case DIM_REPLICA: return (size_t)o->replicas;
-    case DIM_LAYER: return (size_t)o->n_layers;
-    case DIM_ACTIVATION_EPOCH: return (size_t)o->n_activation_epochs;
-    case DIM_SAMPLE: return (size_t)o->activation_samples;
-    case DIM_EDGE: return (size_t)o->bins;
-    default: return (size_t)o->width[layer];
+    case DIM_EPOCH:
+        return NC_UNLIMITED;
+    case DIM_REPLICA:
+        return (size_t)o->replicas;
+    case DIM_LAYER:
+        return (size_t)o->n_layers;
+    case DIM_ACTIVATION_EPOCH:
+        return (size_t)o->n_activation_epochs;
+    case DIM_SAMPLE:
+        return (size_t)o->activation_samples;
+    case DIM_EDGE:
+        return (size_t)o->bins;
+    default:
+        return (size_t)o->width[layer];
     }
 }
 
@@ -404,7 +536,10 @@ static void var_texts(const ipm_output_meta *m, const var_ref *r, var_text *t)
     char layer[96];
     layer_label(m, r->layer, layer, sizeof layer);
     snprintf(t->long_name, sizeof t->long_name, "%s%s", test ? "test " : "", s->long_name);
-    snprintf(t->units, sizeof t->units, "%s", s->loss ? (mse ? "1" : "nats") : s->units ? s->units : "");
+    snprintf(t->units, sizeof t->units, "%s",
+             s->loss    ? (mse ? "1" : "nats")
+             : s->units ? s->units
+                        : "");
     if (s->per_layer) {
         snprintf(t->long_name, sizeof t->long_name, "T%d %s", r->layer + 1, s->long_name);
         snprintf(t->description, sizeof t->description, "%s %s", s->description, layer);
@@ -471,22 +606,22 @@ static int put_var_atts(ipm_output *o, const ipm_output_meta *m, const var_ref *
     const var_schema *s = &schema[r->v];
     var_text t;
     var_texts(m, r, &t);
-    if (put_text_att(o, id, "long_name", t.long_name, err)
-        || (*t.units && put_text_att(o, id, "units", t.units, err))
-        || put_text_att(o, id, "description", t.description, err))
+    if (put_text_att(o, id, "long_name", t.long_name, err) ||
+        (*t.units && put_text_att(o, id, "units", t.units, err)) ||
+        put_text_att(o, id, "description", t.description, err))
         return -1;
     /* CF: names the auxiliary coordinate, so xarray attaches layer_name. */
-    int along_layer = s->dims[s->ndims - 1] == DIM_LAYER && r->v != V_LAYER
-                      && r->v != V_LAYER_NAME;
+    int along_layer = s->dims[s->ndims - 1] == DIM_LAYER && r->v != V_LAYER && r->v != V_LAYER_NAME;
     if (along_layer && put_text_att(o, id, "coordinates", "layer_name", err))
         return -1;
     /* Explicit _FillValue attributes (NetCDF's default fills), so xarray masks them. */
     static const double fill_double = NC_FILL_DOUBLE;
     static const float fill_float = NC_FILL_FLOAT;
     static const int fill_stop = -1;
-    const void *fill = s->type == NC_DOUBLE ? (const void *)&fill_double
-                       : s->type == NC_FLOAT ? (const void *)&fill_float
-                       : r->v == V_STOP_EPOCH ? (const void *)&fill_stop : NULL;
+    const void *fill = s->type == NC_DOUBLE   ? (const void *)&fill_double
+                       : s->type == NC_FLOAT  ? (const void *)&fill_float
+                       : r->v == V_STOP_EPOCH ? (const void *)&fill_stop
+                                              : NULL;
     int st = fill ? nc_def_var_fill(o->ncid, id, 0, fill) : 0;
     return st ? nc_fail(o, st, "_FillValue of variable", s->name, err) : 0;
 }
@@ -538,20 +673,19 @@ static int def_global_atts(ipm_output *o, const ipm_output_meta *m, char *err)
     run_id_text(m->run_id, run_id);
     snprintf(history, sizeof history, "%s created by ipmpi %s on %d rank%s", when, m->version,
              m->ranks, m->ranks == 1 ? "" : "s");
-    if (put_text_att(o, NC_GLOBAL, "Conventions", "CF-1.10", err)
-        || put_text_att(o, NC_GLOBAL, "title", "ipmpi information-plane run", err)
-        || put_text_att(o, NC_GLOBAL, "run_id", run_id, err)
-        || put_text_att(o, NC_GLOBAL, "history", history, err)
-        || put_text_att(o, NC_GLOBAL, "config", m->config_text, err)
-        || put_text_att(o, NC_GLOBAL, "ipmpi_version", m->version, err)
-        || put_int_att(o, "ranks", m->ranks, err) || put_int_att(o, "replicas", m->replicas, err)
-        || put_double_att(o, "H_X", m->h_x, err) || put_double_att(o, "H_Y", m->h_y, err)
-        || put_double_att(o, "I_XY", m->i_xy, err))
+    if (put_text_att(o, NC_GLOBAL, "Conventions", "CF-1.10", err) ||
+        put_text_att(o, NC_GLOBAL, "title", "ipmpi information-plane run", err) ||
+        put_text_att(o, NC_GLOBAL, "run_id", run_id, err) ||
+        put_text_att(o, NC_GLOBAL, "history", history, err) ||
+        put_text_att(o, NC_GLOBAL, "config", m->config_text, err) ||
+        put_text_att(o, NC_GLOBAL, "ipmpi_version", m->version, err) ||
+        put_int_att(o, "ranks", m->ranks, err) || put_int_att(o, "replicas", m->replicas, err) ||
+        put_double_att(o, "H_X", m->h_x, err) || put_double_att(o, "H_Y", m->h_y, err) ||
+        put_double_att(o, "I_XY", m->i_xy, err))
         return -1;
-    if ((m->planes & IPM_ON_TEST)
-        && (put_double_att(o, "test_H_X", m->test_h_x, err)
-            || put_double_att(o, "test_H_Y", m->test_h_y, err)
-            || put_double_att(o, "test_I_XY", m->test_i_xy, err)))
+    if ((m->planes & IPM_ON_TEST) && (put_double_att(o, "test_H_X", m->test_h_x, err) ||
+                                      put_double_att(o, "test_H_Y", m->test_h_y, err) ||
+                                      put_double_att(o, "test_I_XY", m->test_i_xy, err)))
         return -1;
     if ((m->estimators & IPM_EST_KDE) && put_double_att(o, "kde_variance", m->kde_variance, err))
         return -1;
@@ -560,24 +694,24 @@ static int def_global_atts(ipm_output *o, const ipm_output_meta *m, char *err)
                                         "whole: training and test samples together", err)))
         return -1;
     if (m->quantile > 0)
-        return put_text_att(o, NC_GLOBAL, "binning", "quantile", err)
-                       || put_text_att(o, NC_GLOBAL, "quantiles",
-                                       m->quantile == 2 ? "unit" : "layer", err)
+        return put_text_att(o, NC_GLOBAL, "binning", "quantile", err) ||
+                       put_text_att(o, NC_GLOBAL, "quantiles", m->quantile == 2 ? "unit" : "layer",
+                                    err)
                    ? -1
                    : 0;
     if (m->bin_width > 0)
-        return put_text_att(o, NC_GLOBAL, "binning", "width", err)
-                       || put_double_att(o, "bin_width", m->bin_width, err)
+        return put_text_att(o, NC_GLOBAL, "binning", "width", err) ||
+                       put_double_att(o, "bin_width", m->bin_width, err)
                    ? -1
                    : 0;
     if (m->adaptive_range)
-        return put_text_att(o, NC_GLOBAL, "binning", m->range_whole ? "whole" : "adaptive", err)
-                       || put_text_att(o, NC_GLOBAL, "binning_scope",
-                                       m->range_per_replica ? "replica" : "pooled", err)
+        return put_text_att(o, NC_GLOBAL, "binning", m->range_whole ? "whole" : "adaptive", err) ||
+                       put_text_att(o, NC_GLOBAL, "binning_scope",
+                                    m->range_per_replica ? "replica" : "pooled", err)
                    ? -1
                    : 0;
-    return put_double_att(o, "range_lo", m->range_lo, err)
-                   || put_double_att(o, "range_hi", m->range_hi, err)
+    return put_double_att(o, "range_lo", m->range_lo, err) ||
+                   put_double_att(o, "range_hi", m->range_hi, err)
                ? -1
                : 0;
 }
@@ -609,13 +743,12 @@ static int put_fixed_vars(ipm_output *o, const ipm_output_meta *m, char *err)
     int s = rc ? NC_NOERR : nc_put_var_string(o->ncid, o->varid[V_LAYER_NAME][0], names);
     if (s)
         return nc_fail(o, s, "variable", "layer_name", err);
-    if (rc || put_int_var(o, V_LAYER, numbers, err)
-        || put_int_var(o, V_LAYER_WIDTH, m->layer_width, err)
-        || put_int_var(o, V_LAYER_MEASURED, o->measured, err))
+    if (rc || put_int_var(o, V_LAYER, numbers, err) ||
+        put_int_var(o, V_LAYER_WIDTH, m->layer_width, err) ||
+        put_int_var(o, V_LAYER_MEASURED, o->measured, err))
         return -1;
-    if (m->n_activation_epochs > 0
-        && (put_int_var(o, V_SAMPLE_X_ID, m->sample_x_id, err)
-            || put_int_var(o, V_SAMPLE_Y, m->sample_y, err)))
+    if (m->n_activation_epochs > 0 && (put_int_var(o, V_SAMPLE_X_ID, m->sample_x_id, err) ||
+                                       put_int_var(o, V_SAMPLE_Y, m->sample_y, err)))
         return -1;
     return 0;
 }
@@ -643,8 +776,8 @@ static int check_meta(const ipm_output_meta *m, char *err)
         if (m->layer_width[l] < 1)
             return ipm_fail(err, "%s: layer_width[%d] = %d is not positive", m->path, l,
                             m->layer_width[l]);
-    if (m->n_activation_epochs > 0
-        && (m->activation_samples < 1 || !m->sample_x_id || !m->sample_y))
+    if (m->n_activation_epochs > 0 &&
+        (m->activation_samples < 1 || !m->sample_x_id || !m->sample_y))
         return ipm_fail(err, "%s: stored activations need samples, sample_x_id and sample_y",
                         m->path);
     return 0;
@@ -751,16 +884,22 @@ int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err)
     return 0;
 }
 
-/* ---------------------------------------------------------------- reopen: check against the table */
+/* ---------------------------------------------------------------- reopen: check against the table
+ */
 
 static const char *type_name(nc_type t)
 {
     switch (t) {
-    case NC_INT: return "int";
-    case NC_FLOAT: return "float";
-    case NC_DOUBLE: return "double";
-    case NC_STRING: return "string";
-    default: return "another type";
+    case NC_INT:
+        return "int";
+    case NC_FLOAT:
+        return "float";
+    case NC_DOUBLE:
+        return "double";
+    case NC_STRING:
+        return "string";
+    default:
+        return "another type";
     }
 }
 
@@ -780,21 +919,22 @@ static void expected_shape(const ipm_output *o, const var_ref *r, char *text, si
         snprintf(text + n, size - n, ")");
 }
 
-/* Whether the file's variable id has the type, dimension names and (fixed) lengths the table gives. */
+/* Whether the file's variable id has the type, dimension names and (fixed) lengths the table gives.
+ */
 static int shape_matches(const ipm_output *o, const var_ref *r, int id)
 {
     enum dim dims[4];
     int ndims = var_dims(o, r, dims), file_ndims = 0, dimids[NC_MAX_VAR_DIMS];
     nc_type type = NC_NAT;
-    if (nc_inq_var(o->ncid, id, NULL, &type, &file_ndims, dimids, NULL) != NC_NOERR
-        || type != schema[r->v].type || file_ndims != ndims)
+    if (nc_inq_var(o->ncid, id, NULL, &type, &file_ndims, dimids, NULL) != NC_NOERR ||
+        type != schema[r->v].type || file_ndims != ndims)
         return 0;
     for (int i = 0; i < ndims; i++) {
         char want[32], got[NC_MAX_NAME + 1];
         size_t len = 0;
         dim_name(dims[i], r->layer, want, sizeof want);
-        if (nc_inq_dim(o->ncid, dimids[i], got, &len) != NC_NOERR || strcmp(want, got) != 0
-            || (dims[i] != DIM_EPOCH && len != dim_length(o, dims[i], r->layer)))
+        if (nc_inq_dim(o->ncid, dimids[i], got, &len) != NC_NOERR || strcmp(want, got) != 0 ||
+            (dims[i] != DIM_EPOCH && len != dim_length(o, dims[i], r->layer)))
             return 0;
     }
     return 1;
@@ -808,8 +948,10 @@ static int check_var(ipm_output *o, const ipm_output_meta *m, const var_ref *r, 
     int *id = var_id(o, r);
     int s = nc_inq_varid(o->ncid, name, id);
     if (s)
-        return ipm_fail(err, "%s: variable %s: %s (this run writes it: was the file written with "
-                        "another config or an older ipmpi?)", o->path, name, nc_strerror(s));
+        return ipm_fail(err,
+                        "%s: variable %s: %s (this run writes it: was the file written with "
+                        "another config or an older ipmpi?)",
+                        o->path, name, nc_strerror(s));
     if (!shape_matches(o, r, *id)) {
         expected_shape(o, r, shape, sizeof shape);
         return ipm_fail(err, "%s: variable %s is not %s as this run writes it", o->path, name,
@@ -865,8 +1007,10 @@ static int replace_config(ipm_output *o, const ipm_output_meta *m, char *note, s
             snprintf(name, sizeof name, "config_%d", n++);
         while (nc_inq_attid(o->ncid, NC_GLOBAL, name, &id) == NC_NOERR);
         snprintf(note, size, " with another config (the earlier one is kept as %s)", name);
-        rc = put_text_att(o, NC_GLOBAL, name, earlier, err)
-             || put_text_att(o, NC_GLOBAL, "config", m->config_text, err) ? -1 : 0;
+        rc = put_text_att(o, NC_GLOBAL, name, earlier, err) ||
+                     put_text_att(o, NC_GLOBAL, "config", m->config_text, err)
+                 ? -1
+                 : 0;
     }
     free(earlier);
     return rc;
@@ -888,8 +1032,10 @@ static int note_restart(ipm_output *o, const ipm_output_meta *m, char *err)
         return ipm_fail(err, "%s: out of memory", o->path);
     }
     strcat(strcpy(text, history), *history ? line : line + 1);
-    int rc = put_text_att(o, NC_GLOBAL, "history", text, err)
-             || put_int_att(o, "ranks", m->ranks, err) ? -1 : 0;
+    int rc =
+        put_text_att(o, NC_GLOBAL, "history", text, err) || put_int_att(o, "ranks", m->ranks, err)
+            ? -1
+            : 0;
     free(history);
     free(text);
     return rc;
@@ -923,7 +1069,8 @@ static int check_run_id(const ipm_output *o, uint64_t id, char *err)
     return ipm_fail_as(err, IPM_ERR_REFUSED,
                        "%s belongs to another run (run_id %s) than the checkpoint (run_id %s): "
                        "refused, nothing written; restore the run's own output, or start afresh "
-                       "with --overwrite", o->path, *have ? have : "absent", want);
+                       "with --overwrite",
+                       o->path, *have ? have : "absent", want);
 }
 
 int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long records, char *err)
@@ -940,8 +1087,8 @@ int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long record
         output_free(o);
         return -1;
     }
-    if (check_run_id(o, meta->run_id, err) || for_each_var(o, meta, check_var, err)
-        || check_records(o, records, err) || restart_attributes(o, meta, err)) {
+    if (check_run_id(o, meta->run_id, err) || for_each_var(o, meta, check_var, err) ||
+        check_records(o, records, err) || restart_attributes(o, meta, err)) {
         nc_close(o->ncid);
         output_free(o);
         return -1;
@@ -967,8 +1114,8 @@ static double now_seconds(void)
 static const double *record_values(const ipm_epoch_record *rec, const column *c)
 {
     const var_schema *s = &schema[c->ref.v];
-    const char *base = s->per_plane ? (const char *)(c->ref.plane ? &rec->test : &rec->train)
-                                    : (const char *)rec;
+    const char *base =
+        s->per_plane ? (const char *)(c->ref.plane ? &rec->test : &rec->train) : (const char *)rec;
     if (s->per_layer) { /* one array per layer */
         const void *at = base + s->field;
         const double *const *layers = *(const double *const *const *)at;
@@ -1033,8 +1180,8 @@ static double growth_bound(const ipm_output *o)
         nc_type type;
         if (nc_inq_var(o->ncid, v, NULL, &type, &ndims, dims, NULL) != NC_NOERR || ndims < 1 ||
             dims[0] != unlimited || nc_inq_type(o->ncid, type, NULL, &type_size) != NC_NOERR ||
-            nc_inq_var_chunking(o->ncid, v, &storage, chunk) != NC_NOERR ||
-            storage != NC_CHUNKED || chunk[0] == 0)
+            nc_inq_var_chunking(o->ncid, v, &storage, chunk) != NC_NOERR || storage != NC_CHUNKED ||
+            chunk[0] == 0)
             continue;
         double row = (double)type_size; /* one chunk-row across the other dimensions */
         for (int d = 1; d < ndims; d++) {
@@ -1070,10 +1217,11 @@ static int reserve_room(const ipm_output *o, char *err)
     int rc = 0;
     if (bytes > 0 && fallocate(fd, FALLOC_FL_KEEP_SIZE, st.st_size, (off_t)bytes) != 0 &&
         errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
-        rc = ipm_fail_as(err, IPM_ERR_IO, "%s: cannot write %zu more record%s: %s (the file "
-                         "keeps the %zu record%s written before)", o->path, o->pending,
-                         o->pending == 1 ? "" : "s", strerror(errno), o->records,
-                         o->records == 1 ? "" : "s");
+        rc = ipm_fail_as(err, IPM_ERR_IO,
+                         "%s: cannot write %zu more record%s: %s (the file "
+                         "keeps the %zu record%s written before)",
+                         o->path, o->pending, o->pending == 1 ? "" : "s", strerror(errno),
+                         o->records, o->records == 1 ? "" : "s");
     close(fd);
     return rc;
 #else
@@ -1146,8 +1294,8 @@ int ipm_output_activations(ipm_output *o, int slot, int epoch, int replica, int 
         return ipm_fail(err, "%s: variable T%d: the file stores no activations", o->path,
                         layer + 1);
     if (layer < 0 || layer >= o->n_layers)
-        return ipm_fail(err, "%s: activations of layer %d: the file has %d layers", o->path,
-                        layer, o->n_layers);
+        return ipm_fail(err, "%s: activations of layer %d: the file has %d layers", o->path, layer,
+                        o->n_layers);
     if (slot < 0 || slot >= o->n_activation_epochs || replica < 0 || replica >= o->replicas)
         return ipm_fail(err, "%s: variable T%d: slot %d or replica %d out of range (%d, %d)",
                         o->path, layer + 1, slot, replica, o->n_activation_epochs, o->replicas);
@@ -1171,8 +1319,7 @@ int ipm_output_activations(ipm_output *o, int slot, int epoch, int replica, int 
 int ipm_output_stop_epochs(ipm_output *o, const int32_t *stop_epoch, char *err)
 {
     if (o->varid[V_STOP_EPOCH][0] < 0)
-        return ipm_fail(err, "%s: variable stop_epoch: the run has no stopping criterion",
-                        o->path);
+        return ipm_fail(err, "%s: variable stop_epoch: the run has no stopping criterion", o->path);
     errno = 0;
     int s = nc_put_var_int(o->ncid, o->varid[V_STOP_EPOCH][0], stop_epoch);
     o->dirty = 1;

@@ -44,8 +44,7 @@ static int inspect(int ncid, const char *path, const char *name, range_var *v, c
 }
 
 /* lo (take_min) or hi of every kept slot: out has `slots` x layers values. */
-static void extremes(const double *all, const range_var *v, int pooled, int take_min,
-                     double *out)
+static void extremes(const double *all, const range_var *v, int pooled, int take_min, double *out)
 {
     size_t per_epoch = v->replicas * v->layers, slots = pooled ? 1 : v->replicas;
     for (size_t k = 0; k < slots * v->layers; k++)
@@ -60,8 +59,8 @@ static void extremes(const double *all, const range_var *v, int pooled, int take
     }
 }
 
-static int read_extremes(int ncid, const char *path, const char *name, int n_layers,
-                         int n_replicas, int per_replica, int take_min, double *out, char *err)
+static int read_extremes(int ncid, const char *path, const char *name, int n_layers, int n_replicas,
+                         int per_replica, int take_min, double *out, char *err)
 {
     range_var v;
     if (inspect(ncid, path, name, &v, err))
@@ -69,8 +68,10 @@ static int read_extremes(int ncid, const char *path, const char *name, int n_lay
     if (v.layers != (size_t)n_layers)
         return ipm_fail(err, "%s: %s has %zu layers, this run %d", path, name, v.layers, n_layers);
     if (per_replica && (v.ndims != 3 || v.replicas != (size_t)n_replicas))
-        return ipm_fail(err, "%s: %s has no ranges of this run's %d replicas (the earlier run "
-                        "needs scope = replica and as many replicas)", path, name, n_replicas);
+        return ipm_fail(err,
+                        "%s: %s has no ranges of this run's %d replicas (the earlier run "
+                        "needs scope = replica and as many replicas)",
+                        path, name, n_replicas);
     if (v.epochs == 0)
         return ipm_fail(err, "%s: %s holds no logged epoch", path, name);
     double *all = malloc(v.epochs * v.replicas * v.layers * sizeof *all);
@@ -96,13 +97,14 @@ int ipm_ranges_read(const char *path, const char *prefix, int n_layers, int n_re
     char lo_name[64], hi_name[64];
     snprintf(lo_name, sizeof lo_name, "%sbin_lo", prefix);
     snprintf(hi_name, sizeof hi_name, "%sbin_hi", prefix);
-    int rc = strcmp(kind, "adaptive") != 0
-                 ? ipm_fail(err, "%s: binning is '%s', not adaptive: the run's bin_lo/bin_hi "
-                            "are not its extremes", path, kind)
-                 : read_extremes(ncid, path, lo_name, n_layers, n_replicas, per_replica, 1, lo,
-                                 err) ||
-                       read_extremes(ncid, path, hi_name, n_layers, n_replicas, per_replica, 0,
-                                     hi, err);
+    int rc =
+        strcmp(kind, "adaptive") != 0
+            ? ipm_fail(err,
+                       "%s: binning is '%s', not adaptive: the run's bin_lo/bin_hi "
+                       "are not its extremes",
+                       path, kind)
+            : read_extremes(ncid, path, lo_name, n_layers, n_replicas, per_replica, 1, lo, err) ||
+                  read_extremes(ncid, path, hi_name, n_layers, n_replicas, per_replica, 0, hi, err);
     nc_close(ncid);
     return rc ? -1 : 0;
 }

@@ -84,8 +84,8 @@ static void softmax_op(enum ipm_pass pass, float *a, float *g, int rows, int uni
         softmax_backward(a, g, rows, units, lanes);
 }
 
-void ipm_activation_op(enum ipm_activation act, enum ipm_pass pass, float *a, float *g,
-                       int rows, int units, int lanes)
+void ipm_activation_op(enum ipm_activation act, enum ipm_pass pass, float *a, float *g, int rows,
+                       int units, int lanes)
 {
     size_t n = (size_t)rows * (size_t)units * (size_t)lanes;
     switch (act) {

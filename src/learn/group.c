@@ -182,8 +182,8 @@ static void backward_block(ipm_group *g, int rows, int preactivation)
 /* ---- training ----------------------------------------------------------- */
 
 typedef struct step {
-    int rows;                /* the batch's */
-    int first[L];            /* each lane's start in its member's order */
+    int rows;     /* the batch's */
+    int first[L]; /* each lane's start in its member's order */
     int active[L];
     double loss[L];
     long terms[L];
@@ -191,8 +191,7 @@ typedef struct step {
 } step;
 
 /* Block rows [b0, b0 + rows) of every active lane's batch into x and y. */
-static void gather_block(ipm_group *g, const ipm_data_view *train, const step *s, int b0,
-                         int rows)
+static void gather_block(ipm_group *g, const ipm_data_view *train, const step *s, int b0, int rows)
 {
     size_t dim = (size_t)train->dim;
     memset(g->x, 0, (size_t)rows * dim * L * sizeof(float));
@@ -226,9 +225,9 @@ static void loss_block(ipm_group *g, step *s, int rows)
         for (int r = 0; r < rows; r++)
             g->lane_y[r] = g->y[(size_t)r * L + (size_t)k];
         long terms;
-        s->loss[k] = ipm_loss_sum(g->member[k]->loss, last->activation, s->loss[k], g->lane_out,
-                                  g->lane_y, rows, last->out, s->rows, &terms, g->lane_grad,
-                                  &s->preactivation);
+        s->loss[k] =
+            ipm_loss_sum(g->member[k]->loss, last->activation, s->loss[k], g->lane_out, g->lane_y,
+                         rows, last->out, s->rows, &terms, g->lane_grad, &s->preactivation);
         s->terms[k] += terms;
         lane_put(g->g[0], count, k, g->lane_grad);
     }

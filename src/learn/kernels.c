@@ -204,8 +204,8 @@ static inline ve exp_e(ve x)
 /* tanh as a rational function x P(x^2) / Q(x^2) of degrees 13 and 6
  * (the minimax coefficients Eigen uses), with |x| clamped to 7.905311, 1
  * from |x| = 9 on (tanh rounds to 1 in float from 9.01), x itself below
- * |x| = 0.0004 (where tanh x = x in float); then the sign of x. One division and 11 fmas a value, no exponential: about
- * half the cost of 1 - 2 / (e^2x + 1) with a series near 0, for 4.6 ulp
+ * |x| = 0.0004 (where tanh x = x in float); then the sign of x. One division and 11 fmas a value,
+ * no exponential: about half the cost of 1 - 2 / (e^2x + 1) with a series near 0, for 4.6 ulp
  * (2.7e-7) at worst instead of 1.4 ulp (test_kernels measures both bounds). */
 static inline ve tanh_e(ve x)
 {
@@ -237,15 +237,15 @@ static inline ve sigmoid_e(ve x)
 
 /* Applies F to n values in place; the tail goes through a padded vector, so
  * every value takes the same path. */
-#define MAP(F)                                                                           \
-    size_t full = n - n % E;                                                             \
-    for (size_t i = 0; i < full; i += E) {                                               \
-        ve x;                                                                            \
-        memcpy(&x, v + i, sizeof x);                                                     \
-        x = F(x);                                                                        \
-        memcpy(v + i, &x, sizeof x);                                                     \
-    }                                                                                    \
-    if (full < n)                                                                        \
+#define MAP(F)                                                                                     \
+    size_t full = n - n % E;                                                                       \
+    for (size_t i = 0; i < full; i += E) {                                                         \
+        ve x;                                                                                      \
+        memcpy(&x, v + i, sizeof x);                                                               \
+        x = F(x);                                                                                  \
+        memcpy(v + i, &x, sizeof x);                                                               \
+    }                                                                                              \
+    if (full < n)                                                                                  \
         estore_part(v + full, F(eload_part(v + full, (int)(n - full))), (int)(n - full));
 
 static void K(tanh_all)(float *v, size_t n)
@@ -265,18 +265,18 @@ static void K(exp_all)(float *v, size_t n)
 
 /* g = G(a, g) for n values: the derivatives of the activations, applied to
  * the gradient from above. The tail goes through padded vectors. */
-#define MAP2(G)                                                                          \
-    size_t full = n - n % E;                                                             \
-    for (size_t i = 0; i < full; i += E) {                                               \
-        ve x, y;                                                                         \
-        memcpy(&x, a + i, sizeof x);                                                     \
-        memcpy(&y, g + i, sizeof y);                                                     \
-        y = G(x, y);                                                                     \
-        memcpy(g + i, &y, sizeof y);                                                     \
-    }                                                                                    \
-    if (full < n) {                                                                      \
-        int rest = (int)(n - full);                                                      \
-        estore_part(g + full, G(eload_part(a + full, rest), eload_part(g + full, rest)), rest); \
+#define MAP2(G)                                                                                    \
+    size_t full = n - n % E;                                                                       \
+    for (size_t i = 0; i < full; i += E) {                                                         \
+        ve x, y;                                                                                   \
+        memcpy(&x, a + i, sizeof x);                                                               \
+        memcpy(&y, g + i, sizeof y);                                                               \
+        y = G(x, y);                                                                               \
+        memcpy(g + i, &y, sizeof y);                                                               \
+    }                                                                                              \
+    if (full < n) {                                                                                \
+        int rest = (int)(n - full);                                                                \
+        estore_part(g + full, G(eload_part(a + full, rest), eload_part(g + full, rest)), rest);    \
     }
 
 static inline ve tanh_grad_e(ve a, ve g)
@@ -326,8 +326,8 @@ static void K(relu_grad)(const float *a, float *g, size_t n)
 /* z[r][j] = bias[j] (0 when NULL), then fma(a[r][i], w[i][j], z) for i in
  * order: a is rows x k, w k x n, z rows x n. Vectors run over 8 output
  * columns; 8 rows at a time share each load of w. */
-static void rows_product(int rows, int k, int n, const float *a, const float *w,
-                         const float *bias, float *z)
+static void rows_product(int rows, int k, int n, const float *a, const float *w, const float *bias,
+                         float *z)
 {
     for (int j0 = 0; j0 < n; j0 += W) {
         part nj = part_of(n - j0 < W ? n - j0 : W);
@@ -350,21 +350,20 @@ static void rows_product(int rows, int k, int n, const float *a, const float *w,
             v8 acc = start;
             const float *ar = a + (size_t)r * (size_t)k;
             for (int i = 0; i < k; i++)
-                acc = vfma(splat(ar[i]), load_part(w + (size_t)i * (size_t)n + (size_t)j0, nj),
-                           acc);
+                acc =
+                    vfma(splat(ar[i]), load_part(w + (size_t)i * (size_t)n + (size_t)j0, nj), acc);
             store_part(z + (size_t)r * (size_t)n + (size_t)j0, acc, nj);
         }
     }
 }
 
-static void K(dense_forward)(int rows, int k, int n, const float *a, const float *w,
-                             const float *b, float *z)
+static void K(dense_forward)(int rows, int k, int n, const float *a, const float *w, const float *b,
+                             float *z)
 {
     rows_product(rows, k, n, a, w, b, z);
 }
 
-static void K(dense_input_grad)(int rows, int k, int n, const float *g, const float *wt,
-                                float *d)
+static void K(dense_input_grad)(int rows, int k, int n, const float *g, const float *wt, float *d)
 {
     rows_product(rows, n, k, g, wt, NULL, d);
 }
@@ -374,8 +373,8 @@ static void K(dense_input_grad)(int rows, int k, int n, const float *g, const fl
 /* dw[i][j] = fma(a[r][i], g[r][j], dw) and db[j] += g[r][j], rows in
  * order, continuing from the values dw and db hold; vectors over 8 columns
  * j, 8 inputs i at a time share each load of g. */
-static void K(dense_weight_grad)(int rows, int k, int n, const float *a, const float *g,
-                                 float *dw, float *db)
+static void K(dense_weight_grad)(int rows, int k, int n, const float *a, const float *g, float *dw,
+                                 float *db)
 {
     for (int j0 = 0; j0 < n; j0 += W) {
         part nj = part_of(n - j0 < W ? n - j0 : W);
@@ -407,8 +406,8 @@ static void K(dense_weight_grad)(int rows, int k, int n, const float *a, const f
 
 /* ---- replicas side by side: one lane per replica ------------------------ */
 
-#define VEC(p, i) load((p) + (size_t)(i) * W)
-#define PUT(p, i, v) store((p) + (size_t)(i) * W, (v))
+#define VEC(p, i) load((p) + (size_t)(i)*W)
+#define PUT(p, i, v) store((p) + (size_t)(i)*W, (v))
 /* Register blocks of RB rows x CB columns: each w vector loaded serves RB
  * rows, each a vector CB columns, and the RB x CB independent chains hide
  * the latency of fma on layers a few units wide. Tails take blocks of
@@ -417,8 +416,8 @@ static void K(dense_weight_grad)(int rows, int k, int n, const float *a, const f
 #define CB 4
 
 static inline __attribute__((always_inline)) void
-lanes_forward_block(int rb, int cb, int k, int n, const float *a, const float *w,
-                    const float *b, float *z, int r, int j0)
+lanes_forward_block(int rb, int cb, int k, int n, const float *a, const float *w, const float *b,
+                    float *z, int r, int j0)
 {
     v8 acc[RB][CB];
     for (int q = 0; q < rb; q++)
@@ -441,35 +440,35 @@ lanes_forward_block(int rb, int cb, int k, int n, const float *a, const float *w
 
 /* Calls BLOCK(rb, cb, ...) with compile-time rb, cb for full blocks and
  * rb = 1 or cb = 1 steps for the tails. */
-#define BLOCKED(BLOCK, rows, cols, ...)                                                  \
-    do {                                                                                 \
-        int r_ = 0;                                                                      \
-        for (; r_ + RB <= (rows); r_ += RB) {                                            \
-            int c_ = 0;                                                                  \
-            for (; c_ + CB <= (cols); c_ += CB)                                          \
-                BLOCK(RB, CB, __VA_ARGS__, r_, c_);                                      \
-            for (; c_ < (cols); c_++)                                                    \
-                BLOCK(RB, 1, __VA_ARGS__, r_, c_);                                       \
-        }                                                                                \
-        for (; r_ < (rows); r_++) {                                                      \
-            int c_ = 0;                                                                  \
-            for (; c_ + CB <= (cols); c_ += CB)                                          \
-                BLOCK(1, CB, __VA_ARGS__, r_, c_);                                       \
-            for (; c_ < (cols); c_++)                                                    \
-                BLOCK(1, 1, __VA_ARGS__, r_, c_);                                        \
-        }                                                                                \
+#define BLOCKED(BLOCK, rows, cols, ...)                                                            \
+    do {                                                                                           \
+        int r_ = 0;                                                                                \
+        for (; r_ + RB <= (rows); r_ += RB) {                                                      \
+            int c_ = 0;                                                                            \
+            for (; c_ + CB <= (cols); c_ += CB)                                                    \
+                BLOCK(RB, CB, __VA_ARGS__, r_, c_);                                                \
+            for (; c_ < (cols); c_++)                                                              \
+                BLOCK(RB, 1, __VA_ARGS__, r_, c_);                                                 \
+        }                                                                                          \
+        for (; r_ < (rows); r_++) {                                                                \
+            int c_ = 0;                                                                            \
+            for (; c_ + CB <= (cols); c_ += CB)                                                    \
+                BLOCK(1, CB, __VA_ARGS__, r_, c_);                                                 \
+            for (; c_ < (cols); c_++)                                                              \
+                BLOCK(1, 1, __VA_ARGS__, r_, c_);                                                  \
+        }                                                                                          \
     } while (0)
 
 /* z[r][j] = b[j], then fma(a[r][i], w[i][j], z) for i in order. */
-static void K(lanes_forward)(int rows, int k, int n, const float *a, const float *w,
-                             const float *b, float *z)
+static void K(lanes_forward)(int rows, int k, int n, const float *a, const float *w, const float *b,
+                             float *z)
 {
     BLOCKED(lanes_forward_block, rows, n, k, n, a, w, b, z);
 }
 
-static inline __attribute__((always_inline)) void
-lanes_input_block(int rb, int cb, int k, int n, const float *g, const float *w, float *d,
-                  int r, int i0)
+static inline __attribute__((always_inline)) void lanes_input_block(int rb, int cb, int k, int n,
+                                                                    const float *g, const float *w,
+                                                                    float *d, int r, int i0)
 {
     v8 acc[RB][CB];
     for (int q = 0; q < rb; q++)
@@ -491,16 +490,16 @@ lanes_input_block(int rb, int cb, int k, int n, const float *g, const float *w, 
 }
 
 /* d[r][i] = 0, then fma(g[r][j], w[i][j], d) for j in order. */
-static void K(lanes_input_grad)(int rows, int k, int n, const float *g, const float *w,
-                                float *d)
+static void K(lanes_input_grad)(int rows, int k, int n, const float *g, const float *w, float *d)
 {
     BLOCKED(lanes_input_block, rows, k, k, n, g, w, d);
 }
 
 /* A block of RB inputs i x CB columns j of dw, over all rows. */
-static inline __attribute__((always_inline)) void
-lanes_weight_block(int rb, int cb, int rows, int k, int n, const float *a, const float *g,
-                   float *dw, int i0, int j0)
+static inline __attribute__((always_inline)) void lanes_weight_block(int rb, int cb, int rows,
+                                                                     int k, int n, const float *a,
+                                                                     const float *g, float *dw,
+                                                                     int i0, int j0)
 {
     v8 acc[RB][CB];
     for (int q = 0; q < rb; q++)
@@ -523,8 +522,8 @@ lanes_weight_block(int rb, int cb, int rows, int k, int n, const float *a, const
 
 /* dw[i][j] = fma(a[r][i], g[r][j], dw) and db[j] += g[r][j], rows in order,
  * continuing from the values dw and db hold. */
-static void K(lanes_weight_grad)(int rows, int k, int n, const float *a, const float *g,
-                                 float *dw, float *db)
+static void K(lanes_weight_grad)(int rows, int k, int n, const float *a, const float *g, float *dw,
+                                 float *db)
 {
     BLOCKED(lanes_weight_block, k, n, rows, k, n, a, g, dw);
     for (int j = 0; j < n; j++) {

@@ -75,8 +75,7 @@ static void dense_op(const ipm_layer *l, enum ipm_pass pass, const ipm_layer_pas
  * variable length becomes a memcpy call that cost more than the product,
  * so short runs get a copy of constant length, inlined. */
 static inline __attribute__((always_inline)) void
-im2col_runs(const ipm_layer *d, const float *restrict in, int samples, float *restrict col,
-            int run)
+im2col_runs(const ipm_layer *d, const float *restrict in, int samples, float *restrict col, int run)
 {
     int width = d->in_shape.width, channels = d->in_shape.channels;
     int out_h = d->out_shape.height, out_w = d->out_shape.width;
@@ -93,11 +92,13 @@ im2col_runs(const ipm_layer *d, const float *restrict in, int samples, float *re
     }
 }
 
-#define IM2COL_CASE(RUN)                                                                 \
-    case RUN:                                                                            \
-        im2col_runs(d, in, samples, col, RUN);                                           \
+#define IM2COL_CASE(RUN)                                                                           \
+    case RUN:                                                                                      \
+        im2col_runs(d, in, samples, col, RUN);                                                     \
         break;
 
+/* The cases are macros clang-format cannot read as statements. */
+// clang-format off
 static void im2col(const ipm_layer *d, const float *in, int samples, float *col)
 {
     switch (d->kernel_w * d->in_shape.channels) {
@@ -107,11 +108,11 @@ static void im2col(const ipm_layer *d, const float *in, int samples, float *col)
         im2col_runs(d, in, samples, col, d->kernel_w * d->in_shape.channels);
     }
 }
+// clang-format on
 
 /* The transpose of im2col: each patch value's gradient is added back to
  * the input value it was copied from. */
-static void col2im(const ipm_layer *d, const float *restrict col, int samples,
-                   float *restrict g_in)
+static void col2im(const ipm_layer *d, const float *restrict col, int samples, float *restrict g_in)
 {
     int width = d->in_shape.width, channels = d->in_shape.channels;
     int out_h = d->out_shape.height, out_w = d->out_shape.width;
@@ -154,8 +155,8 @@ static void conv_op(const ipm_layer *l, enum ipm_pass pass, const ipm_layer_pass
             product(l, pass, n * pixels, ws->col, p->out + at, NULL, NULL, ws);
             continue;
         }
-        product(l, pass, n * pixels, ws->col, NULL, p->grad_out + at,
-                p->grad_in ? ws->col : NULL, ws);
+        product(l, pass, n * pixels, ws->col, NULL, p->grad_out + at, p->grad_in ? ws->col : NULL,
+                ws);
         if (p->grad_in) {
             ws->col_layer = -1;
             col2im(l, ws->col, n, p->grad_in + (size_t)s0 * (size_t)l->in);

@@ -17,17 +17,21 @@ int ipm_loss_fits(enum ipm_loss loss, const ipm_layer_spec *last, int n_classes,
         int softmax = last->activation == IPM_ACT_SOFTMAX && last->units >= 2;
         int sigmoid = last->activation == IPM_ACT_SIGMOID && last->units == 1;
         if (!softmax && !sigmoid)
-            return ipm_fail(err, "[training] loss = cross_entropy needs a softmax output with >= "
-                                 "2 units or a single sigmoid unit (last layer is dense:%d:%s)",
+            return ipm_fail(err,
+                            "[training] loss = cross_entropy needs a softmax output with >= "
+                            "2 units or a single sigmoid unit (last layer is dense:%d:%s)",
                             last->units, act);
     }
     if (last->units == 1 && n_classes > 2)
-        return ipm_fail(err, "[network] layers: one output unit can only separate 2 classes, "
-                             "the data has %d (last layer is dense:1:%s)", n_classes, act);
+        return ipm_fail(err,
+                        "[network] layers: one output unit can only separate 2 classes, "
+                        "the data has %d (last layer is dense:1:%s)",
+                        n_classes, act);
     if (last->units > 1 && last->units < n_classes)
-        return ipm_fail(err, "[network] layers: %d output units cannot represent %d classes "
-                             "(last layer is dense:%d:%s)", last->units, n_classes, last->units,
-                        act);
+        return ipm_fail(err,
+                        "[network] layers: %d output units cannot represent %d classes "
+                        "(last layer is dense:%d:%s)",
+                        last->units, n_classes, last->units, act);
     return 0;
 }
 
@@ -62,8 +66,8 @@ static int predict(enum ipm_activation out_act, const float *row, int units)
     return row[0] > threshold;
 }
 
-long ipm_count_correct(enum ipm_activation out_act, const float *out, const int32_t *y,
-                       int rows, int units)
+long ipm_count_correct(enum ipm_activation out_act, const float *out, const int32_t *y, int rows,
+                       int units)
 {
     long correct = 0;
     for (int r = 0; r < rows; r++)
@@ -115,9 +119,9 @@ static double squared_errors(double sum, enum ipm_activation out_act, const floa
     return sum;
 }
 
-double ipm_loss_sum(enum ipm_loss loss, enum ipm_activation out_act, double sum,
-                    const float *out, const int32_t *y, int rows, int units, int batch_rows,
-                    long *terms, float *grad, int *grad_is_preactivation)
+double ipm_loss_sum(enum ipm_loss loss, enum ipm_activation out_act, double sum, const float *out,
+                    const int32_t *y, int rows, int units, int batch_rows, long *terms, float *grad,
+                    int *grad_is_preactivation)
 {
     if (grad_is_preactivation)
         *grad_is_preactivation = loss == IPM_LOSS_CROSS_ENTROPY;

@@ -28,8 +28,8 @@ static size_t layer_params(const ipm_layer *d)
 }
 
 /* Why an image layer cannot take input `in`, or NULL when it can. */
-static const char *image_input_problem(const ipm_layer_spec *s, ipm_shape in, int index,
-                                       char *why, size_t size)
+static const char *image_input_problem(const ipm_layer_spec *s, ipm_shape in, int index, char *why,
+                                       size_t size)
 {
     const char *what = s->kind == IPM_LAYER_CONV ? "kernel" : "window";
     if (!shape_is_image(in) && index == 0)
@@ -85,8 +85,7 @@ static int check_input(ipm_shape in, char *err)
 {
     if (in.height == 0 && in.width == 0) { /* flat */
         if (in.channels <= 0)
-            return ipm_fail(err, "network input dimension must be positive (got %d)",
-                            in.channels);
+            return ipm_fail(err, "network input dimension must be positive (got %d)", in.channels);
         return 0;
     }
     if (in.height <= 0 || in.width <= 0 || in.channels <= 0 ||
@@ -110,8 +109,12 @@ static int infer_layers(ipm_net *net, const ipm_layer_spec *spec, char *err)
             ipm_layer_spec_format(s, text, sizeof text);
             return ipm_fail(err, "[network] layers: item %d '%s': %s", l + 1, text, why);
         }
-        *d = (ipm_layer){.kind = s->kind, .in = shape_size(in), .out = shape_size(out),
-                         .in_shape = in, .out_shape = out, .activation = s->activation};
+        *d = (ipm_layer){.kind = s->kind,
+                         .in = shape_size(in),
+                         .out = shape_size(out),
+                         .in_shape = in,
+                         .out_shape = out,
+                         .activation = s->activation};
         if (s->kind != IPM_LAYER_DENSE) {
             d->kernel_h = s->kernel_h;
             d->kernel_w = s->kernel_w;
@@ -168,8 +171,7 @@ static void init_weights(ipm_layer *d, enum ipm_init init, double stddev, ipm_rn
         memset(d->b, 0, (size_t)cols * sizeof(float));
 }
 
-static int check_spec(ipm_shape input, int n_layers, enum ipm_init init, double stddev,
-                      char *err)
+static int check_spec(ipm_shape input, int n_layers, enum ipm_init init, double stddev, char *err)
 {
     if (check_input(input, err))
         return -1;
@@ -304,7 +306,6 @@ void ipm_workspace_free(ipm_workspace *ws)
     memset(ws, 0, sizeof *ws);
 }
 
-
 /* ---- passes ------------------------------------------------------------- */
 
 void ipm_net_forward(const ipm_net *net, const float *x, int rows, ipm_workspace *ws)
@@ -340,8 +341,12 @@ void ipm_net_backward(ipm_net *net, const float *x, int rows, ipm_workspace *ws,
             ipm_activation_op(d->activation, IPM_BACKWARD, ws->act[l], g, rows, d->out, 1);
         float *g_prev = l > lowest ? ws->scratch[next_scratch] : NULL;
         next_scratch ^= 1;
-        ipm_layer_pass p = {.index = l, .rows = rows, .in = l > 0 ? ws->act[l - 1] : x,
-                            .grad_out = g, .grad_in = g_prev, .ws = ws};
+        ipm_layer_pass p = {.index = l,
+                            .rows = rows,
+                            .in = l > 0 ? ws->act[l - 1] : x,
+                            .grad_out = g,
+                            .grad_in = g_prev,
+                            .ws = ws};
         ipm_layer_op(d, IPM_BACKWARD, &p);
         g = g_prev;
     }

@@ -29,14 +29,12 @@ static int alloc_batch(ipm_replica *rep, const ipm_data_view *train, char *err)
     return ipm_workspace_init(&rep->batch_ws, &rep->net, rep->batch_size, err);
 }
 
-static int check_data(const ipm_train_spec *spec, const ipm_data_view *train, int index,
-                      char *err)
+static int check_data(const ipm_train_spec *spec, const ipm_data_view *train, int index, char *err)
 {
     if (train->n <= 0)
         return ipm_fail(err, "replica %d: the training set is empty", index);
     if (spec->batch_size <= 0)
-        return ipm_fail(err, "[training] batch_size must be positive (got %d)",
-                        spec->batch_size);
+        return ipm_fail(err, "[training] batch_size must be positive (got %d)", spec->batch_size);
     ipm_shape s = train->shape;
     if (s.height && (long long)s.height * s.width * s.channels != train->dim)
         return ipm_fail(err, "replica %d: images of %dx%dx%d do not hold %d values", index,
@@ -151,8 +149,8 @@ void ipm_replica_train_epoch(ipm_replica *rep, const ipm_data_view *train)
         train_step(rep, train);
 }
 
-void ipm_replica_evaluate_block(const ipm_replica *rep, const ipm_data_view *d, int first,
-                                int rows, ipm_workspace *ws, ipm_eval_totals *sum)
+void ipm_replica_evaluate_block(const ipm_replica *rep, const ipm_data_view *d, int first, int rows,
+                                ipm_workspace *ws, ipm_eval_totals *sum)
 {
     if (rows <= 0)
         return;

@@ -86,7 +86,8 @@ int ipm_bcast_blob(unsigned char **blob, size_t *size, int root, MPI_Comm comm, 
         return -1;
     unsigned long long n = rank == root ? (unsigned long long)*size : 0;
     if (ipm_agree(ipm_mpi_check(MPI_Bcast(&n, 1, MPI_UNSIGNED_LONG_LONG, root, comm),
-                                "MPI_Bcast of a blob's size", err), err, comm))
+                                "MPI_Bcast of a blob's size", err),
+                  err, comm))
         return -1;
     int rc = n > INT_MAX ? ipm_fail(err, "a blob of %llu bytes is too large to broadcast", n) : 0;
     if (rc == 0 && rank != root) {
@@ -99,8 +100,9 @@ int ipm_bcast_blob(unsigned char **blob, size_t *size, int root, MPI_Comm comm, 
         return -1;
     if (n == 0)
         return 0;
-    return ipm_agree(ipm_mpi_check(MPI_Bcast(*blob, (int)n, MPI_BYTE, root, comm),
-                                   "MPI_Bcast of a blob", err), err, comm);
+    return ipm_agree(
+        ipm_mpi_check(MPI_Bcast(*blob, (int)n, MPI_BYTE, root, comm), "MPI_Bcast of a blob", err),
+        err, comm);
 }
 
 int ipm_max_int(int value, MPI_Comm comm, int *max, char *err)

@@ -12,14 +12,14 @@
 typedef struct kde_plan {
     ipm_kde_shape s;
     int rank, size;
-    int g0, g1;                 /* this rank's row blocks [g0, g1) */
-    float *rows;                /* block g at (g - g0) ROW_BLOCK width */
-    float *row_norm2;           /* (g1 - g0) ROW_BLOCK */
-    double *sums;               /* (g1 - g0) ROW_BLOCK IPM_KDE_N_SUMS */
-    float *replica;             /* n x width: the replica broadcast last */
-    float *col_norm2;           /* n: its norms */
-    float *dots;                /* ROW_BLOCK x COL_BLOCK */
-    double *logs;               /* every row block's IPM_KDE_N_SUMS sums of logs */
+    int g0, g1;       /* this rank's row blocks [g0, g1) */
+    float *rows;      /* block g at (g - g0) ROW_BLOCK width */
+    float *row_norm2; /* (g1 - g0) ROW_BLOCK */
+    double *sums;     /* (g1 - g0) ROW_BLOCK IPM_KDE_N_SUMS */
+    float *replica;   /* n x width: the replica broadcast last */
+    float *col_norm2; /* n: its norms */
+    float *dots;      /* ROW_BLOCK x COL_BLOCK */
+    double *logs;     /* every row block's IPM_KDE_N_SUMS sums of logs */
     size_t bytes;
     long long pairs;
 } kde_plan;
@@ -35,9 +35,8 @@ size_t ipm_kde_workspace_bytes(const ipm_kde_shape *s, int n_ranks)
 {
     size_t nb = (size_t)ipm_kde_row_blocks(s), w = (size_t)s->width;
     size_t most = (nb + (size_t)n_ranks - 1) / (size_t)n_ranks;
-    return 4 * (size_t)IPM_KDE_ROW_BLOCK * IPM_KDE_COL_BLOCK + 4 * (size_t)s->n * (w + 1)
-           + (4 * (w + 1) + 8 * IPM_KDE_N_SUMS) * IPM_KDE_ROW_BLOCK * most
-           + 8 * IPM_KDE_N_SUMS * nb;
+    return 4 * (size_t)IPM_KDE_ROW_BLOCK * IPM_KDE_COL_BLOCK + 4 * (size_t)s->n * (w + 1) +
+           (4 * (w + 1) + 8 * IPM_KDE_N_SUMS) * IPM_KDE_ROW_BLOCK * most + 8 * IPM_KDE_N_SUMS * nb;
 }
 
 static void *plan_alloc(kde_plan *p, size_t count, size_t size)
@@ -80,13 +79,13 @@ static int plan_init(kde_plan *p, const ipm_kde_input *in, MPI_Comm comm, char *
 {
     memset(p, 0, sizeof *p);
     p->s = in->shape;
-    if (ipm_mpi_check(MPI_Comm_rank(comm, &p->rank), "MPI_Comm_rank", err)
-        || ipm_mpi_check(MPI_Comm_size(comm, &p->size), "MPI_Comm_size", err)
-        || check_input(in, p->rank, p->size, err))
+    if (ipm_mpi_check(MPI_Comm_rank(comm, &p->rank), "MPI_Comm_rank", err) ||
+        ipm_mpi_check(MPI_Comm_size(comm, &p->size), "MPI_Comm_size", err) ||
+        check_input(in, p->rank, p->size, err))
         return -1;
     size_t n_blocks = (size_t)ipm_kde_row_blocks(&p->s), w = (size_t)p->s.width;
-    size_t rows = (size_t)owned_blocks((int)n_blocks, p->rank, p->size, &p->g0, &p->g1)
-                  * IPM_KDE_ROW_BLOCK;
+    size_t rows =
+        (size_t)owned_blocks((int)n_blocks, p->rank, p->size, &p->g0, &p->g1) * IPM_KDE_ROW_BLOCK;
     p->rows = plan_alloc(p, rows * w, sizeof *p->rows);
     p->row_norm2 = plan_alloc(p, rows, sizeof *p->row_norm2);
     p->sums = plan_alloc(p, rows * IPM_KDE_N_SUMS, sizeof *p->sums);
@@ -94,15 +93,14 @@ static int plan_init(kde_plan *p, const ipm_kde_input *in, MPI_Comm comm, char *
     p->col_norm2 = plan_alloc(p, (size_t)p->s.n, sizeof *p->col_norm2);
     p->dots = plan_alloc(p, (size_t)IPM_KDE_ROW_BLOCK * IPM_KDE_COL_BLOCK, sizeof *p->dots);
     p->logs = plan_alloc(p, n_blocks * IPM_KDE_N_SUMS, sizeof *p->logs);
-    if (!p->rows || !p->row_norm2 || !p->sums || !p->replica || !p->col_norm2 || !p->dots
-        || !p->logs)
+    if (!p->rows || !p->row_norm2 || !p->sums || !p->replica || !p->col_norm2 || !p->dots ||
+        !p->logs)
         return ipm_fail(err, "out of memory for the KDE workspace (%zu bytes)", p->bytes);
     return 0;
 }
 
 /* Replica s from its owner into every rank's p->replica. */
-static int broadcast_replica(kde_plan *p, const ipm_kde_input *in, int s, MPI_Comm comm,
-                             char *err)
+static int broadcast_replica(kde_plan *p, const ipm_kde_input *in, int s, MPI_Comm comm, char *err)
 {
     int owner = s % p->size, count = p->s.n * p->s.width;
     if (p->rank == owner)
@@ -135,11 +133,15 @@ static void run_column_block(kde_plan *p, const ipm_kde_input *in, int s, int fi
         ipm_kde_block b = {.col_replica = s, .col_first = first, .n_cols = count};
         ipm_kde_row_block(&p->s, g, &b.row_replica, &b.row_first, &b.n_rows);
         size_t row0 = (size_t)(g - p->g0) * IPM_KDE_ROW_BLOCK;
-        ipm_kde_points pts = {w, p->rows + row0 * (size_t)w, p->replica + (size_t)first * w,
-                              p->row_norm2 + row0, p->col_norm2 + first, p->dots,
+        ipm_kde_points pts = {w,
+                              p->rows + row0 * (size_t)w,
+                              p->replica + (size_t)first * w,
+                              p->row_norm2 + row0,
+                              p->col_norm2 + first,
+                              p->dots,
                               IPM_KDE_COL_BLOCK};
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b.n_rows, count, w, 1.0f, pts.rows,
-                    w, pts.cols, w, 0.0f, p->dots, IPM_KDE_COL_BLOCK);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b.n_rows, count, w, 1.0f, pts.rows, w,
+                    pts.cols, w, 0.0f, p->dots, IPM_KDE_COL_BLOCK);
         ipm_kde_add_block(&b, &pts, in->y, p->s.var, p->sums + row0 * IPM_KDE_N_SUMS);
         p->pairs += (long long)b.n_rows * count;
     }
@@ -180,8 +182,8 @@ static int share_logs(kde_plan *p, MPI_Comm comm, char *err)
     for (int g = p->g0; g < p->g1; g++) {
         int replica, first, count;
         ipm_kde_row_block(&p->s, g, &replica, &first, &count);
-        ipm_kde_row_logs(p->sums + (size_t)(g - p->g0) * IPM_KDE_ROW_BLOCK * IPM_KDE_N_SUMS,
-                         count, p->logs + (size_t)g * IPM_KDE_N_SUMS);
+        ipm_kde_row_logs(p->sums + (size_t)(g - p->g0) * IPM_KDE_ROW_BLOCK * IPM_KDE_N_SUMS, count,
+                         p->logs + (size_t)g * IPM_KDE_N_SUMS);
     }
     int n = ipm_kde_row_blocks(&p->s) * IPM_KDE_N_SUMS;
     return ipm_mpi_check(MPI_Allreduce(MPI_IN_PLACE, p->logs, n, MPI_DOUBLE, MPI_SUM, comm),

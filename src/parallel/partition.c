@@ -13,7 +13,7 @@
 typedef struct layout {
     long long *send_n, *recv_n; /* what each says it sends; -1: it failed */
     int *send_count, *send_at, *recv_count, *recv_at;
-    uint64_t *send, *recv;         /* the partition's buffers */
+    uint64_t *send, *recv; /* the partition's buffers */
 } layout;
 
 static void free_layout(layout *l)
@@ -36,8 +36,7 @@ static int alloc_layout(layout *l, int size, char *err)
     l->send_at = malloc(n * sizeof *l->send_at);
     l->recv_count = malloc(n * sizeof *l->recv_count);
     l->recv_at = malloc(n * sizeof *l->recv_at);
-    if (!l->send_n || !l->recv_n || !l->send_count || !l->send_at || !l->recv_count ||
-        !l->recv_at)
+    if (!l->send_n || !l->recv_n || !l->send_count || !l->send_at || !l->recv_count || !l->recv_at)
         return ipm_fail(err, "out of memory for the exchange of %d ranks", size);
     return 0;
 }
@@ -53,8 +52,10 @@ static int to_ints(const long long *n, int *count, int *at, int size, ipm_words 
         count[q] = (int)n[q];
         total += n[q];
         if (total > INT_MAX)
-            return ipm_fail(err, "partitioned reduce: more than %d words to %s on one rank; "
-                            "use more ranks or fewer replicas per rank", INT_MAX, what);
+            return ipm_fail(err,
+                            "partitioned reduce: more than %d words to %s on one rank; "
+                            "use more ranks or fewer replicas per rank",
+                            INT_MAX, what);
     }
     if ((size_t)total + 1 <= buf->capacity)
         return 0;
@@ -138,8 +139,8 @@ static int exchange_counts(ipm_partition *p, const ipm_binned *b, int failed, la
         ipm_agree(rc, err, comm); /* every rank takes the first failing rank's message */
         return -1;
     }
-    rc = ipm_mpi_check(MPI_Alltoall(l->send_n, 1, MPI_LONG_LONG, l->recv_n, 1, MPI_LONG_LONG,
-                                    comm), "MPI_Alltoall of the partitioned reduce's sizes", err);
+    rc = ipm_mpi_check(MPI_Alltoall(l->send_n, 1, MPI_LONG_LONG, l->recv_n, 1, MPI_LONG_LONG, comm),
+                       "MPI_Alltoall of the partitioned reduce's sizes", err);
     if (rc == 0)
         rc = to_ints(l->recv_n, l->recv_count, l->recv_at, size, &p->recv, "receive", err);
     l->recv = p->recv.w;
@@ -230,8 +231,8 @@ static int receive_hists(ipm_hist *hist, int n, int from, MPI_Comm comm, ipm_tra
     uint64_t *w = malloc(((size_t)words + 1) * sizeof *w);
     int rc = w ? 0 : ipm_fail(err, "out of memory for %d words of histograms", words);
     /* Received even after a failure here, so the child is never left blocked. */
-    int mpi = MPI_Recv(w ? w : (uint64_t[2]){0}, w ? words : 0, MPI_UINT64_T, from,
-                       IPM_TAG_HISTS, comm, MPI_STATUS_IGNORE);
+    int mpi = MPI_Recv(w ? w : (uint64_t[2]){0}, w ? words : 0, MPI_UINT64_T, from, IPM_TAG_HISTS,
+                       comm, MPI_STATUS_IGNORE);
     if (rc == 0)
         rc = ipm_mpi_check(mpi, "MPI_Recv (histograms)", err);
     if (traffic)
@@ -255,9 +256,9 @@ static int send_hists(const ipm_hist *hist, int n, int failed, int to, MPI_Comm 
         free(w);
         w = NULL;
     }
-    int rc = ipm_mpi_check(
-        MPI_Send(w ? w : flag, (int)words, MPI_UINT64_T, to, IPM_TAG_HISTS, comm),
-        "MPI_Send (histograms)", err);
+    int rc =
+        ipm_mpi_check(MPI_Send(w ? w : flag, (int)words, MPI_UINT64_T, to, IPM_TAG_HISTS, comm),
+                      "MPI_Send (histograms)", err);
     if (traffic)
         traffic->sent += (uint64_t)words * 8;
     int sent_whole = w != NULL;
@@ -267,8 +268,8 @@ static int send_hists(const ipm_hist *hist, int n, int failed, int to, MPI_Comm 
     return rc;
 }
 
-int ipm_hists_sum_to_root(ipm_hist *hist, int n, int failed, ipm_traffic *traffic,
-                          MPI_Comm comm, char *err)
+int ipm_hists_sum_to_root(ipm_hist *hist, int n, int failed, ipm_traffic *traffic, MPI_Comm comm,
+                          char *err)
 {
     int rank, size, child_failed = 0;
     MPI_Comm_rank(comm, &rank);

@@ -22,8 +22,7 @@ typedef struct link_buffers {
 
 enum { STATUS_OK = 0, STATUS_FAILED = 1 };
 
-static int send_chunk(const ipm_count *chunk, size_t n, int to, MPI_Comm comm,
-                      ipm_traffic *traffic)
+static int send_chunk(const ipm_count *chunk, size_t n, int to, MPI_Comm comm, ipm_traffic *traffic)
 {
     if (traffic)
         traffic->sent += n * sizeof *chunk;
@@ -89,9 +88,9 @@ static void receive_tables(ipm_table *const *tables, int n_tables, link_buffers 
 {
     MPI_Status status;
     int words = 0;
-    if (MPI_Recv(buf->header, n_tables + 2, MPI_UINT64_T, from, IPM_TAG_TABLE_HEADER, comm, &status)
-            != MPI_SUCCESS
-        || MPI_Get_count(&status, MPI_UINT64_T, &words) != MPI_SUCCESS || words < 2) {
+    if (MPI_Recv(buf->header, n_tables + 2, MPI_UINT64_T, from, IPM_TAG_TABLE_HEADER, comm,
+                 &status) != MPI_SUCCESS ||
+        MPI_Get_count(&status, MPI_UINT64_T, &words) != MPI_SUCCESS || words < 2) {
         *failed = 1;
         ipm_fail(err, "count tables: receiving the header from rank %d failed", from);
         return;
@@ -115,8 +114,9 @@ static void receive_tables(ipm_table *const *tables, int n_tables, link_buffers 
     int table = 0;
     while (total > 0) {
         size_t n = total < CHUNK_ENTRIES ? (size_t)total : CHUNK_ENTRIES;
-        if (MPI_Recv(buf->chunk, (int)(n * sizeof *buf->chunk), MPI_BYTE, from, IPM_TAG_TABLE_CHUNK, comm,
-                     MPI_STATUS_IGNORE) != MPI_SUCCESS && !*failed) {
+        if (MPI_Recv(buf->chunk, (int)(n * sizeof *buf->chunk), MPI_BYTE, from, IPM_TAG_TABLE_CHUNK,
+                     comm, MPI_STATUS_IGNORE) != MPI_SUCCESS &&
+            !*failed) {
             *failed = 1;
             ipm_fail(err, "count tables: receiving entries from rank %d failed", from);
         }
@@ -135,8 +135,8 @@ static int alloc_buffers(link_buffers *buf, int n_tables)
     return buf->header && buf->chunk;
 }
 
-int ipm_reduce_tables(ipm_table *const *tables, int n_tables, MPI_Comm comm,
-                      ipm_traffic *traffic, char *err)
+int ipm_reduce_tables(ipm_table *const *tables, int n_tables, MPI_Comm comm, ipm_traffic *traffic,
+                      char *err)
 {
     int rank, size;
     MPI_Comm_rank(comm, &rank);
@@ -151,8 +151,8 @@ int ipm_reduce_tables(ipm_table *const *tables, int n_tables, MPI_Comm comm,
     for (int mask = 1; mask < size; mask <<= 1) {
         if (rank & mask) {
             if (send_tables(tables, n_tables, failed || child_failed, &buf, rank - mask, comm,
-                            traffic)
-                    != MPI_SUCCESS && !failed) {
+                            traffic) != MPI_SUCCESS &&
+                !failed) {
                 failed = 1;
                 ipm_fail(err, "count tables: sending to rank %d failed", rank - mask);
             }

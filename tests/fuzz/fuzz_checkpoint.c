@@ -7,8 +7,8 @@
  * A failure must leave a one-line message naming the file. Any allocation
  * above 64 MiB is a crash (libFuzzer itself takes 20 MiB at once): sizes
  * must come from the file's real size. */
-#include "ipmpi/io/checkpoint.h"
 #include "ipmpi/base/error.h"
+#include "ipmpi/io/checkpoint.h"
 #include "../replica_util.h"
 
 #include "../checkpoint_fixture.h"
@@ -57,11 +57,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fx.config_text = ipm_config_format(&fx.cfg);
     fuzz_require(fx.config_text != NULL, "out of memory", NULL);
     for (int r = 0; r < REPLICAS; r++) {
-        fuzz_require(ipm_replica_for_config(&fx.rep[r], &fx.cfg, &fx.data, r, err) == 0, "init", err);
+        fuzz_require(ipm_replica_for_config(&fx.rep[r], &fx.cfg, &fx.data, r, err) == 0, "init",
+                     err);
         fx.pristine_size[r] = ipm_replica_state_size(&fx.rep[r]);
         fx.pristine[r] = malloc(fx.pristine_size[r]);
         fuzz_require(ipm_replica_pack(&fx.rep[r], fx.pristine[r], fx.pristine_size[r], err) == 0,
-                "pack", err);
+                     "pack", err);
     }
     atexit(cleanup);
     return 0;
@@ -70,7 +71,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void require_message(const char *err)
 {
     fuzz_require(strnlen(err, IPM_ERRLEN) < IPM_ERRLEN && strchr(err, '\n') == NULL,
-            "message not one line", err);
+                 "message not one line", err);
     fuzz_require(strstr(err, fx.file.path) != NULL, "message does not name the file", err);
 }
 
@@ -83,7 +84,7 @@ static void try_state(int r, const unsigned char *blob, size_t size)
     }
     train_on(&fx.rep[r], &fx.data);
     fuzz_require(ipm_replica_unpack(&fx.rep[r], fx.pristine[r], fx.pristine_size[r], err) == 0,
-            "pristine state refused", err);
+                 "pristine state refused", err);
 }
 
 static void check_read(void)
@@ -96,7 +97,7 @@ static void check_read(void)
         return;
     }
     fuzz_require(ck.config_text && ck.n_replicas >= 1 && ck.epoch >= 0 && ck.records >= 0,
-            "inconsistent checkpoint", NULL);
+                 "inconsistent checkpoint", NULL);
     (void)ipm_checkpoint_config_check(ck.config_text, &fx.cfg, err);
     for (int r = 0; r < ck.n_replicas && r < REPLICAS; r++)
         try_state(r, ck.replica[r], ck.replica_size[r]);

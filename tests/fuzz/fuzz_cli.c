@@ -31,8 +31,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-
-
 /* Each well-formed override's key must report --set as its origin. */
 static void check_origins(const ipm_config *cfg, const ipm_cli *c)
 {

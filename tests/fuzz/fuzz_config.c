@@ -3,8 +3,8 @@
  * reload from its own text and format identically (abort otherwise: a real
  * bug), and its epoch selections must expand for a small last epoch.
  * Failures must leave a one-line message. */
-#include "ipmpi/io/config.h"
 #include "ipmpi/base/error.h"
+#include "ipmpi/io/config.h"
 
 #include "fuzz_round_trip.h"
 #include "fuzz_scratch.h"
@@ -27,14 +27,14 @@ static void check_expansion(const ipm_epoch_spec *spec, int last)
     char err[IPM_ERRLEN] = "";
     if (ipm_epochs_expand(spec, last, &epochs, &n, err) == 0) {
         for (int i = 0; i < n; i++)
-            fuzz_require(epochs[i] >= 0 && epochs[i] <= last && (i == 0 || epochs[i] > epochs[i - 1]),
-                    "expanded epochs not sorted, unique and in [0, last]", NULL);
+            fuzz_require(epochs[i] >= 0 && epochs[i] <= last &&
+                             (i == 0 || epochs[i] > epochs[i - 1]),
+                         "expanded epochs not sorted, unique and in [0, last]", NULL);
     } else {
         fuzz_check_message(err);
     }
     free(epochs);
 }
-
 
 static void load_and_check(const char *const *overrides, int n_overrides)
 {
@@ -54,7 +54,7 @@ static void load_and_check(const char *const *overrides, int n_overrides)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const overrides[] = {"training.epochs = 40", "information.bins=12",
-                                             "output.activations=none"};
+                                            "output.activations=none"};
     fuzz_scratch_write(&input_file, data, size);
     load_and_check(NULL, 0);
     load_and_check(overrides, 3);

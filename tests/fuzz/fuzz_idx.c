@@ -48,14 +48,15 @@ static void read_checked(outcome *o)
         for (int i = 0; i < x->ndims; i++)
             count *= x->dims[i];
         fuzz_require(count == x->count && count >= 1 && count <= (size_t)IPM_IDX_MAX_VALUES,
-                "count is not the product of the dims", NULL);
+                     "count is not the product of the dims", NULL);
         fuzz_require(x->values != NULL, "no values", NULL);
         volatile float sink = x->values[0] + x->values[count - 1]; /* both ends allocated */
         (void)sink;
     } else {
         fuzz_require(o->rc == -1, "return code neither 0 nor -1", NULL);
         fuzz_require(strchr(o->err, '\n') == NULL, "message not one line", o->err);
-        fuzz_require(strstr(o->err, input_file.path) != NULL, "message does not name the file", o->err);
+        fuzz_require(strstr(o->err, input_file.path) != NULL, "message does not name the file",
+                     o->err);
         fuzz_require(o->x.values == NULL && o->x.count == 0, "failed read left values", NULL);
     }
 }
@@ -75,7 +76,7 @@ static void read_pair_checked(void)
         free(y);
     } else {
         fuzz_require(strchr(err, '\n') == NULL && strstr(err, input_file.path) != NULL,
-                "pair message not one line naming the file", err);
+                     "pair message not one line naming the file", err);
         fuzz_require(x.values == NULL && y == NULL && n == 0, "failed pair left data", NULL);
     }
     /* As bytes: accepted exactly when the file is unsigned bytes that read as a pair. */
@@ -85,14 +86,14 @@ static void read_pair_checked(void)
     int ok = ipm_idx_read_pair_bytes(input_file.path, input_file.path, &b, &by, &bn, err) == 0;
     if (ok) {
         fuzz_require(b.type == IPM_IDX_UBYTE && b.bytes && !b.values && bn == (int)b.dims[0],
-                "byte pair inconsistent", NULL);
+                     "byte pair inconsistent", NULL);
         for (int i = 0; i < bn; i++)
             fuzz_require(by[i] == b.bytes[i], "byte labels differ from the bytes", NULL);
         ipm_idx_free(&b);
         free(by);
     } else {
         fuzz_require(strchr(err, '\n') == NULL && b.bytes == NULL && by == NULL,
-                "failed byte pair: message or data", err);
+                     "failed byte pair: message or data", err);
     }
 }
 
@@ -125,10 +126,11 @@ static void require_same(const outcome *a, const outcome *b)
     fuzz_require(a->rc == b->rc, "plain and gzip reads disagree", b->err);
     fuzz_require(strcmp(a->err, b->err) == 0, "plain and gzip messages differ", b->err);
     if (a->rc == 0)
-        fuzz_require(a->x.type == b->x.type && a->x.ndims == b->x.ndims && a->x.count == b->x.count &&
-                memcmp(a->x.dims, b->x.dims, sizeof a->x.dims) == 0 &&
-                memcmp(a->x.values, b->x.values, a->x.count * sizeof(float)) == 0,
-                "plain and gzip values differ", NULL);
+        fuzz_require(a->x.type == b->x.type && a->x.ndims == b->x.ndims &&
+                         a->x.count == b->x.count &&
+                         memcmp(a->x.dims, b->x.dims, sizeof a->x.dims) == 0 &&
+                         memcmp(a->x.values, b->x.values, a->x.count * sizeof(float)) == 0,
+                     "plain and gzip values differ", NULL);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -3,9 +3,9 @@
  * CDF2 64-bit offset, CDF5) are tried: crashes inside libhdf5 on malformed
  * HDF5 files are not ours to fix. A success must give a consistent data set,
  * a failure a one-line message naming the file or the config key. */
+#include "ipmpi/base/error.h"
 #include "ipmpi/io/config.h"
 #include "ipmpi/io/dataset.h"
-#include "ipmpi/base/error.h"
 
 #include "fuzz_scratch.h"
 
@@ -71,9 +71,9 @@ static void load(double train_fraction)
         ipm_dataset_free(&test);
     } else {
         fuzz_require(strnlen(err, IPM_ERRLEN) < IPM_ERRLEN && strchr(err, '\n') == NULL,
-                "message not one line", err);
+                     "message not one line", err);
         fuzz_require(strstr(err, input_file.path) != NULL || strstr(err, "[data]") != NULL,
-                "message names neither the file nor the config key", err);
+                     "message names neither the file nor the config key", err);
         fuzz_require(train.x == NULL && test.x == NULL, "failed load left data", NULL);
     }
     ipm_config_free(&cfg);

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fuzz_scratch.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/io/config.h"
+#include "fuzz_scratch.h"
 
 static inline void fuzz_check_message(const char *err)
 {

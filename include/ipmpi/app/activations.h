@@ -16,11 +16,11 @@
 
 typedef struct ipm_activation_store {
     int n_layers, n_samples, n_local;
-    const int *width;          /* n_layers */
-    size_t per_replica;        /* floats: every layer's n_samples x width in turn */
-    float *buffer;             /* n_local x per_replica, allocated at first use */
-    int slot;                  /* the activation_epoch record written next; the run
-                                  advances it once every rank has written */
+    const int *width;   /* n_layers */
+    size_t per_replica; /* floats: every layer's n_samples x width in turn */
+    float *buffer;      /* n_local x per_replica, allocated at first use */
+    int slot;           /* the activation_epoch record written next; the run
+                           advances it once every rank has written */
 } ipm_activation_store;
 
 void ipm_activation_store_init(ipm_activation_store *s, const ipm_plan *plan);
@@ -34,7 +34,7 @@ int ipm_activation_store_keep(ipm_activation_store *s, int k, const ipm_workspac
 /* Collective: rank 0 writes every replica's kept activations into out at
  * the next slot, for epoch. Rank 0 keeps receiving after a write error so
  * that no sender is left blocked. */
-int ipm_activation_store_write(ipm_activation_store *s, ipm_output *out, int epoch,
-                               int n_replicas, MPI_Comm comm, char *err);
+int ipm_activation_store_write(ipm_activation_store *s, ipm_output *out, int epoch, int n_replicas,
+                               MPI_Comm comm, char *err);
 
 #endif

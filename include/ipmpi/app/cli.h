@@ -8,7 +8,7 @@
 
 typedef struct ipm_cli {
     const char *config_path;
-    const char **overrides;            /* n_overrides, malloc'd (ipm_cli_free) */
+    const char **overrides; /* n_overrides, malloc'd (ipm_cli_free) */
     int n_overrides;
     int check, help, version, restart, overwrite;
 } ipm_cli;

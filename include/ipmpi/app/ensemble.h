@@ -20,13 +20,13 @@ typedef struct ipm_ensemble {
     MPI_Comm comm;
     int rank, size;
     int n_replicas, n_local;
-    ipm_replica *local;                 /* replicas rank, rank + P, ... */
-    int *diverged_at;                   /* local: first epoch with a non-finite weight or batch loss */
-    long *bad_param;                    /* local: that weight's index (-1: the loss) */
+    ipm_replica *local; /* replicas rank, rank + P, ... */
+    int *diverged_at;   /* local: first epoch with a non-finite weight or batch loss */
+    long *bad_param;    /* local: that weight's index (-1: the loss) */
     double *loss, *accuracy, *test_loss, *test_accuracy; /* n_replicas each */
-    ipm_workspace eval_ws;              /* one block of block_rows samples, every layer */
+    ipm_workspace eval_ws; /* one block of block_rows samples, every layer */
     int block_rows;
-    int held_replica, held_plane;       /* whose whole-plane pass eval_ws holds (-1: none) */
+    int held_replica, held_plane; /* whose whole-plane pass eval_ws holds (-1: none) */
     ipm_eval_totals held;
     double seconds_train, seconds_forward; /* accumulated */
     /* Replicas side by side (learn/group.h): groups of up to IPM_LANES local
@@ -39,12 +39,12 @@ typedef struct ipm_ensemble {
     int *group_of;
     ipm_workspace *lane_ws;
     int *lane_fresh, *lane_made;
-    size_t lane_bytes;                  /* what the lane workspaces hold */
+    size_t lane_bytes; /* what the lane workspaces hold */
     /* [output] gradients: each local replica's minibatch gradient statistics
      * (learn/grad_stats.h), gathered in the epochs being watched only, and
      * their norms, replicas x layers, summed onto rank 0 like the losses.
      * NULL when off. */
-    ipm_grad_stats *grad_stats;         /* n_local */
+    ipm_grad_stats *grad_stats; /* n_local */
     double *grad_mean_norm, *grad_std_norm;
     int n_layers;
 } ipm_ensemble;
@@ -90,7 +90,6 @@ int ipm_ensemble_reduce_losses(ipm_ensemble *e, int has_test, char *err);
  * training loss or measured loss went non-finite fails the run, naming the
  * replica, what diverged, the epoch and where the logged epochs are kept
  * (output). */
-int ipm_ensemble_check_divergence(const ipm_ensemble *e, int epoch, const char *output,
-                                  char *err);
+int ipm_ensemble_check_divergence(const ipm_ensemble *e, int epoch, const char *output, char *err);
 
 #endif

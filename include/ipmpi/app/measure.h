@@ -58,51 +58,51 @@
 
 typedef struct ipm_measure {
     const ipm_dataset *data;
-    int plane;                      /* 0 train, 1 test */
+    int plane; /* 0 train, 1 test */
     int n_layers, n_replicas;
-    int n_local, n_ranks;           /* replicas measured on this rank; ranks */
+    int n_local, n_ranks; /* replicas measured on this rank; ranks */
     int width[IPM_MAX_LAYERS];
-    int measured[IPM_MAX_LAYERS];   /* 1: binned and counted */
+    int measured[IPM_MAX_LAYERS]; /* 1: binned and counted */
     unsigned estimators;
-    int adaptive;                   /* range = adaptive: `bins` edges on the seen range */
-    int width_binning;              /* binning = width: edges k * bin_width on the seen range */
-    int per_replica;                /* scope = replica: an adaptive range per replica */
+    int adaptive;      /* range = adaptive: `bins` edges on the seen range */
+    int width_binning; /* binning = width: edges k * bin_width on the seen range */
+    int per_replica;   /* scope = replica: an adaptive range per replica */
     double bin_width;
-    int quantile;                   /* binning = quantile: enum ipm_quantile_kind */
-    int n_edges;                    /* [information] bins */
-    double *quantile_edges;         /* quantile: per measured layer (at edges_at), replicas x
-                                     * unit sets x n_edges; complete on rank 0 after finish */
+    int quantile;           /* binning = quantile: enum ipm_quantile_kind */
+    int n_edges;            /* [information] bins */
+    double *quantile_edges; /* quantile: per measured layer (at edges_at), replicas x
+                             * unit sets x n_edges; complete on rank 0 after finish */
     size_t edges_at[IPM_MAX_LAYERS], n_quantile_edges;
     const double *layer_edges[IPM_MAX_LAYERS]; /* quantile_edges + edges_at; NULL unmeasured */
-    int *slot_replica;              /* n_local: the replica each local slot observed */
-    const double *whole;            /* range = whole: lo then hi (per replica: replicas x)
-                                     * layers each; the caller's, outliving the measure */
-    double *replica_range;          /* per_replica: lo then hi, replicas x layers each; complete
-                                     * on rank 0 after ipm_measure_finish */
-    enum ipm_reduce_kind reduce;    /* how extended counts meet on several ranks */
+    int *slot_replica;                         /* n_local: the replica each local slot observed */
+    const double *whole;         /* range = whole: lo then hi (per replica: replicas x)
+                                  * layers each; the caller's, outliving the measure */
+    double *replica_range;       /* per_replica: lo then hi, replicas x layers each; complete
+                                  * on rank 0 after ipm_measure_finish */
+    enum ipm_reduce_kind reduce; /* how extended counts meet on several ranks */
     double range_lo[IPM_MAX_LAYERS], range_hi[IPM_MAX_LAYERS]; /* the ranges in use */
-    double h_x, h_y, i_xy;          /* of the data set */
-    ipm_binned binned;              /* this epoch's pattern ids */
-    const int32_t **rows;           /* n_local: one layer's ids per local slot */
-    ipm_entropies *each;            /* n_local: one layer's simple entropies */
+    double h_x, h_y, i_xy;                                     /* of the data set */
+    ipm_binned binned;                                         /* this epoch's pattern ids */
+    const int32_t **rows; /* n_local: one layer's ids per local slot */
+    ipm_entropies *each;  /* n_local: one layer's simple entropies */
     ipm_x_groups groups;
     ipm_counter counter;
     ipm_layer_tables *pooled, *sampled; /* tree: n_layers each */
-    ipm_partition part;             /* partitioned */
-    ipm_hist *hists;                /* partitioned: n_layers x IPM_HISTS_PER_LAYER */
-    double kde_variance;            /* [information] kde_variance */
-    float *kde_acts;                /* kde: n_local x kde_per_replica floats */
-    size_t kde_per_replica;         /* every measured layer's n x width in turn */
-    size_t kde_offset[IPM_MAX_LAYERS]; /* a layer's start within a replica's floats */
-    const float **kde_slots;        /* n_local: one layer's activations per local slot */
-    int kde_slot;                   /* local slot of the replica being passed */
-    uint64_t m_x, m_y;              /* miller_madow: the data's distinct x ids and labels */
-    ipm_estimates est;              /* the results; complete on rank 0 after ipm_measure_finish */
-    double seconds_binning;         /* binning and local counting, accumulated */
-    double seconds_exchange;        /* the reduce between ranks, waiting apart */
-    double seconds_wait;            /* waiting for the slowest rank before the reduce */
-    double seconds_kde;             /* the KDE bounds, over all ranks */
-    ipm_traffic traffic;            /* bytes this rank sent and received in the reduce */
+    ipm_partition part;                 /* partitioned */
+    ipm_hist *hists;                    /* partitioned: n_layers x IPM_HISTS_PER_LAYER */
+    double kde_variance;                /* [information] kde_variance */
+    float *kde_acts;                    /* kde: n_local x kde_per_replica floats */
+    size_t kde_per_replica;             /* every measured layer's n x width in turn */
+    size_t kde_offset[IPM_MAX_LAYERS];  /* a layer's start within a replica's floats */
+    const float **kde_slots;            /* n_local: one layer's activations per local slot */
+    int kde_slot;                       /* local slot of the replica being passed */
+    uint64_t m_x, m_y;                  /* miller_madow: the data's distinct x ids and labels */
+    ipm_estimates est;       /* the results; complete on rank 0 after ipm_measure_finish */
+    double seconds_binning;  /* binning and local counting, accumulated */
+    double seconds_exchange; /* the reduce between ranks, waiting apart */
+    double seconds_wait;     /* waiting for the slowest rank before the reduce */
+    double seconds_kde;      /* the KDE bounds, over all ranks */
+    ipm_traffic traffic;     /* bytes this rank sent and received in the reduce */
 } ipm_measure;
 
 /* n_local replicas will be measured on this rank (of n_ranks) per epoch;

@@ -19,7 +19,7 @@ typedef struct ipm_observation {
     const ipm_plan *plan;
     ipm_ensemble *ensemble;
     ipm_measure *plane[IPM_N_PLANES];
-    ipm_activation_store *store;        /* NULL: nothing stored this epoch */
+    ipm_activation_store *store; /* NULL: nothing stored this epoch */
 } ipm_observation;
 
 /* Forwards, bins and (store) keeps; fills the ensemble's loss slots of the

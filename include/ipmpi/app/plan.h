@@ -15,8 +15,8 @@
 
 typedef struct ipm_plan {
     const ipm_config *cfg;
-    char *config_text;                  /* the effective config, for output and checkpoints */
-    char checkpoint[IPM_PATH_MAX];      /* [run] checkpoint, resolved */
+    char *config_text;             /* the effective config, for output and checkpoints */
+    char checkpoint[IPM_PATH_MAX]; /* [run] checkpoint, resolved */
     int rank, n_ranks;
     int n_replicas, n_local;            /* this rank owns replicas rank, rank + P, ... */
     ipm_dataset data[IPM_N_PLANES];     /* train, test (test.n may be 0) */
@@ -27,12 +27,12 @@ typedef struct ipm_plan {
     int width[IPM_MAX_LAYERS];          /* units of each layer (a conv map flattened) */
     int layer_measured[IPM_MAX_LAYERS]; /* [information] layers */
     int n_measured_layers;
-    int measured[IPM_N_PLANES];         /* [information] on */
-    double *whole_range[IPM_N_PLANES];  /* range = whole: lo then hi, (scope = replica:
-                                         * replicas x) layers each; NULL otherwise */
-    int block_rows;                     /* samples per evaluation block */
-    int *log_epochs, n_log;             /* logged: [information] epochs and stopping checks */
-    int *act_epochs, n_act;             /* [output] activations */
+    int measured[IPM_N_PLANES];        /* [information] on */
+    double *whole_range[IPM_N_PLANES]; /* range = whole: lo then hi, (scope = replica:
+                                        * replicas x) layers each; NULL otherwise */
+    int block_rows;                    /* samples per evaluation block */
+    int *log_epochs, n_log;            /* logged: [information] epochs and stopping checks */
+    int *act_epochs, n_act;            /* [output] activations */
 } ipm_plan;
 
 /* The plan of cfg for `rank` of n_ranks. Collective in nothing: every rank

@@ -17,7 +17,7 @@
 typedef struct ipm_record_sources {
     const ipm_plan *plan;
     const ipm_ensemble *ensemble;
-    const ipm_measure *plane;           /* IPM_N_PLANES, valid where plan->measured */
+    const ipm_measure *plane; /* IPM_N_PLANES, valid where plan->measured */
     const ipm_stop_monitor *stop;
 } ipm_record_sources;
 

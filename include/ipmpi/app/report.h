@@ -23,11 +23,11 @@
 
 /* Where rank 0's time went, in seconds. */
 typedef struct ipm_clock {
-    double start;            /* MPI_Wtime() when the run began */
-    double loop_start;       /* when the epoch loop began */
+    double start;                           /* MPI_Wtime() when the run began */
+    double loop_start;                      /* when the epoch loop began */
     double setup, output, checkpoint, wait; /* the parts the run times itself */
-    int epochs_done;         /* epochs trained by this process */
-    int logged;              /* epochs logged by this process */
+    int epochs_done;                        /* epochs trained by this process */
+    int logged;                             /* epochs logged by this process */
     double peak_mb, peak_mb_max; /* peak resident memory: this rank's, the largest rank's */
 } ipm_clock;
 
@@ -35,7 +35,7 @@ typedef struct ipm_clock {
 typedef struct ipm_report_sources {
     const ipm_plan *plan;
     const ipm_ensemble *ensemble;
-    const ipm_measure *plane;           /* IPM_N_PLANES, valid where plan->measured */
+    const ipm_measure *plane; /* IPM_N_PLANES, valid where plan->measured */
     const ipm_stop_monitor *stop;
     const ipm_clock *clock;
 } ipm_report_sources;

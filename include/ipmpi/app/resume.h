@@ -9,18 +9,18 @@
 #include <mpi.h>
 #include <stdint.h>
 
-#include "ipmpi/io/config.h"
-#include "ipmpi/base/error.h"
 #include "ipmpi/app/ensemble.h"
+#include "ipmpi/base/error.h"
+#include "ipmpi/io/config.h"
 
 /* Where a run resumes from, as rank 0 read it (broadcast to every rank). */
 typedef struct ipm_resume_point {
-    int epoch;                  /* epochs completed */
-    long records;               /* NetCDF records logged */
-    uint64_t run_id;            /* the run's id (0: a checkpoint from before run ids) */
-    int used_prev;              /* rank 0: PATH was refused, PATH.prev used */
-    char refused[IPM_ERRLEN];   /* rank 0: why PATH was refused */
-    unsigned char *stop;        /* every rank: the stopping-state blob (malloc'd; free it) */
+    int epoch;                /* epochs completed */
+    long records;             /* NetCDF records logged */
+    uint64_t run_id;          /* the run's id (0: a checkpoint from before run ids) */
+    int used_prev;            /* rank 0: PATH was refused, PATH.prev used */
+    char refused[IPM_ERRLEN]; /* rank 0: why PATH was refused */
+    unsigned char *stop;      /* every rank: the stopping-state blob (malloc'd; free it) */
     size_t stop_size;
 } ipm_resume_point;
 
@@ -30,7 +30,7 @@ typedef struct ipm_resume_extra {
     int epoch;
     long records;
     uint64_t run_id;
-    const unsigned char *stop;   /* stopping-state blob */
+    const unsigned char *stop; /* stopping-state blob */
     size_t stop_size;
 } ipm_resume_extra;
 

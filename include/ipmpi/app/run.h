@@ -13,9 +13,9 @@
 #include "ipmpi/io/config.h"
 
 typedef struct ipm_run_options {
-    int restart;                             /* continue from the config's checkpoint */
-    int overwrite;                           /* a fresh start may replace existing files */
-    const volatile sig_atomic_t *stop;       /* not NULL: a signal number set by a handler */
+    int restart;                       /* continue from the config's checkpoint */
+    int overwrite;                     /* a fresh start may replace existing files */
+    const volatile sig_atomic_t *stop; /* not NULL: a signal number set by a handler */
 } ipm_run_options;
 
 /* Returned when a signal stopped the run: the checkpoint is written. */

@@ -12,10 +12,10 @@
 #include <stdint.h>
 
 typedef struct ipm_bytes {
-    unsigned char *out;        /* pack (NULL: count only) */
-    const unsigned char *in;   /* unpack */
-    size_t pos, size;          /* bytes done; the buffer's size (unpack) */
-    int short_read;            /* a read went past size */
+    unsigned char *out;      /* pack (NULL: count only) */
+    const unsigned char *in; /* unpack */
+    size_t pos, size;        /* bytes done; the buffer's size (unpack) */
+    int short_read;          /* a read went past size */
 } ipm_bytes;
 
 static inline ipm_bytes ipm_bytes_writer(unsigned char *out)

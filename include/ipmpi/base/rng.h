@@ -18,12 +18,12 @@ enum ipm_rng_purpose {
 };
 
 typedef struct ipm_rng {
-    uint32_t key[2];      /* seed */
+    uint32_t key[2]; /* seed */
     uint32_t stream;
     uint32_t purpose;
-    uint64_t counter;     /* next block */
+    uint64_t counter; /* next block */
     uint32_t block[4];
-    int used;             /* words of block consumed, 4 = empty */
+    int used; /* words of block consumed, 4 = empty */
 } ipm_rng;
 
 /* One Philox4x32-10 block: out = philox(ctr, key). */
@@ -31,9 +31,9 @@ void ipm_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t ou
 
 void ipm_rng_init(ipm_rng *rng, uint64_t seed, uint32_t stream, uint32_t purpose);
 uint32_t ipm_rng_u32(ipm_rng *rng);
-double ipm_rng_uniform(ipm_rng *rng);          /* [0, 1), 53 bits */
-double ipm_rng_normal(ipm_rng *rng);           /* N(0, 1) */
-uint32_t ipm_rng_below(ipm_rng *rng, uint32_t n); /* uniform in [0, n), unbiased, n > 0 */
+double ipm_rng_uniform(ipm_rng *rng);                  /* [0, 1), 53 bits */
+double ipm_rng_normal(ipm_rng *rng);                   /* N(0, 1) */
+uint32_t ipm_rng_below(ipm_rng *rng, uint32_t n);      /* uniform in [0, n), unbiased, n > 0 */
 void ipm_rng_shuffle(ipm_rng *rng, int32_t *a, int n); /* Fisher-Yates */
 
 /* Stateless draw: word 0 of philox((index lo, index hi, stream, purpose), seed). */

@@ -29,50 +29,50 @@ enum ipm_quantile_kind { IPM_QUANTILE_NONE, IPM_QUANTILE_LAYER, IPM_QUANTILE_UNI
 /* What a plane's binning is set up with. */
 typedef struct ipm_binned_spec {
     int n_samples, n_layers;
-    const int *width;               /* n_layers: units */
-    const int *measured;            /* n_layers: 1 binned and counted */
+    const int *width;    /* n_layers: units */
+    const int *measured; /* n_layers: 1 binned and counted */
     int n_edges;
-    double lo, hi;                  /* the fixed range (adaptive: until set) */
-    int n_replicas, n_local;        /* in the ensemble; on this rank */
+    double lo, hi;           /* the fixed range (adaptive: until set) */
+    int n_replicas, n_local; /* in the ensemble; on this rank */
     uint64_t seed;
-    int plane;                      /* 0 train, 1 test: keys the sampled draw */
-    int sampled;                    /* draw the sampled estimator's replicas */
-    int per_replica;                /* an edge set per local slot (scope = replica) */
-    int quantile;                   /* enum ipm_quantile_kind; implies per_replica */
+    int plane;       /* 0 train, 1 test: keys the sampled draw */
+    int sampled;     /* draw the sampled estimator's replicas */
+    int per_replica; /* an edge set per local slot (scope = replica) */
+    int quantile;    /* enum ipm_quantile_kind; implies per_replica */
 } ipm_binned_spec;
 
 typedef struct ipm_binned_layer {
     int width, measured;
-    int n_edges, room;              /* edges in use; room for per set */
-    int unit_sets;                  /* sets per slot set: width (quantile per unit) or 1 */
-    float *edges;                   /* n_sets x unit_sets sets of room */
-    ipm_binner *binner;             /* a binner per set */
-    double *lo, *hi;                /* per set: the range in use */
-    float *seen_lo, *seen_hi;       /* n_sets: this epoch's local extremes */
-    float *values;                  /* quantile: the observed slot's n x width activations */
+    int n_edges, room;        /* edges in use; room for per set */
+    int unit_sets;            /* sets per slot set: width (quantile per unit) or 1 */
+    float *edges;             /* n_sets x unit_sets sets of room */
+    ipm_binner *binner;       /* a binner per set */
+    double *lo, *hi;          /* per set: the range in use */
+    float *seen_lo, *seen_hi; /* n_sets: this epoch's local extremes */
+    float *values;            /* quantile: the observed slot's n x width activations */
     ipm_dict dict;
 } ipm_binned_layer;
 
 typedef struct ipm_binned {
     int n, n_layers, n_edges, n_replicas, n_local;
-    int n_sets;                     /* slot sets per layer: n_local with per_replica, else 1 */
-    int quantile;                   /* enum ipm_quantile_kind */
-    int q_slot, q_rows;             /* quantile: the slot being observed, its rows so far */
-    unsigned char *q_done;          /* n_local: the slot's quantile edges are this epoch's */
-    float *scratch;                 /* quantile per unit: one unit's n values */
-    int widest;                     /* the widest measured layer's units */
-    uint32_t *keys;                 /* quantile: 2 x n x widest sort keys */
+    int n_sets;            /* slot sets per layer: n_local with per_replica, else 1 */
+    int quantile;          /* enum ipm_quantile_kind */
+    int q_slot, q_rows;    /* quantile: the slot being observed, its rows so far */
+    unsigned char *q_done; /* n_local: the slot's quantile edges are this epoch's */
+    float *scratch;        /* quantile per unit: one unit's n values */
+    int widest;            /* the widest measured layer's units */
+    uint32_t *keys;        /* quantile: 2 x n x widest sort keys */
     uint64_t seed;
     int plane, sampled;
-    ipm_binned_layer *layer;        /* n_layers */
-    ipm_pattern *patterns;          /* n: one block's patterns of one layer */
-    int32_t *ids;                   /* n_layers x n_local x n pattern ids */
-    int n_seen;                     /* local replicas binned this epoch */
-    int rows_done;                  /* samples of the latest one's pass binned so far */
-    int *seen_replica;              /* n_local: their global indices */
-    int *local_slot;                /* n_replicas: global index -> local slot or -1 */
-    uint32_t *choice;               /* n: sampled replica per sample */
-    int32_t *pick;                  /* n: local slot of choice[i], or -1 */
+    ipm_binned_layer *layer; /* n_layers */
+    ipm_pattern *patterns;   /* n: one block's patterns of one layer */
+    int32_t *ids;            /* n_layers x n_local x n pattern ids */
+    int n_seen;              /* local replicas binned this epoch */
+    int rows_done;           /* samples of the latest one's pass binned so far */
+    int *seen_replica;       /* n_local: their global indices */
+    int *local_slot;         /* n_replicas: global index -> local slot or -1 */
+    uint32_t *choice;        /* n: sampled replica per sample */
+    int32_t *pick;           /* n: local slot of choice[i], or -1 */
 } ipm_binned;
 
 int ipm_binned_init(ipm_binned *b, const ipm_binned_spec *spec, char *err);
@@ -92,8 +92,7 @@ void ipm_binned_set_range(ipm_binned *b, int layer, int set, double lo, double h
  * for all) from now on: width-w edges anchored at 0 covering [lo, hi]
  * (info/bins.h). Fails, naming [information] width, when that takes
  * more than IPM_MAX_EDGES edges or no memory is left for them. */
-int ipm_binned_set_width_range(ipm_binned *b, int layer, double w, double lo, double hi,
-                               char *err);
+int ipm_binned_set_width_range(ipm_binned *b, int layer, double w, double lo, double hi, char *err);
 
 /* A block [first, first + rows) of the pass of the replica that local slot
  * `slot` will bin this epoch (its replica_begin's order), act[l] rows x

@@ -63,7 +63,7 @@ void ipm_patterns(const float *act, int rows, int units, const float *edges, int
  * the spacing corrected by the two neighbouring edges when that is proven
  * exact for these edges, with AVX-512 when the CPU has it and n <= 64. */
 typedef struct ipm_binner {
-    const float *e;     /* the edges; must outlive the binner */
+    const float *e; /* the edges; must outlive the binner */
     int n;
     float lo, hi, inv_step, top;
     int guess_in_reach; /* the guess is never more than one bin off */

@@ -28,7 +28,7 @@ typedef struct ipm_dict {
 
 int ipm_dict_init(ipm_dict *d, size_t expected_keys, char *err);
 void ipm_dict_free(ipm_dict *d);
-void ipm_dict_clear(ipm_dict *d);      /* keeps the memory */
+void ipm_dict_clear(ipm_dict *d); /* keeps the memory */
 
 /* id[i] = the id of p[i], adding patterns not seen yet; grows as needed. */
 int ipm_dict_map(ipm_dict *d, const ipm_pattern *p, int n, int32_t *id, char *err);
@@ -37,8 +37,8 @@ int ipm_dict_map(ipm_dict *d, const ipm_pattern *p, int n, int32_t *id, char *er
  * x's samples in increasing order. */
 typedef struct ipm_x_groups {
     int n, n_x, largest;
-    int32_t *offset;       /* n_x + 1 */
-    int32_t *member;       /* n */
+    int32_t *offset; /* n_x + 1 */
+    int32_t *member; /* n */
 } ipm_x_groups;
 
 /* x ids must lie in 0..n_x-1 (n_x = 1 + the largest id). */
@@ -59,17 +59,17 @@ typedef struct ipm_pairs {
  * arrays are zero between calls (only touched entries are reset). */
 typedef struct ipm_counter {
     int n, n_classes, max_reps;
-    size_t n_ids;          /* ids the arrays can hold */
-    uint32_t *count_t;     /* n_ids; also the large-group scratch for (X, T) */
-    uint32_t *count_yt;    /* n_ids * n_classes, index id * n_classes + y */
-    uint32_t *pool_t, *pool_yt; /* the same, summed over replicas */
-    int32_t *touched_t, *touched_yt; /* one entry longer than their arrays */
+    size_t n_ids;                              /* ids the arrays can hold */
+    uint32_t *count_t;                         /* n_ids; also the large-group scratch for (X, T) */
+    uint32_t *count_yt;                        /* n_ids * n_classes, index id * n_classes + y */
+    uint32_t *pool_t, *pool_yt;                /* the same, summed over replicas */
+    int32_t *touched_t, *touched_yt;           /* one entry longer than their arrays */
     int32_t *pool_touched_t, *pool_touched_yt; /* the same for pool_t, pool_yt */
-    int32_t *lane_mult, *lane_first; /* n */
-    uint32_t *hist;        /* n * max_reps + 1: the count histogram */
-    double *clog;          /* clog[c] = ipm_clog2c(c) for c < n_clog */
+    int32_t *lane_mult, *lane_first;           /* n */
+    uint32_t *hist;                            /* n * max_reps + 1: the count histogram */
+    double *clog;                              /* clog[c] = ipm_clog2c(c) for c < n_clog */
     size_t n_clog;
-    int32_t *group;        /* largest x group * max_reps ids */
+    int32_t *group; /* largest x group * max_reps ids */
 } ipm_counter;
 
 /* For n samples, up to max_reps replicas per pair set, labels 0..n_classes-1

@@ -13,9 +13,11 @@
 #define IPMPI_INFO_ESTIMATES_H
 
 enum ipm_estimator {
-    IPM_EST_SIMPLE = 1, IPM_EST_POOLED = 2, IPM_EST_SAMPLED = 4,
-    IPM_EST_KDE = 8,            /* Kolchinsky-Tracey bounds under Gaussian noise (info/kde.h) */
-    IPM_EST_MILLER_MADOW = 16,  /* Miller-Madow corrected values beside the binned ones */
+    IPM_EST_SIMPLE = 1,
+    IPM_EST_POOLED = 2,
+    IPM_EST_SAMPLED = 4,
+    IPM_EST_KDE = 8,           /* Kolchinsky-Tracey bounds under Gaussian noise (info/kde.h) */
+    IPM_EST_MILLER_MADOW = 16, /* Miller-Madow corrected values beside the binned ones */
 };
 #define IPM_EST_BINNED (IPM_EST_SIMPLE | IPM_EST_POOLED | IPM_EST_SAMPLED)
 
@@ -26,17 +28,22 @@ enum ipm_plane_set { IPM_ON_TRAIN = 1, IPM_ON_TEST = 2, IPM_ON_ALL = 3, IPM_ON_W
 enum ipm_plane { IPM_PLANE_TRAIN, IPM_PLANE_TEST, IPM_N_PLANES };
 
 /* The KDE values of a layer, in this order. */
-enum ipm_kde_value { IPM_KDE_XT_UPPER, IPM_KDE_XT_LOWER, IPM_KDE_TY_UPPER, IPM_KDE_TY_LOWER,
-                     IPM_KDE_N_VALUES };
+enum ipm_kde_value {
+    IPM_KDE_XT_UPPER,
+    IPM_KDE_XT_LOWER,
+    IPM_KDE_TY_UPPER,
+    IPM_KDE_TY_LOWER,
+    IPM_KDE_N_VALUES
+};
 
 /* One plane's estimates in bits at one logged epoch. */
 typedef struct ipm_estimates {
     int n_replicas, n_layers;
-    double *simple_xt, *simple_ty;                       /* n_replicas x n_layers */
+    double *simple_xt, *simple_ty;                           /* n_replicas x n_layers */
     double *pooled_xt, *pooled_ty, *sampled_xt, *sampled_ty; /* n_layers */
-    double *simple_xt_mm, *simple_ty_mm;                 /* Miller-Madow: as the plug-in ones */
+    double *simple_xt_mm, *simple_ty_mm;                     /* Miller-Madow: as the plug-in ones */
     double *pooled_xt_mm, *pooled_ty_mm, *sampled_xt_mm, *sampled_ty_mm;
-    double *kde[IPM_KDE_N_VALUES];                       /* n_layers each */
+    double *kde[IPM_KDE_N_VALUES]; /* n_layers each */
 } ipm_estimates;
 
 #endif

@@ -87,12 +87,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define IPM_KDE_ROW_BLOCK 256   /* samples of one replica per row block */
-#define IPM_KDE_COL_BLOCK 512   /* samples of one replica per column block */
+#define IPM_KDE_ROW_BLOCK 256 /* samples of one replica per row block */
+#define IPM_KDE_COL_BLOCK 512 /* samples of one replica per column block */
 
 /* The six running sums of a point (row), in this order. */
 enum ipm_kde_sum {
-    IPM_KDE_ALL_KL, IPM_KDE_ALL_BD, IPM_KDE_Y_KL, IPM_KDE_Y_BD, IPM_KDE_X_KL, IPM_KDE_X_BD,
+    IPM_KDE_ALL_KL,
+    IPM_KDE_ALL_BD,
+    IPM_KDE_Y_KL,
+    IPM_KDE_Y_BD,
+    IPM_KDE_X_KL,
+    IPM_KDE_X_BD,
     IPM_KDE_N_SUMS
 };
 

@@ -27,8 +27,8 @@ int ipm_layer_tables_add(ipm_layer_tables *lt, const ipm_pattern *p, const int32
                          const int32_t *y, int n, const uint8_t *keep, char *err);
 
 /* I(X;T) and I(T;Y) of the counted pairs; h_x and h_y of the data. */
-void ipm_plane_point(const ipm_layer_tables *lt, double h_x, double h_y,
-                     double *i_xt, double *i_ty);
+void ipm_plane_point(const ipm_layer_tables *lt, double h_x, double h_y, double *i_xt,
+                     double *i_ty);
 
 /* The same from the entropies H(T), H(X,T), H(Y,T) of some pair set, for
  * callers that count without tables. */
@@ -36,7 +36,7 @@ void ipm_plane_point_from(double h_t, double h_xt, double h_yt, double h_x, doub
                           double *i_xt, double *i_ty);
 
 /* H(X), H(Y) and I(X;Y) of a data set's (x id, label) pairs. */
-int ipm_data_information(const int32_t *x_id, const int32_t *y, int n,
-                         double *h_x, double *h_y, double *i_xy, char *err);
+int ipm_data_information(const int32_t *x_id, const int32_t *y, int n, double *h_x, double *h_y,
+                         double *i_xy, char *err);
 
 #endif

@@ -41,7 +41,7 @@ uint64_t ipm_mm_hist_cells(const ipm_hist *h);
 typedef struct ipm_mm_terms {
     double h_t, h_xt, h_yt, h_x, h_y;
     uint64_t m_t, m_xt, m_yt, m_x, m_y;
-    uint64_t total;             /* pairs counted */
+    uint64_t total; /* pairs counted */
 } ipm_mm_terms;
 
 /* I_MM(X;T) and I_MM(T;Y). */

@@ -39,9 +39,9 @@ enum { IPM_HIST_T, IPM_HIST_XT, IPM_HIST_YT, IPM_HISTS_PER_ESTIMATOR };
 /* The samples by owning part. */
 typedef struct ipm_slices {
     int n_parts, n;
-    int32_t *x_cut;     /* n_parts + 1 */
-    int32_t *first;     /* n_parts + 1: part q's samples are sample[first[q] .. first[q+1]) */
-    int32_t *sample;    /* n, increasing within a part */
+    int32_t *x_cut;  /* n_parts + 1 */
+    int32_t *first;  /* n_parts + 1: part q's samples are sample[first[q] .. first[q+1]) */
+    int32_t *sample; /* n, increasing within a part */
 } ipm_slices;
 
 int ipm_slices_init(ipm_slices *s, const int32_t *x_id, int n, int n_parts, char *err);
@@ -57,14 +57,14 @@ int ipm_pattern_words(int width, int n_edges);
 typedef struct ipm_cells {
     ipm_id_count *cell;
     size_t n, capacity;
-    size_t *start;      /* n_parts + 1: part q's cells are cell[start[q] .. start[q+1]) */
+    size_t *start;         /* n_parts + 1: part q's cells are cell[start[q] .. start[q+1]) */
     ipm_id_count *scratch; /* capacity, for the grouping */
-    int32_t *owner;     /* capacity */
+    int32_t *owner;        /* capacity */
 } ipm_cells;
 
 /* A (Y, T) count as the pattern's owner receives it. */
 typedef struct ipm_cell {
-    uint64_t lo, hi;               /* the pattern */
+    uint64_t lo, hi; /* the pattern */
     uint32_t y, count;
 } ipm_cell;
 
@@ -82,33 +82,33 @@ typedef struct ipm_words {
 /* A part's side of one plane's partitioned reduce, reused every epoch. */
 typedef struct ipm_partition {
     int part, n_parts, n_replicas, n_layers, n_classes;
-    int est[IPM_PART_ESTIMATORS];  /* 1: pooled, sampled exchanged */
-    int rows;                      /* (X, T) rows per sample received: R, or 1 (sampled alone) */
-    int *words;                    /* n_layers: per pattern; 0 = layer not measured */
+    int est[IPM_PART_ESTIMATORS]; /* 1: pooled, sampled exchanged */
+    int rows;                     /* (X, T) rows per sample received: R, or 1 (sampled alone) */
+    int *words;                   /* n_layers: per pattern; 0 = layer not measured */
     ipm_slices slices;
     const int32_t *x_id;
-    ipm_cells *cells;              /* n_layers x IPM_PART_ESTIMATORS */
+    ipm_cells *cells; /* n_layers x IPM_PART_ESTIMATORS */
     /* receiving: this part's samples */
-    int ns;                        /* how many */
-    uint64_t *lo, *hi;             /* rows x ns: row r's patterns of this part's samples
-                                      (replica r's, or each one's drawn replica's), in halves */
-    ipm_x_groups groups;           /* this part's samples by x (x ids from x_cut[part]) */
-    ipm_pattern *group;            /* 2 x rows x the largest group: a group's patterns, scratch */
-    uint32_t *dense;               /* rows x the largest group + 1: a count histogram */
-    int64_t *lane;                 /* 2 ns: per sample, a multiplicity and a first-holder flag */
+    int ns;              /* how many */
+    uint64_t *lo, *hi;   /* rows x ns: row r's patterns of this part's samples
+                            (replica r's, or each one's drawn replica's), in halves */
+    ipm_x_groups groups; /* this part's samples by x (x ids from x_cut[part]) */
+    ipm_pattern *group;  /* 2 x rows x the largest group: a group's patterns, scratch */
+    uint32_t *dense;     /* rows x the largest group + 1: a count histogram */
+    int64_t *lane;       /* 2 ns: per sample, a multiplicity and a first-holder flag */
     ipm_cell_list owned[IPM_PART_ESTIMATORS]; /* (Y, T) cells received, of the patterns owned */
-    ipm_cell_list scratch;         /* for sorting them */
-    uint64_t *keyed, *keyed_scratch; /* 2 x their capacity: narrow cells as (key, count) */
-    uint64_t *counts;              /* T or (Y, T) counts of the sorted cells */
+    ipm_cell_list scratch;                    /* for sorting them */
+    uint64_t *keyed, *keyed_scratch;          /* 2 x their capacity: narrow cells as (key, count) */
+    uint64_t *counts;                         /* T or (Y, T) counts of the sorted cells */
     size_t counts_capacity;
-    ipm_words send, recv;          /* the exchange's buffers (parallel/partition.h) */
+    ipm_words send, recv; /* the exchange's buffers (parallel/partition.h) */
 } ipm_partition;
 
 typedef struct ipm_partition_spec {
     int part, n_parts, n_replicas, n_layers, n_classes, n_edges;
-    const int *width, *measured;   /* n_layers */
+    const int *width, *measured; /* n_layers */
     int pooled, sampled;
-    const int32_t *x_id;           /* n */
+    const int32_t *x_id; /* n */
     int n;
 } ipm_partition_spec;
 

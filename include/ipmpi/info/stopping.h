@@ -23,7 +23,7 @@ enum ipm_stop_scope { IPM_SCOPE_ENSEMBLE, IPM_SCOPE_REPLICA };
 
 typedef struct ipm_stopping {
     double beta, tolerance;
-    double min_rise;       /* from the settings; not part of the packed state */
+    double min_rise; /* from the settings; not part of the packed state */
     int32_t patience;
     int32_t checks;        /* checks so far */
     double best;           /* J_best; meaningless while best_epoch < 0 */
@@ -52,9 +52,9 @@ typedef struct ipm_stop_monitor {
     int enabled, scope, check_every, layer, n_layers;
     unsigned estimator;
     int n_replicas, n_rules;
-    ipm_stopping *rule;            /* n_rules */
-    double *j;                     /* n_rules: J at the latest check */
-    int32_t *stop_epoch;           /* n_replicas: -1 while training */
+    ipm_stopping *rule;  /* n_rules */
+    double *j;           /* n_rules: J at the latest check */
+    int32_t *stop_epoch; /* n_replicas: -1 while training */
 } ipm_stop_monitor;
 
 /* The rule as configured ([stopping] and the network's layer count). */
@@ -63,8 +63,8 @@ typedef struct ipm_stop_settings {
     enum ipm_stop_scope scope;
     double beta, tolerance, min_rise;
     int patience, check_every;
-    int layer, n_layers;           /* the layer watched, 0-based, of n_layers */
-    unsigned estimator;            /* one ipm_estimator bit */
+    int layer, n_layers; /* the layer watched, 0-based, of n_layers */
+    unsigned estimator;  /* one ipm_estimator bit */
 } ipm_stop_settings;
 
 int ipm_stop_monitor_init(ipm_stop_monitor *m, const ipm_stop_settings *set, int n_replicas,
@@ -79,8 +79,7 @@ int ipm_stop_monitor_is_check(const ipm_stop_monitor *m, int epoch);
 int ipm_stop_monitor_observe(ipm_stop_monitor *m, int epoch, const ipm_estimates *train);
 
 /* The same from the (I(X;T), I(T;Y)) of each rule, for tests. */
-int ipm_stop_monitor_apply(ipm_stop_monitor *m, int epoch, const double *i_xt,
-                           const double *i_ty);
+int ipm_stop_monitor_apply(ipm_stop_monitor *m, int epoch, const double *i_xt, const double *i_ty);
 
 int ipm_stop_monitor_all_stopped(const ipm_stop_monitor *m);
 
@@ -91,7 +90,6 @@ const char *ipm_stop_monitor_estimator(const ipm_stop_monitor *m);
  * Unpack refuses a blob of another shape (scope, replicas) with a message. */
 size_t ipm_stop_monitor_state_size(const ipm_stop_monitor *m);
 void ipm_stop_monitor_pack(const ipm_stop_monitor *m, unsigned char *blob);
-int ipm_stop_monitor_unpack(ipm_stop_monitor *m, const unsigned char *blob, size_t size,
-                            char *err);
+int ipm_stop_monitor_unpack(ipm_stop_monitor *m, const unsigned char *blob, size_t size, char *err);
 
 #endif

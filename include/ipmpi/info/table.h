@@ -15,24 +15,24 @@
 #include "ipmpi/info/hist.h"
 
 typedef struct ipm_count {
-    uint64_t lo, hi;      /* pattern */
+    uint64_t lo, hi; /* pattern */
     uint32_t group;
-    uint32_t used;        /* slot occupied (0/1); always 1 in exported arrays */
+    uint32_t used; /* slot occupied (0/1); always 1 in exported arrays */
     uint64_t count;
 } ipm_count;
 
 typedef struct ipm_table {
-    size_t capacity;      /* slots, a power of two */
-    size_t len;           /* distinct keys */
-    uint64_t total;       /* sum of counts */
+    size_t capacity; /* slots, a power of two */
+    size_t len;      /* distinct keys */
+    uint64_t total;  /* sum of counts */
     ipm_count *slot;
-    uint32_t *filled;     /* slot indices of the len keys in insertion order, so
-                             clear, export and sums cost O(len), not O(capacity) */
+    uint32_t *filled; /* slot indices of the len keys in insertion order, so
+                         clear, export and sums cost O(len), not O(capacity) */
 } ipm_table;
 
 int ipm_table_init(ipm_table *t, size_t expected_keys, char *err);
 void ipm_table_free(ipm_table *t);
-void ipm_table_clear(ipm_table *t);   /* keeps the memory */
+void ipm_table_clear(ipm_table *t); /* keeps the memory */
 
 /* Adds count to key (group, p); grows as needed. */
 int ipm_table_add(ipm_table *t, uint32_t group, ipm_pattern p, uint64_t count, char *err);

@@ -41,19 +41,19 @@
 extern const char *const ipm_checkpoint_mutable_keys[];
 
 typedef struct ipm_checkpoint {
-    char *config_text;                 /* NUL-terminated */
-    int epoch;                         /* epochs completed */
-    long records;                      /* NetCDF records logged so far */
-    uint64_t run_id;                   /* the run's id (0: unknown, a version 1 file) */
+    char *config_text; /* NUL-terminated */
+    int epoch;         /* epochs completed */
+    long records;      /* NetCDF records logged so far */
+    uint64_t run_id;   /* the run's id (0: unknown, a version 1 file) */
     int n_replicas;
-    const unsigned char **replica;     /* n_replicas blobs */
+    const unsigned char **replica; /* n_replicas blobs */
     size_t *replica_size;
-    const unsigned char *stop;         /* stopping state; may be NULL when stop_size is 0 */
+    const unsigned char *stop; /* stopping state; may be NULL when stop_size is 0 */
     size_t stop_size;
     /* Set by ipm_checkpoint_load: */
-    int used_prev;                     /* 1: PATH was refused, PATH.prev was loaded */
-    char refused[IPM_ERRLEN];          /* why PATH was refused, when used_prev */
-    unsigned char *storage;            /* what read allocated for the blobs */
+    int used_prev;            /* 1: PATH was refused, PATH.prev was loaded */
+    char refused[IPM_ERRLEN]; /* why PATH was refused, when used_prev */
+    unsigned char *storage;   /* what read allocated for the blobs */
 } ipm_checkpoint;
 
 /* Writes ck to path atomically (see above). On failure path and path.prev
@@ -71,8 +71,7 @@ int ipm_checkpoint_read(const char *path, ipm_checkpoint *ck, char *err);
  * config parser and compared key by key on their values, ignoring
  * ipm_checkpoint_mutable_keys. Otherwise -1 with err naming the first
  * differing key where current set it (FILE:LINE or --set) and both values. */
-int ipm_checkpoint_config_check(const char *saved_config, const ipm_config *current,
-                                char *err);
+int ipm_checkpoint_config_check(const char *saved_config, const ipm_config *current, char *err);
 
 /* Reads path, checks its config against current and its replica count
  * against n_replicas; when any of that fails, tries path.prev the same way

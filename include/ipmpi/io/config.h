@@ -18,8 +18,13 @@
 #define IPM_PATH_MAX 4096
 #define IPM_CONFIG_MAX_KEYS 64
 
-enum ipm_data_source { IPM_DATA_TISHBY12, IPM_DATA_SIMPLE, IPM_DATA_COMPLICATED, IPM_DATA_NETCDF,
-                       IPM_DATA_IDX };
+enum ipm_data_source {
+    IPM_DATA_TISHBY12,
+    IPM_DATA_SIMPLE,
+    IPM_DATA_COMPLICATED,
+    IPM_DATA_NETCDF,
+    IPM_DATA_IDX
+};
 /* How the extended estimators' counts meet on several ranks (key "reduce"). */
 enum ipm_reduce_kind { IPM_REDUCE_PARTITIONED, IPM_REDUCE_TREE };
 enum ipm_binning_kind { IPM_BINNING_RANGE, IPM_BINNING_WIDTH, IPM_BINNING_QUANTILE };
@@ -30,52 +35,52 @@ enum ipm_epoch_rule { IPM_EPOCHS_ALL, IPM_EPOCHS_EVERY, IPM_EPOCHS_LOG, IPM_EPOC
 /* An epoch selection as written by the user; expand it with ipm_epochs_expand. */
 typedef struct ipm_epoch_spec {
     enum ipm_epoch_rule rule;
-    int param;        /* K for every:K, N for log:N */
-    int *list;        /* explicit list (owned), sorted, unique */
+    int param; /* K for every:K, N for log:N */
+    int *list; /* explicit list (owned), sorted, unique */
     int n_list;
 } ipm_epoch_spec;
 
 typedef struct ipm_config {
-    char file[IPM_PATH_MAX];          /* where it was read from, for messages */
+    char file[IPM_PATH_MAX];             /* where it was read from, for messages */
     int key_origin[IPM_CONFIG_MAX_KEYS]; /* per key: >0 its line in file, <0 --set, 0 default */
 
     /* [run] */
-    uint64_t seed;                    /* default 0 */
-    int replicas;                     /* 0 = number of ranks */
-    char output[IPM_PATH_MAX];        /* default "ipmpi.nc" */
-    int threads;                      /* BLAS threads per rank, default 1 */
-    char checkpoint[IPM_PATH_MAX];    /* default "": output with .nc -> .ckpt */
-    int checkpoint_every;             /* epochs; 0 = only on a signal and at the end */
-    enum ipm_reduce_kind reduce;      /* default partitioned */
+    uint64_t seed;                 /* default 0 */
+    int replicas;                  /* 0 = number of ranks */
+    char output[IPM_PATH_MAX];     /* default "ipmpi.nc" */
+    int threads;                   /* BLAS threads per rank, default 1 */
+    char checkpoint[IPM_PATH_MAX]; /* default "": output with .nc -> .ckpt */
+    int checkpoint_every;          /* epochs; 0 = only on a signal and at the end */
+    enum ipm_reduce_kind reduce;   /* default partitioned */
 
     /* [data] */
-    enum ipm_data_source source;      /* default tishby12 */
-    char data_path[IPM_PATH_MAX];     /* key "path" */
-    int samples;                      /* generated sets, default 1000 */
-    double train_fraction;            /* (0, 1], default 1 */
-    char images[IPM_PATH_MAX];        /* source = idx: IDX files, raw or gzip */
+    enum ipm_data_source source;  /* default tishby12 */
+    char data_path[IPM_PATH_MAX]; /* key "path" */
+    int samples;                  /* generated sets, default 1000 */
+    double train_fraction;        /* (0, 1], default 1 */
+    char images[IPM_PATH_MAX];    /* source = idx: IDX files, raw or gzip */
     char labels[IPM_PATH_MAX];
-    char test_images[IPM_PATH_MAX];   /* optional: the held-out set */
+    char test_images[IPM_PATH_MAX]; /* optional: the held-out set */
     char test_labels[IPM_PATH_MAX];
-    int subset;                       /* idx: training samples drawn with the seed; 0 = all */
-    int pool;                         /* idx: k x k sum pooling, default 1 (none) */
-    int quantize;                     /* idx: integer division after pooling, default 1 */
-    int scale;                        /* idx: 1 = divide by the largest possible value */
+    int subset;   /* idx: training samples drawn with the seed; 0 = all */
+    int pool;     /* idx: k x k sum pooling, default 1 (none) */
+    int quantize; /* idx: integer division after pooling, default 1 */
+    int scale;    /* idx: 1 = divide by the largest possible value */
 
     /* [network] */
     ipm_layer_spec layers[IPM_MAX_LAYERS];
-    int n_layers;                     /* default: 10,7,5,4,3 tanh + 2 softmax */
-    enum ipm_init init;               /* key "init": xavier | he | truncated_normal:STDDEV|fan_in|fan_out */
+    int n_layers;       /* default: 10,7,5,4,3 tanh + 2 softmax */
+    enum ipm_init init; /* key "init": xavier | he | truncated_normal:STDDEV|fan_in|fan_out */
     double init_stddev;
 
     /* [training] */
-    int epochs;                       /* default 1000 */
-    int batch_size;                   /* default 32 */
-    enum ipm_optimizer optimizer;     /* default adam */
-    double learning_rate;             /* default 0.001 */
-    double momentum;                  /* default 0.9 */
-    enum ipm_loss loss;               /* default cross_entropy */
-    int batches_per_epoch;            /* 0 = a full pass over the training set */
+    int epochs;                   /* default 1000 */
+    int batch_size;               /* default 32 */
+    enum ipm_optimizer optimizer; /* default adam */
+    double learning_rate;         /* default 0.001 */
+    double momentum;              /* default 0.9 */
+    enum ipm_loss loss;           /* default cross_entropy */
+    int batches_per_epoch;        /* 0 = a full pass over the training set */
 
     /* [information] */
     ipm_epoch_spec info_epochs;       /* key "epochs", default log:100 */
@@ -101,14 +106,14 @@ typedef struct ipm_config {
 
     /* [stopping] */
     enum ipm_stop_criterion stop_criterion; /* key "criterion", default none */
-    double stop_beta;                 /* default 1 */
-    int stop_layer;                   /* 1-based; 0 = the last layer */
-    int stop_estimator;               /* key "estimator": one ipm_estimator bit, default pooled */
-    int stop_check_every;             /* epochs between checks, default 10 */
-    double stop_tolerance;            /* relative, default 0 */
-    double stop_min_rise;             /* absolute floor of a rise, bits, default 0.001 */
-    int stop_patience;                /* checks, default 10 */
-    enum ipm_stop_scope stop_scope;   /* default ensemble */
+    double stop_beta;                       /* default 1 */
+    int stop_layer;                         /* 1-based; 0 = the last layer */
+    int stop_estimator;             /* key "estimator": one ipm_estimator bit, default pooled */
+    int stop_check_every;           /* epochs between checks, default 10 */
+    double stop_tolerance;          /* relative, default 0 */
+    double stop_min_rise;           /* absolute floor of a rise, bits, default 0.001 */
+    int stop_patience;              /* checks, default 10 */
+    enum ipm_stop_scope stop_scope; /* default ensemble */
 } ipm_config;
 
 /* Fills cfg with every default. */
@@ -116,8 +121,8 @@ void ipm_config_defaults(ipm_config *cfg);
 
 /* Defaults, then the file, then each override "section.key=value" in order.
  * Cross-key checks (e.g. source = netcdf needs path) run last. */
-int ipm_config_load(ipm_config *cfg, const char *path,
-                    const char *const *overrides, int n_overrides, char *err);
+int ipm_config_load(ipm_config *cfg, const char *path, const char *const *overrides,
+                    int n_overrides, char *err);
 
 /* As ipm_config_load, from INI text (no overrides); messages call it name. */
 int ipm_config_load_text(ipm_config *cfg, const char *text, const char *name, char *err);
@@ -134,7 +139,7 @@ typedef struct ipm_config_difference {
  * (NULL-terminated; may be NULL): 1 and *d filled (free it with
  * ipm_config_difference_free), 0 when none differs, -1 out of memory. */
 int ipm_config_first_difference(const ipm_config *a, const ipm_config *b,
-                                 const char *const *ignored, ipm_config_difference *d);
+                                const char *const *ignored, ipm_config_difference *d);
 void ipm_config_difference_free(ipm_config_difference *d);
 
 /* Releases the lists inside cfg (not cfg itself). */

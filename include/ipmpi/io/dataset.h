@@ -34,14 +34,14 @@
 #define IPM_DATASET_MAX_VALUES 2147483647LL
 
 typedef struct ipm_dataset {
-    int n;            /* samples */
-    int dim;          /* features per sample */
+    int n;                       /* samples */
+    int dim;                     /* features per sample */
     int height, width, channels; /* images: dim = height*width*channels, stored HWC;
                                     0, 0, 0 for flat samples */
-    float *x;         /* n * dim, row-major */
-    int32_t *x_id;    /* n: id of the distinct row of x */
-    int n_x;          /* distinct rows */
-    int32_t *y;       /* n: class 0..n_classes-1 */
+    float *x;                    /* n * dim, row-major */
+    int32_t *x_id;               /* n: id of the distinct row of x */
+    int n_x;                     /* distinct rows */
+    int32_t *y;                  /* n: class 0..n_classes-1 */
     int n_classes;
 } ipm_dataset;
 

@@ -58,8 +58,8 @@ int ipm_idx_read_pair(const char *images, const char *labels, ipm_idx *x, int32_
 /* The same for unsigned-byte images kept as bytes (a quarter of the
  * memory of floats: MNIST's 60000 images are 47 MB); images of any other
  * type are refused, naming the file and its type. */
-int ipm_idx_read_pair_bytes(const char *images, const char *labels, ipm_idx *x, int32_t **y,
-                            int *n, char *err);
+int ipm_idx_read_pair_bytes(const char *images, const char *labels, ipm_idx *x, int32_t **y, int *n,
+                            char *err);
 
 /* "ubyte", "sbyte", "short", "int", "float", "double", or "unknown". */
 const char *ipm_idx_type_name(int type);

@@ -62,55 +62,56 @@ typedef struct ipm_output_meta {
     const char *version;
     int ranks, replicas, n_layers;
     const ipm_layer_spec *layer_spec; /* n_layers, for layer_name; NULL: names T1..TL alone */
-    const int *layer_width;       /* n_layers */
-    const int *layer_measured;    /* n_layers, 0: its estimates are written as fill values; NULL: all */
-    unsigned estimators;          /* ipm_estimator mask */
-    unsigned planes;              /* ipm_plane_set mask: which planes are measured */
-    int whole_plane;              /* on = whole: the unprefixed plane is train and test together */
-    int has_test;                 /* test_loss/test_accuracy exist */
-    enum ipm_loss loss;           /* the loss's units: nats (cross-entropy) or 1 (MSE) */
-    double h_x, h_y, i_xy;        /* training set */
+    const int *layer_width;           /* n_layers */
+    const int
+        *layer_measured;   /* n_layers, 0: its estimates are written as fill values; NULL: all */
+    unsigned estimators;   /* ipm_estimator mask */
+    unsigned planes;       /* ipm_plane_set mask: which planes are measured */
+    int whole_plane;       /* on = whole: the unprefixed plane is train and test together */
+    int has_test;          /* test_loss/test_accuracy exist */
+    enum ipm_loss loss;    /* the loss's units: nats (cross-entropy) or 1 (MSE) */
+    double h_x, h_y, i_xy; /* training set */
     double test_h_x, test_h_y, test_i_xy;
-    double kde_variance;          /* with the kde estimator: its noise variance (attribute) */
+    double kde_variance; /* with the kde estimator: its noise variance (attribute) */
     int bins;
     double range_lo, range_hi;
-    int adaptive_range;           /* bin_lo/bin_hi variables instead of range attributes */
-    int range_per_replica;        /* bin_lo/bin_hi per replica (epoch, replica, layer) */
-    int range_whole;              /* range = whole: binning "whole", the same ranges every epoch */
-    int quantile;                 /* binning = quantile: 1 edges per layer, 2 per unit */
-    double bin_width;             /* > 0: binning = width, edges k * bin_width from bin_lo to bin_hi */
-    int stop_rules;               /* 0: no stopping; 1: ensemble; R: one per replica */
-    const char *stop_description; /* long_name of stop_J */
-    int n_activation_epochs;      /* 0: no activations stored */
-    int gradient_stats;           /* grad_mean_norm and grad_std_norm exist */
-    int activation_samples;       /* samples stored per replica */
+    int adaptive_range;    /* bin_lo/bin_hi variables instead of range attributes */
+    int range_per_replica; /* bin_lo/bin_hi per replica (epoch, replica, layer) */
+    int range_whole;       /* range = whole: binning "whole", the same ranges every epoch */
+    int quantile;          /* binning = quantile: 1 edges per layer, 2 per unit */
+    double bin_width;      /* > 0: binning = width, edges k * bin_width from bin_lo to bin_hi */
+    int stop_rules;        /* 0: no stopping; 1: ensemble; R: one per replica */
+    const char *stop_description;          /* long_name of stop_J */
+    int n_activation_epochs;               /* 0: no activations stored */
+    int gradient_stats;                    /* grad_mean_norm and grad_std_norm exist */
+    int activation_samples;                /* samples stored per replica */
     const int32_t *sample_x_id, *sample_y; /* activation_samples each */
-    double flush_seconds;         /* write + sync appended records at most this often (0: every append) */
-    int resumed_after;            /* reopen: the checkpoint's epoch, for the history line */
-    uint64_t run_id;              /* attribute run_id; a reopen refuses a file of another id (0: any) */
+    double flush_seconds; /* write + sync appended records at most this often (0: every append) */
+    int resumed_after;    /* reopen: the checkpoint's epoch, for the history line */
+    uint64_t run_id;      /* attribute run_id; a reopen refuses a file of another id (0: any) */
 } ipm_output_meta;
 
 /* One plane's estimates at one epoch; arrays may be NULL when not estimated. */
 typedef struct ipm_plane_record {
-    const double *i_xt_simple, *i_ty_simple;     /* replicas x layers */
-    const double *i_xt_pooled, *i_ty_pooled;     /* layers */
-    const double *i_xt_sampled, *i_ty_sampled;   /* layers */
-    const double *bin_lo, *bin_hi;               /* layers (replicas x layers per replica),
-                                                  * with a range from the data */
-    const double *const *bin_edges;              /* quantile: per layer (NULL: not measured)
-                                                  * replicas x [units x] bins */
-    const double *i_xt_simple_mm, *i_ty_simple_mm;   /* Miller-Madow: as the plug-in ones */
+    const double *i_xt_simple, *i_ty_simple;       /* replicas x layers */
+    const double *i_xt_pooled, *i_ty_pooled;       /* layers */
+    const double *i_xt_sampled, *i_ty_sampled;     /* layers */
+    const double *bin_lo, *bin_hi;                 /* layers (replicas x layers per replica),
+                                                    * with a range from the data */
+    const double *const *bin_edges;                /* quantile: per layer (NULL: not measured)
+                                                    * replicas x [units x] bins */
+    const double *i_xt_simple_mm, *i_ty_simple_mm; /* Miller-Madow: as the plug-in ones */
     const double *i_xt_pooled_mm, *i_ty_pooled_mm, *i_xt_sampled_mm, *i_ty_sampled_mm;
-    const double *i_xt_kde_upper, *i_xt_kde_lower;   /* layers, KDE bounds */
+    const double *i_xt_kde_upper, *i_xt_kde_lower; /* layers, KDE bounds */
     const double *i_ty_kde_upper, *i_ty_kde_lower;
 } ipm_plane_record;
 
 typedef struct ipm_epoch_record {
     int epoch;
-    const double *loss, *accuracy;               /* replicas */
-    const double *test_loss, *test_accuracy;     /* replicas, when has_test */
-    ipm_plane_record train, test;                /* as meta->planes says */
-    const double *stop_j;                        /* stop_rules values at a check, else NULL */
+    const double *loss, *accuracy;                /* replicas */
+    const double *test_loss, *test_accuracy;      /* replicas, when has_test */
+    ipm_plane_record train, test;                 /* as meta->planes says */
+    const double *stop_j;                         /* stop_rules values at a check, else NULL */
     const double *grad_mean_norm, *grad_std_norm; /* replicas x layers, with gradient_stats */
 } ipm_epoch_record;
 
@@ -124,8 +125,8 @@ int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err);
  * schema is left as it is; history gains a line, ranks becomes this run's,
  * and config this run's (an earlier, different one kept as config_<n>).
  * Fails, naming the variable or dimension, when the file belongs to another
- * run_id (kind IPM_ERR_REFUSED), or does not match the schema the meta implies (a variable missing, or of another type or
- * shape) or holds fewer than `records` records. */
+ * run_id (kind IPM_ERR_REFUSED), or does not match the schema the meta implies (a variable missing,
+ * or of another type or shape) or holds fewer than `records` records. */
 int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long records, char *err);
 
 /* Records in the file as of the last flush (buffered ones not counted). */

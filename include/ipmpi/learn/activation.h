@@ -14,8 +14,8 @@ enum ipm_pass { IPM_FORWARD, IPM_BACKWARD };
 
 /* forward: a <- act(a) in place (g unused). backward: g <- dL/dZ from
  * g = dL/dA and the activated outputs a. */
-void ipm_activation_op(enum ipm_activation act, enum ipm_pass pass, float *a, float *g,
-                       int rows, int units, int lanes);
+void ipm_activation_op(enum ipm_activation act, enum ipm_pass pass, float *a, float *g, int rows,
+                       int units, int lanes);
 
 /* The forward of one replica's rows x units values, in place. */
 void ipm_activate(enum ipm_activation act, float *v, int rows, int units);

@@ -21,9 +21,9 @@
 typedef struct ipm_grad_stats {
     int n_layers;
     size_t first[IPM_MAX_LAYERS], count[IPM_MAX_LAYERS]; /* layer l's weights in net->grads */
-    size_t n;                       /* weights of all layers */
-    long batches;                   /* minibatches added since the last reset */
-    double *mean, *m2;              /* n each, layer after layer */
+    size_t n;                                            /* weights of all layers */
+    long batches;      /* minibatches added since the last reset */
+    double *mean, *m2; /* n each, layer after layer */
 } ipm_grad_stats;
 
 /* Statistics for the weights of net's layers (none for a maxpool layer). */

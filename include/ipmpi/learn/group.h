@@ -24,16 +24,16 @@
 #include "ipmpi/learn/replica.h"
 
 typedef struct ipm_group {
-    int n;                              /* members, 1..IPM_LANES */
+    int n; /* members, 1..IPM_LANES */
     ipm_replica *member[IPM_LANES];
-    int block_rows;                     /* rows per block of the passes */
-    size_t n_params;                    /* per member */
-    float *params, *grads;              /* [parameter][lane], the nets' layout */
-    float *x;                           /* block_rows x in_dim lanes */
-    int32_t *y;                         /* block_rows x lanes */
-    float *act[IPM_MAX_LAYERS];         /* block_rows x out_l lanes */
-    float *g[2];                        /* block_rows x widest lanes */
-    float *lane_out, *lane_grad;        /* one lane's outputs, block_rows x units */
+    int block_rows;              /* rows per block of the passes */
+    size_t n_params;             /* per member */
+    float *params, *grads;       /* [parameter][lane], the nets' layout */
+    float *x;                    /* block_rows x in_dim lanes */
+    int32_t *y;                  /* block_rows x lanes */
+    float *act[IPM_MAX_LAYERS];  /* block_rows x out_l lanes */
+    float *g[2];                 /* block_rows x widest lanes */
+    float *lane_out, *lane_grad; /* one lane's outputs, block_rows x units */
     int32_t *lane_y;
 } ipm_group;
 

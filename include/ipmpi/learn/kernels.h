@@ -28,11 +28,11 @@
 #define IPM_LANES 8
 
 typedef struct ipm_kernels {
-    const char *name;  /* "portable", "avx2", "avx512" */
+    const char *name; /* "portable", "avx2", "avx512" */
 
     /* One replica, row-major. */
-    void (*dense_forward)(int rows, int k, int n, const float *a, const float *w,
-                          const float *b, float *z);
+    void (*dense_forward)(int rows, int k, int n, const float *a, const float *w, const float *b,
+                          float *z);
     /* wt is w transposed (n x k). */
     void (*dense_input_grad)(int rows, int k, int n, const float *g, const float *wt, float *d);
     /* Weight and bias gradients are added to dw and db: the chain goes on
@@ -42,8 +42,8 @@ typedef struct ipm_kernels {
 
     /* Side by side: a is rows x k vectors, w k x n, b n, z rows x n;
      * gradients as above. */
-    void (*lanes_forward)(int rows, int k, int n, const float *a, const float *w,
-                          const float *b, float *z);
+    void (*lanes_forward)(int rows, int k, int n, const float *a, const float *w, const float *b,
+                          float *z);
     void (*lanes_input_grad)(int rows, int k, int n, const float *g, const float *w, float *d);
     void (*lanes_weight_grad)(int rows, int k, int n, const float *a, const float *g, float *dw,
                               float *db);

@@ -13,7 +13,7 @@
 #include "ipmpi/learn/layout.h"
 
 typedef struct ipm_layer_pass {
-    int index;             /* the layer's number in its net (the workspace's caches) */
+    int index; /* the layer's number in its net (the workspace's caches) */
     int rows;
     const float *in;       /* rows x layer->in */
     float *out;            /* rows x layer->out */

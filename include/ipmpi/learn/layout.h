@@ -26,16 +26,16 @@ static inline ipm_shape ipm_shape_flat(int features)
 
 typedef struct ipm_layer {
     enum ipm_layer_kind kind;
-    int in, out;                 /* values per sample (flattened shapes) */
+    int in, out; /* values per sample (flattened shapes) */
     ipm_shape in_shape, out_shape;
-    int kernel_h, kernel_w;      /* conv kernel / maxpool window; 0 for dense */
+    int kernel_h, kernel_w; /* conv kernel / maxpool window; 0 for dense */
     enum ipm_activation activation;
-    float *w, *b;                /* views into net->params; NULL for maxpool */
-    float *dw, *db;              /* views into net->grads */
+    float *w, *b;   /* views into net->params; NULL for maxpool */
+    float *dw, *db; /* views into net->grads */
 } ipm_layer;
 
 typedef struct ipm_net {
-    int in_dim;                  /* input.height*width*channels (flat: channels) */
+    int in_dim; /* input.height*width*channels (flat: channels) */
     ipm_shape input;
     int n_layers;
     ipm_layer layer[IPM_MAX_LAYERS];
@@ -46,14 +46,14 @@ typedef struct ipm_net {
 
 /* Per-batch buffers: act[l] holds the outputs of layer l (rows x out_l). */
 typedef struct ipm_workspace {
-    int capacity;                  /* rows it can hold */
+    int capacity; /* rows it can hold */
     float *act[IPM_MAX_LAYERS];
-    float *scratch[2];             /* capacity x widest layer, for backward */
+    float *scratch[2];               /* capacity x widest layer, for backward */
     int32_t *argmax[IPM_MAX_LAYERS]; /* maxpool: rows x out, offset of each
                                       * output's maximum within its sample's input */
-    float *col;                    /* im2col / its gradient, one chunk of samples */
-    int col_layer;                 /* the conv layer whose whole batch col holds, or -1 */
-    float *wt;                     /* a layer's weights transposed, for the backward */
+    float *col;                      /* im2col / its gradient, one chunk of samples */
+    int col_layer;                   /* the conv layer whose whole batch col holds, or -1 */
+    float *wt;                       /* a layer's weights transposed, for the backward */
 } ipm_workspace;
 
 #endif

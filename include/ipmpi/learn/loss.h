@@ -28,18 +28,18 @@ int ipm_loss_fits(enum ipm_loss loss, const ipm_layer_spec *last, int n_classes,
  * for cross_entropy, rows x units for mse). When grad is not NULL writes
  * these rows' gradient (rows x units) of the mean loss over a batch of
  * batch_rows rows, and sets *grad_is_preactivation. */
-double ipm_loss_sum(enum ipm_loss loss, enum ipm_activation out_act, double sum,
-                    const float *out, const int32_t *y, int rows, int units, int batch_rows,
-                    long *terms, float *grad, int *grad_is_preactivation);
+double ipm_loss_sum(enum ipm_loss loss, enum ipm_activation out_act, double sum, const float *out,
+                    const int32_t *y, int rows, int units, int batch_rows, long *terms, float *grad,
+                    int *grad_is_preactivation);
 
 /* Mean loss of out against labels y; adds the number of correct predictions
  * to *correct when not NULL; grad as in ipm_loss_sum. */
 double ipm_loss_eval(enum ipm_loss loss, enum ipm_activation out_act, const float *out,
-                     const int32_t *y, int rows, int units, long *correct,
-                     float *grad, int *grad_is_preactivation);
+                     const int32_t *y, int rows, int units, long *correct, float *grad,
+                     int *grad_is_preactivation);
 
 /* Correct predictions among rows of out (rows x units) against y. */
-long ipm_count_correct(enum ipm_activation out_act, const float *out, const int32_t *y,
-                       int rows, int units);
+long ipm_count_correct(enum ipm_activation out_act, const float *out, const int32_t *y, int rows,
+                       int units);
 
 #endif

@@ -21,10 +21,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ipmpi/base/rng.h"
 #include "ipmpi/learn/activation.h"
 #include "ipmpi/learn/layout.h"
 #include "ipmpi/learn/spec.h"
-#include "ipmpi/base/rng.h"
 
 /* Checks the layer specs against the input shape, then draws the weights
  * (Xavier/Glorot uniform, He normal, or truncated normal with stddev,
@@ -45,7 +45,7 @@ void ipm_net_forward(const ipm_net *net, const float *x, int rows, ipm_workspace
  * the last layer: dL/dA_last, or dL/dZ_last (before the activation) when
  * grad_is_preactivation (for the fused softmax + cross-entropy).
  * grad may be overwritten. */
-void ipm_net_backward(ipm_net *net, const float *x, int rows, ipm_workspace *ws,
-                      float *grad, int grad_is_preactivation);
+void ipm_net_backward(ipm_net *net, const float *x, int rows, ipm_workspace *ws, float *grad,
+                      int grad_is_preactivation);
 
 #endif

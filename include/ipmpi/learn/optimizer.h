@@ -16,7 +16,7 @@ typedef struct ipm_optimizer_state {
     double learning_rate, momentum;
     long step;
     size_t n;
-    float *m, *v;                    /* velocity / Adam moments */
+    float *m, *v; /* velocity / Adam moments */
 } ipm_optimizer_state;
 
 /* The optimizer, learning rate and momentum of spec, for n_params parameters. */

@@ -38,13 +38,13 @@ typedef struct ipm_replica {
     ipm_optimizer_state opt;
     ipm_workspace batch_ws;
     ipm_rng batch_rng;
-    int32_t *order;      /* shuffled sample order; reshuffled at every wrap */
-    int n_train;         /* length of order: the training set's samples */
-    int position;        /* next index into order */
+    int32_t *order; /* shuffled sample order; reshuffled at every wrap */
+    int n_train;    /* length of order: the training set's samples */
+    int position;   /* next index into order */
     int batch_size;
     int batches_per_epoch;
     enum ipm_loss loss;
-    float *xb, *grad;    /* batch inputs, loss gradient */
+    float *xb, *grad; /* batch inputs, loss gradient */
     int32_t *yb;
     double last_batch_loss;
     ipm_grad_stats *grad_stats; /* NULL, or where each minibatch gradient is added (not owned) */
@@ -80,8 +80,8 @@ void ipm_replica_evaluate(const ipm_replica *rep, const ipm_data_view *d, ipm_wo
 
 /* Running totals of an evaluation in blocks of samples; start from {0}. */
 typedef struct ipm_eval_totals {
-    double loss_sum;  /* the loss terms summed in sample order */
-    long terms;       /* how many: samples (cross_entropy) or samples x outputs (mse) */
+    double loss_sum; /* the loss terms summed in sample order */
+    long terms;      /* how many: samples (cross_entropy) or samples x outputs (mse) */
     long correct, rows;
 } ipm_eval_totals;
 
@@ -91,8 +91,8 @@ typedef struct ipm_eval_totals {
  * of one block over it when the forward passes agree bit for bit (they do
  * for the same block rows; a matrix product of another row count may round
  * differently, see net.h). A block outside d or ws makes loss_sum NaN. */
-void ipm_replica_evaluate_block(const ipm_replica *rep, const ipm_data_view *d, int first,
-                                int rows, ipm_workspace *ws, ipm_eval_totals *sum);
+void ipm_replica_evaluate_block(const ipm_replica *rep, const ipm_data_view *d, int first, int rows,
+                                ipm_workspace *ws, ipm_eval_totals *sum);
 
 /* Adds rows more outputs of the replica's last layer (rows x units,
  * activated) against labels y to *sum. */

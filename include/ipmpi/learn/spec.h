@@ -15,7 +15,13 @@
 
 #define IPM_MAX_LAYERS 64
 
-enum ipm_activation { IPM_ACT_LINEAR, IPM_ACT_TANH, IPM_ACT_RELU, IPM_ACT_SIGMOID, IPM_ACT_SOFTMAX };
+enum ipm_activation {
+    IPM_ACT_LINEAR,
+    IPM_ACT_TANH,
+    IPM_ACT_RELU,
+    IPM_ACT_SIGMOID,
+    IPM_ACT_SOFTMAX
+};
 /* TRUNCATED_FAN_IN is the original IDNNs code's: truncated normal, stddev 1/sqrt(fan-in) per
  * layer; TRUNCATED_FAN_OUT is Saxe et al.'s (ibsgd): stddev 1/sqrt(the layer's units). */
 enum ipm_init {
@@ -33,10 +39,10 @@ enum ipm_layer_kind { IPM_LAYER_DENSE, IPM_LAYER_CONV, IPM_LAYER_MAXPOOL };
  * default linear), maxpool:KHxKW (stride = kernel; activation linear).
  * A zero kind is dense: {.units = 10, .activation = IPM_ACT_TANH}. */
 typedef struct ipm_layer_spec {
-    int units;                        /* dense: units; conv: output channels; maxpool: 0 */
+    int units; /* dense: units; conv: output channels; maxpool: 0 */
     enum ipm_activation activation;
     enum ipm_layer_kind kind;
-    int kernel_h, kernel_w;           /* conv and maxpool */
+    int kernel_h, kernel_w; /* conv and maxpool */
 } ipm_layer_spec;
 
 /* How replicas are built and trained. Replica r draws its initial weights
@@ -45,12 +51,12 @@ typedef struct ipm_train_spec {
     ipm_layer_spec layers[IPM_MAX_LAYERS];
     int n_layers;
     enum ipm_init init;
-    double init_stddev;               /* init = truncated_normal:STDDEV */
+    double init_stddev; /* init = truncated_normal:STDDEV */
     enum ipm_optimizer optimizer;
-    double learning_rate, momentum;   /* momentum: optimizer = momentum only */
+    double learning_rate, momentum; /* momentum: optimizer = momentum only */
     enum ipm_loss loss;
     int batch_size;
-    int batches_per_epoch;            /* 0 = a full pass over the training set */
+    int batches_per_epoch; /* 0 = a full pass over the training set */
     uint64_t seed;
 } ipm_train_spec;
 

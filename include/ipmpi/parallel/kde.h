@@ -38,16 +38,16 @@
 #include "ipmpi/info/kde.h"
 
 typedef struct ipm_kde_input {
-    ipm_kde_shape shape;        /* the same on every rank */
-    const float *const *acts;   /* local slot k = replica rank + k P: n x width */
-    const int32_t *y;           /* the n labels (>= 0), the same on every rank */
+    ipm_kde_shape shape;      /* the same on every rank */
+    const float *const *acts; /* local slot k = replica rank + k P: n x width */
+    const int32_t *y;         /* the n labels (>= 0), the same on every rank */
 } ipm_kde_input;
 
 /* What one rank did. */
 typedef struct ipm_kde_stats {
-    size_t workspace_bytes;     /* allocated, in total */
-    int row_blocks;             /* row blocks computed */
-    long long pairs;            /* pairs (row, column) computed */
+    size_t workspace_bytes; /* allocated, in total */
+    int row_blocks;         /* row blocks computed */
+    long long pairs;        /* pairs (row, column) computed */
 } ipm_kde_stats;
 
 /* Collective over comm: the bounds into *out on every rank; *stats (may be

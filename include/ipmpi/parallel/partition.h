@@ -33,7 +33,7 @@ int ipm_partition_exchange(ipm_partition *p, const ipm_binned *b, int failed, ip
 /* Collective: hist[0..n) of every rank summed into rank 0's (others' are
  * cleared). failed != 0: this rank failed (err says why); it still takes
  * part. Returns -1 on every rank if any failed. */
-int ipm_hists_sum_to_root(ipm_hist *hist, int n, int failed, ipm_traffic *traffic,
-                          MPI_Comm comm, char *err);
+int ipm_hists_sum_to_root(ipm_hist *hist, int n, int failed, ipm_traffic *traffic, MPI_Comm comm,
+                          char *err);
 
 #endif

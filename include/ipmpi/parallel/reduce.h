@@ -15,7 +15,7 @@
 /* Merges tables[0..n) of every rank into rank 0's; other ranks' tables are
  * left cleared. Collective; returns -1 on every rank if any rank failed.
  * The bytes of the headers and entries are added to traffic (may be NULL). */
-int ipm_reduce_tables(ipm_table *const *tables, int n_tables, MPI_Comm comm,
-                      ipm_traffic *traffic, char *err);
+int ipm_reduce_tables(ipm_table *const *tables, int n_tables, MPI_Comm comm, ipm_traffic *traffic,
+                      char *err);
 
 #endif
