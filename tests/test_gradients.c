@@ -57,6 +57,31 @@ static void test_activations(void)
 
 /* ---- init ----------------------------------------------------------------- */
 
+/* A 50-200-100 tanh net under a per-layer truncated normal: each layer's
+ * weights lie within 2 stddev, reach near it, and have the truncated
+ * normal's spread, stddev = 1/sqrt(fan[k]). */
+static void check_truncated_per_layer(enum ipm_init init, const double fan[2], uint64_t seed)
+{
+    ipm_layer_spec two[2] = {{.units = 200, .activation = IPM_ACT_TANH},
+                             {.units = 100, .activation = IPM_ACT_TANH}};
+    ipm_net net;
+    ipm_rng rng;
+    char err[IPM_ERRLEN];
+    ipm_rng_init(&rng, seed, 1, IPM_RNG_INIT);
+    CHECK(ipm_net_init(&net, ipm_shape_flat(50), two, 2, init, 0.0, &rng, err) == 0);
+    for (int k = 0; k < 2; k++) {
+        int count = k == 0 ? 50 * 200 : 200 * 100;
+        double stddev = 1.0 / sqrt(fan[k]), max_abs = 0.0, sum_sq = 0.0;
+        for (int i = 0; i < count; i++) {
+            max_abs = fmax(max_abs, fabs(net.layer[k].w[i]));
+            sum_sq += (double)net.layer[k].w[i] * net.layer[k].w[i];
+        }
+        CHECK(max_abs <= (float)(2.0 * stddev) && max_abs > 1.9 * stddev);
+        CHECK_NEAR(sqrt(sum_sq / count), stddev * sqrt(0.7737), 0.03 * stddev);
+    }
+    ipm_net_free(&net);
+}
+
 static void test_init(void)
 {
     char err[IPM_ERRLEN];
@@ -101,41 +126,10 @@ static void test_init(void)
     CHECK_NEAR(sqrt(sum_sq / 10000.0), 0.1 * sqrt(0.7737), 0.003);
     ipm_net_free(&net);
 
-    /* truncated normal with stddev 1/sqrt(fan-in) per layer (50 in, then 200 in) */
-    ipm_layer_spec two[2] = {{.units = 200, .activation = IPM_ACT_TANH},
-                             {.units = 100, .activation = IPM_ACT_TANH}};
-    ipm_rng_init(&rng, 4, 1, IPM_RNG_INIT);
-    CHECK(ipm_net_init(&net, ipm_shape_flat(50), two, 2, IPM_INIT_TRUNCATED_FAN_IN, 0.0, &rng,
-                       err) == 0);
-    for (int k = 0; k < 2; k++) {
-        int count = k == 0 ? 50 * 200 : 200 * 100;
-        double stddev = 1.0 / sqrt(k == 0 ? 50.0 : 200.0);
-        max_abs = 0.0, sum_sq = 0.0;
-        for (int i = 0; i < count; i++) {
-            max_abs = fmax(max_abs, fabs(net.layer[k].w[i]));
-            sum_sq += (double)net.layer[k].w[i] * net.layer[k].w[i];
-        }
-        CHECK(max_abs <= (float)(2.0 * stddev) && max_abs > 1.9 * stddev);
-        CHECK_NEAR(sqrt(sum_sq / count), stddev * sqrt(0.7737), 0.03 * stddev);
-    }
-    ipm_net_free(&net);
-
-    /* the same with stddev 1/sqrt(fan-out): the layer's units, 200 then 100 */
-    ipm_rng_init(&rng, 5, 1, IPM_RNG_INIT);
-    CHECK(ipm_net_init(&net, ipm_shape_flat(50), two, 2, IPM_INIT_TRUNCATED_FAN_OUT, 0.0, &rng,
-                       err) == 0);
-    for (int k = 0; k < 2; k++) {
-        int count = k == 0 ? 50 * 200 : 200 * 100;
-        double stddev = 1.0 / sqrt(k == 0 ? 200.0 : 100.0);
-        max_abs = 0.0, sum_sq = 0.0;
-        for (int i = 0; i < count; i++) {
-            max_abs = fmax(max_abs, fabs(net.layer[k].w[i]));
-            sum_sq += (double)net.layer[k].w[i] * net.layer[k].w[i];
-        }
-        CHECK(max_abs <= (float)(2.0 * stddev) && max_abs > 1.9 * stddev);
-        CHECK_NEAR(sqrt(sum_sq / count), stddev * sqrt(0.7737), 0.03 * stddev);
-    }
-    ipm_net_free(&net);
+    /* per-layer stddevs: 1/sqrt(fan-in) (50 in, then 200 in), 1/sqrt(fan-out) (200, then 100) */
+    const double fan_in[2] = {50.0, 200.0}, fan_out[2] = {200.0, 100.0};
+    check_truncated_per_layer(IPM_INIT_TRUNCATED_FAN_IN, fan_in, 4);
+    check_truncated_per_layer(IPM_INIT_TRUNCATED_FAN_OUT, fan_out, 5);
 
     CHECK(ipm_net_init(&net, ipm_shape_flat(0), spec, 2, IPM_INIT_XAVIER, 0.0, &rng, err) == -1);
     CHECK(ipm_net_init(&net, ipm_shape_flat(4), spec, 2, IPM_INIT_TRUNCATED_NORMAL, 0.0, &rng,
