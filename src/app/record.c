@@ -160,3 +160,15 @@ int ipm_record_write(ipm_output *out, const ipm_record_sources *src, int epoch, 
     plane_record(src, IPM_PLANE_TEST, &rec.test);
     return ipm_output_append(out, &rec, err);
 }
+
+int ipm_record_close(ipm_output **out, int rc, char *err)
+{
+    char close_err[IPM_ERRLEN] = "";
+    int failed = ipm_output_close(*out, close_err);
+    *out = NULL;
+    if (failed && rc >= 0) {
+        memcpy(err, close_err, IPM_ERRLEN);
+        return -1;
+    }
+    return rc;
+}

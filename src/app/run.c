@@ -343,19 +343,6 @@ static int epoch_loop(run *r, char *err)
 
 /* ---- the run ------------------------------------------------------------- */
 
-/* Closes the output on every path; a close error counts unless the run
- * already failed. */
-static int close_output(run *r, int rc, char *err)
-{
-    char close_err[IPM_ERRLEN] = "";
-    if (ipm_output_close(r->out, close_err) && rc >= 0) {
-        memcpy(err, close_err, IPM_ERRLEN);
-        return -1;
-    }
-    r->out = NULL;
-    return rc;
-}
-
 int ipm_run(const ipm_config *cfg, const ipm_run_options *opt, MPI_Comm comm, char *err)
 {
     run r;
@@ -392,7 +379,7 @@ int ipm_run(const ipm_config *cfg, const ipm_run_options *opt, MPI_Comm comm, ch
                    err);
     if (rc == 0)
         rc = epoch_loop(&r, err);
-    rc = close_output(&r, rc, err);
+    rc = ipm_record_close(&r.out, rc, err);
     int stopped = rc == IPM_RUN_STOPPED;
     char mem_err[IPM_ERRLEN]; /* every rank comes here, whatever rc says */
     if (ipm_report_peak_memory(&r.clock, comm, mem_err))

@@ -32,4 +32,9 @@ int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int resumed
 /* Rank 0: appends epoch's record. */
 int ipm_record_write(ipm_output *out, const ipm_record_sources *src, int epoch, char *err);
 
+/* Closes *out (NULL: nothing to close) on every path of a run, and sets it
+ * to NULL. Returns rc, or -1 with the close's error in err when the close
+ * failed and rc had not (an earlier failure's message is kept). */
+int ipm_record_close(ipm_output **out, int rc, char *err);
+
 #endif
