@@ -107,11 +107,6 @@ static inline void store_part(float *ptr, v8 v, part p)
 #endif
 }
 
-static inline v8 select(vi8 mask, v8 yes, v8 no)
-{
-    return (v8)(((vi8)yes & mask) | ((vi8)no & ~mask));
-}
-
 /* ---- element-wise functions --------------------------------------------- */
 
 /* The element-wise functions run on vectors of E floats: 16 where the set
