@@ -294,10 +294,26 @@ static void test_elementwise_grads(void)
     }
 }
 
+/* After ipm_kernels_flush_subnormals, a subnormal product is 0 and a
+ * subnormal input counts as 0 (x86-64); normal values are untouched. Runs
+ * last: the mode stays set for the rest of the process. */
+static void test_flush_subnormals(void)
+{
+    volatile float tiny = 1e-30f, small = 1e-20f, sub = 1e-40f, one = 1.0f;
+    CHECK(tiny * 1e-9f != 0.0f && fpclassify(tiny * 1e-9f) == FP_SUBNORMAL);
+    ipm_kernels_flush_subnormals();
+#if defined(__x86_64__)
+    CHECK(tiny * 1e-9f == 0.0f); /* FTZ: the subnormal result becomes 0 */
+    CHECK(sub * one == 0.0f);    /* DAZ: the subnormal input counts as 0 */
+#endif
+    CHECK(small * one == 1e-20f && tiny * 2.0f == 2e-30f);
+}
+
 int main(void)
 {
     test_products();
     test_activations();
     test_elementwise_grads();
+    test_flush_subnormals();
     return check_report("test_kernels");
 }
