@@ -723,21 +723,20 @@ void ipm_count_replicas(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_grou
                         const int32_t *y, ipm_entropies *each, ipm_entropies *pooled)
 {
     size_t n_pool = 0;
+    int pool = pooled != NULL;
     for (int k = 0; k < pairs->n_reps; k++) {
         ipm_pairs one = {&pairs->ids[k], 1, NULL};
         size_t n = count_cells(c, &one, y);
-        cells_entropies(c, c->count_yt, c->touched_yt, n, 1, &n_pool, &each[k]);
+        cells_entropies(c, c->count_yt, c->touched_yt, n, pool, &n_pool, &each[k]);
         sink xt = {.hist = c->hist};
         count_xt(c, &one, g, &xt);
         each[k].xt = sink_entropy(&xt, c, &each[k].cells_xt);
     }
-    ipm_entropies all; /* the pooled cells are drained even when not asked for */
-    cells_entropies(c, c->pool_yt, c->pool_touched_yt, n_pool, 0, NULL, &all);
     if (pooled) {
+        cells_entropies(c, c->pool_yt, c->pool_touched_yt, n_pool, 0, NULL, pooled);
         sink xt = {.hist = c->hist};
         count_xt(c, pairs, g, &xt);
-        all.xt = sink_entropy(&xt, c, &all.cells_xt);
-        *pooled = all;
+        pooled->xt = sink_entropy(&xt, c, &pooled->cells_xt);
     }
 }
 
