@@ -160,7 +160,8 @@ static void partitioned(const fixture *f, int pooled, int sampled, int epochs, e
         int rc = ipm_partition_count(&p, &b, &c, f->y, err);
         CHECK(rc == 0);
         double waited = 0;
-        rc = ipm_partition_exchange(&p, &b, rc, hist, traffic, &waited, MPI_COMM_WORLD, err);
+        rc = ipm_partition_exchange(&p, &b, rc, hist, NULL, 0, traffic, &waited, MPI_COMM_WORLD,
+                                    err);
         CHECK(rc == 0);
         if (rc)
             fprintf(stderr, "rank %d: %s\n", f->rank, err);

@@ -579,11 +579,15 @@ static int count_all(ipm_measure *m, char *err)
 /* Each slot is written by exactly one rank and is 0.0 elsewhere, so the
  * sum is exact whatever the reduction order. simple_ty follows simple_xt,
  * and the Miller-Madow values follow them. */
-static int reduce_simple(ipm_measure *m, MPI_Comm comm, char *err)
+static int simple_values(const ipm_measure *m)
 {
     int arrays = (m->estimators & IPM_EST_MILLER_MADOW) ? 4 : 2;
-    return ipm_sum_to_root(m->est.simple_xt, arrays * m->n_replicas * m->n_layers, comm,
-                           &m->traffic, err);
+    return arrays * m->n_replicas * m->n_layers;
+}
+
+static int reduce_simple(ipm_measure *m, MPI_Comm comm, char *err)
+{
+    return ipm_sum_to_root(m->est.simple_xt, simple_values(m), comm, &m->traffic, err);
 }
 
 /* The extended tables of every layer, in one list for a single tree merge. */
@@ -661,12 +665,16 @@ static void points_from_hists(ipm_measure *m)
         }
 }
 
+/* The simple estimates ride on the histograms' tree (each slot filled by
+ * one rank, so the sums are exact), one collective fewer. */
 static int reduce_partitioned(ipm_measure *m, MPI_Comm comm, int rank, int counted, char *err)
 {
     size_t n = (size_t)m->n_layers * IPM_HISTS_PER_LAYER;
     for (size_t k = 0; k < n; k++)
         ipm_hist_clear(&m->hists[k]);
-    if (ipm_partition_exchange(&m->part, &m->binned, counted != 0, m->hists, &m->traffic,
+    int simple = (m->estimators & IPM_EST_SIMPLE) != 0;
+    if (ipm_partition_exchange(&m->part, &m->binned, counted != 0, m->hists,
+                               simple ? m->est.simple_xt : NULL, simple_values(m), &m->traffic,
                                &m->seconds_wait, comm, err))
         return -1;
     if (rank == 0)
@@ -718,14 +726,14 @@ int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err)
     m->seconds_binning += t1 - t0;
     if (size != m->n_ranks)
         return ipm_fail(err, "measure: prepared for %d ranks, finishing on %d", m->n_ranks, size);
-    int rc = counted;
+    int rc = counted,
+        partitioned = several_ranks_extended(m) && m->reduce == IPM_REDUCE_PARTITIONED;
     if (several_ranks_extended(m)) {
-        int reduced = m->reduce == IPM_REDUCE_TREE
-                          ? reduce_tree(m, comm, rank, counted, err)
-                          : reduce_partitioned(m, comm, rank, counted, err);
+        int reduced = partitioned ? reduce_partitioned(m, comm, rank, counted, err)
+                                  : reduce_tree(m, comm, rank, counted, err);
         rc = reduced ? -1 : rc;
     }
-    if ((m->estimators & IPM_EST_SIMPLE) && reduce_simple(m, comm, err))
+    if ((m->estimators & IPM_EST_SIMPLE) && !partitioned && reduce_simple(m, comm, err))
         rc = -1;
     if (m->per_replica &&
         ipm_sum_to_root(m->replica_range, 2 * m->n_replicas * m->n_layers, comm, &m->traffic, err))

@@ -26,6 +26,14 @@
  * a second bounds what a killed job can lose to the last second of epochs. */
 #define OUTPUT_FLUSH_SECONDS 1.0
 
+/* The ranks agree on signals about every AGREE_SECONDS, not every epoch: an
+ * agreement is a barrier, and where ranks share cores (more ranks than
+ * cores, or a busy node) a barrier per epoch makes each wait for the
+ * others' time slices at every epoch. The interval in epochs is agreed
+ * with the signals, so every rank takes the same agreement epochs. */
+#define AGREE_SECONDS 0.05
+#define AGREE_MAX_EPOCHS 1000
+
 typedef struct run {
     ipm_run_options opt;
     MPI_Comm comm;
@@ -43,6 +51,9 @@ typedef struct run {
     uint64_t run_id;     /* in the checkpoint and the NetCDF file */
     int last_epoch;      /* the last epoch trained (or resumed after) */
     int next_log;        /* index of the next logged epoch */
+    int agreed_epoch;    /* the last epoch whose signals the ranks agreed on */
+    int next_agree;      /* the next such epoch */
+    double agreed_at;    /* MPI_Wtime() then */
     ipm_clock clock;
 } run;
 
@@ -268,16 +279,40 @@ static int save_checkpoint(run *r, int epoch, char *err)
     return rc;
 }
 
+/* This rank's proposal for the epochs until the next agreement: about
+ * AGREE_SECONDS of its recent epochs. */
+static int agree_interval(const run *r, int epoch, double now)
+{
+    int epochs = epoch - r->agreed_epoch;
+    if (epochs <= 0 || now <= r->agreed_at)
+        return 1;
+    double interval = AGREE_SECONDS * epochs / (now - r->agreed_at);
+    return interval < 1 ? 1 : interval > AGREE_MAX_EPOCHS ? AGREE_MAX_EPOCHS : (int)interval;
+}
+
+/* One MPI_Allreduce: the highest signal any rank has seen, and the
+ * shortest proposed interval (its negation's maximum), which sets the next
+ * agreement epoch on every rank alike. */
+static int agree_signals(run *r, int epoch, int *sig, char *err)
+{
+    double now = MPI_Wtime();
+    int mine[2] = {r->opt.stop ? (int)*r->opt.stop : 0, -agree_interval(r, epoch, now)}, all[2];
+    int rc = ipm_max_ints(mine, all, 2, r->comm, err);
+    r->agreed_at = MPI_Wtime();
+    r->clock.wait += r->agreed_at - now;
+    r->agreed_epoch = epoch;
+    r->next_agree = epoch - all[1];
+    *sig = all[0];
+    return rc;
+}
+
 /* After epoch's training and logging: 0 go on, IPM_RUN_STOPPED, -1 failed.
- * The ranks agree on the highest signal any has seen: one MPI_Allreduce of
- * an int per epoch, about a microsecond on one node. */
+ * A signal stops the run at the first agreement after it (within about
+ * AGREE_SECONDS), on every rank at the same epoch. */
 static int epoch_boundary(run *r, int epoch, char *err)
 {
-    int mine = r->opt.stop ? (int)*r->opt.stop : 0, sig = 0, every = r->plan.cfg->checkpoint_every;
-    double t0 = MPI_Wtime();
-    int rc = ipm_max_int(mine, r->comm, &sig, err);
-    r->clock.wait += MPI_Wtime() - t0;
-    if (rc)
+    int sig = 0, every = r->plan.cfg->checkpoint_every;
+    if (epoch >= r->next_agree && agree_signals(r, epoch, &sig, err))
         return -1;
     if (sig) {
         if (save_checkpoint(r, epoch, err))
@@ -324,6 +359,8 @@ static int run_epoch(run *r, int epoch, char *err)
 static int epoch_loop(run *r, char *err)
 {
     r->clock.loop_start = MPI_Wtime();
+    r->agreed_epoch = r->next_agree = r->first_epoch;
+    r->agreed_at = r->clock.loop_start;
     skip_done(r);
     for (int epoch = r->first_epoch; epoch <= r->plan.cfg->epochs; epoch++) {
         if (ipm_stop_monitor_all_stopped(&r->stop))

@@ -201,10 +201,13 @@ int ipm_hist_add_counts(ipm_hist *h, const uint64_t *counts, size_t n, char *err
     if (!dense)
         return ipm_fail(err, "out of memory for a histogram of %llu counts",
                         (unsigned long long)limit);
+    /* ones show only in the total: most counts are 1 where keys are many,
+     * and incrementing dense[1] again and again would chain every store */
     for (size_t k = 0; k < n; k++)
         if (counts[k] <= limit) {
-            dense[counts[k]]++;
             total += counts[k];
+            if (counts[k] > 1)
+                dense[counts[k]]++;
         }
     int rc = ipm_hist_add_dense(h, dense, limit, total, err);
     free(dense);

@@ -98,8 +98,9 @@ static int alloc_receiving(ipm_partition *p, char *err)
     p->hi = malloc((cells + 1) * sizeof *p->hi);
     p->group = malloc((2 * group + 1) * sizeof *p->group); /* and room to sort it */
     p->dense = calloc(group + 1, sizeof *p->dense);
-    p->lane = malloc((2 * (size_t)p->ns + 1) * sizeof *p->lane);
-    if (!p->lo || !p->hi || !p->group || !p->dense || !p->lane)
+    p->row_lo = calloc((size_t)p->rows + 1, sizeof *p->row_lo);
+    p->row_hi = calloc((size_t)p->rows + 1, sizeof *p->row_hi);
+    if (!p->lo || !p->hi || !p->group || !p->dense || !p->row_lo || !p->row_hi)
         return ipm_fail(err, "out of memory for %zu patterns of the partitioned reduce", cells);
     return 0;
 }
@@ -127,20 +128,27 @@ int ipm_partition_init(ipm_partition *p, const ipm_partition_spec *spec, char *e
     p->n_replicas = spec->n_replicas;
     p->n_layers = spec->n_layers;
     p->n_classes = spec->n_classes > 0 ? spec->n_classes : 1;
+    while ((1 << p->class_bits) < p->n_classes)
+        p->class_bits++;
     p->est[IPM_PART_POOLED] = spec->pooled;
     p->est[IPM_PART_SAMPLED] = spec->sampled;
     p->rows = spec->pooled ? spec->n_replicas : 1;
     p->x_id = spec->x_id;
     p->words = calloc((size_t)p->n_layers, sizeof *p->words);
+    p->sizes = calloc(2 * (size_t)p->n_parts, sizeof *p->sizes);
+    p->offsets = calloc(4 * (size_t)p->n_parts, sizeof *p->offsets);
     p->cells = calloc((size_t)p->n_layers * IPM_PART_ESTIMATORS, sizeof *p->cells);
-    if (!p->words || !p->cells)
+    if (!p->words || !p->cells || !p->sizes || !p->offsets)
         return ipm_fail(err, "out of memory for the partitioned reduce");
     for (int l = 0; l < p->n_layers; l++)
         p->words[l] = spec->measured[l] ? ipm_pattern_words(spec->width[l], spec->n_edges) : 0;
     if (ipm_slices_init(&p->slices, spec->x_id, spec->n, spec->n_parts, err))
         return -1;
     p->ns = p->slices.first[p->part + 1] - p->slices.first[p->part];
-    return group_own_samples(p, err) || alloc_receiving(p, err) ? -1 : 0;
+    return group_own_samples(p, err) || alloc_receiving(p, err) ||
+                   ipm_dict_init(&p->dict, (size_t)p->ns, err)
+               ? -1
+               : 0;
 }
 
 static void free_cells(ipm_cells *c)
@@ -158,18 +166,26 @@ void ipm_partition_free(ipm_partition *p)
             free_cells(&p->cells[k]);
     free(p->cells);
     free(p->words);
+    free(p->sizes);
+    free(p->offsets);
     ipm_slices_free(&p->slices);
     free(p->lo);
     free(p->hi);
+    free(p->row_lo);
+    free(p->row_hi);
     free(p->group);
     free(p->dense);
-    free(p->lane);
     ipm_x_groups_free(&p->groups);
-    for (int e = 0; e < IPM_PART_ESTIMATORS; e++)
-        free(p->owned[e].cell);
-    free(p->scratch.cell);
-    free(p->keyed);
-    free(p->keyed_scratch);
+    for (int e = 0; e < IPM_PART_ESTIMATORS; e++) {
+        free(p->owned[e].key);
+        free(p->owned[e].y);
+        free(p->owned[e].count);
+    }
+    ipm_dict_free(&p->dict);
+    free(p->ids);
+    free(p->sum_t);
+    free(p->sum_yt);
+    free(p->touched);
     free(p->send.w);
     free(p->recv.w);
     free(p->counts);
@@ -312,8 +328,12 @@ static uint64_t *pack_rows(const ipm_partition *p, const ipm_binned *b, int laye
     }
     for (int k = 0; k < b->n_seen; k++) {
         const int32_t *ids = ipm_binned_ids(b, layer, k);
-        for (int32_t j = 0; j < ns; j++)
-            w = put_pattern(w, key[ids[mine[j]]], words);
+        if (words == 1)
+            for (int32_t j = 0; j < ns; j++)
+                *w++ = key[ids[mine[j]]].lo;
+        else
+            for (int32_t j = 0; j < ns; j++)
+                w = put_pattern(w, key[ids[mine[j]]], 2);
     }
     return w;
 }
@@ -355,6 +375,8 @@ static inline ipm_pattern get_pattern(const uint64_t **w, int words)
     return t;
 }
 
+/* Row row's pattern of this part's sample j, copied into the part's own
+ * arrays (row_lo, row_hi then point there). */
 static inline void put_row(ipm_partition *p, int row, int j, ipm_pattern t)
 {
     size_t at = (size_t)row * (size_t)p->ns + (size_t)j;
@@ -364,16 +386,24 @@ static inline void put_row(ipm_partition *p, int row, int j, ipm_pattern t)
 
 static inline ipm_pattern row_pattern(const ipm_partition *p, int row, int j)
 {
-    size_t at = (size_t)row * (size_t)p->ns + (size_t)j;
-    return (ipm_pattern){p->lo[at], p->hi[at]};
+    return (ipm_pattern){p->row_lo[row][j], p->row_hi[row] ? p->row_hi[row][j] : 0};
 }
 
-/* The (X, T) rows source sent: its replicas' patterns of this part's samples. */
+static void rows_in_arrays(ipm_partition *p, int row)
+{
+    p->row_lo[row] = p->lo + (size_t)row * (size_t)p->ns;
+    p->row_hi[row] = p->hi + (size_t)row * (size_t)p->ns;
+}
+
+/* The (X, T) rows source sent: its replicas' patterns of this part's
+ * samples. One-word rows are read where they arrived, in the receive
+ * buffer; two-word ones are split into halves. */
 static void read_rows(ipm_partition *p, int source, const uint64_t **w, int words,
                       const uint32_t *choice)
 {
     const int32_t *mine = p->slices.sample + p->slices.first[p->part];
     if (!p->est[IPM_PART_POOLED]) {
+        rows_in_arrays(p, 0);
         for (int j = 0; j < p->ns; j++)
             if ((int)(choice[mine[j]] % (uint32_t)p->n_parts) == source)
                 put_row(p, 0, j, get_pattern(w, words));
@@ -382,6 +412,13 @@ static void read_rows(ipm_partition *p, int source, const uint64_t **w, int word
     int on_source = ipm_replicas_on(source, p->n_replicas, p->n_parts);
     for (int k = 0; k < on_source; k++) {
         int r = source + k * p->n_parts;
+        if (words == 1) {
+            p->row_lo[r] = *w;
+            p->row_hi[r] = NULL;
+            *w += p->ns;
+            continue;
+        }
+        rows_in_arrays(p, r);
         for (int j = 0; j < p->ns; j++)
             put_row(p, r, j, get_pattern(w, words));
     }
@@ -398,36 +435,44 @@ static size_t rows_from(const ipm_partition *p, int source, const uint32_t *choi
     return n;
 }
 
-static int reserve_list(ipm_cell_list *l, size_t n, char *err)
+static int reserve_owned(ipm_owned *o, size_t n, char *err)
 {
-    if (n <= l->capacity)
+    if (n <= o->capacity)
         return 0;
-    size_t capacity = l->capacity ? l->capacity : 1024;
+    size_t capacity = o->capacity ? o->capacity : 1024;
     while (capacity < n)
         capacity *= 2;
-    ipm_cell *cell = realloc(l->cell, capacity * sizeof *cell);
-    if (!cell)
+    ipm_pattern *key = realloc(o->key, capacity * sizeof *key);
+    if (key)
+        o->key = key;
+    uint32_t *y = key ? realloc(o->y, capacity * sizeof *y) : NULL;
+    if (y)
+        o->y = y;
+    uint32_t *count = y ? realloc(o->count, capacity * sizeof *count) : NULL;
+    if (!count)
         return ipm_fail(err, "out of memory for %zu (Y, T) cells", capacity);
-    l->cell = cell;
-    l->capacity = capacity;
+    o->count = count;
+    o->capacity = capacity;
     return 0;
 }
 
-/* n cells appended to the estimator's list of owned cells. */
+/* n cells appended to the estimator's owned cells. */
 static int read_cells(ipm_partition *p, int est, size_t n, const uint64_t **w, int words, char *err)
 {
-    ipm_cell_list *l = &p->owned[est];
-    if (reserve_list(l, l->n + n, err))
+    ipm_owned *o = &p->owned[est];
+    if (reserve_owned(o, o->n + n, err))
         return -1;
     for (size_t k = 0; k < n; k++) {
         ipm_pattern t = get_pattern(w, words);
         uint64_t yc = *(*w)++;
-        ipm_cell c = {t.lo, t.hi, (uint32_t)(yc >> 32), (uint32_t)yc};
-        if (c.y >= (uint32_t)p->n_classes || c.count == 0)
-            return ipm_fail(err, "partitioned reduce: a malformed cell (class %u, count %u)", c.y,
-                            c.count);
+        uint32_t y = (uint32_t)(yc >> 32), count = (uint32_t)yc;
+        if (y >= (uint32_t)p->n_classes || count == 0)
+            return ipm_fail(err, "partitioned reduce: a malformed cell (class %u, count %u)", y,
+                            count);
         IPM_ASSERT(ipm_pattern_owner(t, p->n_parts) == p->part);
-        l->cell[l->n++] = c;
+        o->key[o->n] = t;
+        o->y[o->n] = y;
+        o->count[o->n++] = count;
     }
     return 0;
 }
@@ -437,6 +482,7 @@ int ipm_partition_read(ipm_partition *p, int layer, int source, const uint64_t *
 {
     int words = p->words[layer];
     IPM_ASSERT(words == 1 || words == 2);
+    p->read_words = words;
     if (end - *w < 2)
         return ipm_fail(err, "partitioned reduce: rank %d sent too few words", source);
     uint64_t n_cells[IPM_PART_ESTIMATORS] = {(*w)[0], (*w)[1]};
@@ -533,53 +579,13 @@ static int gather_group(const ipm_partition *p, int x, const int32_t *drawn)
     return m;
 }
 
-#define ROW_COMPARE_ROWS 16 /* up to this many rows compare whole rows pairwise */
-
-/* Row a against an earlier row b (earlier: a's pattern is not the first
- * of its key where b has it) or a later one; restrict lets these vectorise,
- * and 64-bit compares need AVX2 (chosen at load time where the CPU has it). */
-__attribute__((target_clones("avx2", "default"))) static void
-compare_rows(const uint64_t *restrict alo, const uint64_t *restrict ahi,
-             const uint64_t *restrict blo, const uint64_t *restrict bhi, int64_t *restrict mult,
-             int64_t *restrict first, size_t ns, int earlier)
-{
-    if (earlier)
-        for (size_t j = 0; j < ns; j++) {
-            int64_t same = (alo[j] == blo[j]) & (ahi[j] == bhi[j]);
-            mult[j] += same;
-            first[j] &= !same;
-        }
-    else
-        for (size_t j = 0; j < ns; j++)
-            mult[j] += (alo[j] == blo[j]) & (ahi[j] == bhi[j]);
-}
-
 /* Every x once and every row counted: sample j's group is its patterns
- * across the rows. Row r's pattern of j makes a key of count m when no
- * earlier row has it and m rows do (compared row by row, vectorised across
- * samples). The dense histogram gets the keys above 1. */
+ * across the rows, compared row against row (count.h). */
 static uint64_t xt_distinct_rows(ipm_partition *p, uint32_t *dense)
 {
     size_t ns = (size_t)p->ns;
-    uint64_t top = 0;
-    int64_t *mult = p->lane, *first = p->lane + ns;
-    for (int r = 0; r < p->rows; r++) {
-        const uint64_t *alo = p->lo + (size_t)r * ns, *ahi = p->hi + (size_t)r * ns;
-        for (size_t j = 0; j < ns; j++) {
-            mult[j] = 1;
-            first[j] = 1;
-        }
-        for (int k = 0; k < p->rows; k++)
-            if (k != r)
-                compare_rows(alo, ahi, p->lo + (size_t)k * ns, p->hi + (size_t)k * ns, mult, first,
-                             ns, k < r);
-        for (size_t j = 0; j < ns; j++)
-            if (first[j] && mult[j] > 1) {
-                dense[mult[j]]++;
-                top = (uint64_t)mult[j] > top ? (uint64_t)mult[j] : top;
-            }
-    }
-    return top;
+    return p->read_words == 2 ? ipm_rows_key_counts2(p->row_lo, p->row_hi, p->rows, ns, dense)
+                              : ipm_rows_key_counts(NULL, p->row_lo, p->rows, ns, dense);
 }
 
 /* The (X, T) histogram: in every x group, the runs of equal patterns. */
@@ -588,7 +594,7 @@ static int xt_hist(ipm_partition *p, const int32_t *drawn, ipm_hist *out, char *
     uint64_t top = 0, total = 0;
     if (p->groups.n_x == p->ns && drawn) /* one pair per x: every key of its own */
         return ipm_hist_add_dense(out, p->dense, 0, (uint64_t)p->ns, err);
-    if (p->groups.n_x == p->ns && p->rows <= ROW_COMPARE_ROWS) {
+    if (p->groups.n_x == p->ns && p->rows <= IPM_ROWS_COMPARED) {
         top = xt_distinct_rows(p, p->dense);
         return ipm_hist_add_dense(out, p->dense, top, (uint64_t)p->ns * (uint64_t)p->rows, err);
     }
@@ -638,202 +644,62 @@ static int xt_hists(ipm_partition *p, const uint32_t *choice, ipm_hist *hist, ch
     return rc;
 }
 
-/* The 8-bit digits of a cell's sort key, least significant first: y's 4,
- * lo's 8, hi's 8. */
-enum { KEY_DIGITS = 20 };
-
-static inline unsigned key_digit(const ipm_cell *c, int d)
+/* Room for the sums of n owned cells. */
+static int reserve_sums(ipm_partition *p, size_t n, char *err)
 {
-    uint64_t word = d < 4 ? c->y : d < 12 ? c->lo : c->hi;
-    int shift = 8 * (d < 4 ? d : d < 12 ? d - 4 : d - 12);
-    return (unsigned)(word >> shift) & 0xff;
-}
-
-/* Which digits differ between some cells: the others need no pass. */
-static void varying_digits(const ipm_cell_list *l, int *vary)
-{
-    uint64_t or_y = 0, and_y = ~0ull, or_lo = 0, and_lo = ~0ull, or_hi = 0, and_hi = ~0ull;
-    for (size_t k = 0; k < l->n; k++) {
-        const ipm_cell *c = &l->cell[k];
-        or_y |= c->y;
-        and_y &= c->y;
-        or_lo |= c->lo;
-        and_lo &= c->lo;
-        or_hi |= c->hi;
-        and_hi &= c->hi;
-    }
-    uint64_t differ[3] = {or_y ^ and_y, or_lo ^ and_lo, or_hi ^ and_hi};
-    for (int d = 0; d < KEY_DIGITS; d++) {
-        int word = d < 4 ? 0 : d < 12 ? 1 : 2, shift = 8 * (d < 4 ? d : d < 12 ? d - 4 : d - 12);
-        vary[d] = ((differ[word] >> shift) & 0xff) != 0;
-    }
-}
-
-static void swap_lists(ipm_cell_list *a, ipm_cell_list *b)
-{
-    ipm_cell_list t = *a;
-    *a = *b;
-    *b = t;
-}
-
-/* LSD radix sort by (hi, lo, y), one streaming pass per digit that varies
- * (a hash table would miss the cache on nearly every cell). */
-static void radix_sort(ipm_cell_list *l, ipm_cell_list *scratch)
-{
-    int vary[KEY_DIGITS];
-    varying_digits(l, vary);
-    for (int d = 0; d < KEY_DIGITS; d++) {
-        if (!vary[d])
-            continue;
-        size_t at[256] = {0}, sum = 0;
-        for (size_t k = 0; k < l->n; k++)
-            at[key_digit(&l->cell[k], d)]++;
-        for (int v = 0; v < 256; v++) {
-            size_t c = at[v];
-            at[v] = sum;
-            sum += c;
-        }
-        for (size_t k = 0; k < l->n; k++)
-            scratch->cell[at[key_digit(&l->cell[k], d)]++] = l->cell[k];
-        scratch->n = l->n;
-        swap_lists(l, scratch);
-    }
-}
-
-static int reserve_counts(ipm_partition *p, size_t n, char *err)
-{
-    if (n <= p->counts_capacity)
+    size_t cells = n << p->class_bits;
+    if (n + 1 <= p->sums_capacity)
         return 0;
-    uint64_t *c = realloc(p->counts, n * sizeof *c);
-    if (!c)
-        return ipm_fail(err, "out of memory for %zu counts", n);
-    p->counts = c;
-    p->counts_capacity = n;
+    free(p->ids);
+    free(p->sum_t);
+    free(p->sum_yt);
+    free(p->touched);
+    free(p->counts);
+    p->ids = malloc((n + 1) * sizeof *p->ids);
+    p->sum_t = calloc(n + 1, sizeof *p->sum_t);
+    p->sum_yt = calloc(cells + 1, sizeof *p->sum_yt);
+    p->touched = malloc((n + 1) * sizeof *p->touched);
+    p->counts = malloc((n + 1) * sizeof *p->counts);
+    p->sums_capacity = p->ids && p->sum_t && p->sum_yt && p->touched && p->counts ? n + 1 : 0;
+    if (!p->sums_capacity)
+        return ipm_fail(err, "out of memory summing %zu (Y, T) cells", n);
     return 0;
 }
 
-/* The sorted cells' counts: of each pattern (T), or of each (pattern, y). */
-static size_t run_counts(const ipm_cell_list *l, int with_y, uint64_t *out)
-{
-    size_t n = 0;
-    for (size_t k = 0; k < l->n;) {
-        const ipm_cell *a = &l->cell[k];
-        uint64_t sum = 0;
-        for (; k < l->n && l->cell[k].lo == a->lo && l->cell[k].hi == a->hi &&
-               (!with_y || l->cell[k].y == a->y);
-             k++)
-            sum += l->cell[k].count;
-        out[n++] = sum;
-    }
-    return n;
-}
-
-/* LSD radix sort of n (key, count) word pairs by key, 11 bits a pass,
- * skipping the digits every key shares. */
-static uint64_t *radix_sort_keyed(uint64_t *v, uint64_t *tmp, size_t n, uint64_t differ)
-{
-    enum { BITS = 11, BUCKETS = 1 << BITS };
-    for (int shift = 0; shift < 64; shift += BITS) {
-        if (((differ >> shift) & (BUCKETS - 1)) == 0)
-            continue;
-        size_t at[BUCKETS] = {0}, sum = 0;
-        for (size_t k = 0; k < n; k++)
-            at[(v[2 * k] >> shift) & (BUCKETS - 1)]++;
-        for (int b = 0; b < BUCKETS; b++) {
-            size_t c = at[b];
-            at[b] = sum;
-            sum += c;
-        }
-        for (size_t k = 0; k < n; k++) {
-            size_t to = at[(v[2 * k] >> shift) & (BUCKETS - 1)]++;
-            tmp[2 * to] = v[2 * k];
-            tmp[2 * to + 1] = v[2 * k + 1];
-        }
-        uint64_t *t = v;
-        v = tmp;
-        tmp = t;
-    }
-    return v;
-}
-
-static int bits_for(uint64_t v)
-{
-    return v ? 64 - __builtin_clzll(v) : 0;
-}
-
-/* Patterns of at most 64 - y bits: each cell one 64-bit key pattern << ybits
- * | y, sorted in two-word records; 0 with T and (Y, T) counts in p->counts
- * (T's first, n_t of them), 1 when the cells do not fit. */
-static int narrow_counts(ipm_partition *p, const ipm_cell_list *l, size_t *n_t, size_t *n_yt,
-                         char *err)
-{
-    uint64_t or_lo = 0, and_key = ~0ull, or_key = 0, or_hi = 0;
-    int ybits = bits_for((uint64_t)p->n_classes - 1);
-    for (size_t k = 0; k < l->n; k++) {
-        or_lo |= l->cell[k].lo;
-        or_hi |= l->cell[k].hi;
-    }
-    if (or_hi || bits_for(or_lo) + ybits > 64)
-        return 1;
-    size_t need = 2 * l->capacity + 2;
-    uint64_t *a = realloc(p->keyed, need * sizeof *a);
-    uint64_t *b = a ? realloc(p->keyed_scratch, need * sizeof *b) : NULL;
-    if (a)
-        p->keyed = a;
-    if (b)
-        p->keyed_scratch = b;
-    if (!a || !b)
-        return ipm_fail(err, "out of memory sorting %zu cells", l->n);
-    for (size_t k = 0; k < l->n; k++) {
-        uint64_t key = ybits ? l->cell[k].lo << ybits | l->cell[k].y : l->cell[k].lo;
-        a[2 * k] = key;
-        a[2 * k + 1] = l->cell[k].count;
-        or_key |= key;
-        and_key &= key;
-    }
-    uint64_t *v = radix_sort_keyed(a, b, l->n, or_key ^ and_key);
-    size_t t = 0, yt = l->n; /* T counts from the front, (Y, T) counts behind them */
-    for (size_t k = 0; k < l->n;) {
-        uint64_t pattern = v[2 * k] >> ybits, sum = 0;
-        for (; k < l->n && v[2 * k] >> ybits == pattern; k++)
-            sum += v[2 * k + 1];
-        p->counts[t++] = sum;
-    }
-    for (size_t k = 0; k < l->n;) {
-        uint64_t key = v[2 * k], sum = 0;
-        for (; k < l->n && v[2 * k] == key; k++)
-            sum += v[2 * k + 1];
-        p->counts[yt++] = sum;
-    }
-    *n_t = t;
-    *n_yt = yt - l->n;
-    return 0;
-}
-
-/* T and (Y, T) histograms of the owned cells; the list emptied. */
+/* The owned cells' patterns get dense ids (each part sent a (pattern, y)
+ * once, so the cells of one id differ in their class or their sender),
+ * and the counts are summed by id (T) and by id and class ((Y, T)); the
+ * sums, each emptied as it is read, become the histograms. (Sorting the
+ * cells instead, by radix or by hash bucket, cost more: its scattered
+ * writes miss the cache as often as the dictionary's probes.) */
 static int owned_hists(ipm_partition *p, int est, ipm_hist *h, char *err)
 {
-    ipm_cell_list *l = &p->owned[est];
-    if (reserve_list(&p->scratch, l->capacity, err) || reserve_counts(p, 2 * l->n + 1, err))
+    ipm_owned *o = &p->owned[est];
+    ipm_dict_clear(&p->dict);
+    if (reserve_sums(p, o->n, err) || ipm_dict_map(&p->dict, o->key, (int)o->n, p->ids, err))
         return -1;
-    size_t n_t = 0, n_yt = 0;
-    int narrow = narrow_counts(p, l, &n_t, &n_yt, err);
-    if (narrow < 0)
-        return -1;
-    if (narrow == 0) {
-        int rc = ipm_hist_add_counts(&h[IPM_HIST_T], p->counts, n_t, err);
-        if (rc == 0)
-            rc = ipm_hist_add_counts(&h[IPM_HIST_YT], p->counts + l->n, n_yt, err);
-        l->n = 0;
-        return rc;
+    int bits = p->class_bits;
+    size_t n_yt = 0;
+    for (size_t k = 0; k < o->n; k++) { /* (Y, T) cells listed where first summed */
+        size_t cell = (size_t)p->ids[k] << bits | o->y[k];
+        p->touched[n_yt] = (int32_t)cell;
+        n_yt += p->sum_yt[cell] == 0;
+        p->sum_yt[cell] += o->count[k];
+        p->sum_t[p->ids[k]] += o->count[k];
     }
-    radix_sort(l, &p->scratch);
-    size_t n = run_counts(l, 0, p->counts);
-    int rc = ipm_hist_add_counts(&h[IPM_HIST_T], p->counts, n, err);
-    n = run_counts(l, 1, p->counts);
+    for (size_t k = 0; k < n_yt; k++) {
+        p->counts[k] = p->sum_yt[p->touched[k]];
+        p->sum_yt[p->touched[k]] = 0;
+    }
+    int rc = ipm_hist_add_counts(&h[IPM_HIST_YT], p->counts, n_yt, err);
+    size_t n_t = p->dict.len; /* ids are 0..n_t-1 */
+    for (size_t id = 0; id < n_t; id++) {
+        p->counts[id] = p->sum_t[id];
+        p->sum_t[id] = 0;
+    }
     if (rc == 0)
-        rc = ipm_hist_add_counts(&h[IPM_HIST_YT], p->counts, n, err);
-    l->n = 0;
+        rc = ipm_hist_add_counts(&h[IPM_HIST_T], p->counts, n_t, err);
+    o->n = 0;
     return rc;
 }
 

@@ -105,9 +105,9 @@ int ipm_bcast_blob(unsigned char **blob, size_t *size, int root, MPI_Comm comm, 
         err, comm);
 }
 
-int ipm_max_int(int value, MPI_Comm comm, int *max, char *err)
+int ipm_max_ints(const int *values, int *max, int n, MPI_Comm comm, char *err)
 {
-    return ipm_mpi_check(MPI_Allreduce(&value, max, 1, MPI_INT, MPI_MAX, comm),
+    return ipm_mpi_check(MPI_Allreduce(values, max, n, MPI_INT, MPI_MAX, comm),
                          "MPI_Allreduce (max)", err);
 }
 

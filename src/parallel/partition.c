@@ -9,36 +9,20 @@
 #include "ipmpi/base/assert.h"
 #include "ipmpi/base/error.h"
 
-/* Word counts and offsets of one exchange, per rank. */
+/* Word counts and offsets of one exchange, per rank, in the partition's
+ * arrays (made with it, so an exchange allocates nothing it could fail to
+ * have before the first collective). */
 typedef struct layout {
     long long *send_n, *recv_n; /* what each says it sends; -1: it failed */
     int *send_count, *send_at, *recv_count, *recv_at;
     uint64_t *send, *recv; /* the partition's buffers */
 } layout;
 
-static void free_layout(layout *l)
+static layout layout_of(ipm_partition *p)
 {
-    free(l->send_n);
-    free(l->recv_n);
-    free(l->send_count);
-    free(l->send_at);
-    free(l->recv_count);
-    free(l->recv_at);
-}
-
-static int alloc_layout(layout *l, int size, char *err)
-{
-    memset(l, 0, sizeof *l);
-    size_t n = (size_t)size;
-    l->send_n = malloc(n * sizeof *l->send_n);
-    l->recv_n = malloc(n * sizeof *l->recv_n);
-    l->send_count = malloc(n * sizeof *l->send_count);
-    l->send_at = malloc(n * sizeof *l->send_at);
-    l->recv_count = malloc(n * sizeof *l->recv_count);
-    l->recv_at = malloc(n * sizeof *l->recv_at);
-    if (!l->send_n || !l->recv_n || !l->send_count || !l->send_at || !l->recv_count || !l->recv_at)
-        return ipm_fail(err, "out of memory for the exchange of %d ranks", size);
-    return 0;
+    size_t n = (size_t)p->n_parts;
+    return (layout){p->sizes,           p->sizes + n,       p->offsets, p->offsets + n,
+                    p->offsets + 2 * n, p->offsets + 3 * n, NULL,       NULL};
 }
 
 /* counts and offsets as MPI's ints (the words of one exchange must stay
@@ -123,42 +107,42 @@ static int read_all(ipm_partition *p, const ipm_binned *b, const layout *l, int 
     return rc;
 }
 
-/* Every rank ready (the first point where ranks meet: the time is mostly
- * waiting for the slowest), then who sends how much. */
+/* Who sends how much: the first point where ranks meet, so the time is
+ * mostly waiting for the slowest. A rank that failed (or cannot pack)
+ * sends negative counts; then the ranks agree, once, on the outcome and
+ * on the first failing rank's message (a rank may also fail to make room
+ * for what it is about to receive). */
 static int exchange_counts(ipm_partition *p, const ipm_binned *b, int failed, layout *l,
                            double *waited, MPI_Comm comm, char *err)
 {
     int size = p->n_parts;
-    int rc = failed ? -1 : alloc_layout(l, size, err);
-    if (rc == 0)
-        rc = plan_sends(p, b, l, size, err);
+    int rc = failed ? -1 : plan_sends(p, b, l, size, err);
+    for (int q = 0; q < size && rc; q++)
+        l->send_n[q] = -1;
     double t0 = MPI_Wtime();
-    int all_ready = ipm_all_ok(rc == 0, comm);
+    int mpi = MPI_Alltoall(l->send_n, 1, MPI_LONG_LONG, l->recv_n, 1, MPI_LONG_LONG, comm);
     *waited += MPI_Wtime() - t0;
-    if (!all_ready) {
-        ipm_agree(rc, err, comm); /* every rank takes the first failing rank's message */
-        return -1;
-    }
-    rc = ipm_mpi_check(MPI_Alltoall(l->send_n, 1, MPI_LONG_LONG, l->recv_n, 1, MPI_LONG_LONG, comm),
-                       "MPI_Alltoall of the partitioned reduce's sizes", err);
     if (rc == 0)
+        rc = ipm_mpi_check(mpi, "MPI_Alltoall of the partitioned reduce's sizes", err);
+    int any_failed = 0;
+    for (int q = 0; q < size; q++)
+        any_failed |= l->recv_n[q] < 0;
+    if (rc == 0 && !any_failed)
         rc = to_ints(l->recv_n, l->recv_count, l->recv_at, size, &p->recv, "receive", err);
     l->recv = p->recv.w;
     return ipm_agree(rc, err, comm);
 }
 
 int ipm_partition_exchange(ipm_partition *p, const ipm_binned *b, int failed, ipm_hist *hist,
-                           ipm_traffic *traffic, double *waited, MPI_Comm comm, char *err)
+                           double *sums, int n_sums, ipm_traffic *traffic, double *waited,
+                           MPI_Comm comm, char *err)
 {
-    layout l;
-    memset(&l, 0, sizeof l);
+    layout l = layout_of(p);
     int rank;
     MPI_Comm_rank(comm, &rank);
     IPM_ASSERT(p->part == rank);
-    if (exchange_counts(p, b, failed, &l, waited, comm, err)) {
-        free_layout(&l);
+    if (exchange_counts(p, b, failed, &l, waited, comm, err))
         return -1;
-    }
     pack_all(p, b, &l, p->n_parts);
     int rc = ipm_mpi_check(MPI_Alltoallv(l.send, l.send_count, l.send_at, MPI_UINT64_T, l.recv,
                                          l.recv_count, l.recv_at, MPI_UINT64_T, comm),
@@ -166,60 +150,81 @@ int ipm_partition_exchange(ipm_partition *p, const ipm_binned *b, int failed, ip
     count_traffic(&l, rank, p->n_parts, traffic);
     if (rc == 0)
         rc = read_all(p, b, &l, p->n_parts, hist, err);
-    free_layout(&l);
-    return ipm_hists_sum_to_root(hist, p->n_layers * IPM_HISTS_PER_LAYER, rc != 0, traffic, comm,
-                                 err);
+    return ipm_hists_sum_to_root(hist, p->n_layers * IPM_HISTS_PER_LAYER, sums, n_sums, rc != 0,
+                                 traffic, comm, err);
 }
 
 /* ---- the histograms onto rank 0 ------------------------------------------- */
 
 enum { HISTS_OK = 0, HISTS_FAILED = 1 };
 
-/* [status, n, len_0 .. len_{n-1}, the bins of each as count, keys]; a
- * failed rank sends its status alone. */
-static uint64_t *pack_hists(const ipm_hist *hist, int n, int failed, size_t *words)
+/* What travels up the tree: the histograms and the sums beside them. */
+typedef struct tree_load {
+    ipm_hist *hist;
+    int n;
+    double *sums;
+    int n_sums;
+} tree_load;
+
+/* [status, n, len_0 .. len_{n-1}, the bins of each as count, keys, the
+ * sums' bits]; a failed rank sends its status alone. */
+static uint64_t *pack_hists(const tree_load *t, int failed, size_t *words)
 {
-    size_t total = 2 + (size_t)n;
-    for (int k = 0; k < n && !failed; k++)
-        total += 2 * hist[k].len;
+    size_t total = 2 + (size_t)t->n + (size_t)t->n_sums;
+    for (int k = 0; k < t->n && !failed; k++)
+        total += 2 * t->hist[k].len;
     if (failed)
         total = 2;
     uint64_t *w = malloc(total * sizeof *w);
     if (!w)
         return NULL;
     w[0] = failed ? HISTS_FAILED : HISTS_OK;
-    w[1] = (uint64_t)n;
-    uint64_t *bins = w + 2 + n;
-    for (int k = 0; k < n && !failed; k++) {
-        w[2 + k] = hist[k].len;
-        for (size_t j = 0; j < hist[k].len; j++) {
-            *bins++ = hist[k].bin[j].count;
-            *bins++ = hist[k].bin[j].keys;
+    w[1] = (uint64_t)t->n;
+    if (failed) {
+        *words = total;
+        return w;
+    }
+    uint64_t *bins = w + 2 + t->n;
+    for (int k = 0; k < t->n; k++) {
+        w[2 + k] = t->hist[k].len;
+        for (size_t j = 0; j < t->hist[k].len; j++) {
+            *bins++ = t->hist[k].bin[j].count;
+            *bins++ = t->hist[k].bin[j].keys;
         }
     }
+    memcpy(bins, t->sums, (size_t)t->n_sums * sizeof *t->sums);
     *words = total;
     return w;
 }
 
-/* Adds a child's packed histograms to hist. */
-static int add_packed(ipm_hist *hist, int n, const uint64_t *w, size_t words, char *err)
+/* Adds a child's packed histograms and sums to the load. */
+static int add_packed(const tree_load *t, const uint64_t *w, size_t words, char *err)
 {
-    if (words < 2 + (size_t)n || w[1] != (uint64_t)n)
+    if (words < 2 + (size_t)t->n || w[1] != (uint64_t)t->n)
         return ipm_fail(err, "count histograms: a child sent %zu words for %d histograms", words,
-                        n);
-    const uint64_t *bins = w + 2 + n, *end = w + words;
-    for (int k = 0; k < n; k++) {
+                        t->n);
+    const uint64_t *bins = w + 2 + t->n, *end = w + words;
+    for (int k = 0; k < t->n; k++) {
         if ((uint64_t)(end - bins) < 2 * w[2 + k])
             return ipm_fail(err, "count histograms: a child's message is truncated");
-        if (ipm_hist_add(&hist[k], (const ipm_hist_bin *)bins, w[2 + k], err))
+        if (ipm_hist_add(&t->hist[k], (const ipm_hist_bin *)bins, w[2 + k], err))
             return -1;
         bins += 2 * w[2 + k];
+    }
+    if ((uint64_t)(end - bins) != (uint64_t)t->n_sums)
+        return ipm_fail(err, "count histograms: a child sent %td sums, expected %d", end - bins,
+                        t->n_sums);
+    for (int k = 0; k < t->n_sums; k++) {
+        double v;
+        memcpy(&v, bins + k, sizeof v);
+        t->sums[k] += v;
     }
     return 0;
 }
 
-/* Receives one child's message; sets *child_failed when its subtree failed. */
-static int receive_hists(ipm_hist *hist, int n, int from, MPI_Comm comm, ipm_traffic *traffic,
+/* Receives one child's message; sets *child_failed when its subtree failed.
+ * t NULL: drain the message only. */
+static int receive_hists(const tree_load *t, int from, MPI_Comm comm, ipm_traffic *traffic,
                          int *child_failed, char *err)
 {
     MPI_Status status;
@@ -239,18 +244,18 @@ static int receive_hists(ipm_hist *hist, int n, int from, MPI_Comm comm, ipm_tra
         traffic->received += (uint64_t)words * 8;
     if (rc == 0 && words >= 1 && w[0] != HISTS_OK)
         *child_failed = 1;
-    else if (rc == 0)
-        rc = add_packed(hist, n, w, (size_t)words, err);
+    else if (rc == 0 && t)
+        rc = add_packed(t, w, (size_t)words, err);
     free(w);
     return rc;
 }
 
-static int send_hists(const ipm_hist *hist, int n, int failed, int to, MPI_Comm comm,
-                      ipm_traffic *traffic, char *err)
+static int send_hists(const tree_load *t, int failed, int to, MPI_Comm comm, ipm_traffic *traffic,
+                      char *err)
 {
     size_t words = 0;
-    uint64_t *w = pack_hists(hist, n, failed, &words);
-    uint64_t flag[2] = {HISTS_FAILED, (uint64_t)n};
+    uint64_t *w = pack_hists(t, failed, &words);
+    uint64_t flag[2] = {HISTS_FAILED, (uint64_t)t->n};
     if (!w || words > INT_MAX) {
         words = 2; /* the parent must hear something: that this subtree failed */
         free(w);
@@ -264,31 +269,32 @@ static int send_hists(const ipm_hist *hist, int n, int failed, int to, MPI_Comm 
     int sent_whole = w != NULL;
     free(w);
     if (rc == 0 && !sent_whole && !failed)
-        rc = ipm_fail(err, "out of memory packing %d histograms", n);
+        rc = ipm_fail(err, "out of memory packing %d histograms", t->n);
     return rc;
 }
 
-int ipm_hists_sum_to_root(ipm_hist *hist, int n, int failed, ipm_traffic *traffic, MPI_Comm comm,
-                          char *err)
+int ipm_hists_sum_to_root(ipm_hist *hist, int n, double *sums, int n_sums, int failed,
+                          ipm_traffic *traffic, MPI_Comm comm, char *err)
 {
     int rank, size, child_failed = 0;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
+    tree_load t = {hist, n, sums, sums ? n_sums : 0};
     for (int mask = 1; mask < size; mask <<= 1) {
         if (rank & mask) {
-            if (send_hists(hist, n, failed || child_failed, rank - mask, comm, traffic, err))
+            if (send_hists(&t, failed || child_failed, rank - mask, comm, traffic, err))
                 failed = 1;
             for (int k = 0; k < n; k++)
                 ipm_hist_clear(&hist[k]);
             break;
         }
         if (rank + mask < size && !failed &&
-            receive_hists(hist, n, rank + mask, comm, traffic, &child_failed, err))
+            receive_hists(&t, rank + mask, comm, traffic, &child_failed, err))
             failed = 1;
         else if (rank + mask < size && failed) {
             int ignored = 0;
             char drained[IPM_ERRLEN];
-            receive_hists(hist, 0, rank + mask, comm, NULL, &ignored, drained);
+            receive_hists(NULL, rank + mask, comm, NULL, &ignored, drained);
         }
     }
     int first = ipm_first_failure(failed, comm);

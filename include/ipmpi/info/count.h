@@ -17,12 +17,23 @@
 #include "ipmpi/info/bins.h"
 #include "ipmpi/info/table.h"
 
-/* Open addressing, at most half full. */
+/* A slot of the dictionary: the pattern's low word, its id, and the
+ * generation it was filled in (older generations count as empty, so
+ * clearing costs nothing). */
+typedef struct ipm_dict_slot {
+    uint64_t lo;
+    uint32_t id, gen;
+} ipm_dict_slot;
+
+/* Open addressing with linear probing, at most half full; one 16-byte slot
+ * per probe (the high word is checked in key[] only when the low words
+ * match and some key has a high word). */
 typedef struct ipm_dict {
-    uint32_t *slot;        /* id + 1, 0 empty */
-    ipm_pattern *slot_key; /* the key of an occupied slot */
-    size_t capacity;       /* slots, a power of two */
-    ipm_pattern *key;      /* key[id] for id < len */
+    ipm_dict_slot *slot;
+    size_t capacity;  /* slots, a power of two */
+    uint32_t gen;     /* the current generation, >= 1 */
+    int wide;         /* some key of this generation has hi != 0 */
+    ipm_pattern *key; /* key[id] for id < len */
     size_t len, key_capacity;
 } ipm_dict;
 
@@ -56,18 +67,19 @@ typedef struct ipm_pairs {
 } ipm_pairs;
 
 /* Scratch of the counting, reused for every layer and estimator; all count
- * arrays are zero between calls (only touched entries are reset). */
+ * arrays are zero between calls (only touched entries are reset). (Y, T)
+ * counts live in cells id << class_bits | y. */
 typedef struct ipm_counter {
-    int n, n_classes, max_reps;
-    size_t n_ids;                              /* ids the arrays can hold */
-    uint32_t *count_t;                         /* n_ids; also the large-group scratch for (X, T) */
-    uint32_t *count_yt;                        /* n_ids * n_classes, index id * n_classes + y */
-    uint32_t *pool_t, *pool_yt;                /* the same, summed over replicas */
-    int32_t *touched_t, *touched_yt;           /* one entry longer than their arrays */
-    int32_t *pool_touched_t, *pool_touched_yt; /* the same for pool_t, pool_yt */
-    int32_t *lane_mult, *lane_first;           /* n */
-    uint32_t *hist;                            /* n * max_reps + 1: the count histogram */
-    double *clog;                              /* clog[c] = ipm_clog2c(c) for c < n_clog */
+    int n, n_classes, class_bits, max_reps;
+    size_t n_ids;       /* ids the arrays can hold */
+    uint32_t *count_t;  /* n_ids; also the large-group scratch for (X, T) */
+    uint32_t *count_yt; /* n_ids << class_bits */
+    uint32_t *pool_yt;  /* the same, summed over replicas */
+    int32_t *touched_t, *touched_yt, *pool_touched_yt; /* one entry longer than their arrays */
+    uint32_t *above_one;             /* n_ids << class_bits: a drain's counts above 1 */
+    int32_t *lane_mult, *lane_first; /* n */
+    uint32_t *hist;                  /* n * max_reps + 1: the count histogram */
+    double *clog;                    /* clog[c] = ipm_clog2c(c) for c < n_clog */
     size_t n_clog;
     int32_t *group; /* largest x group * max_reps ids */
 } ipm_counter;
@@ -98,6 +110,19 @@ void ipm_count_entropies(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_gro
  * alone and for all. */
 void ipm_count_replicas(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups *g,
                         const int32_t *y, ipm_entropies *each, ipm_entropies *pooled);
+
+/* Rows compared side by side: when every x is distinct and every row
+ * (replica) of a sample is counted, sample i's (X, T) keys are the distinct
+ * values among row 0..n_rows-1 at i, each with the count of rows holding
+ * it. Adds the keys of count m >= 2 to dense[m] (keys of count 1 show only
+ * in the total, n x n_rows) and returns the largest such m (0: none).
+ * Rows are pattern ids, or patterns as 64-bit words (the high words in a
+ * second set of rows when patterns take two). n_rows <= IPM_ROWS_COMPARED. */
+#define IPM_ROWS_COMPARED 16
+uint64_t ipm_rows_key_counts(const int32_t *const *ids, const uint64_t *const *lo, int n_rows,
+                             size_t n, uint32_t *dense);
+uint64_t ipm_rows_key_counts2(const uint64_t *const *lo, const uint64_t *const *hi, int n_rows,
+                              size_t n, uint32_t *dense);
 
 /* A count of pattern id with label y. */
 typedef struct ipm_id_count {

@@ -62,16 +62,12 @@ typedef struct ipm_cells {
     int32_t *owner;        /* capacity */
 } ipm_cells;
 
-/* A (Y, T) count as the pattern's owner receives it. */
-typedef struct ipm_cell {
-    uint64_t lo, hi; /* the pattern */
-    uint32_t y, count;
-} ipm_cell;
-
-typedef struct ipm_cell_list {
-    ipm_cell *cell;
+/* The (Y, T) counts a pattern's owner received: pattern, class, count. */
+typedef struct ipm_owned {
+    ipm_pattern *key;
+    uint32_t *y, *count;
     size_t n, capacity;
-} ipm_cell_list;
+} ipm_owned;
 
 /* Words kept from one exchange to the next (no page faults every epoch). */
 typedef struct ipm_words {
@@ -89,19 +85,27 @@ typedef struct ipm_partition {
     const int32_t *x_id;
     ipm_cells *cells; /* n_layers x IPM_PART_ESTIMATORS */
     /* receiving: this part's samples */
-    int ns;              /* how many */
-    uint64_t *lo, *hi;   /* rows x ns: row r's patterns of this part's samples
-                            (replica r's, or each one's drawn replica's), in halves */
-    ipm_x_groups groups; /* this part's samples by x (x ids from x_cut[part]) */
-    ipm_pattern *group;  /* 2 x rows x the largest group: a group's patterns, scratch */
-    uint32_t *dense;     /* rows x the largest group + 1: a count histogram */
-    int64_t *lane;       /* 2 ns: per sample, a multiplicity and a first-holder flag */
-    ipm_cell_list owned[IPM_PART_ESTIMATORS]; /* (Y, T) cells received, of the patterns owned */
-    ipm_cell_list scratch;                    /* for sorting them */
-    uint64_t *keyed, *keyed_scratch;          /* 2 x their capacity: narrow cells as (key, count) */
-    uint64_t *counts;                         /* T or (Y, T) counts of the sorted cells */
-    size_t counts_capacity;
+    int ns;                            /* how many */
+    uint64_t *lo, *hi;                 /* rows x ns: row r's patterns of this part's samples
+                                          (replica r's, or each one's drawn replica's), in halves */
+    const uint64_t **row_lo, **row_hi; /* rows: where row r's halves are read (row_hi NULL:
+                                      one word, high half 0); in lo and hi, or in place in
+                                      the received words until the next exchange */
+    ipm_x_groups groups;               /* this part's samples by x (x ids from x_cut[part]) */
+    ipm_pattern *group; /* 2 x rows x the largest group: a group's patterns, scratch */
+    uint32_t *dense;    /* rows x the largest group + 1: a count histogram */
+    int read_words;     /* words a pattern of the layer being read takes */
+    ipm_owned owned[IPM_PART_ESTIMATORS]; /* (Y, T) cells received, of the patterns owned */
+    int class_bits;                       /* (Y, T) sums in cells id << class_bits | y */
+    ipm_dict dict;                        /* the owned cells' patterns -> dense ids */
+    int32_t *ids, *touched;               /* per owned cell: its id; the (Y, T) sums touched */
+    uint32_t *sum_t, *sum_yt;             /* sums by id, by id and class; zero between uses (a
+                                             count is below 2^32, as in count.h's counter) */
+    uint64_t *counts;                     /* a list of sums, for a histogram */
+    size_t sums_capacity;
     ipm_words send, recv; /* the exchange's buffers (parallel/partition.h) */
+    long long *sizes;     /* 2 n_parts: words to and from each part */
+    int *offsets;         /* 4 n_parts: the same as MPI counts, and their offsets */
 } ipm_partition;
 
 typedef struct ipm_partition_spec {

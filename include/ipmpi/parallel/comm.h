@@ -57,8 +57,9 @@ int ipm_sum_to_root(double *v, int n, MPI_Comm comm, ipm_traffic *traffic, char 
  * malloc'd on the others (free it; NULL with size 0). Ends in agreement. */
 int ipm_bcast_blob(unsigned char **blob, size_t *size, int root, MPI_Comm comm, char *err);
 
-/* Collective: the largest value over the ranks. */
-int ipm_max_int(int value, MPI_Comm comm, int *max, char *err);
+/* Collective: the largest value over the ranks, element by element for n
+ * values. */
+int ipm_max_ints(const int *values, int *max, int n, MPI_Comm comm, char *err);
 int ipm_max_double(double value, MPI_Comm comm, double *max, char *err);
 
 #endif
