@@ -20,8 +20,9 @@
 # Walltime: PBS sends SIGTERM, then SIGKILL kill_delay seconds later (the
 # queue's kill_delay, often 10 s+: it must exceed an epoch plus one
 # checkpoint; if it may not, set [run] checkpoint_every as a fallback). The
-# run writes its checkpoint at the next epoch and stops with status 75; the
-# script then submits itself again with the same resources. A SIGTERM that
+# run writes its checkpoint after the current epoch (or within 50 ms of
+# short epochs) and stops with status 75; the script then submits itself
+# again with the same resources. A SIGTERM that
 # comes more than a minute before the walltime is a qdel, qrerun or
 # preemption: the run still checkpoints, but the script does not resubmit
 # (PBS reruns a rerun job itself, and it continues from the checkpoint).

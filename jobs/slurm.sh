@@ -17,7 +17,8 @@
 #
 # Time limit: five minutes before it, Slurm sends this script SIGUSR1
 # (--signal below; B: signals the batch shell only), which it passes on to
-# the run: the run writes its checkpoint at the next epoch and exits with
+# the run: the run writes its checkpoint after the current epoch (or
+# within 50 ms of short epochs) and exits with
 # status 75, and the script submits itself again (same tasks, time,
 # partition, account, QOS and arguments) to continue. Keep the 300 s above
 # the time a checkpoint takes; Slurm may send the signal up to a minute

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipmpi/app/edges.h"
 #include "ipmpi/app/measure.h"
 #include "ipmpi/base/error.h"
 #include "check.h"
@@ -92,10 +93,10 @@ static int measure_in_blocks(const fixture *f, ipm_measure *m, int block_rows, c
         for (int first = 0; first < N; first += block_rows) {
             int rows = N - first < block_rows ? N - first : block_rows;
             load_block(f, k, first, rows, &ws);
-            ipm_measure_observe_range(m, k, k, &ws, first, rows);
+            ipm_edges_observe(m, k, k, &ws, first, rows);
         }
     if (f->cfg.range_adaptive)
-        rc = ipm_measure_agree_ranges(m, MPI_COMM_SELF, err);
+        rc = ipm_edges_agree(m, MPI_COMM_SELF, err);
     for (int k = 0; k < REPLICAS && rc == 0; k++) {
         rc = ipm_measure_replica_begin(m, k, err);
         for (int first = 0; first < N && rc == 0; first += block_rows) {

@@ -2,6 +2,7 @@
 
 #include <math.h>
 
+#include "ipmpi/app/edges.h"
 #include "ipmpi/base/error.h"
 
 /* The measure a pass over plane p feeds, and where its samples start in
@@ -30,13 +31,13 @@ static int agree_ranges(const ipm_observation *o, char *err)
                 ipm_eval_totals unused = {0};
                 end = ipm_ensemble_block_end(e, d->n, first);
                 ipm_ensemble_forward_block(e, k, d, p, first, end - first, &unused);
-                ipm_measure_observe_range(m, k, e->local[k].index, &e->eval_ws, offset + first,
-                                          end - first);
+                ipm_edges_observe(m, k, e->local[k].index, &e->eval_ws, offset + first,
+                                  end - first);
             }
         }
     int rc = 0;
     for (int p = 0; p < IPM_N_PLANES; p++)
-        if (o->plane[p] && ipm_measure_agree_ranges(o->plane[p], e->comm, err))
+        if (o->plane[p] && ipm_edges_agree(o->plane[p], e->comm, err))
             rc = -1;
     return rc;
 }
@@ -113,7 +114,7 @@ int ipm_observe_epoch(const ipm_observation *o, int epoch, char *err)
             ipm_measure_begin(o->plane[p], epoch);
     const ipm_measure *any =
         o->plane[IPM_PLANE_TRAIN] ? o->plane[IPM_PLANE_TRAIN] : o->plane[IPM_PLANE_TEST];
-    if (any && ipm_measure_needs_ranges(any) && agree_ranges(o, err))
+    if (any && ipm_edges_from_data(any) && agree_ranges(o, err))
         return -1;
     for (int k = 0; k < o->ensemble->n_local; k++)
         if (observe_replica(o, k, epoch, err))

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ipmpi/app/edges.h"
 #include "ipmpi/version.h"
 
 /* H(X), H(Y), I(X;Y) of the training set: the measure has them when the
@@ -137,7 +138,7 @@ static void plane_record(const ipm_record_sources *src, int p, ipm_plane_record 
         rec->bin_hi = m->replica_range + (size_t)m->n_replicas * (size_t)m->n_layers;
     } else if (m->quantile) {
         rec->bin_edges = m->layer_edges;
-    } else if (ipm_measure_needs_ranges(m) || m->whole) {
+    } else if (ipm_edges_from_data(m) || m->whole) {
         rec->bin_lo = m->range_lo;
         rec->bin_hi = m->range_hi;
     }

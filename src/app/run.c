@@ -10,6 +10,7 @@
 
 #include "ipmpi/app/activations.h"
 #include "ipmpi/app/claim.h"
+#include "ipmpi/app/edges.h"
 #include "ipmpi/app/ensemble.h"
 #include "ipmpi/app/measure.h"
 #include "ipmpi/app/observe.h"
@@ -87,7 +88,7 @@ static int setup_measures(run *r, char *err)
                              p->n_replicas, p->n_local, p->rank, p->n_ranks, err))
             return -1;
         if (p->measured[k] && p->whole_range[k])
-            ipm_measure_fix_ranges(&r->plane[k], p->whole_range[k]);
+            ipm_edges_fix(&r->plane[k], p->whole_range[k]);
     }
     return 0;
 }

@@ -26,20 +26,7 @@
  * count. With miller_madow every binned estimate also gets its corrected
  * value, from the numbers of distinct cells (integers, so just as rank-count
  * independent).
- * Ranges from the data (range = adaptive, binning = width): before binning,
- * every block of every local replica's forward pass is shown to
- * ipm_measure_observe_range, and ipm_measure_agree_ranges takes each
- * layer's min and max over all replicas on all ranks (exact, so the same on
- * any rank count) as that epoch's range: `bins` edges on it (adaptive), or
- * the width-w edges anchored at 0 that cover it (width). With scope =
- * replica each replica's adaptive range is its min and max alone (no
- * communication: a replica's estimates depend on itself only); the ranges
- * reach rank 0 in replica_range with the estimates. range = whole fixes
- * them once (ipm_measure_fix_ranges): no pass, no agreement. binning =
- * quantile sets each replica's equal-mass edges from its own pass (no
- * communication either); they reach rank 0 in quantile_edges. A constant layer's
- * adaptive range is [v, v + 1]; a non-finite one (a
- * diverging run) [-1, 1]. */
+ * Which edges the bins use, and when the ranks agree on them, is app/edges.h. */
 #ifndef IPMPI_MEASURE_H
 #define IPMPI_MEASURE_H
 
@@ -114,27 +101,6 @@ void ipm_measure_free(ipm_measure *m);
 
 /* Clears the dictionaries and draws the sampled estimator's replicas for epoch. */
 void ipm_measure_begin(ipm_measure *m, int epoch);
-
-/* range = whole: the ranges of the whole run, fixed from now on (layout as
- * ipm_plan's whole_range). With scope = replica a replica's range is set
- * when its pass begins. */
-void ipm_measure_fix_ranges(ipm_measure *m, const double *whole);
-
-/* 1 when the edges come from the data: observe and agree before binning. */
-int ipm_measure_needs_ranges(const ipm_measure *m);
-
-/* Ranges from the data: ws's first rows rows hold samples [first, first +
- * rows) of the forward pass of replica `replica`, which will be binned in
- * local slot `slot` (the slot-th replica_begin of the epoch); widens this
- * epoch's local min and max of every measured layer (quantile: keeps them
- * for the slot's edges). */
-void ipm_measure_observe_range(ipm_measure *m, int slot, int replica, const ipm_workspace *ws,
-                               int first, int rows);
-
-/* Collective, after every local replica was observed: the global ranges
- * (per replica: the local ones) become the layers' bins for this epoch.
- * Fails on every rank alike when width bins would be too many. */
-int ipm_measure_agree_ranges(ipm_measure *m, MPI_Comm comm, char *err);
 
 /* A replica's pass over the plane, in blocks (see info/binned.h): begin
  * takes its local slot, then blocks [first, first + rows) follow in sample
