@@ -18,6 +18,21 @@ finish() {
     [ "$failures" -eq 0 ]
 }
 
+# on_1_2_4_ranks KIND: runs KIND.ini on 1, 2 and 4 ranks (KIND1.nc ...), then
+# checks the three files bitwise equal and KIND2.nc's estimates against the
+# independent numpy implementation (tests/mi_reference.py).
+on_1_2_4_ranks() {
+    local kind=$1 np
+    for np in 1 2 4; do
+        "$MPIRUN" $np "$IPMPI" --set run.output=$kind$np.nc $kind.ini >$kind$np.log 2>&1 ||
+            fail "$kind -np $np failed: $(tail -3 $kind$np.log)"
+    done
+    "$PY" "$IPMPI_SOURCE_ROOT/tests/check_run.py" same ${kind}1.nc ${kind}2.nc ${kind}4.nc \
+        >same-$kind.txt 2>&1 || fail "$kind depends on the rank count: $(cat same-$kind.txt)"
+    "$PY" "$IPMPI_SOURCE_ROOT/tests/mi_reference.py" ${kind}2.nc >reference-$kind.txt ||
+        fail "$kind: estimates differ from numpy: $(tail -5 reference-$kind.txt)"
+}
+
 needs_python() {
     if ! "$PY" -c 'import numpy, netCDF4' 2>/dev/null; then
         echo "skipped: $PY lacks numpy/netCDF4"

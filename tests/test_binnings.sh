@@ -48,14 +48,7 @@ job $'range = whole\nrange_from = replica.nc\nscope = replica' 4 >wholereplica.i
 job $'binning = quantile\nbins = 6' 4 >quantile.ini
 job $'binning = quantile\nquantiles = unit\nbins = 5' 4 >quantileunit.ini
 for kind in width replica whole wholereplica quantile quantileunit; do
-    for np in 1 2 4; do
-        "$MPIRUN" $np "$IPMPI" --set run.output=$kind$np.nc $kind.ini >$kind$np.log 2>&1 ||
-            fail "$kind -np $np failed: $(tail -3 $kind$np.log)"
-    done
-    "$PY" "$IPMPI_SOURCE_ROOT/tests/check_run.py" same ${kind}1.nc ${kind}2.nc ${kind}4.nc \
-        >same-$kind.txt 2>&1 || fail "$kind binning depends on the rank count: $(cat same-$kind.txt)"
-    "$PY" "$IPMPI_SOURCE_ROOT/tests/mi_reference.py" ${kind}2.nc >reference-$kind.txt ||
-        fail "$kind: estimates differ from numpy: $(tail -5 reference-$kind.txt)"
+    on_1_2_4_ranks $kind
 done
 "$MPIRUN" 2 "$IPMPI" --set run.output=few.nc replica2.ini >few.log 2>&1 ||
     fail "2 replicas failed: $(tail -3 few.log)"

@@ -35,14 +35,7 @@ job whole '-1, 1' >whole.ini
 job whole adaptive >wholeadaptive.ini
 job all '-1, 1' >apart.ini
 for kind in whole wholeadaptive; do
-    for np in 1 2 4; do
-        "$MPIRUN" $np "$IPMPI" --set run.output=$kind$np.nc $kind.ini >$kind$np.log 2>&1 ||
-            fail "$kind -np $np failed: $(tail -3 $kind$np.log)"
-    done
-    "$PY" "$IPMPI_SOURCE_ROOT/tests/check_run.py" same ${kind}1.nc ${kind}2.nc ${kind}4.nc \
-        >same-$kind.txt 2>&1 || fail "$kind depends on the rank count: $(cat same-$kind.txt)"
-    "$PY" "$IPMPI_SOURCE_ROOT/tests/mi_reference.py" ${kind}2.nc >reference-$kind.txt ||
-        fail "$kind: estimates differ from numpy: $(tail -5 reference-$kind.txt)"
+    on_1_2_4_ranks $kind
 done
 "$MPIRUN" 2 "$IPMPI" --set run.output=apart.nc apart.ini >apart.log 2>&1 ||
     fail "on = all failed: $(tail -3 apart.log)"
