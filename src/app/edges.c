@@ -98,16 +98,14 @@ int ipm_edges_agree(ipm_measure *m, MPI_Comm comm, char *err)
         agree_per_replica(m);
         return 0;
     }
-    float seen_lo[IPM_MAX_LAYERS], seen_hi[IPM_MAX_LAYERS], lo[IPM_MAX_LAYERS], hi[IPM_MAX_LAYERS];
+    float seen_lo[IPM_MAX_LAYERS] = {0}, seen_hi[IPM_MAX_LAYERS] = {0};
+    float lo[IPM_MAX_LAYERS], hi[IPM_MAX_LAYERS];
     int n = m->n_layers;
     for (int l = 0; l < n; l++) {
         seen_lo[l] = m->binned.layer[l].seen_lo[0];
         seen_hi[l] = m->binned.layer[l].seen_hi[0];
     }
-    if (ipm_mpi_check(MPI_Allreduce(seen_lo, lo, n, MPI_FLOAT, MPI_MIN, comm),
-                      "MPI_Allreduce of the adaptive binning ranges", err) ||
-        ipm_mpi_check(MPI_Allreduce(seen_hi, hi, n, MPI_FLOAT, MPI_MAX, comm),
-                      "MPI_Allreduce of the adaptive binning ranges", err))
+    if (ipm_min_max_floats(seen_lo, seen_hi, lo, hi, n, comm, err))
         return -1;
     int rc = 0; /* every rank fails alike: the same ranges */
     for (int l = 0; l < n && rc == 0; l++) {

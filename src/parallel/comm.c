@@ -116,3 +116,12 @@ int ipm_max_double(double value, MPI_Comm comm, double *max, char *err)
     return ipm_mpi_check(MPI_Allreduce(&value, max, 1, MPI_DOUBLE, MPI_MAX, comm),
                          "MPI_Allreduce (max)", err);
 }
+
+int ipm_min_max_floats(const float *lo, const float *hi, float *min, float *max, int n,
+                       MPI_Comm comm, char *err)
+{
+    return ipm_mpi_check(MPI_Allreduce(lo, min, n, MPI_FLOAT, MPI_MIN, comm), "MPI_Allreduce (min)",
+                         err) ||
+           ipm_mpi_check(MPI_Allreduce(hi, max, n, MPI_FLOAT, MPI_MAX, comm), "MPI_Allreduce (max)",
+                         err);
+}

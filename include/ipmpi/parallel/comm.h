@@ -62,4 +62,9 @@ int ipm_bcast_blob(unsigned char **blob, size_t *size, int root, MPI_Comm comm, 
 int ipm_max_ints(const int *values, int *max, int n, MPI_Comm comm, char *err);
 int ipm_max_double(double value, MPI_Comm comm, double *max, char *err);
 
+/* Collective: min[i] the smallest lo[i] and max[i] the largest hi[i] over
+ * the ranks, for i < n (exact: no rounding in a min or a max). */
+int ipm_min_max_floats(const float *lo, const float *hi, float *min, float *max, int n,
+                       MPI_Comm comm, char *err);
+
 #endif
