@@ -226,6 +226,11 @@ static void pick_exp(const ipm_kernels *k, float *v, size_t n)
     k->exp(v, n);
 }
 
+static void pick_log(const ipm_kernels *k, float *v, size_t n)
+{
+    k->log(v, n);
+}
+
 static double sigmoid(double x)
 {
     return 1.0 / (1.0 + exp(-x));
@@ -238,6 +243,12 @@ static void test_activations(void)
     check_function(&t, pick_tanh, tanh, 5e-7, 8.0);
     check_function(&s, pick_sigmoid, sigmoid, 1.5e-7, 3.0);
     check_function(&e, pick_exp, exp, INFINITY, 1.5);
+    /* log: probabilities near 1 (the loss's usual case), then wide */
+    sweep l1 = {"log", 0.25, 4, 0, 0}, l2 = {"log", 1e-12, 1e-3, 0, 0};
+    sweep l3 = {"log", 1, 1e30, 0, 0};
+    check_function(&l1, pick_log, log, INFINITY, 1.0);
+    check_function(&l2, pick_log, log, INFINITY, 1.0);
+    check_function(&l3, pick_log, log, INFINITY, 1.0);
 
     /* edges: saturation, signs, NaN, a value alone against the same value in a block */
     float v[5] = {0.0f, -0.0f, 30.0f, -30.0f, NAN};

@@ -225,6 +225,35 @@ static inline ve tanh_e(ve x)
     return (ve)((vie)y | ((vie)x & sign));
 }
 
+/* ln x for positive normal x (callers clamp away zero, subnormals and NaN):
+ * x = m 2^e with m in [sqrt(1/2), sqrt(2)), ln m from Cephes logf's degree-9
+ * polynomial in m - 1, and e ln 2 added in two parts (0.693359375 exact,
+ * and the rest) so the sum keeps its low bits; about 1 ulp. */
+static inline ve log_e(ve x)
+{
+    vie bits = (vie)x;
+    vie e = (bits >> 23) - 126;
+    ve m = (ve)((bits & 0x007fffff) | 0x3f000000); /* in [0.5, 1) */
+    vie low = m < esplat(0.707106781f);            /* -1 where m < sqrt(1/2) */
+    e = e + low;
+    m = m + (ve)((vie)m & low) - esplat(1.0f); /* 2m - 1 there, m - 1 elsewhere */
+    ve z = m * m;
+    ve p = esplat(7.0376836292e-2f);
+    p = efma(p, m, esplat(-1.1514610310e-1f));
+    p = efma(p, m, esplat(1.1676998740e-1f));
+    p = efma(p, m, esplat(-1.2420140846e-1f));
+    p = efma(p, m, esplat(1.4249322787e-1f));
+    p = efma(p, m, esplat(-1.6668057665e-1f));
+    p = efma(p, m, esplat(2.0000714765e-1f));
+    p = efma(p, m, esplat(-2.4999993993e-1f));
+    p = efma(p, m, esplat(3.3333331174e-1f));
+    ve fe = __builtin_convertvector(e, ve);
+    ve y = p * m * z;
+    y = efma(fe, esplat(-2.12194440e-4f), y);
+    y = efma(z, esplat(-0.5f), y);
+    return efma(fe, esplat(0.693359375f), m + y);
+}
+
 static inline ve sigmoid_e(ve x)
 {
     return esplat(1.0f) / (esplat(1.0f) + exp_e(-x));
@@ -256,6 +285,11 @@ static void K(sigmoid_all)(float *v, size_t n)
 static void K(exp_all)(float *v, size_t n)
 {
     MAP(exp_e)
+}
+
+static void K(log_all)(float *v, size_t n)
+{
+    MAP(log_e)
 }
 
 /* g = G(a, g) for n values: the derivatives of the activations, applied to
@@ -540,6 +574,7 @@ const ipm_kernels K(ipm_kernels) = {
     .tanh = K(tanh_all),
     .sigmoid = K(sigmoid_all),
     .exp = K(exp_all),
+    .log = K(log_all),
     .tanh_grad = K(tanh_grad),
     .sigmoid_grad = K(sigmoid_grad),
     .relu = K(relu_all),

@@ -52,6 +52,8 @@ typedef struct ipm_kernels {
     void (*tanh)(float *v, size_t n);
     void (*sigmoid)(float *v, size_t n);
     void (*exp)(float *v, size_t n);
+    /* ln of positive normal floats (the caller clamps away the rest). */
+    void (*log)(float *v, size_t n);
     /* Backward, element-wise: g = g (1 - a a) for tanh, g = g (a (1 - a))
      * for sigmoid (a the activation's output), and for relu v = max(v, 0)
      * (v > 0 ? v : 0) and g = a > 0 ? g : 0, as the plain C would. */
