@@ -39,19 +39,37 @@ static int pack_local(const ipm_ensemble *e, unsigned char **blob, size_t *size,
 static int receive_blob(int source, MPI_Comm comm, unsigned char **blob, size_t *size, char *err)
 {
     MPI_Status st;
-    int count;
-    MPI_Probe(source, IPM_TAG_REPLICA_STATE, comm, &st);
-    MPI_Get_count(&st, MPI_BYTE, &count);
+    int count = 0;
+    *blob = NULL;
+    *size = 0;
+    if (ipm_mpi_check(MPI_Probe(source, IPM_TAG_REPLICA_STATE, comm, &st),
+                      "MPI_Probe of a replica state", err) ||
+        ipm_mpi_check(MPI_Get_count(&st, MPI_BYTE, &count), "MPI_Get_count of a replica state",
+                      err))
+        return -1;
     *size = (size_t)count;
     *blob = malloc(*size ? *size : 1);
     /* Receive even without memory, so the sender is not left blocked. */
     if (!*blob) {
         unsigned char sink;
-        MPI_Recv(&sink, 0, MPI_BYTE, source, IPM_TAG_REPLICA_STATE, comm, MPI_STATUS_IGNORE);
+        ipm_mpi_check(
+            MPI_Recv(&sink, 0, MPI_BYTE, source, IPM_TAG_REPLICA_STATE, comm, MPI_STATUS_IGNORE),
+            "MPI_Recv of a replica state", NULL);
         return ipm_fail(err, "out of memory receiving a replica state (%d bytes)", count);
     }
-    MPI_Recv(*blob, count, MPI_BYTE, source, IPM_TAG_REPLICA_STATE, comm, MPI_STATUS_IGNORE);
-    return 0;
+    return ipm_mpi_check(
+        MPI_Recv(*blob, count, MPI_BYTE, source, IPM_TAG_REPLICA_STATE, comm, MPI_STATUS_IGNORE),
+        "MPI_Recv of a replica state", err);
+}
+
+/* Sends blob to rank to; keeps rc's first failure (every blob is still
+ * sent, so the receiver is not left waiting for one skipped). */
+static int send_blob(const unsigned char *blob, size_t size, int to, MPI_Comm comm, int rc,
+                     char *err)
+{
+    int sent = ipm_mpi_check(MPI_Send(blob, (int)size, MPI_BYTE, to, IPM_TAG_REPLICA_STATE, comm),
+                             "MPI_Send of a replica state", rc ? NULL : err);
+    return rc ? rc : sent;
 }
 
 /* Rank 0: every replica's blob in replica order, its own moved, others received. */
@@ -108,7 +126,7 @@ int ipm_resume_save(const ipm_ensemble *e, const char *path, const ipm_resume_ex
     if (ipm_agree(rc, err, e->comm) == 0) {
         if (rank != 0)
             for (int k = 0; k < e->n_local; k++)
-                MPI_Send(blob[k], (int)size[k], MPI_BYTE, 0, IPM_TAG_REPLICA_STATE, e->comm);
+                rc = send_blob(blob[k], size[k], 0, e->comm, rc, err);
         else if ((rc = gather_blobs(e, blob, size, all, all_size, err)) == 0)
             rc = write_checkpoint(path, extra, all_n, all, all_size, err);
         rc = ipm_agree(rc, err, e->comm);
@@ -123,14 +141,14 @@ int ipm_resume_save(const ipm_ensemble *e, const char *path, const ipm_resume_ex
 }
 
 /* Rank 0 sends replica r's blob to rank r mod P, keeping its own. */
-static void scatter_blobs(const ipm_ensemble *e, const ipm_checkpoint *ck)
+static int scatter_blobs(const ipm_ensemble *e, const ipm_checkpoint *ck, char *err)
 {
-    int size;
+    int size, rc = 0;
     MPI_Comm_size(e->comm, &size);
     for (int r = 0; r < ck->n_replicas; r++)
         if (r % size != 0)
-            MPI_Send(ck->replica[r], (int)ck->replica_size[r], MPI_BYTE, r % size,
-                     IPM_TAG_REPLICA_STATE, e->comm);
+            rc = send_blob(ck->replica[r], ck->replica_size[r], r % size, e->comm, rc, err);
+    return rc;
 }
 
 static int unpack_local(const ipm_ensemble *e, const ipm_checkpoint *ck, char *err)
@@ -174,6 +192,21 @@ static int share_stop_state(const ipm_checkpoint *ck, ipm_resume_point *at, MPI_
     return ipm_bcast_blob(&at->stop, &at->stop_size, 0, comm, err);
 }
 
+/* Rank 0's epoch, record count and run id, on every rank. Collective; ends
+ * in agreement. */
+static int share_point(ipm_resume_point *at, MPI_Comm comm, char *err)
+{
+    int64_t point[3] = {at->epoch, at->records, (int64_t)at->run_id};
+    int rc = ipm_mpi_check(MPI_Bcast(point, 3, MPI_INT64_T, 0, comm),
+                           "MPI_Bcast of the resume point", err);
+    if (ipm_agree(rc, err, comm))
+        return -1;
+    at->epoch = (int)point[0];
+    at->records = (long)point[1];
+    at->run_id = (uint64_t)point[2];
+    return 0;
+}
+
 int ipm_resume_load(const ipm_ensemble *e, const char *path, const ipm_config *cfg,
                     ipm_resume_point *at, char *err)
 {
@@ -190,15 +223,11 @@ int ipm_resume_load(const ipm_ensemble *e, const char *path, const ipm_config *c
         at->used_prev = ck.used_prev;
         memcpy(at->refused, ck.refused, IPM_ERRLEN);
     }
-    if (ipm_agree(rc, err, e->comm) == 0) {
-        MPI_Bcast(&at->epoch, 1, MPI_INT, 0, e->comm);
-        MPI_Bcast(&at->records, 1, MPI_LONG, 0, e->comm);
-        MPI_Bcast(&at->run_id, 1, MPI_UINT64_T, 0, e->comm);
+    if (ipm_agree(rc, err, e->comm) == 0 && share_point(at, e->comm, err) == 0) {
         rc = share_stop_state(&ck, at, e->comm, err);
-        if (rc == 0 && rank == 0)
-            scatter_blobs(e, &ck);
+        int sent = rc == 0 && rank == 0 ? scatter_blobs(e, &ck, err) : 0;
         if (rc == 0)
-            rc = ipm_agree(unpack_local(e, &ck, err), err, e->comm);
+            rc = ipm_agree(sent ? sent : unpack_local(e, &ck, err), err, e->comm);
     } else {
         rc = -1;
     }
