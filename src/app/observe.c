@@ -1,6 +1,8 @@
 #include "ipmpi/app/observe.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "ipmpi/app/edges.h"
 #include "ipmpi/base/error.h"
@@ -42,6 +44,20 @@ static int agree_ranges(const ipm_observation *o, char *err)
     return rc;
 }
 
+/* Whether no value is NaN or infinite (exponent bits all ones): one
+ * branch-free pass the compiler vectorises, where a test and branch a
+ * value cost a tenth of a small network's logged epoch. */
+static int all_finite(const float *a, size_t n)
+{
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &a[i], sizeof bits);
+        bad |= (uint32_t)((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    return !bad;
+}
+
 /* NaN or Inf in a layer's activations is divergence, caught here before
  * binning (which would put it in an outermost bin) or the loss (whose
  * clamped log would turn it finite) can hide it. */
@@ -53,6 +69,8 @@ static int check_finite_block(const ipm_observation *o, int k, int epoch, int fi
     for (int l = 0; l < plan->cfg->n_layers; l++) {
         const float *a = e->eval_ws.act[l];
         size_t n = (size_t)rows * (size_t)plan->width[l];
+        if (all_finite(a, n))
+            continue;
         for (size_t i = 0; i < n; i++)
             if (!isfinite(a[i]))
                 return ipm_fail_as(err, IPM_ERR_FAILED,
