@@ -28,14 +28,14 @@
 #     training, information and merge time, and per layer on one rank.
 # usage: bash jobs/benchmark.sh [BUILD_DIR]     (default build/)
 # env:   BEFORE (5eba3fa), RUN_EPOCHS (10000; 0 skips 4), RUN_LOGS (1800),
-#        TRAIN_EPOCHS (30), MAX_RANKS (8), PYTHON (/usr/bin/python3 with numpy, netCDF4, torch)
+#        TRAIN_EPOCHS (100), MAX_RANKS (8), PYTHON (/usr/bin/python3 with numpy, netCDF4, torch)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$here/build}" && pwd)
 before_commit=${BEFORE:-5eba3fa}
 run_epochs=${RUN_EPOCHS:-10000}
 run_logs=${RUN_LOGS:-1800}
-train_epochs=${TRAIN_EPOCHS:-30}
+train_epochs=${TRAIN_EPOCHS:-100}
 max_ranks=${MAX_RANKS:-8}
 python=${PYTHON:-/usr/bin/python3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/ipmpi-bench.XXXXXX")
