@@ -70,8 +70,8 @@ int ipm_activation_store_write(ipm_activation_store *s, ipm_output *out, int epo
                                MPI_Comm comm, char *err)
 {
     int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+    if (ipm_comm_rank_size(comm, &rank, &size, err))
+        return -1;
     if (rank != 0)
         return send_local(s, comm, err);
     float *incoming = malloc(s->per_replica * sizeof(float));

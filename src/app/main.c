@@ -143,13 +143,16 @@ static int run_collective(const ipm_cli *c, int *argc, char ***argv)
     ipm_config cfg;
     memset(&cfg, 0, sizeof cfg);
     install_stop_handlers();
-    MPI_Init(argc, argv);
-    int rank;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (MPI_Init(argc, argv) != MPI_SUCCESS) {
+        fprintf(stderr, "ipmpi: MPI_Init failed\n");
+        return exit_status("MPI_Init failed", IPM_ERR_FAILED);
+    }
+    int rank = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
     ipm_run_options opt = {.restart = c->restart, .overwrite = c->overwrite, .stop = &stop_signal};
     int status = 0, rc;
-    if (ipm_comm_prepare(MPI_COMM_WORLD, err))
+    if (ipm_comm_prepare(MPI_COMM_WORLD, err) ||
+        ipm_comm_rank_size(MPI_COMM_WORLD, &rank, NULL, err))
         status = exit_status(err, IPM_ERR_FAILED);
     else if (ipm_agree(ipm_config_load(&cfg, c->config_path, c->overrides, c->n_overrides, err),
                        err, MPI_COMM_WORLD))
@@ -159,7 +162,10 @@ static int run_collective(const ipm_cli *c, int *argc, char ***argv)
     if (status && status != EXIT_STOPPED && rank == 0)
         fprintf(stderr, "ipmpi: %s\n", err);
     ipm_config_free(&cfg);
-    MPI_Finalize();
+    if (MPI_Finalize() != MPI_SUCCESS && status == 0) {
+        fprintf(stderr, "ipmpi: MPI_Finalize failed after the run had finished\n");
+        status = exit_status("MPI_Finalize failed", IPM_ERR_FAILED);
+    }
     return status;
 }
 

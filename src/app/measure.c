@@ -607,8 +607,8 @@ int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err)
 {
     double t0 = MPI_Wtime();
     int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+    if (ipm_comm_rank_size(comm, &rank, &size, err))
+        return -1;
     int counted = count_all(m, err);
     double t1 = MPI_Wtime(), waited = m->seconds_wait;
     m->seconds_binning += t1 - t0;

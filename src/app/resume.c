@@ -76,8 +76,7 @@ static int send_blob(const unsigned char *blob, size_t size, int to, MPI_Comm co
 static int gather_blobs(const ipm_ensemble *e, unsigned char **local, size_t *local_size,
                         unsigned char **all, size_t *all_size, char *err)
 {
-    int size, rc = 0;
-    MPI_Comm_size(e->comm, &size);
+    int size = e->size, rc = 0;
     for (int r = 0; r < e->n_replicas; r++) {
         if (r % size == 0) {
             all[r] = local[r / size];
@@ -110,8 +109,7 @@ static int write_checkpoint(const char *path, const ipm_resume_extra *extra, int
 int ipm_resume_save(const ipm_ensemble *e, const char *path, const ipm_resume_extra *extra,
                     char *err)
 {
-    int rank;
-    MPI_Comm_rank(e->comm, &rank);
+    int rank = e->rank;
     int n = e->n_local + 1, all_n = rank == 0 ? e->n_replicas : 0;
     unsigned char **blob = calloc((size_t)n, sizeof *blob), **all = NULL;
     size_t *size = calloc((size_t)n, sizeof *size), *all_size = NULL;
@@ -143,8 +141,7 @@ int ipm_resume_save(const ipm_ensemble *e, const char *path, const ipm_resume_ex
 /* Rank 0 sends replica r's blob to rank r mod P, keeping its own. */
 static int scatter_blobs(const ipm_ensemble *e, const ipm_checkpoint *ck, char *err)
 {
-    int size, rc = 0;
-    MPI_Comm_size(e->comm, &size);
+    int size = e->size, rc = 0;
     for (int r = 0; r < ck->n_replicas; r++)
         if (r % size != 0)
             rc = send_blob(ck->replica[r], ck->replica_size[r], r % size, e->comm, rc, err);
@@ -153,9 +150,7 @@ static int scatter_blobs(const ipm_ensemble *e, const ipm_checkpoint *ck, char *
 
 static int unpack_local(const ipm_ensemble *e, const ipm_checkpoint *ck, char *err)
 {
-    int rank, size, rc = 0;
-    MPI_Comm_rank(e->comm, &rank);
-    MPI_Comm_size(e->comm, &size);
+    int rank = e->rank, size = e->size, rc = 0;
     for (int k = 0; k < e->n_local; k++) {
         unsigned char *blob = NULL;
         size_t n = 0;
@@ -175,11 +170,9 @@ static int unpack_local(const ipm_ensemble *e, const ipm_checkpoint *ck, char *e
 
 /* Every rank gets a copy of rank 0's stopping-state blob. Collective; ends
  * in agreement. */
-static int share_stop_state(const ipm_checkpoint *ck, ipm_resume_point *at, MPI_Comm comm,
+static int share_stop_state(const ipm_checkpoint *ck, ipm_resume_point *at, int rank, MPI_Comm comm,
                             char *err)
 {
-    int rank;
-    MPI_Comm_rank(comm, &rank);
     at->stop_size = rank == 0 ? ck->stop_size : 0;
     at->stop = rank == 0 && ck->stop_size ? malloc(ck->stop_size) : NULL;
     int rc = rank != 0 || !ck->stop_size || at->stop
@@ -210,8 +203,7 @@ static int share_point(ipm_resume_point *at, MPI_Comm comm, char *err)
 int ipm_resume_load(const ipm_ensemble *e, const char *path, const ipm_config *cfg,
                     ipm_resume_point *at, char *err)
 {
-    int rank;
-    MPI_Comm_rank(e->comm, &rank);
+    int rank = e->rank;
     ipm_checkpoint ck;
     memset(&ck, 0, sizeof ck);
     memset(at, 0, sizeof *at);
@@ -224,7 +216,7 @@ int ipm_resume_load(const ipm_ensemble *e, const char *path, const ipm_config *c
         memcpy(at->refused, ck.refused, IPM_ERRLEN);
     }
     if (ipm_agree(rc, err, e->comm) == 0 && share_point(at, e->comm, err) == 0) {
-        rc = share_stop_state(&ck, at, e->comm, err);
+        rc = share_stop_state(&ck, at, rank, e->comm, err);
         int sent = rc == 0 && rank == 0 ? scatter_blobs(e, &ck, err) : 0;
         if (rc == 0)
             rc = ipm_agree(sent ? sent : unpack_local(e, &ck, err), err, e->comm);
@@ -248,8 +240,9 @@ uint64_t ipm_resume_new_run_id(void)
 
 int ipm_resume_replicas(const ipm_config *cfg, MPI_Comm comm, int *replicas, char *err)
 {
-    int rank, n = 0;
-    MPI_Comm_rank(comm, &rank);
+    int rank = 0, n = 0;
+    if (ipm_comm_rank_size(comm, &rank, NULL, err))
+        return -1;
     char path[IPM_PATH_MAX];
     ipm_plan_checkpoint_path(cfg, path);
     int rc = rank == 0 ? ipm_checkpoint_replicas(path, &n, err) : 0;

@@ -107,7 +107,8 @@ static int resolve_replicas(run *r, const ipm_config *cfg, char *err)
 static int setup(run *r, const ipm_config *cfg, char *err)
 {
     int size;
-    MPI_Comm_size(r->comm, &size);
+    if (ipm_comm_rank_size(r->comm, NULL, &size, err))
+        return -1;
     openblas_set_num_threads(cfg->threads);
     if (ipm_plan_make(&r->plan, cfg, r->rank, size, ipm_test_eval_block_rows(), err)) {
         ipm_error_default_kind(err, IPM_ERR_INPUT); /* as --check reports it */
@@ -389,7 +390,8 @@ int ipm_run(const ipm_config *cfg, const ipm_run_options *opt, MPI_Comm comm, ch
     if (opt)
         r.opt = *opt;
     r.comm = comm;
-    MPI_Comm_rank(comm, &r.rank);
+    if (ipm_comm_rank_size(comm, &r.rank, NULL, err))
+        return -1;
     /* The output exists only once every rank is ready: a bad setup leaves no file. */
     int rc = resolve_replicas(&r, cfg, err);
     if (rc == 0)

@@ -12,6 +12,13 @@ int ipm_comm_prepare(MPI_Comm comm, char *err)
                          "MPI_Comm_set_errhandler", err);
 }
 
+int ipm_comm_rank_size(MPI_Comm comm, int *rank, int *size, char *err)
+{
+    if (rank && ipm_mpi_check(MPI_Comm_rank(comm, rank), "MPI_Comm_rank", err))
+        return -1;
+    return size ? ipm_mpi_check(MPI_Comm_size(comm, size), "MPI_Comm_size", err) : 0;
+}
+
 int ipm_mpi_check(int mpi_rc, const char *what, char *err)
 {
     if (mpi_rc == MPI_SUCCESS)

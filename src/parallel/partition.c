@@ -138,8 +138,9 @@ int ipm_partition_exchange(ipm_partition *p, const ipm_binned *b, int failed, ip
                            MPI_Comm comm, char *err)
 {
     layout l = layout_of(p);
-    int rank;
-    MPI_Comm_rank(comm, &rank);
+    int rank = 0;
+    if (ipm_comm_rank_size(comm, &rank, NULL, err))
+        return -1;
     IPM_ASSERT(p->part == rank);
     if (exchange_counts(p, b, failed, &l, waited, comm, err))
         return -1;
@@ -277,8 +278,8 @@ int ipm_hists_sum_to_root(ipm_hist *hist, int n, double *sums, int n_sums, int f
                           ipm_traffic *traffic, MPI_Comm comm, char *err)
 {
     int rank, size, child_failed = 0;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+    if (ipm_comm_rank_size(comm, &rank, &size, err))
+        return -1;
     tree_load t = {hist, n, sums, sums ? n_sums : 0};
     for (int mask = 1; mask < size; mask <<= 1) {
         if (rank & mask) {

@@ -139,8 +139,8 @@ int ipm_reduce_tables(ipm_table *const *tables, int n_tables, MPI_Comm comm, ipm
                       char *err)
 {
     int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+    if (ipm_comm_rank_size(comm, &rank, &size, err))
+        return -1;
     link_buffers buf;
     int failed = !alloc_buffers(&buf, n_tables), child_failed = 0;
     if (!ipm_all_ok(!failed, comm)) {

@@ -31,6 +31,10 @@ typedef struct ipm_traffic {
 /* Makes MPI calls on comm return their errors instead of aborting. */
 int ipm_comm_prepare(MPI_Comm comm, char *err);
 
+/* This rank's number in comm and comm's size (either pointer may be NULL):
+ * MPI_Comm_rank and MPI_Comm_size, checked like every other call. */
+int ipm_comm_rank_size(MPI_Comm comm, int *rank, int *size, char *err);
+
 /* 0 when mpi_rc is MPI_SUCCESS; otherwise -1 with err = "what: MPI's reason". */
 int ipm_mpi_check(int mpi_rc, const char *what, char *err);
 
