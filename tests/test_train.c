@@ -159,6 +159,16 @@ static void test_batches(void)
     CHECK(rep.batch_size == 50);
     train_on(&rep, &d);
     CHECK(rep.position == 50 && isfinite(rep.last_batch_loss));
+    /* one batch is the whole pass: later epochs keep the first order (the
+     * gradient sums every sample whatever the order), and draw nothing */
+    int32_t first[50];
+    memcpy(first, rep.order, sizeof first);
+    ipm_rng before = rep.batch_rng;
+    train_on(&rep, &d);
+    train_on(&rep, &d);
+    CHECK(rep.position == 50 && rep.opt.step == 3);
+    CHECK(memcmp(first, rep.order, sizeof first) == 0);
+    CHECK(memcmp(&before, &rep.batch_rng, sizeof before) == 0);
     ipm_replica_free(&rep);
 
     cfg.batch_size = 0;
