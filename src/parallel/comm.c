@@ -44,8 +44,8 @@ int ipm_first_failure(int failed, MPI_Comm comm)
 int ipm_agree(int rc, char *err, MPI_Comm comm)
 {
     int size = 0;
-    if (MPI_Comm_size(comm, &size) != MPI_SUCCESS)
-        return ipm_fail(err, "MPI_Comm_size failed");
+    if (ipm_comm_rank_size(comm, NULL, &size, err))
+        return -1;
     int first = ipm_first_failure(rc != 0, comm);
     if (first >= size)
         return 0;
@@ -77,8 +77,7 @@ static void count_reduce(ipm_traffic *traffic, uint64_t bytes, int rank, int siz
 int ipm_sum_to_root(double *v, int n, MPI_Comm comm, ipm_traffic *traffic, char *err)
 {
     int rank = 0, size = 0;
-    if (ipm_mpi_check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank", err) ||
-        ipm_mpi_check(MPI_Comm_size(comm, &size), "MPI_Comm_size", err))
+    if (ipm_comm_rank_size(comm, &rank, &size, err))
         return -1;
     count_reduce(traffic, (uint64_t)n * sizeof *v, rank, size);
     void *send = rank == 0 ? MPI_IN_PLACE : (void *)v;
@@ -89,7 +88,7 @@ int ipm_sum_to_root(double *v, int n, MPI_Comm comm, ipm_traffic *traffic, char 
 int ipm_bcast_blob(unsigned char **blob, size_t *size, int root, MPI_Comm comm, char *err)
 {
     int rank = 0;
-    if (ipm_mpi_check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank", err))
+    if (ipm_comm_rank_size(comm, &rank, NULL, err))
         return -1;
     unsigned long long n = rank == root ? (unsigned long long)*size : 0;
     if (ipm_agree(ipm_mpi_check(MPI_Bcast(&n, 1, MPI_UNSIGNED_LONG_LONG, root, comm),

@@ -79,9 +79,7 @@ static int plan_init(kde_plan *p, const ipm_kde_input *in, MPI_Comm comm, char *
 {
     memset(p, 0, sizeof *p);
     p->s = in->shape;
-    if (ipm_mpi_check(MPI_Comm_rank(comm, &p->rank), "MPI_Comm_rank", err) ||
-        ipm_mpi_check(MPI_Comm_size(comm, &p->size), "MPI_Comm_size", err) ||
-        check_input(in, p->rank, p->size, err))
+    if (ipm_comm_rank_size(comm, &p->rank, &p->size, err) || check_input(in, p->rank, p->size, err))
         return -1;
     size_t n_blocks = (size_t)ipm_kde_row_blocks(&p->s), w = (size_t)p->s.width;
     size_t rows =
