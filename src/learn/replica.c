@@ -89,7 +89,7 @@ void ipm_replica_free(ipm_replica *rep)
  * sample exactly once. Once the order is used up it is reshuffled (the
  * stream continues) and the next batch starts the new pass; except when one
  * batch is the whole pass: its gradient is a sum over every sample whatever
- * the order, and the shuffle cost about 7% of a small full-batch
+ * the order, and the shuffle cost 5-7% of a small full-batch
  * network's training. */
 int ipm_replica_take_batch(ipm_replica *rep, int *first)
 {
