@@ -1,5 +1,6 @@
 #include "ipmpi/app/ensemble.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,19 +12,32 @@
 #include "ipmpi/learn/kernels.h"
 #include "ipmpi/parallel/comm.h"
 
-static int alloc_arrays(ipm_ensemble *e, int n_local, char *err)
+/* The values of every replica summed onto rank 0 at a logged epoch live in
+ * one block, so they take one reduce: loss, accuracy, test loss, test
+ * accuracy, then (with [output] gradients) the norms of the gradients' mean
+ * and std, replicas x layers each. */
+static int alloc_arrays(ipm_ensemble *e, const ipm_config *cfg, int n_local, char *err)
 {
     size_t n = (size_t)e->n_replicas;
-    e->loss = calloc(n, sizeof(double));
-    e->accuracy = calloc(n, sizeof(double));
-    e->test_loss = calloc(n, sizeof(double));
-    e->test_accuracy = calloc(n, sizeof(double));
+    size_t cells = cfg->gradient_stats ? n * (size_t)cfg->n_layers : 0;
+    e->n_metrics = 4 * n + 2 * cells;
+    e->metrics = calloc(e->n_metrics, sizeof(double));
     e->local = calloc((size_t)n_local + 1, sizeof(ipm_replica));
     e->diverged_at = calloc((size_t)n_local + 1, sizeof(int));
     e->bad_param = calloc((size_t)n_local + 1, sizeof(long));
-    if (!e->loss || !e->accuracy || !e->test_loss || !e->test_accuracy || !e->local ||
-        !e->diverged_at || !e->bad_param)
+    if (!e->metrics || !e->local || !e->diverged_at || !e->bad_param)
         return ipm_fail(err, "out of memory for %d replicas", e->n_replicas);
+    if (e->n_metrics > INT_MAX)
+        return ipm_fail(err, "%zu values per logged epoch are too many to sum over the ranks",
+                        e->n_metrics);
+    e->loss = e->metrics;
+    e->accuracy = e->loss + n;
+    e->test_loss = e->accuracy + n;
+    e->test_accuracy = e->test_loss + n;
+    if (cells) {
+        e->grad_mean_norm = e->test_accuracy + n;
+        e->grad_std_norm = e->grad_mean_norm + cells;
+    }
     return 0;
 }
 
@@ -79,12 +93,10 @@ static int setup_grad_stats(ipm_ensemble *e, const ipm_config *cfg, char *err)
     if (!cfg->gradient_stats)
         return 0;
     e->n_layers = cfg->n_layers;
-    size_t cells = (size_t)e->n_replicas * (size_t)e->n_layers;
     e->grad_stats = calloc((size_t)e->n_local + 1, sizeof(ipm_grad_stats));
-    e->grad_mean_norm = calloc(cells, sizeof(double));
-    e->grad_std_norm = calloc(cells, sizeof(double));
-    if (!e->grad_stats || !e->grad_mean_norm || !e->grad_std_norm)
-        return ipm_fail(err, "out of memory for the gradient norms of %d replicas", e->n_replicas);
+    if (!e->grad_stats)
+        return ipm_fail(err, "out of memory for the gradient statistics of %d replicas",
+                        e->n_local);
     for (int k = 0; k < e->n_local; k++)
         if (ipm_grad_stats_init(&e->grad_stats[k], &e->local[k].net, err))
             return -1;
@@ -101,7 +113,7 @@ int ipm_ensemble_init(ipm_ensemble *e, const ipm_plan *plan, MPI_Comm comm, char
     e->block_rows = plan->block_rows;
     e->held_replica = -1;
     ipm_kernels_flush_subnormals();
-    if (alloc_arrays(e, plan->n_local, err))
+    if (alloc_arrays(e, plan->cfg, plan->n_local, err))
         return -1;
     /* Counted before each init: a zeroed or half-built replica frees cleanly. */
     for (int k = 0; k < plan->n_local; k++) {
@@ -124,8 +136,6 @@ void ipm_ensemble_free(ipm_ensemble *e)
     for (int k = 0; e->grad_stats && k < e->n_local; k++)
         ipm_grad_stats_free(&e->grad_stats[k]);
     free(e->grad_stats);
-    free(e->grad_mean_norm);
-    free(e->grad_std_norm);
     for (int q = 0; q < e->n_groups; q++)
         ipm_group_free(&e->groups[q]);
     for (int c = 0; e->lane_ws && c < e->n_local * IPM_N_PLANES; c++)
@@ -138,10 +148,7 @@ void ipm_ensemble_free(ipm_ensemble *e)
     free(e->local);
     free(e->diverged_at);
     free(e->bad_param);
-    free(e->loss);
-    free(e->accuracy);
-    free(e->test_loss);
-    free(e->test_accuracy);
+    free(e->metrics);
     memset(e, 0, sizeof *e);
 }
 
@@ -296,10 +303,10 @@ void ipm_ensemble_watch_gradients(ipm_ensemble *e, int on)
     }
 }
 
-int ipm_ensemble_reduce_gradients(ipm_ensemble *e, char *err)
+/* The watched epoch's gradient norms of the local replicas in their slots
+ * (the others' stay 0). */
+static void gradient_norms(ipm_ensemble *e)
 {
-    if (!e->grad_stats)
-        return 0;
     int cells = e->n_replicas * e->n_layers;
     memset(e->grad_mean_norm, 0, (size_t)cells * sizeof(double));
     memset(e->grad_std_norm, 0, (size_t)cells * sizeof(double));
@@ -309,27 +316,18 @@ int ipm_ensemble_reduce_gradients(ipm_ensemble *e, char *err)
             ipm_grad_stats_norms(&e->grad_stats[k], l, &e->grad_mean_norm[row + (size_t)l],
                                  &e->grad_std_norm[row + (size_t)l]);
     }
-    if (ipm_sum_to_root(e->grad_mean_norm, cells, e->comm, NULL, err))
-        return -1;
-    return ipm_sum_to_root(e->grad_std_norm, cells, e->comm, NULL, err);
 }
 
 void ipm_ensemble_clear_losses(ipm_ensemble *e)
 {
-    size_t n = (size_t)e->n_replicas * sizeof(double);
-    memset(e->loss, 0, n);
-    memset(e->accuracy, 0, n);
-    memset(e->test_loss, 0, n);
-    memset(e->test_accuracy, 0, n);
+    memset(e->metrics, 0, 4 * (size_t)e->n_replicas * sizeof(double));
 }
 
-int ipm_ensemble_reduce_losses(ipm_ensemble *e, int has_test, char *err)
+int ipm_ensemble_reduce_metrics(ipm_ensemble *e, char *err)
 {
-    double *vals[4] = {e->loss, e->accuracy, e->test_loss, e->test_accuracy};
-    for (int k = 0; k < (has_test ? 4 : 2); k++)
-        if (ipm_sum_to_root(vals[k], e->n_replicas, e->comm, NULL, err))
-            return -1;
-    return 0;
+    if (e->grad_stats)
+        gradient_norms(e);
+    return ipm_sum_to_root(e->metrics, (int)e->n_metrics, e->comm, NULL, err);
 }
 
 /* What went non-finite first in local replica k, for the message. */

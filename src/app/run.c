@@ -246,9 +246,7 @@ static int log_epoch(run *r, int epoch, char *err)
                        err))
         return -1;
     r->store.slot += store;
-    rc = ipm_ensemble_reduce_losses(&r->ensemble, r->plan.data[IPM_PLANE_TEST].n > 0, err);
-    if (rc == 0)
-        rc = ipm_ensemble_reduce_gradients(&r->ensemble, err);
+    rc = ipm_ensemble_reduce_metrics(&r->ensemble, err);
     for (int p = 0; p < IPM_N_PLANES && rc == 0; p++)
         if (r->plan.measured[p])
             rc = ipm_measure_finish(&r->plane[p], r->comm, err);

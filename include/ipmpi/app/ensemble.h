@@ -23,7 +23,9 @@ typedef struct ipm_ensemble {
     ipm_replica *local; /* replicas rank, rank + P, ... */
     int *diverged_at;   /* local: first epoch with a non-finite weight or batch loss */
     long *bad_param;    /* local: that weight's index (-1: the loss) */
-    double *loss, *accuracy, *test_loss, *test_accuracy; /* n_replicas each */
+    double *loss, *accuracy, *test_loss, *test_accuracy; /* n_replicas each, in metrics */
+    double *metrics;       /* the values summed onto rank 0 at a logged epoch, one block */
+    size_t n_metrics;      /* 4 n_replicas, + 2 n_replicas n_layers with grad_stats */
     ipm_workspace eval_ws; /* one block of block_rows samples, every layer */
     int block_rows;
     int held_replica, held_plane; /* whose whole-plane pass eval_ws holds (-1: none) */
@@ -42,8 +44,8 @@ typedef struct ipm_ensemble {
     size_t lane_bytes; /* what the lane workspaces hold */
     /* [output] gradients: each local replica's minibatch gradient statistics
      * (learn/grad_stats.h), gathered in the epochs being watched only, and
-     * their norms, replicas x layers, summed onto rank 0 like the losses.
-     * NULL when off. */
+     * their norms, replicas x layers, summed onto rank 0 with the losses
+     * (in metrics). NULL when off. */
     ipm_grad_stats *grad_stats; /* n_local */
     double *grad_mean_norm, *grad_std_norm;
     int n_layers;
@@ -74,17 +76,14 @@ void ipm_ensemble_weights_changed(ipm_ensemble *e);
  * watched, so the others train at full speed. */
 void ipm_ensemble_watch_gradients(ipm_ensemble *e, int on);
 
-/* Collective: the watched epoch's gradient norms of every replica onto rank
- * 0 (exact: one rank fills each slot; NaN for a replica that took no
- * minibatch). A no-op without [output] gradients. */
-int ipm_ensemble_reduce_gradients(ipm_ensemble *e, char *err);
-
 /* Zeroes every replica's loss and accuracy slots before a logged epoch. */
 void ipm_ensemble_clear_losses(ipm_ensemble *e);
 
-/* Collective: the losses and accuracies onto rank 0 (exact: one rank fills
- * each slot). */
-int ipm_ensemble_reduce_losses(ipm_ensemble *e, int has_test, char *err);
+/* Collective, one reduce: the losses and accuracies and (with [output]
+ * gradients) the watched epoch's gradient norms of every replica onto rank
+ * 0 (exact: one rank fills each slot; a norm is NaN for a replica that
+ * took no minibatch). */
+int ipm_ensemble_reduce_metrics(ipm_ensemble *e, char *err);
 
 /* A local replica whose weights (checked after every epoch of training),
  * training loss or measured loss went non-finite fails the run, naming the
