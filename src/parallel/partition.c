@@ -193,7 +193,8 @@ static uint64_t *pack_hists(const tree_load *t, int failed, size_t *words)
             *bins++ = t->hist[k].bin[j].keys;
         }
     }
-    memcpy(bins, t->sums, (size_t)t->n_sums * sizeof *t->sums);
+    if (t->n_sums > 0) /* sums may be NULL then */
+        memcpy(bins, t->sums, (size_t)t->n_sums * sizeof *t->sums);
     *words = total;
     return w;
 }
