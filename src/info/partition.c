@@ -90,6 +90,8 @@ int ipm_pattern_words(int width, int n_edges)
 
 /* ---- setting up ------------------------------------------------------------- */
 
+#define TALLY_DENSE 4096 /* owned sums up to this are tallied in place */
+
 static int alloc_receiving(ipm_partition *p, char *err)
 {
     size_t cells = (size_t)p->rows * (size_t)p->ns;
@@ -98,9 +100,10 @@ static int alloc_receiving(ipm_partition *p, char *err)
     p->hi = malloc((cells + 1) * sizeof *p->hi);
     p->group = malloc((2 * group + 1) * sizeof *p->group); /* and room to sort it */
     p->dense = calloc(group + 1, sizeof *p->dense);
+    p->tally = calloc(TALLY_DENSE + 1, sizeof *p->tally);
     p->row_lo = calloc((size_t)p->rows + 1, sizeof *p->row_lo);
     p->row_hi = calloc((size_t)p->rows + 1, sizeof *p->row_hi);
-    if (!p->lo || !p->hi || !p->group || !p->dense || !p->row_lo || !p->row_hi)
+    if (!p->lo || !p->hi || !p->group || !p->dense || !p->tally || !p->row_lo || !p->row_hi)
         return ipm_fail(err, "out of memory for %zu patterns of the partitioned reduce", cells);
     return 0;
 }
@@ -189,6 +192,7 @@ void ipm_partition_free(ipm_partition *p)
     free(p->send.w);
     free(p->recv.w);
     free(p->counts);
+    free(p->tally);
     memset(p, 0, sizeof *p);
 }
 
@@ -666,6 +670,33 @@ static int reserve_sums(ipm_partition *p, size_t n, char *err)
     return 0;
 }
 
+/* The histogram of the sums sum[at[k]] (at NULL: sum[k]), k < n, into h,
+ * the sums emptied: counts up to TALLY_DENSE are tallied in place (the
+ * ones show only in the total: most are 1 where patterns are many, and
+ * tallying them would chain every store), larger ones listed. */
+static int sums_into_hist(ipm_partition *p, uint32_t *sum, const int32_t *at, size_t n, ipm_hist *h,
+                          char *err)
+{
+    uint64_t total = 0, top = 0;
+    size_t n_large = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = at ? (size_t)at[k] : k;
+        uint32_t c = sum[i];
+        sum[i] = 0;
+        if (c > TALLY_DENSE) {
+            p->counts[n_large++] = c;
+            continue;
+        }
+        total += c;
+        if (c > 1) {
+            p->tally[c]++;
+            top = c > top ? c : top;
+        }
+    }
+    int rc = ipm_hist_add_dense(h, p->tally, top, total, err); /* clears the tally */
+    return rc == 0 && n_large ? ipm_hist_add_counts(h, p->counts, n_large, err) : rc;
+}
+
 /* The owned cells' patterns get dense ids (each part sent a (pattern, y)
  * once, so the cells of one id differ in their class or their sender),
  * and the counts are summed by id (T) and by id and class ((Y, T)); the
@@ -687,18 +718,9 @@ static int owned_hists(ipm_partition *p, int est, ipm_hist *h, char *err)
         p->sum_yt[cell] += o->count[k];
         p->sum_t[p->ids[k]] += o->count[k];
     }
-    for (size_t k = 0; k < n_yt; k++) {
-        p->counts[k] = p->sum_yt[p->touched[k]];
-        p->sum_yt[p->touched[k]] = 0;
-    }
-    int rc = ipm_hist_add_counts(&h[IPM_HIST_YT], p->counts, n_yt, err);
-    size_t n_t = p->dict.len; /* ids are 0..n_t-1 */
-    for (size_t id = 0; id < n_t; id++) {
-        p->counts[id] = p->sum_t[id];
-        p->sum_t[id] = 0;
-    }
-    if (rc == 0)
-        rc = ipm_hist_add_counts(&h[IPM_HIST_T], p->counts, n_t, err);
+    int rc = sums_into_hist(p, p->sum_yt, p->touched, n_yt, &h[IPM_HIST_YT], err);
+    if (rc == 0) /* ids are 0 .. len - 1 */
+        rc = sums_into_hist(p, p->sum_t, NULL, p->dict.len, &h[IPM_HIST_T], err);
     o->n = 0;
     return rc;
 }

@@ -101,7 +101,8 @@ typedef struct ipm_partition {
     int32_t *ids, *touched;               /* per owned cell: its id; the (Y, T) sums touched */
     uint32_t *sum_t, *sum_yt;             /* sums by id, by id and class; zero between uses (a
                                              count is below 2^32, as in count.h's counter) */
-    uint64_t *counts;                     /* a list of sums, for a histogram */
+    uint64_t *counts;                     /* sums too large for the tally */
+    uint32_t *tally;                      /* keys by sum, for a histogram; zero between uses */
     size_t sums_capacity;
     ipm_words send, recv; /* the exchange's buffers (parallel/partition.h) */
     long long *sizes;     /* 2 n_parts: words to and from each part */
