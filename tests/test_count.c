@@ -264,6 +264,22 @@ static void dense_against_tables(int n, int n_x, int reps, int classes, int dist
     }
     ipm_count_entropies(&c, &all, &g, L.y, &want);
     CHECK(same_entropies(&pooled, &want));
+    /* ... and the pooled cells, cell for cell, in the same order */
+    size_t room = (size_t)n * (size_t)reps + 1;
+    ipm_id_count *cells = malloc(room * sizeof *cells), *alone = malloc(room * sizeof *alone);
+    size_t n_cells = ipm_count_replicas_cells(&c, &all, &g, L.y, each, cells);
+    for (int k = 0; k < reps; k++) {
+        ipm_count_entropies(&c, &(ipm_pairs){&ids[k], 1, NULL}, &g, L.y, &want);
+        CHECK(same_entropies(&each[k], &want));
+    }
+    CHECK(n_cells == ipm_count_yt_cells(&c, &all, L.y, alone));
+    for (size_t k = 0; k < n_cells; k++)
+        CHECK(cells[k].id == alone[k].id && cells[k].y == alone[k].y &&
+              cells[k].count == alone[k].count);
+    ipm_count_entropies(&c, &all, &g, L.y, &want); /* the counter is left clean */
+    CHECK(same_entropies(&pooled, &want));
+    free(cells);
+    free(alone);
     ipm_counter_free(&c);
     ipm_x_groups_free(&g);
     free_layer(&L);

@@ -395,14 +395,23 @@ static void point_of(ipm_measure *m, const ipm_pairs *pairs, point_slots at)
     store_points(m, &h, at);
 }
 
-/* Simple estimates of every local replica and, on one rank, the pooled one
- * in the same counting pass. */
-static void count_simple(ipm_measure *m, int layer, const ipm_pairs *all)
+/* Simple estimates of every local replica and, in the same counting pass,
+ * the pooled counts: on one rank their entropies, with the partitioned
+ * reduce their cells, for the exchange. */
+static int count_simple(ipm_measure *m, int layer, const ipm_pairs *all, char *err)
 {
-    int pooled_here = m->n_ranks <= 1 && (m->estimators & IPM_EST_POOLED);
-    ipm_entropies pooled;
-    ipm_count_replicas(&m->counter, all, &m->groups, m->data->y, m->each,
-                       pooled_here ? &pooled : NULL);
+    int pooled = (m->estimators & IPM_EST_POOLED) != 0, pooled_here = m->n_ranks <= 1 && pooled;
+    ipm_entropies h_pooled;
+    if (pooled && several_ranks_extended(m) && m->reduce == IPM_REDUCE_PARTITIONED) {
+        ipm_id_count *cells = ipm_partition_pooled_room(&m->part, &m->binned, layer, err);
+        if (!cells)
+            return -1;
+        size_t n =
+            ipm_count_replicas_cells(&m->counter, all, &m->groups, m->data->y, m->each, cells);
+        ipm_partition_pooled_counted(&m->part, &m->binned, layer, n);
+    } else
+        ipm_count_replicas(&m->counter, all, &m->groups, m->data->y, m->each,
+                           pooled_here ? &h_pooled : NULL);
     for (int k = 0; k < m->binned.n_seen; k++) {
         size_t at = (size_t)m->binned.seen_replica[k] * (size_t)m->n_layers + (size_t)layer;
         store_points(m, &m->each[k],
@@ -410,7 +419,8 @@ static void count_simple(ipm_measure *m, int layer, const ipm_pairs *all)
                                    &m->est.simple_xt_mm[at], &m->est.simple_ty_mm[at]});
     }
     if (pooled_here)
-        store_points(m, &pooled, pooled_slots(m, layer));
+        store_points(m, &h_pooled, pooled_slots(m, layer));
+    return 0;
 }
 
 static int export_pairs(ipm_measure *m, int layer, const ipm_pairs *pairs, ipm_layer_tables *lt,
@@ -430,8 +440,8 @@ static int count_layer(ipm_measure *m, int layer, char *err)
     ipm_pairs all = {ids, m->binned.n_seen, NULL};
     ipm_pairs sampled = {ids, m->binned.n_seen, m->binned.pick};
     int one_rank = m->n_ranks <= 1, tree = !one_rank && m->reduce == IPM_REDUCE_TREE;
-    if (m->estimators & IPM_EST_SIMPLE)
-        count_simple(m, layer, &all);
+    if ((m->estimators & IPM_EST_SIMPLE) && count_simple(m, layer, &all, err))
+        return -1;
     if (m->estimators & IPM_EST_POOLED) {
         if (one_rank && !(m->estimators & IPM_EST_SIMPLE))
             point_of(m, &all, pooled_slots(m, layer));

@@ -717,13 +717,13 @@ void ipm_count_entropies(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_gro
     out->xt = sink_entropy(&xt, c, &out->cells_xt);
 }
 
-/* Each replica's cells are drained into its own entropies and added to the
- * pooled cells, so the pooled counts cost no second pass over the pairs. */
-void ipm_count_replicas(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups *g,
-                        const int32_t *y, ipm_entropies *each, ipm_entropies *pooled)
+/* Each replica's entropies into each[k]; with pool, its cells are also
+ * added to the pooled cells (pool_yt), so the pooled counts cost no second
+ * pass over the pairs. Returns the pooled cells touched. */
+static size_t count_each(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups *g,
+                         const int32_t *y, ipm_entropies *each, int pool)
 {
     size_t n_pool = 0;
-    int pool = pooled != NULL;
     for (int k = 0; k < pairs->n_reps; k++) {
         ipm_pairs one = {&pairs->ids[k], 1, NULL};
         size_t n = count_cells(c, &one, y);
@@ -732,6 +732,27 @@ void ipm_count_replicas(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_grou
         count_xt(c, &one, g, &xt);
         each[k].xt = sink_entropy(&xt, c, &each[k].cells_xt);
     }
+    return n_pool;
+}
+
+/* The (Y, T) cells counted in count (touched in cell[0..n)) into out, count
+ * emptied. */
+static size_t export_cells(const ipm_counter *c, uint32_t *count, const int32_t *cell, size_t n,
+                           ipm_id_count *out)
+{
+    int bits = c->class_bits;
+    for (size_t k = 0; k < n; k++) {
+        int32_t at = cell[k];
+        out[k] = (ipm_id_count){at >> bits, at & ((1 << bits) - 1), count[at]};
+        count[at] = 0;
+    }
+    return n;
+}
+
+void ipm_count_replicas(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups *g,
+                        const int32_t *y, ipm_entropies *each, ipm_entropies *pooled)
+{
+    size_t n_pool = count_each(c, pairs, g, y, each, pooled != NULL);
     if (pooled) {
         cells_entropies(c, c->pool_yt, c->pool_touched_yt, n_pool, 0, NULL, pooled);
         sink xt = {.hist = c->hist};
@@ -740,17 +761,17 @@ void ipm_count_replicas(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_grou
     }
 }
 
+size_t ipm_count_replicas_cells(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups *g,
+                                const int32_t *y, ipm_entropies *each, ipm_id_count *pooled)
+{
+    size_t n_pool = count_each(c, pairs, g, y, each, 1);
+    return export_cells(c, c->pool_yt, c->pool_touched_yt, n_pool, pooled);
+}
+
 size_t ipm_count_yt_cells(ipm_counter *c, const ipm_pairs *pairs, const int32_t *y,
                           ipm_id_count *out)
 {
-    size_t n = count_cells(c, pairs, y);
-    int bits = c->class_bits;
-    for (size_t k = 0; k < n; k++) {
-        int32_t cell = c->touched_yt[k];
-        out[k] = (ipm_id_count){cell >> bits, cell & ((1 << bits) - 1), c->count_yt[cell]};
-        c->count_yt[cell] = 0;
-    }
-    return n;
+    return export_cells(c, c->count_yt, c->touched_yt, count_cells(c, pairs, y), out);
 }
 
 int ipm_count_export(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups *g,

@@ -241,18 +241,46 @@ static void group_by_owner(ipm_cells *c, const ipm_pattern *key, int n_parts)
     c->scratch = t;
 }
 
-static int count_cells(ipm_partition *p, int layer, int est, const ipm_binned *b,
-                       ipm_counter *counter, const int32_t *const *ids, const int32_t *y, char *err)
+/* Room for one estimator's cells of a layer: one per pair counted, at most
+ * one per (pattern, class). */
+static ipm_cells *cells_room(ipm_partition *p, const ipm_binned *b, int layer, int est, char *err)
 {
-    ipm_pairs pairs = {ids, b->n_seen, est == IPM_PART_SAMPLED ? b->pick : NULL};
     size_t pairs_n = (size_t)b->n * (size_t)(est == IPM_PART_SAMPLED ? 1 : b->n_seen);
     size_t most = b->layer[layer].dict.len * (size_t)p->n_classes;
     ipm_cells *c = cells_of(p, layer, est);
-    if (reserve_cells(c, (pairs_n < most ? pairs_n : most) + 1, p->n_parts, err))
+    return reserve_cells(c, (pairs_n < most ? pairs_n : most) + 1, p->n_parts, err) ? NULL : c;
+}
+
+static int count_cells(ipm_partition *p, int layer, int est, const ipm_binned *b,
+                       ipm_counter *counter, const int32_t *const *ids, const int32_t *y, char *err)
+{
+    ipm_cells *c = cells_of(p, layer, est);
+    if (c->counted) { /* the pooled cells, counted beside the simple estimates */
+        c->counted = 0;
+        return 0;
+    }
+    if (!(c = cells_room(p, b, layer, est, err)))
         return -1;
+    ipm_pairs pairs = {ids, b->n_seen, est == IPM_PART_SAMPLED ? b->pick : NULL};
     c->n = ipm_count_yt_cells(counter, &pairs, y, c->cell);
     group_by_owner(c, b->layer[layer].dict.key, p->n_parts);
     return 0;
+}
+
+ipm_id_count *ipm_partition_pooled_room(ipm_partition *p, const ipm_binned *b, int layer, char *err)
+{
+    IPM_ASSERT(p->est[IPM_PART_POOLED] && p->words[layer]);
+    ipm_cells *c = cells_room(p, b, layer, IPM_PART_POOLED, err);
+    return c ? c->cell : NULL;
+}
+
+void ipm_partition_pooled_counted(ipm_partition *p, const ipm_binned *b, int layer, size_t n)
+{
+    ipm_cells *c = cells_of(p, layer, IPM_PART_POOLED);
+    IPM_ASSERT(n < c->capacity);
+    c->n = n;
+    group_by_owner(c, b->layer[layer].dict.key, p->n_parts);
+    c->counted = 1;
 }
 
 int ipm_partition_count(ipm_partition *p, const ipm_binned *b, ipm_counter *counter,

@@ -135,6 +135,12 @@ typedef struct ipm_id_count {
 size_t ipm_count_yt_cells(ipm_counter *c, const ipm_pairs *pairs, const int32_t *y,
                           ipm_id_count *out);
 
+/* ipm_count_replicas's simple entropies, with the pooled (Y, T) counts
+ * over all the pairs as cells (as ipm_count_yt_cells lists them, in the
+ * same order) instead of their entropies: one counting pass for both. */
+size_t ipm_count_replicas_cells(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups *g,
+                                const int32_t *y, ipm_entropies *each, ipm_id_count *pooled);
+
 /* Adds the pairs' counts to count tables: T as (0, pattern), (X, T) as
  * (x, pattern), (Y, T) as (y, pattern), patterns key[id]. */
 int ipm_count_export(ipm_counter *c, const ipm_pairs *pairs, const ipm_x_groups *g,

@@ -60,6 +60,7 @@ typedef struct ipm_cells {
     size_t *start;         /* n_parts + 1: part q's cells are cell[start[q] .. start[q+1]) */
     ipm_id_count *scratch; /* capacity, for the grouping */
     int32_t *owner;        /* capacity */
+    int counted;           /* the cells of this epoch are in (ipm_partition_pooled_counted) */
 } ipm_cells;
 
 /* The (Y, T) counts a pattern's owner received: pattern, class, count. */
@@ -125,6 +126,15 @@ void ipm_partition_free(ipm_partition *p);
  * n_local replicas. */
 int ipm_partition_count(ipm_partition *p, const ipm_binned *b, ipm_counter *counter,
                         const int32_t *y, char *err);
+
+/* The pooled cells of a layer may be counted by the caller, in the pass
+ * that counts the simple estimates (ipm_count_replicas_cells): it writes
+ * them into the room this returns (NULL: out of memory, err says so) and
+ * hands their number to ipm_partition_pooled_counted; ipm_partition_count
+ * then takes them as they are. */
+ipm_id_count *ipm_partition_pooled_room(ipm_partition *p, const ipm_binned *b, int layer,
+                                        char *err);
+void ipm_partition_pooled_counted(ipm_partition *p, const ipm_binned *b, int layer, size_t n);
 
 /* Words this part sends to part dest (after ipm_partition_count). */
 size_t ipm_partition_words_to(const ipm_partition *p, const ipm_binned *b, int dest);
