@@ -10,6 +10,7 @@
 
 #include "ipmpi/app/edges.h"
 #include "ipmpi/app/measure.h"
+#include "ipmpi/app/merge.h"
 #include "ipmpi/base/error.h"
 #include "check.h"
 
@@ -106,7 +107,7 @@ static int measure_in_blocks(const fixture *f, ipm_measure *m, int block_rows, c
         }
     }
     if (rc == 0)
-        rc = ipm_measure_finish(m, MPI_COMM_SELF, err);
+        rc = ipm_merge_finish(m, MPI_COMM_SELF, err);
     ipm_workspace_free(&ws);
     return rc;
 }
@@ -124,8 +125,8 @@ static void check_block_sizes(int adaptive)
     ipm_measure whole;
     CHECK(measure_in_blocks(&f, &whole, N, err) == 0);
     /* Not a degenerate plane: the estimates are strictly between 0 and H. */
-    CHECK(whole.est.pooled_xt[0] > 0.1 && whole.est.pooled_xt[0] < whole.h_x);
-    CHECK(whole.est.simple_ty[0] > 0.01 && whole.est.simple_ty[0] < whole.h_y);
+    CHECK(whole.est.pooled_xt[0] > 0.1 && whole.est.pooled_xt[0] < whole.terms.h_x);
+    CHECK(whole.est.simple_ty[0] > 0.01 && whole.est.simple_ty[0] < whole.terms.h_y);
     if (adaptive) /* the extreme grid values, as float */
         CHECK(whole.range_lo[0] == (double)((float)-4 * 0.3f) &&
               whole.range_hi[0] == (double)((float)4 * 0.3f));
@@ -170,7 +171,7 @@ static void check_refusals(void)
     CHECK(ipm_measure_replica_block(&m, &ws, 0, 10, err) == 0);
     CHECK(ipm_measure_replica_begin(&m, 1, err) == -1); /* replica 0 stopped at 10 */
     CHECK(strstr(err, "after 10 of 300") != NULL);
-    CHECK(ipm_measure_finish(&m, MPI_COMM_SELF, err) == -1);
+    CHECK(ipm_merge_finish(&m, MPI_COMM_SELF, err) == -1);
     CHECK(strstr(err, "after 10 of 300") != NULL);
     ipm_workspace_free(&ws);
     ipm_measure_free(&m);

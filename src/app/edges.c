@@ -51,7 +51,7 @@ static int set_range_from(ipm_measure *m, int layer, int set, float lo, float hi
 }
 
 /* scope = replica: every local replica's range is its own; the ranges
- * reach rank 0 with the estimates (ipm_measure_finish). */
+ * reach rank 0 with the estimates (ipm_merge_finish). */
 static void agree_per_replica(ipm_measure *m)
 {
     size_t rl = (size_t)m->n_replicas * (size_t)m->n_layers;

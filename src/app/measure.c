@@ -1,9 +1,8 @@
 /* measure: the orchestration of one plane's estimates: binning (info/binned),
- * local counting (info/count), the reduce between ranks (parallel/) and
- * the plane points, timed for the report. */
+ * local counting (info/count), the merge between ranks (app/merge.h) and
+ * the KDE bounds, timed for the report. */
 #include "ipmpi/app/measure.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,8 +10,6 @@
 #include "ipmpi/base/error.h"
 #include "ipmpi/info/miller_madow.h"
 #include "ipmpi/parallel/kde.h"
-#include "ipmpi/parallel/partition.h"
-#include "ipmpi/parallel/reduce.h"
 
 #define EXTENDED (IPM_EST_POOLED | IPM_EST_SAMPLED)
 
@@ -74,7 +71,7 @@ static int alloc_kde(ipm_measure *m, char *err)
 }
 
 /* The extended counts travel between ranks only with more than one. */
-static int several_ranks_extended(const ipm_measure *m)
+int ipm_measure_merges(const ipm_measure *m)
 {
     return m->n_ranks > 1 && (m->estimators & EXTENDED);
 }
@@ -195,6 +192,7 @@ int ipm_measure_init(ipm_measure *m, const ipm_config *cfg, const ipm_dataset *d
         m->measured[l] = ipm_config_measures_layer(cfg, l);
     }
     m->estimators = cfg->estimators;
+    m->terms.miller_madow = (cfg->estimators & IPM_EST_MILLER_MADOW) != 0;
     m->width_binning = cfg->binning == IPM_BINNING_WIDTH;
     m->quantile = cfg->binning != IPM_BINNING_QUANTILE   ? IPM_QUANTILE_NONE
                   : cfg->quantiles == IPM_QUANTILES_UNIT ? IPM_QUANTILE_UNIT
@@ -205,16 +203,17 @@ int ipm_measure_init(ipm_measure *m, const ipm_config *cfg, const ipm_dataset *d
     m->n_edges = cfg->bins;
     m->reduce = cfg->reduce;
     m->kde_variance = cfg->kde_variance;
-    if (ipm_data_information(data->x_id, data->y, data->n, &m->h_x, &m->h_y, &m->i_xy, err) ||
+    if (ipm_data_information(data->x_id, data->y, data->n, &m->terms.h_x, &m->terms.h_y, &m->i_xy,
+                             err) ||
         alloc_results(m, err) || init_binned(m, cfg, err) || alloc_quantile_edges(m, err) ||
         alloc_counting(m, err))
         return -1;
     if ((m->estimators & IPM_EST_KDE) && alloc_kde(m, err))
         return -1;
     if ((m->estimators & IPM_EST_MILLER_MADOW) &&
-        ipm_data_cells(data->x_id, data->y, data->n, &m->m_x, &m->m_y, err))
+        ipm_data_cells(data->x_id, data->y, data->n, &m->terms.m_x, &m->terms.m_y, err))
         return -1;
-    if (!several_ranks_extended(m))
+    if (!ipm_measure_merges(m))
         return 0;
     return m->reduce == IPM_REDUCE_TREE ? alloc_tree(m, err) : alloc_partition(m, cfg, rank, err);
 }
@@ -340,59 +339,11 @@ int ipm_measure_replica_begin(ipm_measure *m, int replica, char *err)
 
 /* ---- counting on this rank ----------------------------------------------- */
 
-static void store_point(const ipm_measure *m, double h_t, double h_xt, double h_yt, double *i_xt,
-                        double *i_ty)
-{
-    ipm_plane_point_from(h_t, h_xt, h_yt, m->h_x, m->h_y, i_xt, i_ty);
-}
-
-/* With miller_madow: the corrected point from the same counts' cells. */
-static void store_mm_point(const ipm_measure *m, const ipm_entropies *h, double *i_xt, double *i_ty)
-{
-    if (!(m->estimators & IPM_EST_MILLER_MADOW))
-        return;
-    ipm_mm_terms t = {.h_t = h->t,
-                      .h_xt = h->xt,
-                      .h_yt = h->yt,
-                      .h_x = m->h_x,
-                      .h_y = m->h_y,
-                      .m_t = h->cells_t,
-                      .m_xt = h->cells_xt,
-                      .m_yt = h->cells_yt,
-                      .m_x = m->m_x,
-                      .m_y = m->m_y,
-                      .total = h->total};
-    ipm_mm_plane_point(&t, i_xt, i_ty);
-}
-
-/* Where one estimator's point of a layer goes: plug-in and corrected. */
-typedef struct point_slots {
-    double *xt, *ty, *xt_mm, *ty_mm;
-} point_slots;
-
-static point_slots pooled_slots(ipm_measure *m, int layer)
-{
-    return (point_slots){&m->est.pooled_xt[layer], &m->est.pooled_ty[layer],
-                         &m->est.pooled_xt_mm[layer], &m->est.pooled_ty_mm[layer]};
-}
-
-static point_slots sampled_slots(ipm_measure *m, int layer)
-{
-    return (point_slots){&m->est.sampled_xt[layer], &m->est.sampled_ty[layer],
-                         &m->est.sampled_xt_mm[layer], &m->est.sampled_ty_mm[layer]};
-}
-
-static void store_points(const ipm_measure *m, const ipm_entropies *h, point_slots at)
-{
-    store_point(m, h->t, h->xt, h->yt, at.xt, at.ty);
-    store_mm_point(m, h, at.xt_mm, at.ty_mm);
-}
-
-static void point_of(ipm_measure *m, const ipm_pairs *pairs, point_slots at)
+static void point_of(ipm_measure *m, const ipm_pairs *pairs, ipm_point_slots at)
 {
     ipm_entropies h;
     ipm_count_entropies(&m->counter, pairs, &m->groups, m->data->y, &h);
-    store_points(m, &h, at);
+    ipm_points_store(&m->terms, &h, at);
 }
 
 /* Simple estimates of every local replica and, in the same counting pass,
@@ -402,7 +353,7 @@ static int count_simple(ipm_measure *m, int layer, const ipm_pairs *all, char *e
 {
     int pooled = (m->estimators & IPM_EST_POOLED) != 0, pooled_here = m->n_ranks <= 1 && pooled;
     ipm_entropies h_pooled;
-    if (pooled && several_ranks_extended(m) && m->reduce == IPM_REDUCE_PARTITIONED) {
+    if (pooled && ipm_measure_merges(m) && m->reduce == IPM_REDUCE_PARTITIONED) {
         ipm_id_count *cells = ipm_partition_pooled_room(&m->part, &m->binned, layer, err);
         if (!cells)
             return -1;
@@ -412,14 +363,11 @@ static int count_simple(ipm_measure *m, int layer, const ipm_pairs *all, char *e
     } else
         ipm_count_replicas(&m->counter, all, &m->groups, m->data->y, m->each,
                            pooled_here ? &h_pooled : NULL);
-    for (int k = 0; k < m->binned.n_seen; k++) {
-        size_t at = (size_t)m->binned.seen_replica[k] * (size_t)m->n_layers + (size_t)layer;
-        store_points(m, &m->each[k],
-                     (point_slots){&m->est.simple_xt[at], &m->est.simple_ty[at],
-                                   &m->est.simple_xt_mm[at], &m->est.simple_ty_mm[at]});
-    }
+    for (int k = 0; k < m->binned.n_seen; k++)
+        ipm_points_store(&m->terms, &m->each[k],
+                         ipm_points_simple(&m->est, m->n_layers, m->binned.seen_replica[k], layer));
     if (pooled_here)
-        store_points(m, &h_pooled, pooled_slots(m, layer));
+        ipm_points_store(&m->terms, &h_pooled, ipm_points_pooled(&m->est, layer));
     return 0;
 }
 
@@ -444,13 +392,13 @@ static int count_layer(ipm_measure *m, int layer, char *err)
         return -1;
     if (m->estimators & IPM_EST_POOLED) {
         if (one_rank && !(m->estimators & IPM_EST_SIMPLE))
-            point_of(m, &all, pooled_slots(m, layer));
+            point_of(m, &all, ipm_points_pooled(&m->est, layer));
         else if (tree && export_pairs(m, layer, &all, &m->pooled[layer], err))
             return -1;
     }
     if (m->estimators & IPM_EST_SAMPLED) {
         if (one_rank)
-            point_of(m, &sampled, sampled_slots(m, layer));
+            point_of(m, &sampled, ipm_points_sampled(&m->est, layer));
         else if (tree && export_pairs(m, layer, &sampled, &m->sampled[layer], err))
             return -1;
     }
@@ -467,116 +415,8 @@ static int count_all(ipm_measure *m, char *err)
     for (int l = 0; l < m->n_layers; l++)
         if (m->measured[l] && count_layer(m, l, err))
             return -1;
-    if (several_ranks_extended(m) && m->reduce == IPM_REDUCE_PARTITIONED)
+    if (ipm_measure_merges(m) && m->reduce == IPM_REDUCE_PARTITIONED)
         return ipm_partition_count(&m->part, &m->binned, &m->counter, m->data->y, err);
-    return 0;
-}
-
-/* ---- between ranks ------------------------------------------------------- */
-
-/* Each slot is written by exactly one rank and is 0.0 elsewhere, so the
- * sum is exact whatever the reduction order. simple_ty follows simple_xt,
- * and the Miller-Madow values follow them. */
-static int simple_values(const ipm_measure *m)
-{
-    int arrays = (m->estimators & IPM_EST_MILLER_MADOW) ? 4 : 2;
-    return arrays * m->n_replicas * m->n_layers;
-}
-
-static int reduce_simple(ipm_measure *m, MPI_Comm comm, char *err)
-{
-    return ipm_sum_to_root(m->est.simple_xt, simple_values(m), comm, &m->traffic, err);
-}
-
-/* The extended tables of every layer, in one list for a single tree merge. */
-static int collect_tables(ipm_measure *m, ipm_table **list)
-{
-    int n = 0;
-    for (int l = 0; l < m->n_layers; l++) {
-        if (!m->measured[l])
-            continue;
-        ipm_layer_tables *sets[2] = {
-            (m->estimators & IPM_EST_POOLED) ? &m->pooled[l] : NULL,
-            (m->estimators & IPM_EST_SAMPLED) ? &m->sampled[l] : NULL,
-        };
-        for (int s = 0; s < 2; s++) {
-            if (!sets[s])
-                continue;
-            list[n++] = &sets[s]->t;
-            list[n++] = &sets[s]->xt;
-            list[n++] = &sets[s]->yt;
-        }
-    }
-    return n;
-}
-
-static void tables_point(const ipm_measure *m, const ipm_layer_tables *lt, point_slots at)
-{
-    ipm_plane_point(lt, m->h_x, m->h_y, at.xt, at.ty);
-    if (m->estimators & IPM_EST_MILLER_MADOW)
-        ipm_mm_plane_point_tables(lt, m->h_x, m->h_y, m->m_x, m->m_y, at.xt_mm, at.ty_mm);
-}
-
-/* Every rank takes part in the merge even after a local failure, so none
- * waits forever; all then learn the outcome. */
-static int reduce_tree(ipm_measure *m, MPI_Comm comm, int rank, int counted, char *err)
-{
-    double t0 = MPI_Wtime();
-    int all_counted = ipm_all_ok(counted == 0, comm);
-    m->seconds_wait += MPI_Wtime() - t0;
-    if (!all_counted)
-        return counted ? -1 : ipm_fail(err, "counting failed on another rank");
-    ipm_table *list[6 * IPM_MAX_LAYERS];
-    int n = collect_tables(m, list);
-    if (n > 0 && ipm_reduce_tables(list, n, comm, &m->traffic, err))
-        return -1;
-    if (rank != 0)
-        return 0;
-    for (int l = 0; l < m->n_layers; l++) {
-        if (!m->measured[l])
-            continue;
-        if (m->estimators & IPM_EST_POOLED)
-            tables_point(m, &m->pooled[l], pooled_slots(m, l));
-        if (m->estimators & IPM_EST_SAMPLED)
-            tables_point(m, &m->sampled[l], sampled_slots(m, l));
-    }
-    return 0;
-}
-
-/* Rank 0: the plane points from the summed histograms. */
-static void points_from_hists(ipm_measure *m)
-{
-    static const unsigned bit[IPM_PART_ESTIMATORS] = {IPM_EST_POOLED, IPM_EST_SAMPLED};
-    for (int l = 0; l < m->n_layers; l++)
-        for (int e = 0; e < IPM_PART_ESTIMATORS; e++) {
-            if (!m->measured[l] || !(m->estimators & bit[e]))
-                continue;
-            const ipm_hist *h =
-                m->hists + (size_t)l * IPM_HISTS_PER_LAYER + (size_t)e * IPM_HISTS_PER_ESTIMATOR;
-            IPM_ASSERT(ipm_hist_total(&h[IPM_HIST_T]) == ipm_hist_total(&h[IPM_HIST_YT]));
-            ipm_entropies sums = {.cells_t = ipm_mm_hist_cells(&h[IPM_HIST_T]),
-                                  .cells_xt = ipm_mm_hist_cells(&h[IPM_HIST_XT]),
-                                  .cells_yt = ipm_mm_hist_cells(&h[IPM_HIST_YT]),
-                                  .total = ipm_hist_total(&h[IPM_HIST_T])};
-            ipm_hists_entropies(h, &sums.t, &sums.xt, &sums.yt);
-            store_points(m, &sums, e == 0 ? pooled_slots(m, l) : sampled_slots(m, l));
-        }
-}
-
-/* The simple estimates ride on the histograms' tree (each slot filled by
- * one rank, so the sums are exact), one collective fewer. */
-static int reduce_partitioned(ipm_measure *m, MPI_Comm comm, int rank, int counted, char *err)
-{
-    size_t n = (size_t)m->n_layers * IPM_HISTS_PER_LAYER;
-    for (size_t k = 0; k < n; k++)
-        ipm_hist_clear(&m->hists[k]);
-    int simple = (m->estimators & IPM_EST_SIMPLE) != 0;
-    if (ipm_partition_exchange(&m->part, &m->binned, counted != 0, m->hists,
-                               simple ? m->est.simple_xt : NULL, simple_values(m), &m->traffic,
-                               &m->seconds_wait, comm, err))
-        return -1;
-    if (rank == 0)
-        points_from_hists(m);
     return 0;
 }
 
@@ -613,35 +453,16 @@ static int kde_all(ipm_measure *m, MPI_Comm comm, char *err)
     return rc;
 }
 
-int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err)
+int ipm_measure_count(ipm_measure *m, char *err)
 {
     double t0 = MPI_Wtime();
-    int rank, size;
-    if (ipm_comm_rank_size(comm, &rank, &size, err))
-        return -1;
-    int counted = count_all(m, err);
-    double t1 = MPI_Wtime(), waited = m->seconds_wait;
-    m->seconds_binning += t1 - t0;
-    if (size != m->n_ranks)
-        return ipm_fail(err, "measure: prepared for %d ranks, finishing on %d", m->n_ranks, size);
-    int rc = counted,
-        partitioned = several_ranks_extended(m) && m->reduce == IPM_REDUCE_PARTITIONED;
-    if (several_ranks_extended(m)) {
-        int reduced = partitioned ? reduce_partitioned(m, comm, rank, counted, err)
-                                  : reduce_tree(m, comm, rank, counted, err);
-        rc = reduced ? -1 : rc;
-    }
-    if ((m->estimators & IPM_EST_SIMPLE) && !partitioned && reduce_simple(m, comm, err))
-        rc = -1;
-    if (m->per_replica &&
-        ipm_sum_to_root(m->replica_range, 2 * m->n_replicas * m->n_layers, comm, &m->traffic, err))
-        rc = -1;
-    if (m->n_quantile_edges &&
-        ipm_sum_to_root(m->quantile_edges, (int)m->n_quantile_edges, comm, &m->traffic, err))
-        rc = -1;
-    m->seconds_exchange += MPI_Wtime() - t1 - (m->seconds_wait - waited);
-    char kde_err[IPM_ERRLEN]; /* an earlier failure's message comes first */
-    if ((m->estimators & IPM_EST_KDE) && kde_all(m, comm, rc ? kde_err : err))
-        rc = -1;
+    int rc = count_all(m, err);
+    m->seconds_binning += MPI_Wtime() - t0;
     return rc;
+}
+
+int ipm_measure_kde(ipm_measure *m, MPI_Comm comm, int failed, char *err)
+{
+    char kde_err[IPM_ERRLEN]; /* an earlier failure's message comes first */
+    return (m->estimators & IPM_EST_KDE) && kde_all(m, comm, failed ? kde_err : err) ? -1 : 0;
 }

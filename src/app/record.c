@@ -14,8 +14,8 @@ static int data_information(const ipm_record_sources *src, ipm_output_meta *meta
     const ipm_dataset *train = ipm_plan_measured_data(plan, IPM_PLANE_TRAIN);
     if (plan->measured[IPM_PLANE_TRAIN]) {
         const ipm_measure *m = &src->plane[IPM_PLANE_TRAIN];
-        meta->h_x = m->h_x;
-        meta->h_y = m->h_y;
+        meta->h_x = m->terms.h_x;
+        meta->h_y = m->terms.h_y;
         meta->i_xy = m->i_xy;
     } else if (ipm_data_information(train->x_id, train->y, train->n, &meta->h_x, &meta->h_y,
                                     &meta->i_xy, err)) {
@@ -23,8 +23,8 @@ static int data_information(const ipm_record_sources *src, ipm_output_meta *meta
     }
     if (plan->measured[IPM_PLANE_TEST]) {
         const ipm_measure *m = &src->plane[IPM_PLANE_TEST];
-        meta->test_h_x = m->h_x;
-        meta->test_h_y = m->h_y;
+        meta->test_h_x = m->terms.h_x;
+        meta->test_h_y = m->terms.h_y;
         meta->test_i_xy = m->i_xy;
     }
     return 0;

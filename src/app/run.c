@@ -13,6 +13,7 @@
 #include "ipmpi/app/edges.h"
 #include "ipmpi/app/ensemble.h"
 #include "ipmpi/app/measure.h"
+#include "ipmpi/app/merge.h"
 #include "ipmpi/app/observe.h"
 #include "ipmpi/app/plan.h"
 #include "ipmpi/app/record.h"
@@ -249,7 +250,7 @@ static int log_epoch(run *r, int epoch, char *err)
     rc = ipm_ensemble_reduce_metrics(&r->ensemble, err);
     for (int p = 0; p < IPM_N_PLANES && rc == 0; p++)
         if (r->plan.measured[p])
-            rc = ipm_measure_finish(&r->plane[p], r->comm, err);
+            rc = ipm_merge_finish(&r->plane[p], r->comm, err);
     if (rc == 0 && r->rank == 0)
         rc = conclude_epoch(r, epoch, err);
     if (agree(r, rc, err))

@@ -1,12 +1,12 @@
 /* measure: one plane's information estimates at one logged epoch, on every
  * rank. A plane is a data set (train or test). The driver forwards every
  * local replica over the plane in blocks of rows and hands each block here;
- * info/binned.h bins it into pattern ids. ipm_measure_finish then counts on
+ * info/binned.h bins it into pattern ids. ipm_measure_count then counts on
  * those ids (info/count.h): the simple estimates on every rank (a replica's
  * plane is computed where it lives; the values reach rank 0 through a sum
  * that exactly one rank fills per slot); with one rank the pooled and
- * sampled ones too, directly. With more ranks the extended counts meet as
- * [run] reduce says:
+ * sampled ones too, directly. With more ranks the extended counts meet
+ * (app/merge.h) as [run] reduce says:
  *   partitioned  (default) each rank counts what it owns: (X, T) for its
  *                slice of the samples, T and (Y, T) for its share of the
  *                patterns (info/partition.h, parallel/partition.h); their
@@ -21,7 +21,7 @@
  * With the kde estimator every measured layer's activations of the local
  * replicas are kept as the blocks pass (n x width floats per layer and
  * local replica; the plane's pairs never form an n x n matrix), and
- * ipm_measure_finish computes each layer's bounds with the pairs spread
+ * ipm_measure_kde computes each layer's bounds with the pairs spread
  * over all ranks in blocks (parallel/kde.h), bitwise the same on any rank
  * count. With miller_madow every binned estimate also gets its corrected
  * value, from the numbers of distinct cells (integers, so just as rank-count
@@ -33,6 +33,7 @@
 #include <mpi.h>
 #include <stdint.h>
 
+#include "ipmpi/app/points.h"
 #include "ipmpi/info/binned.h"
 #include "ipmpi/info/count.h"
 #include "ipmpi/info/estimates.h"
@@ -65,13 +66,14 @@ typedef struct ipm_measure {
     const double *whole;         /* range = whole: lo then hi (per replica: replicas x)
                                   * layers each; the caller's, outliving the measure */
     double *replica_range;       /* per_replica: lo then hi, replicas x layers each; complete
-                                  * on rank 0 after ipm_measure_finish */
+                                  * on rank 0 after ipm_merge_finish */
     enum ipm_reduce_kind reduce; /* how extended counts meet on several ranks */
     double range_lo[IPM_MAX_LAYERS], range_hi[IPM_MAX_LAYERS]; /* the ranges in use */
-    double h_x, h_y, i_xy;                                     /* of the data set */
-    ipm_binned binned;                                         /* this epoch's pattern ids */
-    const int32_t **rows; /* n_local: one layer's ids per local slot */
-    ipm_entropies *each;  /* n_local: one layer's simple entropies */
+    ipm_plane_terms terms; /* the data set's entropies, for every point */
+    double i_xy;           /* of the data set */
+    ipm_binned binned;     /* this epoch's pattern ids */
+    const int32_t **rows;  /* n_local: one layer's ids per local slot */
+    ipm_entropies *each;   /* n_local: one layer's simple entropies */
     ipm_x_groups groups;
     ipm_counter counter;
     ipm_layer_tables *pooled, *sampled; /* tree: n_layers each */
@@ -83,13 +85,12 @@ typedef struct ipm_measure {
     size_t kde_offset[IPM_MAX_LAYERS];  /* a layer's start within a replica's floats */
     const float **kde_slots;            /* n_local: one layer's activations per local slot */
     int kde_slot;                       /* local slot of the replica being passed */
-    uint64_t m_x, m_y;                  /* miller_madow: the data's distinct x ids and labels */
-    ipm_estimates est;       /* the results; complete on rank 0 after ipm_measure_finish */
-    double seconds_binning;  /* binning and local counting, accumulated */
-    double seconds_exchange; /* the reduce between ranks, waiting apart */
-    double seconds_wait;     /* waiting for the slowest rank before the reduce */
-    double seconds_kde;      /* the KDE bounds, over all ranks */
-    ipm_traffic traffic;     /* bytes this rank sent and received in the reduce */
+    ipm_estimates est;                  /* the results; complete on rank 0 after ipm_merge_finish */
+    double seconds_binning;             /* binning and local counting, accumulated */
+    double seconds_exchange;            /* the reduce between ranks, waiting apart */
+    double seconds_wait;                /* waiting for the slowest rank before the reduce */
+    double seconds_kde;                 /* the KDE bounds, over all ranks */
+    ipm_traffic traffic;                /* bytes this rank sent and received in the reduce */
 } ipm_measure;
 
 /* n_local replicas will be measured on this rank (of n_ranks) per epoch;
@@ -117,8 +118,18 @@ int ipm_measure_replica(ipm_measure *m, int replica, const ipm_workspace *ws, ch
 double ipm_measure_kde_bytes(int n, int n_local, const int *width, const int *measured,
                              int n_layers);
 
-/* Collective: counts, reduces and computes pooled and sampled on rank 0.
- * Fails (still taking part in the reduce) when a replica's pass is incomplete. */
-int ipm_measure_finish(ipm_measure *m, MPI_Comm comm, char *err);
+/* Whether the pooled or sampled counts of several ranks must meet. */
+int ipm_measure_merges(const ipm_measure *m);
+
+/* This rank's counting once every local replica was binned: the simple
+ * estimates of its replicas, with one rank the pooled and sampled ones,
+ * with several the counts the merge takes (app/merge.h). Fails when a
+ * replica's pass is incomplete. */
+int ipm_measure_count(ipm_measure *m, char *err);
+
+/* Collective: the KDE bounds of every measured layer, when kde is on.
+ * failed: an earlier step failed on this rank (err keeps its message); it
+ * still takes part. */
+int ipm_measure_kde(ipm_measure *m, MPI_Comm comm, int failed, char *err);
 
 #endif

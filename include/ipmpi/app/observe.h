@@ -5,7 +5,7 @@
  * accuracy. When the bins come from the data (range = adaptive, binning =
  * width) a first pass over every local replica finds each layer's range,
  * agreed over all ranks (or kept per replica, scope = replica) before
- * anything is binned. Counting and merging are the measure's ipm_measure_finish. */
+ * anything is binned. Counting and merging are ipm_merge_finish (app/merge.h). */
 #ifndef IPMPI_APP_OBSERVE_H
 #define IPMPI_APP_OBSERVE_H
 
