@@ -76,6 +76,11 @@ int ipm_measure_merges(const ipm_measure *m)
     return m->n_ranks > 1 && (m->estimators & EXTENDED);
 }
 
+int ipm_measure_partitions(const ipm_measure *m)
+{
+    return ipm_measure_merges(m) && m->reduce == IPM_REDUCE_PARTITIONED;
+}
+
 static int alloc_tree(ipm_measure *m, char *err)
 {
     size_t expect = (size_t)m->data->n;
@@ -353,7 +358,7 @@ static int count_simple(ipm_measure *m, int layer, const ipm_pairs *all, char *e
 {
     int pooled = (m->estimators & IPM_EST_POOLED) != 0, pooled_here = m->n_ranks <= 1 && pooled;
     ipm_entropies h_pooled;
-    if (pooled && ipm_measure_merges(m) && m->reduce == IPM_REDUCE_PARTITIONED) {
+    if (pooled && ipm_measure_partitions(m)) {
         ipm_id_count *cells = ipm_partition_pooled_room(&m->part, &m->binned, layer, err);
         if (!cells)
             return -1;
@@ -415,7 +420,7 @@ static int count_all(ipm_measure *m, char *err)
     for (int l = 0; l < m->n_layers; l++)
         if (m->measured[l] && count_layer(m, l, err))
             return -1;
-    if (ipm_measure_merges(m) && m->reduce == IPM_REDUCE_PARTITIONED)
+    if (ipm_measure_partitions(m))
         return ipm_partition_count(&m->part, &m->binned, &m->counter, m->data->y, err);
     return 0;
 }

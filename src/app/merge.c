@@ -114,7 +114,7 @@ static int reduce_partitioned(ipm_measure *m, MPI_Comm comm, int rank, int count
  * forever; a rank's own first failure keeps its message. */
 static int merge_plane(ipm_measure *m, MPI_Comm comm, int rank, int counted, char *err)
 {
-    int rc = counted, partitioned = ipm_measure_merges(m) && m->reduce == IPM_REDUCE_PARTITIONED;
+    int rc = counted, partitioned = ipm_measure_partitions(m);
     if (ipm_measure_merges(m)) {
         int reduced = partitioned ? reduce_partitioned(m, comm, rank, counted, err)
                                   : reduce_tree(m, comm, rank, counted, err);

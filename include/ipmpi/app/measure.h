@@ -118,8 +118,10 @@ int ipm_measure_replica(ipm_measure *m, int replica, const ipm_workspace *ws, ch
 double ipm_measure_kde_bytes(int n, int n_local, const int *width, const int *measured,
                              int n_layers);
 
-/* Whether the pooled or sampled counts of several ranks must meet. */
+/* Whether the pooled or sampled counts of several ranks must meet, and
+ * whether they meet by the partitioned reduce. */
 int ipm_measure_merges(const ipm_measure *m);
+int ipm_measure_partitions(const ipm_measure *m);
 
 /* This rank's counting once every local replica was binned: the simple
  * estimates of its replicas, with one rank the pooled and sampled ones,
