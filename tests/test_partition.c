@@ -8,7 +8,10 @@
  *      (disjoint keys; two words on the wire).
  * Samples repeat x ids (groups of 1, 2 and 16), or all differ, there are 3 classes, and 5
  * replicas, so ranks hold 0, 1 or several replicas; both estimators, then
- * each alone; twice over the same structures (a second epoch starts clean). */
+ * each alone; twice over the same structures (a second epoch starts clean).
+ * The filter that keeps the patterns a rank alone holds runs off, on, as
+ * chosen by the rank count, and with so few slots that most or all of
+ * them are shared by chance: the entropies never change. */
 #include <math.h>
 #include <mpi.h>
 #include <stdint.h>
@@ -138,15 +141,25 @@ static void bin_local(const fixture *f, ipm_binned *b, int epoch, int sampled)
         ipm_binned_pick_local(b);
 }
 
-static void partitioned(const fixture *f, int pooled, int sampled, int epochs, entropies out[2],
-                        ipm_traffic *traffic)
+/* How the filter runs: IPM_FILTER_*, and slots a layer (0: as sized). */
+typedef struct filtering {
+    int mode;
+    uint64_t slots;
+    const char *name;
+} filtering;
+
+static const filtering by_ranks = {IPM_FILTER_AUTO, 0, "filter as the ranks choose"};
+
+static void partitioned(const fixture *f, int pooled, int sampled, int epochs, filtering filter,
+                        entropies out[2], ipm_traffic *traffic)
 {
     char err[IPM_ERRLEN];
     ipm_binned b;
     init_binned(&b, f->n_local, sampled);
     ipm_partition p;
-    ipm_partition_spec spec = {f->rank, f->size,  REPLICAS, LAYERS,  CLASSES, EDGES,
-                               width,   measured, pooled,   sampled, f->x_id, N};
+    ipm_partition_spec spec = {f->rank, f->size, REPLICAS,    LAYERS,      CLASSES,
+                               EDGES,   width,   measured,    pooled,      sampled,
+                               f->x_id, N,       filter.mode, filter.slots};
     CHECK(ipm_partition_init(&p, &spec, err) == 0);
     ipm_x_groups g;
     ipm_counter c;
@@ -240,6 +253,36 @@ static void check_same(entropies got, entropies want, const int *ests, const cha
                 }
 }
 
+/* Both estimators, two epochs, with the filter run every way: equal to
+ * the serial counts. With the filter as sized, on the few ranks where it
+ * is used, a rank keeps most cells of the layer whose patterns are all
+ * distinct and receives less than without it. */
+static void check_filters(const fixture *f, entropies want[2])
+{
+    const int both[2] = {1, 1};
+    const filtering ways[] = {by_ranks,
+                              {IPM_FILTER_OFF, 0, "no filter"},
+                              {IPM_FILTER_ON, 0, "filter"},
+                              {IPM_FILTER_ON, 1024, "filter of 1024 slots"},
+                              {IPM_FILTER_ON, 64, "filter of 64 slots"}};
+    uint64_t received[5];
+    for (int k = 0; k < 5; k++) {
+        entropies got[2];
+        ipm_traffic traffic = {0, 0};
+        partitioned(f, 1, 1, 2, ways[k], got, &traffic);
+        received[k] = traffic.received;
+        char what[96];
+        for (int epoch = 0; epoch < 2 && f->rank == 0; epoch++) {
+            snprintf(what, sizeof what, "partitioned, %s, epoch %d", ways[k].name, epoch);
+            check_same(got[epoch], want[epoch], both, what);
+        }
+    }
+    if (f->size > 1 && f->size <= IPM_FILTER_MOST_PARTS) /* beyond, the filter costs more */
+        CHECK(received[2] < received[1]);
+    if (f->size > 1) /* a filter of 64 slots has every slot shared: all cells travel */
+        CHECK(received[4] > received[1]);
+}
+
 /* Every way against the serial counts, on this fixture's data. */
 static void check_all(fixture *f)
 {
@@ -249,7 +292,8 @@ static void check_all(fixture *f)
     const int both[2] = {1, 1}, pooled_only[2] = {1, 0}, sampled_only[2] = {0, 1};
     serial(f, 0, want[0]);
     serial(f, 1, want[1]);
-    partitioned(f, 1, 1, 2, got, &traffic);
+    check_filters(f, want);
+    partitioned(f, 1, 1, 2, by_ranks, got, &traffic);
     tree(f, by_tree);
     if (f->rank == 0) {
         check_same(got[0], want[0], both, "partitioned, epoch 0");
@@ -261,10 +305,10 @@ static void check_all(fixture *f)
     }
     /* with more than one rank, this rank moved words */
     CHECK(f->size == 1 || (traffic.sent > 0 && traffic.received > 0));
-    partitioned(f, 1, 0, 1, got, &traffic);
+    partitioned(f, 1, 0, 1, by_ranks, got, &traffic);
     if (f->rank == 0)
         check_same(got[0], want[0], pooled_only, "partitioned, pooled alone");
-    partitioned(f, 0, 1, 1, got, &traffic);
+    partitioned(f, 0, 1, 1, by_ranks, got, &traffic);
     if (f->rank == 0)
         check_same(got[0], want[0], sampled_only, "partitioned, sampled alone");
 }

@@ -364,7 +364,7 @@ static int count_simple(ipm_measure *m, int layer, const ipm_pairs *all, char *e
             return -1;
         size_t n =
             ipm_count_replicas_cells(&m->counter, all, &m->groups, m->data->y, m->each, cells);
-        ipm_partition_pooled_counted(&m->part, &m->binned, layer, n);
+        ipm_partition_pooled_counted(&m->part, layer, n);
     } else
         ipm_count_replicas(&m->counter, all, &m->groups, m->data->y, m->each,
                            pooled_here ? &h_pooled : NULL);

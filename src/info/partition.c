@@ -91,6 +91,10 @@ int ipm_pattern_words(int width, int n_edges)
 /* ---- setting up ------------------------------------------------------------- */
 
 #define TALLY_DENSE 4096 /* owned sums up to this are tallied in place */
+#define FILTER_SLOTS_PER_PATTERN                                                                   \
+    4                                  /* a pattern alone on its part is taken for shared with     \
+                                          probability 1 - exp(-1/8) at 2 parts */
+#define FILTER_MOST_SLOTS (1ull << 27) /* 32 MiB a layer: beyond, slots are shared more often */
 
 static int alloc_receiving(ipm_partition *p, char *err)
 {
@@ -123,6 +127,55 @@ static int group_own_samples(ipm_partition *p, char *err)
     return rc;
 }
 
+static int uses_filter(const ipm_partition_spec *spec)
+{
+    if (spec->n_parts < 2 || spec->filter == IPM_FILTER_OFF)
+        return 0;
+    return spec->filter == IPM_FILTER_ON || spec->n_parts <= IPM_FILTER_MOST_PARTS;
+}
+
+/* A layer's slots: FILTER_SLOTS_PER_PATTERN for each pattern it can have,
+ * at most one per (sample, replica) and one per combination of bins. */
+static uint64_t filter_slots(const ipm_partition_spec *spec, int layer)
+{
+    if (spec->filter_slots)
+        return spec->filter_slots;
+    uint64_t most = (uint64_t)spec->n * (uint64_t)spec->n_replicas, kinds = 1;
+    for (int u = 0; u < spec->width[layer] && kinds < most; u++)
+        kinds *= (uint64_t)spec->n_edges + 1;
+    most = kinds < most ? kinds : most;
+    uint64_t slots = 64;
+    while (slots < FILTER_SLOTS_PER_PATTERN * most && slots < FILTER_MOST_SLOTS)
+        slots *= 2;
+    return slots;
+}
+
+static int alloc_filter(ipm_partition *p, const ipm_partition_spec *spec, char *err)
+{
+    ipm_filter *f = &p->filter;
+    f->at = calloc((size_t)p->n_layers + 1, sizeof *f->at);
+    f->mask = calloc((size_t)p->n_layers + 1, sizeof *f->mask);
+    if (!f->at || !f->mask)
+        return ipm_fail(err, "out of memory for the partitioned reduce's filter");
+    if (!uses_filter(spec))
+        return 0;
+    size_t words = 0;
+    for (int l = 0; l < p->n_layers; l++)
+        if (p->words[l]) {
+            uint64_t slots = filter_slots(spec, l);
+            IPM_ASSERT(slots >= 64 && (slots & (slots - 1)) == 0);
+            f->at[l] = words;
+            f->mask[l] = slots - 1;
+            words += 2 * (size_t)(slots / 64);
+        }
+    f->word = malloc((words + 1) * sizeof *f->word);
+    if (!f->word)
+        return ipm_fail(err, "out of memory for the %zu words of the partitioned reduce's filter",
+                        words);
+    f->n_words = words;
+    return 0;
+}
+
 int ipm_partition_init(ipm_partition *p, const ipm_partition_spec *spec, char *err)
 {
     memset(p, 0, sizeof *p);
@@ -141,10 +194,13 @@ int ipm_partition_init(ipm_partition *p, const ipm_partition_spec *spec, char *e
     p->sizes = calloc(2 * (size_t)p->n_parts, sizeof *p->sizes);
     p->offsets = calloc(4 * (size_t)p->n_parts, sizeof *p->offsets);
     p->cells = calloc((size_t)p->n_layers * IPM_PART_ESTIMATORS, sizeof *p->cells);
-    if (!p->words || !p->cells || !p->sizes || !p->offsets)
+    p->mine = calloc((size_t)p->n_layers * IPM_HISTS_PER_LAYER, sizeof *p->mine);
+    if (!p->words || !p->cells || !p->mine || !p->sizes || !p->offsets)
         return ipm_fail(err, "out of memory for the partitioned reduce");
     for (int l = 0; l < p->n_layers; l++)
         p->words[l] = spec->measured[l] ? ipm_pattern_words(spec->width[l], spec->n_edges) : 0;
+    if (alloc_filter(p, spec, err))
+        return -1;
     if (ipm_slices_init(&p->slices, spec->x_id, spec->n, spec->n_parts, err))
         return -1;
     p->ns = p->slices.first[p->part + 1] - p->slices.first[p->part];
@@ -168,6 +224,14 @@ void ipm_partition_free(ipm_partition *p)
         for (int k = 0; k < p->n_layers * IPM_PART_ESTIMATORS; k++)
             free_cells(&p->cells[k]);
     free(p->cells);
+    if (p->mine)
+        for (int k = 0; k < p->n_layers * IPM_HISTS_PER_LAYER; k++)
+            ipm_hist_free(&p->mine[k]);
+    free(p->mine);
+    free(p->filter.word);
+    free(p->filter.at);
+    free(p->filter.mask);
+    free(p->hash);
     free(p->words);
     free(p->sizes);
     free(p->offsets);
@@ -221,12 +285,12 @@ static int reserve_cells(ipm_cells *c, size_t n, int n_parts, char *err)
     return 0;
 }
 
-/* Counting sort of the cells by owner, stable. */
-static void group_by_owner(ipm_cells *c, const ipm_pattern *key, int n_parts)
+/* Counting sort of the cells by owner, stable (hash: by pattern id). */
+static void group_by_owner(ipm_cells *c, const uint64_t *hash, int n_parts)
 {
     memset(c->start, 0, ((size_t)n_parts + 1) * sizeof *c->start);
     for (size_t k = 0; k < c->n; k++) {
-        c->owner[k] = ipm_pattern_owner(key[c->cell[k].id], n_parts);
+        c->owner[k] = ipm_hash_owner(hash[c->cell[k].id], n_parts);
         c->start[c->owner[k] + 1]++;
     }
     for (int q = 0; q < n_parts; q++)
@@ -263,7 +327,6 @@ static int count_cells(ipm_partition *p, int layer, int est, const ipm_binned *b
         return -1;
     ipm_pairs pairs = {ids, b->n_seen, est == IPM_PART_SAMPLED ? b->pick : NULL};
     c->n = ipm_count_yt_cells(counter, &pairs, y, c->cell);
-    group_by_owner(c, b->layer[layer].dict.key, p->n_parts);
     return 0;
 }
 
@@ -274,13 +337,29 @@ ipm_id_count *ipm_partition_pooled_room(ipm_partition *p, const ipm_binned *b, i
     return c ? c->cell : NULL;
 }
 
-void ipm_partition_pooled_counted(ipm_partition *p, const ipm_binned *b, int layer, size_t n)
+void ipm_partition_pooled_counted(ipm_partition *p, int layer, size_t n)
 {
     ipm_cells *c = cells_of(p, layer, IPM_PART_POOLED);
     IPM_ASSERT(n < c->capacity);
     c->n = n;
-    group_by_owner(c, b->layer[layer].dict.key, p->n_parts);
     c->counted = 1;
+}
+
+/* This part's patterns of every measured layer marked in the filter. */
+static void mark_filter(ipm_partition *p, const ipm_binned *b)
+{
+    ipm_filter *f = &p->filter;
+    memset(f->word, 0, f->n_words * sizeof *f->word);
+    for (int l = 0; l < p->n_layers; l++) {
+        if (!p->words[l])
+            continue;
+        uint64_t *pair = f->word + f->at[l], mask = f->mask[l];
+        const ipm_dict *d = &b->layer[l].dict;
+        for (size_t k = 0; k < d->len; k++) {
+            uint64_t slot = ipm_pattern_hash(d->key[k]) & mask;
+            pair[2 * (slot >> 6)] |= 1ull << (slot & 63);
+        }
+    }
 }
 
 int ipm_partition_count(ipm_partition *p, const ipm_binned *b, ipm_counter *counter,
@@ -301,6 +380,8 @@ int ipm_partition_count(ipm_partition *p, const ipm_binned *b, ipm_counter *coun
                 rc = count_cells(p, l, e, b, counter, ids, y, err);
     }
     free(ids);
+    if (rc == 0 && p->filter.n_words)
+        mark_filter(p, b);
     return rc;
 }
 
@@ -698,31 +779,45 @@ static int reserve_sums(ipm_partition *p, size_t n, char *err)
     return 0;
 }
 
+/* A histogram being tallied: counts up to TALLY_DENSE in place (the ones
+ * show only in the total: most are 1 where patterns are many, and tallying
+ * them would chain every store), larger ones listed in p->counts. */
+typedef struct tally {
+    uint64_t total, top;
+    size_t n_large;
+} tally;
+
+static inline void tally_count(ipm_partition *p, tally *t, uint32_t c)
+{
+    if (c > TALLY_DENSE) {
+        p->counts[t->n_large++] = c;
+        return;
+    }
+    t->total += c;
+    if (c > 1) {
+        p->tally[c]++;
+        t->top = c > t->top ? c : t->top;
+    }
+}
+
+static int tally_into_hist(ipm_partition *p, const tally *t, ipm_hist *h, char *err)
+{
+    int rc = ipm_hist_add_dense(h, p->tally, t->top, t->total, err); /* clears the tally */
+    return rc == 0 && t->n_large ? ipm_hist_add_counts(h, p->counts, t->n_large, err) : rc;
+}
+
 /* The histogram of the sums sum[at[k]] (at NULL: sum[k]), k < n, into h,
- * the sums emptied: counts up to TALLY_DENSE are tallied in place (the
- * ones show only in the total: most are 1 where patterns are many, and
- * tallying them would chain every store), larger ones listed. */
+ * the sums emptied. */
 static int sums_into_hist(ipm_partition *p, uint32_t *sum, const int32_t *at, size_t n, ipm_hist *h,
                           char *err)
 {
-    uint64_t total = 0, top = 0;
-    size_t n_large = 0;
+    tally t = {0, 0, 0};
     for (size_t k = 0; k < n; k++) {
         size_t i = at ? (size_t)at[k] : k;
-        uint32_t c = sum[i];
+        tally_count(p, &t, sum[i]);
         sum[i] = 0;
-        if (c > TALLY_DENSE) {
-            p->counts[n_large++] = c;
-            continue;
-        }
-        total += c;
-        if (c > 1) {
-            p->tally[c]++;
-            top = c > top ? c : top;
-        }
     }
-    int rc = ipm_hist_add_dense(h, p->tally, top, total, err); /* clears the tally */
-    return rc == 0 && n_large ? ipm_hist_add_counts(h, p->counts, n_large, err) : rc;
+    return tally_into_hist(p, &t, h, err);
 }
 
 /* The owned cells' patterns get dense ids (each part sent a (pattern, y)
@@ -753,13 +848,116 @@ static int owned_hists(ipm_partition *p, int est, ipm_hist *h, char *err)
     return rc;
 }
 
-int ipm_partition_hists(ipm_partition *p, const uint32_t *choice, ipm_hist *hist, char *err)
+/* The counts this part kept of layer, added to its histograms. */
+static int add_mine(ipm_partition *p, int layer, ipm_hist *hist, char *err)
+{
+    ipm_hist *mine = p->mine + (size_t)layer * IPM_HISTS_PER_LAYER;
+    for (int k = 0; k < IPM_HISTS_PER_LAYER; k++) {
+        if (ipm_hist_add(&hist[k], mine[k].bin, mine[k].len, err))
+            return -1;
+        ipm_hist_clear(&mine[k]);
+    }
+    return 0;
+}
+
+int ipm_partition_hists(ipm_partition *p, int layer, const uint32_t *choice, ipm_hist *hist,
+                        char *err)
 {
     if (xt_hists(p, choice, hist, err))
         return -1;
     for (int e = 0; e < IPM_PART_ESTIMATORS; e++)
         if (p->est[e] && owned_hists(p, e, hist + e * IPM_HISTS_PER_ESTIMATOR, err))
             return -1;
+    return add_mine(p, layer, hist, err);
+}
+
+/* ---- routing: the cells kept, the cells sent ---------------------------------- */
+
+/* The merged filter's second bits of a layer, moved to the front of its
+ * words: what routing reads, in half the cache. */
+static void keep_second_bits(ipm_filter *f, int layer)
+{
+    uint64_t *w = f->word + f->at[layer];
+    size_t n = (size_t)(f->mask[layer] / 64 + 1);
+    for (size_t k = 0; k < n; k++) /* w[k] was read as w[2 j + 1], j < k, or is read now */
+        w[k] = w[2 * k + 1];
+}
+
+/* The cells of the patterns on this part alone leave c for the part's own
+ * histograms h (T: their sums by pattern; (Y, T): each cell, a key of its
+ * own); the others stay, in order. A single part marked the slot of a
+ * pattern alone (the second bits at the front, keep_second_bits). The
+ * cells are split without a branch (which way a cell goes is a coin toss
+ * in layers between few and many patterns), then the kept ones tallied. */
+static int keep_alone(ipm_partition *p, int layer, ipm_cells *c, size_t n_ids, ipm_hist *h,
+                      char *err)
+{
+    if (reserve_sums(p, c->n > n_ids ? c->n : n_ids, err))
+        return -1;
+    const uint64_t *second = p->filter.word + p->filter.at[layer], *hash = p->hash;
+    uint64_t mask = p->filter.mask[layer];
+    size_t n_sent = 0, n_kept = 0;
+    for (size_t k = 0; k < c->n; k++) {
+        ipm_id_count e = c->cell[k];
+        uint64_t slot = hash[e.id] & mask;
+        size_t kept = (size_t)(~second[slot >> 6] >> (slot & 63) & 1);
+        c->cell[n_sent] = e; /* n_sent <= k */
+        c->scratch[n_kept] = e;
+        n_sent += 1 - kept;
+        n_kept += kept;
+    }
+    c->n = n_sent;
+    tally yt = {0, 0, 0};
+    size_t n_t = 0;
+    for (size_t k = 0; k < n_kept; k++) {
+        ipm_id_count e = c->scratch[k];
+        tally_count(p, &yt, e.count);
+        p->touched[n_t] = e.id;
+        n_t += p->sum_t[e.id] == 0;
+        p->sum_t[e.id] += e.count;
+    }
+    if (tally_into_hist(p, &yt, &h[IPM_HIST_YT], err))
+        return -1;
+    return sums_into_hist(p, p->sum_t, p->touched, n_t, &h[IPM_HIST_T], err);
+}
+
+/* The hashes of a layer's patterns, by id, into p->hash. */
+static int hash_patterns(ipm_partition *p, const ipm_dict *d, char *err)
+{
+    if (d->len + 1 > p->hash_capacity) {
+        free(p->hash);
+        p->hash_capacity = 0;
+        if (!(p->hash = malloc((d->len + 1) * sizeof *p->hash)))
+            return ipm_fail(err, "out of memory for the hashes of %zu patterns", d->len);
+        p->hash_capacity = d->len + 1;
+    }
+    for (size_t k = 0; k < d->len; k++)
+        p->hash[k] = ipm_pattern_hash(d->key[k]);
+    return 0;
+}
+
+int ipm_partition_route(ipm_partition *p, const ipm_binned *b, int merged, char *err)
+{
+    for (int l = 0; l < p->n_layers; l++) {
+        if (!p->words[l])
+            continue;
+        const ipm_dict *d = &b->layer[l].dict;
+        if (hash_patterns(p, d, err))
+            return -1;
+        for (int k = 0; k < IPM_HISTS_PER_LAYER; k++)
+            ipm_hist_clear(&p->mine[(size_t)l * IPM_HISTS_PER_LAYER + k]);
+        if (merged && p->filter.n_words)
+            keep_second_bits(&p->filter, l);
+        for (int e = 0; e < IPM_PART_ESTIMATORS; e++) {
+            if (!p->est[e])
+                continue;
+            ipm_cells *c = cells_of(p, l, e);
+            ipm_hist *h = p->mine + (size_t)l * IPM_HISTS_PER_LAYER + e * IPM_HISTS_PER_ESTIMATOR;
+            if (merged && p->filter.n_words && keep_alone(p, l, c, d->len, h, err))
+                return -1;
+            group_by_owner(c, p->hash, p->n_parts);
+        }
+    }
     return 0;
 }
 

@@ -98,7 +98,8 @@ static int read_all(ipm_partition *p, const ipm_binned *b, const layout *l, int 
             rc = ipm_partition_read(p, layer, s, &at[s], l->recv + l->recv_at[s] + l->recv_count[s],
                                     b->choice, err);
         if (rc == 0)
-            rc = ipm_partition_hists(p, b->choice, hist + (size_t)layer * IPM_HISTS_PER_LAYER, err);
+            rc = ipm_partition_hists(p, layer, b->choice,
+                                     hist + (size_t)layer * IPM_HISTS_PER_LAYER, err);
     }
     for (int s = 0; s < size && rc == 0; s++)
         if (at[s] != l->recv + l->recv_at[s] + l->recv_count[s])
@@ -133,6 +134,66 @@ static int exchange_counts(ipm_partition *p, const ipm_binned *b, int failed, la
     return ipm_agree(rc, err, comm);
 }
 
+/* Merges two filters (info/partition.h), pair by pair: a slot is marked
+ * twice if either was, or if both marked it once. */
+static void merge_marks(void *in, void *inout, int *len, MPI_Datatype *type)
+{
+    (void)type;
+    const uint64_t *a = in;
+    uint64_t *m = inout;
+    for (int k = 0; k < *len; k++) {
+        m[2 * k + 1] |= a[2 * k + 1] | (a[2 * k] & m[2 * k]);
+        m[2 * k] |= a[2 * k];
+    }
+}
+
+/* Every rank's filter merged into every rank's (an allreduce by pairs of
+ * words, so no algorithm ever splits a pair). */
+static int merge_filters(ipm_filter *f, ipm_traffic *t, MPI_Comm comm, char *err)
+{
+    if (f->n_words / 2 > INT_MAX)
+        return ipm_fail(err, "partitioned reduce: a filter of %zu words is too large for MPI",
+                        f->n_words);
+    MPI_Datatype pair = MPI_DATATYPE_NULL;
+    MPI_Op op = MPI_OP_NULL;
+    int rc = ipm_mpi_check(MPI_Type_contiguous(2, MPI_UINT64_T, &pair), "MPI_Type_contiguous", err);
+    if (rc == 0)
+        rc = ipm_mpi_check(MPI_Type_commit(&pair), "MPI_Type_commit", err);
+    if (rc == 0)
+        rc = ipm_mpi_check(MPI_Op_create(merge_marks, 1, &op), "MPI_Op_create", err);
+    if (rc == 0)
+        rc = ipm_mpi_check(
+            MPI_Allreduce(MPI_IN_PLACE, f->word, (int)(f->n_words / 2), pair, op, comm),
+            "MPI_Allreduce of the partitioned reduce's filter", err);
+    if (op != MPI_OP_NULL)
+        MPI_Op_free(&op);
+    if (pair != MPI_DATATYPE_NULL)
+        MPI_Type_free(&pair);
+    if (rc == 0 && t) { /* the least an allreduce moves: the filter once each way */
+        t->sent += f->n_words * 8;
+        t->received += f->n_words * 8;
+    }
+    return rc;
+}
+
+/* With a filter: the ranks first agree that every one counted (the first
+ * point where they meet, so the time is mostly waiting for the slowest),
+ * then merge their filters. Every rank then keeps the cells of patterns
+ * it alone holds and groups the rest by owner. */
+static int route(ipm_partition *p, const ipm_binned *b, int failed, ipm_traffic *traffic,
+                 double *waited, MPI_Comm comm, char *err)
+{
+    if (!p->filter.n_words)
+        return failed ? -1 : ipm_partition_route(p, b, 0, err);
+    double t0 = MPI_Wtime();
+    int rc = ipm_agree(failed ? -1 : 0, err, comm);
+    *waited += MPI_Wtime() - t0;
+    if (rc)
+        return -2; /* every rank knows */
+    rc = merge_filters(&p->filter, traffic, comm, err);
+    return rc ? rc : ipm_partition_route(p, b, 1, err);
+}
+
 int ipm_partition_exchange(ipm_partition *p, const ipm_binned *b, int failed, ipm_hist *hist,
                            double *sums, int n_sums, ipm_traffic *traffic, double *waited,
                            MPI_Comm comm, char *err)
@@ -142,7 +203,8 @@ int ipm_partition_exchange(ipm_partition *p, const ipm_binned *b, int failed, ip
     if (ipm_comm_rank_size(comm, &rank, NULL, err))
         return -1;
     IPM_ASSERT(p->part == rank);
-    if (exchange_counts(p, b, failed, &l, waited, comm, err))
+    int routed = route(p, b, failed, traffic, waited, comm, err);
+    if (routed == -2 || exchange_counts(p, b, routed != 0, &l, waited, comm, err))
         return -1;
     pack_all(p, b, &l, p->n_parts);
     int rc = ipm_mpi_check(MPI_Alltoallv(l.send, l.send_count, l.send_at, MPI_UINT64_T, l.recv,

@@ -25,11 +25,16 @@ static inline uint64_t ipm_pattern_hash(ipm_pattern p)
     return ipm_key_hash(0, p.lo, p.hi);
 }
 
-/* Which of n_parts owns pattern p: the high 32 bits of its hash, scaled
- * (Lemire's multiply-shift), so owners are equally likely. */
+/* Which of n_parts owns the pattern of hash h: the high 32 bits of h,
+ * scaled (Lemire's multiply-shift), so owners are equally likely. */
+static inline int ipm_hash_owner(uint64_t h, int n_parts)
+{
+    return (int)(((h >> 32) * (uint64_t)n_parts) >> 32);
+}
+
 static inline int ipm_pattern_owner(ipm_pattern p, int n_parts)
 {
-    return (int)(((ipm_pattern_hash(p) >> 32) * (uint64_t)n_parts) >> 32);
+    return ipm_hash_owner(ipm_pattern_hash(p), n_parts);
 }
 
 #endif

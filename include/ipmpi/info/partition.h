@@ -20,7 +20,21 @@
  *     replica is local, in sample order;
  *   the pooled cells, then the sampled ones: the pattern, then y << 32 | count.
  * A pattern is one word when the layer's bins fit in 64 bits (its high
- * half is then 0), else two. Pure computation: no MPI, no I/O. */
+ * half is then 0), else two.
+ * The filter (used by default on 2 to IPM_FILTER_MOST_PARTS parts): before
+ * the exchange the parts learn which of their patterns no other part
+ * holds. Such a pattern's counts are whole where it is: its part adds them
+ * to its own histograms and sends nothing. Per layer, a pattern's slot is
+ * the low bits of its hash (hash.h; the owner takes the high ones); every
+ * part marks its patterns' slots, and the marks are merged slot by slot
+ * into two bits: some part has a pattern there, two parts or more do. A
+ * pattern whose slot lacks the second bit is on its part alone. A slot
+ * shared by chance only sends a pattern that could have stayed, so the
+ * estimates never depend on the filter. In wide layers most pairs are
+ * patterns of their own: the filter keeps most cells from travelling and
+ * the owners from looking them up. Its merge moves 2 bits a slot, and the
+ * slots grow with N R, not N R / P, so beyond a few parts the cells are
+ * cheaper to send. Pure computation: no MPI, no I/O. */
 #ifndef IPMPI_INFO_PARTITION_H
 #define IPMPI_INFO_PARTITION_H
 
@@ -32,6 +46,8 @@
 #include "ipmpi/info/hist.h"
 
 enum { IPM_PART_POOLED, IPM_PART_SAMPLED, IPM_PART_ESTIMATORS };
+enum { IPM_FILTER_AUTO, IPM_FILTER_OFF, IPM_FILTER_ON };
+#define IPM_FILTER_MOST_PARTS 4 /* the filter pays up to this many parts (jobs/bench_reduce.sh) */
 enum { IPM_HIST_T, IPM_HIST_XT, IPM_HIST_YT, IPM_HISTS_PER_ESTIMATOR };
 /* Histograms of one layer: [estimator * IPM_HISTS_PER_ESTIMATOR + which]. */
 #define IPM_HISTS_PER_LAYER (IPM_PART_ESTIMATORS * IPM_HISTS_PER_ESTIMATOR)
@@ -62,6 +78,17 @@ typedef struct ipm_cells {
     int32_t *owner;        /* capacity */
     int counted;           /* the cells of this epoch are in (ipm_partition_pooled_counted) */
 } ipm_cells;
+
+/* The filter of every measured layer: per 64 slots a pair of words, the
+ * slots where some part has a pattern, and where two parts or more do
+ * (only the first is set until the parts' filters are merged; routing
+ * then moves the second words to the front of the layer's words). */
+typedef struct ipm_filter {
+    uint64_t *word;
+    size_t n_words;
+    size_t *at;     /* n_layers: where the layer's pairs start */
+    uint64_t *mask; /* n_layers: the layer's slots - 1 (0: not measured) */
+} ipm_filter;
 
 /* The (Y, T) counts a pattern's owner received: pattern, class, count. */
 typedef struct ipm_owned {
@@ -105,6 +132,11 @@ typedef struct ipm_partition {
     uint64_t *counts;                     /* sums too large for the tally */
     uint32_t *tally;                      /* keys by sum, for a histogram; zero between uses */
     size_t sums_capacity;
+    ipm_filter filter; /* n_words 0: not used */
+    uint64_t *hash;    /* routing a layer: its patterns' hashes, by id */
+    size_t hash_capacity;
+    ipm_hist *mine;       /* n_layers x IPM_HISTS_PER_LAYER: the counts of the patterns on this
+                             part alone (T and (Y, T)), until ipm_partition_hists adds them */
     ipm_words send, recv; /* the exchange's buffers (parallel/partition.h) */
     long long *sizes;     /* 2 n_parts: words to and from each part */
     int *offsets;         /* 4 n_parts: the same as MPI counts, and their offsets */
@@ -116,14 +148,17 @@ typedef struct ipm_partition_spec {
     int pooled, sampled;
     const int32_t *x_id; /* n */
     int n;
+    int filter;            /* IPM_FILTER_AUTO (0), _OFF or _ON */
+    uint64_t filter_slots; /* 0: 4 per pattern a layer can have; else this many a layer (a
+                              power of two, at least 64: tests make slots collide) */
 } ipm_partition_spec;
 
 int ipm_partition_init(ipm_partition *p, const ipm_partition_spec *spec, char *err);
 void ipm_partition_free(ipm_partition *p);
 
-/* The local (Y, T) cells of every measured layer, grouped by owner, from
- * the binned replicas (pick set when sampled). counter: n samples, up to
- * n_local replicas. */
+/* The local (Y, T) cells of every measured layer from the binned replicas
+ * (pick set when sampled), and the filter marked with this part's
+ * patterns. counter: n samples, up to n_local replicas. */
 int ipm_partition_count(ipm_partition *p, const ipm_binned *b, ipm_counter *counter,
                         const int32_t *y, char *err);
 
@@ -134,9 +169,15 @@ int ipm_partition_count(ipm_partition *p, const ipm_binned *b, ipm_counter *coun
  * then takes them as they are. */
 ipm_id_count *ipm_partition_pooled_room(ipm_partition *p, const ipm_binned *b, int layer,
                                         char *err);
-void ipm_partition_pooled_counted(ipm_partition *p, const ipm_binned *b, int layer, size_t n);
+void ipm_partition_pooled_counted(ipm_partition *p, int layer, size_t n);
 
-/* Words this part sends to part dest (after ipm_partition_count). */
+/* After ipm_partition_count, and once every part's filter is merged into
+ * this one's (merged 0: it was not, or there is none): the cells of the
+ * patterns on this part alone go into its own histograms, the others are
+ * grouped by owner, to be sent. */
+int ipm_partition_route(ipm_partition *p, const ipm_binned *b, int merged, char *err);
+
+/* Words this part sends to part dest (after ipm_partition_route). */
 size_t ipm_partition_words_to(const ipm_partition *p, const ipm_binned *b, int dest);
 
 /* Writes them at w; returns the end. */
@@ -149,9 +190,10 @@ int ipm_partition_read(ipm_partition *p, int layer, int source, const uint64_t *
                        const uint64_t *end, const uint32_t *choice, char *err);
 
 /* Once every source's words of layer are read: this part's histograms of
- * the layer into hist[IPM_HISTS_PER_LAYER] (added), its state cleared for
- * the next layer. */
-int ipm_partition_hists(ipm_partition *p, const uint32_t *choice, ipm_hist *hist, char *err);
+ * the layer, with the counts it kept, into hist[IPM_HISTS_PER_LAYER]
+ * (added), its state cleared for the next layer. */
+int ipm_partition_hists(ipm_partition *p, int layer, const uint32_t *choice, ipm_hist *hist,
+                        char *err);
 
 /* One estimator's entropies H(T), H(X,T), H(Y,T) from its three summed
  * histograms (hist + estimator * IPM_HISTS_PER_ESTIMATOR). */

@@ -2,6 +2,9 @@
  * reduce-scatter by key followed by a small reduce to rank 0 (the pure
  * side, what goes where and what a rank makes of it, is info/partition.h).
  * Per plane and logged epoch:
+ *   0. with a filter (info/partition.h), one agreement that every rank
+ *      counted and one MPI_Allreduce merging the filters, after which each
+ *      rank keeps the cells of the patterns it alone holds;
  *   1. one MPI_Alltoall of word counts (a negative count says the sender
  *      failed, so every rank learns it at once and none waits forever),
  *      then one agreement (a rank may fail to make room for what comes);
@@ -30,8 +33,9 @@
  * they end as the sums over all ranks (others' are left cleared). The
  * n_sums values at sums (NULL: none) travel up the same tree, each slot
  * added: where exactly one rank fills a slot, rank 0 ends with its value,
- * bit for bit, and the others' hold partial sums. The time spent in step
- * 1, mostly waiting for the slowest rank, is added to *waited. Returns -1
+ * bit for bit, and the others' hold partial sums. The time spent at the
+ * first meeting point (step 0's agreement, or step 1), mostly waiting for
+ * the slowest rank, is added to *waited. Returns -1
  * on every rank if any failed. */
 int ipm_partition_exchange(ipm_partition *p, const ipm_binned *b, int failed, ipm_hist *hist,
                            double *sums, int n_sums, ipm_traffic *traffic, double *waited,
