@@ -11,6 +11,7 @@
 #include "ipmpi/base/assert.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/base/memory.h"
+#include "ipmpi/info/partition.h"
 #include "ipmpi/io/ranges.h"
 #include "ipmpi/parallel/kde.h"
 
@@ -141,7 +142,12 @@ enum {
     CELL_RECEIVE_BYTES = 24, /* partitioned: a cell received by its pattern's owner */
     OWNER_ROW_BYTES = 16,    /* partitioned: a received pattern kept to compare (largest layer) */
     OWNER_CELL_BYTES = 96,   /* partitioned: a received cell sorted and counted (largest layer) */
+    FILTER_BYTES = 2,        /* partitioned, filtered: of all pairs, per layer (info/partition.h:
+                                4 slots a pattern, up to twice that as a power of two, 2 bits a slot) */
+    HASH_BYTES = 8,          /* partitioned, filtered: a pattern's hash, routing one layer */
 };
+
+#define FILTER_MOST_BYTES (32.0 * 1024 * 1024) /* a layer's filter at most */
 
 /* One plane's worst case on the busiest rank: n samples, r replicas. */
 static double plane_bytes(const ipm_plan *p, double n, double r)
@@ -161,6 +167,8 @@ static double plane_bytes(const ipm_plan *p, double n, double r)
     double sent = pooled * held + sampled * drawn, received = pooled * owned + sampled * drawn;
     bytes += layers * (ROW_BYTES * (pooled ? held : drawn) + CELL_SEND_BYTES * sent);
     bytes += layers * (ROW_BYTES * owned + CELL_RECEIVE_BYTES * received);
+    if (ranks <= IPM_FILTER_MOST_PARTS)
+        bytes += layers * fmin(FILTER_BYTES * n * r, FILTER_MOST_BYTES) + HASH_BYTES * held;
     return bytes + OWNER_ROW_BYTES * owned + OWNER_CELL_BYTES * received;
 }
 

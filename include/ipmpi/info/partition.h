@@ -33,8 +33,8 @@
  * estimates never depend on the filter. In wide layers most pairs are
  * patterns of their own: the filter keeps most cells from travelling and
  * the owners from looking them up. Its merge moves 2 bits a slot, and the
- * slots grow with N R, not N R / P, so beyond a few parts the cells are
- * cheaper to send. Pure computation: no MPI, no I/O. */
+ * slots grow with N R, not N R / P, so beyond IPM_FILTER_MOST_PARTS parts
+ * the cells are cheaper to send. Pure computation: no MPI, no I/O. */
 #ifndef IPMPI_INFO_PARTITION_H
 #define IPMPI_INFO_PARTITION_H
 
@@ -47,7 +47,7 @@
 
 enum { IPM_PART_POOLED, IPM_PART_SAMPLED, IPM_PART_ESTIMATORS };
 enum { IPM_FILTER_AUTO, IPM_FILTER_OFF, IPM_FILTER_ON };
-#define IPM_FILTER_MOST_PARTS 4 /* the filter pays up to this many parts (jobs/bench_reduce.sh) */
+#define IPM_FILTER_MOST_PARTS 16 /* the filter pays up to this many parts (README) */
 enum { IPM_HIST_T, IPM_HIST_XT, IPM_HIST_YT, IPM_HISTS_PER_ESTIMATOR };
 /* Histograms of one layer: [estimator * IPM_HISTS_PER_ESTIMATOR + which]. */
 #define IPM_HISTS_PER_LAYER (IPM_PART_ESTIMATORS * IPM_HISTS_PER_ESTIMATOR)
