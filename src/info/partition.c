@@ -195,7 +195,8 @@ int ipm_partition_init(ipm_partition *p, const ipm_partition_spec *spec, char *e
     p->offsets = calloc(4 * (size_t)p->n_parts, sizeof *p->offsets);
     p->cells = calloc((size_t)p->n_layers * IPM_PART_ESTIMATORS, sizeof *p->cells);
     p->mine = calloc((size_t)p->n_layers * IPM_HISTS_PER_LAYER, sizeof *p->mine);
-    if (!p->words || !p->cells || !p->mine || !p->sizes || !p->offsets)
+    p->hash_at = calloc((size_t)p->n_layers + 1, sizeof *p->hash_at);
+    if (!p->words || !p->cells || !p->mine || !p->hash_at || !p->sizes || !p->offsets)
         return ipm_fail(err, "out of memory for the partitioned reduce");
     for (int l = 0; l < p->n_layers; l++)
         p->words[l] = spec->measured[l] ? ipm_pattern_words(spec->width[l], spec->n_edges) : 0;
@@ -231,7 +232,9 @@ void ipm_partition_free(ipm_partition *p)
     free(p->filter.word);
     free(p->filter.at);
     free(p->filter.mask);
+    free(p->hash_at);
     free(p->hash);
+    free(p->alone);
     free(p->words);
     free(p->sizes);
     free(p->offsets);
@@ -345,6 +348,37 @@ void ipm_partition_pooled_counted(ipm_partition *p, int layer, size_t n)
     c->counted = 1;
 }
 
+/* The hashes of every measured layer's patterns, by id (layer l's from
+ * p->hash_at[l]), and room to mark which are on this part alone. */
+static int hash_patterns(ipm_partition *p, const ipm_binned *b, char *err)
+{
+    size_t n = 0, most = 0;
+    for (int l = 0; l < p->n_layers; l++) {
+        p->hash_at[l] = n;
+        size_t len = p->words[l] ? b->layer[l].dict.len : 0;
+        n += len;
+        most = len > most ? len : most;
+    }
+    if (n + 1 > p->hash_capacity || most + 1 > p->alone_capacity) {
+        free(p->hash);
+        free(p->alone);
+        p->hash_capacity = p->alone_capacity = 0;
+        p->hash = malloc((n + 1) * sizeof *p->hash);
+        p->alone = malloc(most + 1);
+        if (!p->hash || !p->alone)
+            return ipm_fail(err, "out of memory for the hashes of %zu patterns", n);
+        p->hash_capacity = n + 1;
+        p->alone_capacity = most + 1;
+    }
+    for (int l = 0; l < p->n_layers; l++) {
+        const ipm_dict *d = &b->layer[l].dict;
+        uint64_t *hash = p->hash + p->hash_at[l];
+        for (size_t k = 0; p->words[l] && k < d->len; k++)
+            hash[k] = ipm_pattern_hash(d->key[k]);
+    }
+    return 0;
+}
+
 /* This part's patterns of every measured layer marked in the filter. */
 static void mark_filter(ipm_partition *p, const ipm_binned *b)
 {
@@ -354,9 +388,9 @@ static void mark_filter(ipm_partition *p, const ipm_binned *b)
         if (!p->words[l])
             continue;
         uint64_t *pair = f->word + f->at[l], mask = f->mask[l];
-        const ipm_dict *d = &b->layer[l].dict;
-        for (size_t k = 0; k < d->len; k++) {
-            uint64_t slot = ipm_pattern_hash(d->key[k]) & mask;
+        const uint64_t *hash = p->hash + p->hash_at[l];
+        for (size_t k = 0; k < b->layer[l].dict.len; k++) {
+            uint64_t slot = hash[k] & mask;
             pair[2 * (slot >> 6)] |= 1ull << (slot & 63);
         }
     }
@@ -380,6 +414,8 @@ int ipm_partition_count(ipm_partition *p, const ipm_binned *b, ipm_counter *coun
                 rc = count_cells(p, l, e, b, counter, ids, y, err);
     }
     free(ids);
+    if (rc == 0)
+        rc = hash_patterns(p, b, err);
     if (rc == 0 && p->filter.n_words)
         mark_filter(p, b);
     return rc;
@@ -889,18 +925,15 @@ static void keep_second_bits(ipm_filter *f, int layer)
  * pattern alone (the second bits at the front, keep_second_bits). The
  * cells are split without a branch (which way a cell goes is a coin toss
  * in layers between few and many patterns), then the kept ones tallied. */
-static int keep_alone(ipm_partition *p, int layer, ipm_cells *c, size_t n_ids, ipm_hist *h,
-                      char *err)
+static int keep_alone(ipm_partition *p, ipm_cells *c, size_t n_ids, ipm_hist *h, char *err)
 {
     if (reserve_sums(p, c->n > n_ids ? c->n : n_ids, err))
         return -1;
-    const uint64_t *second = p->filter.word + p->filter.at[layer], *hash = p->hash;
-    uint64_t mask = p->filter.mask[layer];
+    const uint8_t *alone = p->alone;
     size_t n_sent = 0, n_kept = 0;
     for (size_t k = 0; k < c->n; k++) {
         ipm_id_count e = c->cell[k];
-        uint64_t slot = hash[e.id] & mask;
-        size_t kept = (size_t)(~second[slot >> 6] >> (slot & 63) & 1);
+        size_t kept = alone[e.id];
         c->cell[n_sent] = e; /* n_sent <= k */
         c->scratch[n_kept] = e;
         n_sent += 1 - kept;
@@ -921,19 +954,16 @@ static int keep_alone(ipm_partition *p, int layer, ipm_cells *c, size_t n_ids, i
     return sums_into_hist(p, p->sum_t, p->touched, n_t, &h[IPM_HIST_T], err);
 }
 
-/* The hashes of a layer's patterns, by id, into p->hash. */
-static int hash_patterns(ipm_partition *p, const ipm_dict *d, char *err)
+/* Which of the layer's patterns are on this part alone, into p->alone. */
+static void find_alone(ipm_partition *p, int layer, size_t n_ids)
 {
-    if (d->len + 1 > p->hash_capacity) {
-        free(p->hash);
-        p->hash_capacity = 0;
-        if (!(p->hash = malloc((d->len + 1) * sizeof *p->hash)))
-            return ipm_fail(err, "out of memory for the hashes of %zu patterns", d->len);
-        p->hash_capacity = d->len + 1;
+    const uint64_t *second = p->filter.word + p->filter.at[layer],
+                   *hash = p->hash + p->hash_at[layer];
+    uint64_t mask = p->filter.mask[layer];
+    for (size_t k = 0; k < n_ids; k++) {
+        uint64_t slot = hash[k] & mask;
+        p->alone[k] = (uint8_t)(~second[slot >> 6] >> (slot & 63) & 1);
     }
-    for (size_t k = 0; k < d->len; k++)
-        p->hash[k] = ipm_pattern_hash(d->key[k]);
-    return 0;
 }
 
 int ipm_partition_route(ipm_partition *p, const ipm_binned *b, int merged, char *err)
@@ -942,20 +972,21 @@ int ipm_partition_route(ipm_partition *p, const ipm_binned *b, int merged, char 
         if (!p->words[l])
             continue;
         const ipm_dict *d = &b->layer[l].dict;
-        if (hash_patterns(p, d, err))
-            return -1;
+        int filtered = merged && p->filter.n_words;
+        if (filtered) {
+            keep_second_bits(&p->filter, l);
+            find_alone(p, l, d->len);
+        }
         for (int k = 0; k < IPM_HISTS_PER_LAYER; k++)
             ipm_hist_clear(&p->mine[(size_t)l * IPM_HISTS_PER_LAYER + k]);
-        if (merged && p->filter.n_words)
-            keep_second_bits(&p->filter, l);
         for (int e = 0; e < IPM_PART_ESTIMATORS; e++) {
             if (!p->est[e])
                 continue;
             ipm_cells *c = cells_of(p, l, e);
             ipm_hist *h = p->mine + (size_t)l * IPM_HISTS_PER_LAYER + e * IPM_HISTS_PER_ESTIMATOR;
-            if (merged && p->filter.n_words && keep_alone(p, l, c, d->len, h, err))
+            if (filtered && keep_alone(p, c, d->len, h, err))
                 return -1;
-            group_by_owner(c, p->hash, p->n_parts);
+            group_by_owner(c, p->hash + p->hash_at[l], p->n_parts);
         }
     }
     return 0;

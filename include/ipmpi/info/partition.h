@@ -133,8 +133,10 @@ typedef struct ipm_partition {
     uint32_t *tally;                      /* keys by sum, for a histogram; zero between uses */
     size_t sums_capacity;
     ipm_filter filter; /* n_words 0: not used */
-    uint64_t *hash;    /* routing a layer: its patterns' hashes, by id */
-    size_t hash_capacity;
+    uint64_t *hash;    /* every measured layer's patterns' hashes, by id */
+    size_t *hash_at;   /* n_layers: where layer l's start */
+    uint8_t *alone;    /* routing a layer: 1 where the pattern is on this part alone */
+    size_t hash_capacity, alone_capacity;
     ipm_hist *mine;       /* n_layers x IPM_HISTS_PER_LAYER: the counts of the patterns on this
                              part alone (T and (Y, T)), until ipm_partition_hists adds them */
     ipm_words send, recv; /* the exchange's buffers (parallel/partition.h) */
