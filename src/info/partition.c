@@ -921,37 +921,29 @@ static void keep_second_bits(ipm_filter *f, int layer)
 
 /* The cells of the patterns on this part alone leave c for the part's own
  * histograms h (T: their sums by pattern; (Y, T): each cell, a key of its
- * own); the others stay, in order. A single part marked the slot of a
- * pattern alone (the second bits at the front, keep_second_bits). The
- * cells are split without a branch (which way a cell goes is a coin toss
- * in layers between few and many patterns), then the kept ones tallied. */
+ * own); the others stay, in order. One pass without a branch on which way
+ * a cell goes (a coin toss in layers between few and many patterns): a
+ * cell sent is tallied as a count of 0, which adds nothing. */
 static int keep_alone(ipm_partition *p, ipm_cells *c, size_t n_ids, ipm_hist *h, char *err)
 {
     if (reserve_sums(p, c->n > n_ids ? c->n : n_ids, err))
         return -1;
     const uint8_t *alone = p->alone;
-    size_t n_sent = 0, n_kept = 0;
+    uint32_t *sum_t = p->sum_t;
+    tally yt = {0, 0, 0};
+    size_t n_sent = 0;
     for (size_t k = 0; k < c->n; k++) {
         ipm_id_count e = c->cell[k];
-        size_t kept = alone[e.id];
+        uint32_t kept = alone[e.id], count = e.count & (0u - kept);
         c->cell[n_sent] = e; /* n_sent <= k */
-        c->scratch[n_kept] = e;
-        n_sent += 1 - kept;
-        n_kept += kept;
+        n_sent += kept ^ 1u;
+        sum_t[e.id] += count;
+        tally_count(p, &yt, count);
     }
     c->n = n_sent;
-    tally yt = {0, 0, 0};
-    size_t n_t = 0;
-    for (size_t k = 0; k < n_kept; k++) {
-        ipm_id_count e = c->scratch[k];
-        tally_count(p, &yt, e.count);
-        p->touched[n_t] = e.id;
-        n_t += p->sum_t[e.id] == 0;
-        p->sum_t[e.id] += e.count;
-    }
     if (tally_into_hist(p, &yt, &h[IPM_HIST_YT], err))
         return -1;
-    return sums_into_hist(p, p->sum_t, p->touched, n_t, &h[IPM_HIST_T], err);
+    return sums_into_hist(p, sum_t, NULL, n_ids, &h[IPM_HIST_T], err);
 }
 
 /* Which of the layer's patterns are on this part alone, into p->alone. */
