@@ -170,7 +170,7 @@ static void partitioned(const fixture *f, int pooled, int sampled, int epochs, f
         ipm_hist_init(&hist[k]);
     for (int epoch = 0; epoch < epochs; epoch++) {
         bin_local(f, &b, epoch, sampled);
-        int rc = ipm_partition_count(&p, &b, &c, f->y, err);
+        int rc = ipm_partition_count(&p, &b, &c, f->y, 0, err);
         CHECK(rc == 0);
         double waited = 0;
         rc = ipm_partition_exchange(&p, &b, rc, hist, NULL, 0, traffic, &waited, MPI_COMM_WORLD,

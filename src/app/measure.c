@@ -351,6 +351,14 @@ static void point_of(ipm_measure *m, const ipm_pairs *pairs, ipm_point_slots at)
     ipm_points_store(&m->terms, &h, at);
 }
 
+/* With the partitioned reduce, the pooled cells are counted in the pass
+ * of the simple estimates when there is one. */
+static int pooled_with_simple(const ipm_measure *m)
+{
+    return (m->estimators & IPM_EST_SIMPLE) && (m->estimators & IPM_EST_POOLED) &&
+           ipm_measure_partitions(m);
+}
+
 /* Simple estimates of every local replica and, in the same counting pass,
  * the pooled counts: on one rank their entropies, with the partitioned
  * reduce their cells, for the exchange. */
@@ -358,7 +366,7 @@ static int count_simple(ipm_measure *m, int layer, const ipm_pairs *all, char *e
 {
     int pooled = (m->estimators & IPM_EST_POOLED) != 0, pooled_here = m->n_ranks <= 1 && pooled;
     ipm_entropies h_pooled;
-    if (pooled && ipm_measure_partitions(m)) {
+    if (pooled_with_simple(m)) {
         ipm_id_count *cells = ipm_partition_pooled_room(&m->part, &m->binned, layer, err);
         if (!cells)
             return -1;
@@ -421,7 +429,8 @@ static int count_all(ipm_measure *m, char *err)
         if (m->measured[l] && count_layer(m, l, err))
             return -1;
     if (ipm_measure_partitions(m))
-        return ipm_partition_count(&m->part, &m->binned, &m->counter, m->data->y, err);
+        return ipm_partition_count(&m->part, &m->binned, &m->counter, m->data->y,
+                                   pooled_with_simple(m), err);
     return 0;
 }
 

@@ -321,12 +321,8 @@ static ipm_cells *cells_room(ipm_partition *p, const ipm_binned *b, int layer, i
 static int count_cells(ipm_partition *p, int layer, int est, const ipm_binned *b,
                        ipm_counter *counter, const int32_t *const *ids, const int32_t *y, char *err)
 {
-    ipm_cells *c = cells_of(p, layer, est);
-    if (c->counted) { /* the pooled cells, counted beside the simple estimates */
-        c->counted = 0;
-        return 0;
-    }
-    if (!(c = cells_room(p, b, layer, est, err)))
+    ipm_cells *c = cells_room(p, b, layer, est, err);
+    if (!c)
         return -1;
     ipm_pairs pairs = {ids, b->n_seen, est == IPM_PART_SAMPLED ? b->pick : NULL};
     c->n = ipm_count_yt_cells(counter, &pairs, y, c->cell);
@@ -345,7 +341,6 @@ void ipm_partition_pooled_counted(ipm_partition *p, int layer, size_t n)
     ipm_cells *c = cells_of(p, layer, IPM_PART_POOLED);
     IPM_ASSERT(n < c->capacity);
     c->n = n;
-    c->counted = 1;
 }
 
 /* The hashes of every measured layer's patterns, by id (layer l's from
@@ -397,7 +392,7 @@ static void mark_filter(ipm_partition *p, const ipm_binned *b)
 }
 
 int ipm_partition_count(ipm_partition *p, const ipm_binned *b, ipm_counter *counter,
-                        const int32_t *y, char *err)
+                        const int32_t *y, int pooled_counted, char *err)
 {
     IPM_ASSERT(b->n_layers == p->n_layers && b->n_seen <= b->n_local);
     const int32_t **ids = malloc(((size_t)b->n_seen + 1) * sizeof *ids);
@@ -410,7 +405,7 @@ int ipm_partition_count(ipm_partition *p, const ipm_binned *b, ipm_counter *coun
         for (int k = 0; k < b->n_seen; k++)
             ids[k] = ipm_binned_ids(b, l, k);
         for (int e = 0; e < IPM_PART_ESTIMATORS && rc == 0; e++)
-            if (p->est[e])
+            if (p->est[e] && !(e == IPM_PART_POOLED && pooled_counted))
                 rc = count_cells(p, l, e, b, counter, ids, y, err);
     }
     free(ids);

@@ -76,7 +76,6 @@ typedef struct ipm_cells {
     size_t *start;         /* n_parts + 1: part q's cells are cell[start[q] .. start[q+1]) */
     ipm_id_count *scratch; /* capacity, for the grouping */
     int32_t *owner;        /* capacity */
-    int counted;           /* the cells of this epoch are in (ipm_partition_pooled_counted) */
 } ipm_cells;
 
 /* The filter of every measured layer: per 64 slots a pair of words, the
@@ -160,15 +159,17 @@ void ipm_partition_free(ipm_partition *p);
 
 /* The local (Y, T) cells of every measured layer from the binned replicas
  * (pick set when sampled), and the filter marked with this part's
- * patterns. counter: n samples, up to n_local replicas. */
+ * patterns. counter: n samples, up to n_local replicas. pooled_counted:
+ * the caller counted the pooled cells of every measured layer this epoch
+ * (below), so only the sampled ones are left. */
 int ipm_partition_count(ipm_partition *p, const ipm_binned *b, ipm_counter *counter,
-                        const int32_t *y, char *err);
+                        const int32_t *y, int pooled_counted, char *err);
 
 /* The pooled cells of a layer may be counted by the caller, in the pass
  * that counts the simple estimates (ipm_count_replicas_cells): it writes
  * them into the room this returns (NULL: out of memory, err says so) and
- * hands their number to ipm_partition_pooled_counted; ipm_partition_count
- * then takes them as they are. */
+ * hands their number to ipm_partition_pooled_counted; ipm_partition_count,
+ * told so, then takes them as they are. */
 ipm_id_count *ipm_partition_pooled_room(ipm_partition *p, const ipm_binned *b, int layer,
                                         char *err);
 void ipm_partition_pooled_counted(ipm_partition *p, int layer, size_t n);
