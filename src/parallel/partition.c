@@ -165,10 +165,12 @@ static int merge_filters(ipm_filter *f, ipm_traffic *t, MPI_Comm comm, char *err
         rc = ipm_mpi_check(
             MPI_Allreduce(MPI_IN_PLACE, f->word, (int)(f->n_words / 2), pair, op, comm),
             "MPI_Allreduce of the partitioned reduce's filter", err);
-    if (op != MPI_OP_NULL)
-        MPI_Op_free(&op);
-    if (pair != MPI_DATATYPE_NULL)
-        MPI_Type_free(&pair);
+    int freed = op == MPI_OP_NULL ? MPI_SUCCESS : MPI_Op_free(&op);
+    if (rc == 0)
+        rc = ipm_mpi_check(freed, "MPI_Op_free", err);
+    freed = pair == MPI_DATATYPE_NULL ? MPI_SUCCESS : MPI_Type_free(&pair);
+    if (rc == 0)
+        rc = ipm_mpi_check(freed, "MPI_Type_free", err);
     if (rc == 0 && t) { /* the least an allreduce moves: the filter once each way */
         t->sent += f->n_words * 8;
         t->received += f->n_words * 8;
