@@ -91,9 +91,9 @@ int ipm_pattern_words(int width, int n_edges)
 /* ---- setting up ------------------------------------------------------------- */
 
 #define TALLY_DENSE 4096 /* owned sums up to this are tallied in place */
-#define FILTER_SLOTS_PER_PATTERN                                                                   \
-    4                                  /* a pattern alone on its part is taken for shared with     \
-                                          probability 1 - exp(-1/8) at 2 parts */
+/* 4 slots a pattern: one alone on its part is taken for shared with
+ * probability 1 - exp(-1/8) at 2 parts. */
+#define FILTER_SLOTS_PER_PATTERN 4
 #define FILTER_MOST_SLOTS (1ull << 27) /* 32 MiB a layer: beyond, slots are shared more often */
 
 static int alloc_receiving(ipm_partition *p, char *err)

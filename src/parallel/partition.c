@@ -147,30 +147,44 @@ static void merge_marks(void *in, void *inout, int *len, MPI_Datatype *type)
     }
 }
 
-/* Every rank's filter merged into every rank's (an allreduce by pairs of
- * words, so no algorithm ever splits a pair). */
-static int merge_filters(ipm_filter *f, ipm_traffic *t, MPI_Comm comm, char *err)
+/* The pair of words and the operation the filters are merged with. */
+typedef struct filter_merge {
+    MPI_Datatype pair;
+    MPI_Op op;
+} filter_merge;
+
+static int make_merge(filter_merge *m, const ipm_filter *f, char *err)
 {
     if (f->n_words / 2 > INT_MAX)
         return ipm_fail(err, "partitioned reduce: a filter of %zu words is too large for MPI",
                         f->n_words);
-    MPI_Datatype pair = MPI_DATATYPE_NULL;
-    MPI_Op op = MPI_OP_NULL;
-    int rc = ipm_mpi_check(MPI_Type_contiguous(2, MPI_UINT64_T, &pair), "MPI_Type_contiguous", err);
+    int rc =
+        ipm_mpi_check(MPI_Type_contiguous(2, MPI_UINT64_T, &m->pair), "MPI_Type_contiguous", err);
     if (rc == 0)
-        rc = ipm_mpi_check(MPI_Type_commit(&pair), "MPI_Type_commit", err);
+        rc = ipm_mpi_check(MPI_Type_commit(&m->pair), "MPI_Type_commit", err);
     if (rc == 0)
-        rc = ipm_mpi_check(MPI_Op_create(merge_marks, 1, &op), "MPI_Op_create", err);
-    if (rc == 0)
-        rc = ipm_mpi_check(
-            MPI_Allreduce(MPI_IN_PLACE, f->word, (int)(f->n_words / 2), pair, op, comm),
-            "MPI_Allreduce of the partitioned reduce's filter", err);
-    int freed = op == MPI_OP_NULL ? MPI_SUCCESS : MPI_Op_free(&op);
+        rc = ipm_mpi_check(MPI_Op_create(merge_marks, 1, &m->op), "MPI_Op_create", err);
+    return rc;
+}
+
+/* Frees what make_merge made; a failure is reported only if rc was 0. */
+static int free_merge(filter_merge *m, int rc, char *err)
+{
+    int freed = m->op == MPI_OP_NULL ? MPI_SUCCESS : MPI_Op_free(&m->op);
     if (rc == 0)
         rc = ipm_mpi_check(freed, "MPI_Op_free", err);
-    freed = pair == MPI_DATATYPE_NULL ? MPI_SUCCESS : MPI_Type_free(&pair);
-    if (rc == 0)
-        rc = ipm_mpi_check(freed, "MPI_Type_free", err);
+    freed = m->pair == MPI_DATATYPE_NULL ? MPI_SUCCESS : MPI_Type_free(&m->pair);
+    return rc == 0 ? ipm_mpi_check(freed, "MPI_Type_free", err) : rc;
+}
+
+/* Every rank's filter merged into every rank's (an allreduce by pairs of
+ * words, so no algorithm ever splits a pair). */
+static int merge_filters(const filter_merge *m, ipm_filter *f, ipm_traffic *t, MPI_Comm comm,
+                         char *err)
+{
+    int rc = ipm_mpi_check(
+        MPI_Allreduce(MPI_IN_PLACE, f->word, (int)(f->n_words / 2), m->pair, m->op, comm),
+        "MPI_Allreduce of the partitioned reduce's filter", err);
     if (rc == 0 && t) { /* the least an allreduce moves: the filter once each way */
         t->sent += f->n_words * 8;
         t->received += f->n_words * 8;
@@ -178,21 +192,26 @@ static int merge_filters(ipm_filter *f, ipm_traffic *t, MPI_Comm comm, char *err
     return rc;
 }
 
-/* With a filter: the ranks first agree that every one counted (the first
- * point where they meet, so the time is mostly waiting for the slowest),
- * then merge their filters. Every rank then keeps the cells of patterns
- * it alone holds and groups the rest by owner. */
+/* With a filter: the ranks first agree that every one counted and can
+ * merge (the first point where they meet, so the time is mostly waiting
+ * for the slowest), then merge their filters. Every rank then keeps the
+ * cells of patterns it alone holds and groups the rest by owner. Returns
+ * -2 when every rank knows of a failure, -1 when only this one does. */
 static int route(ipm_partition *p, const ipm_binned *b, int failed, ipm_traffic *traffic,
                  double *waited, MPI_Comm comm, char *err)
 {
     if (!p->filter.n_words)
         return failed ? -1 : ipm_partition_route(p, b, 0, err);
+    filter_merge m = {MPI_DATATYPE_NULL, MPI_OP_NULL};
+    int rc = failed ? -1 : make_merge(&m, &p->filter, err);
     double t0 = MPI_Wtime();
-    int rc = ipm_agree(failed ? -1 : 0, err, comm);
+    rc = ipm_agree(rc, err, comm);
     *waited += MPI_Wtime() - t0;
-    if (rc)
-        return -2; /* every rank knows */
-    rc = merge_filters(&p->filter, traffic, comm, err);
+    if (rc == 0)
+        rc = merge_filters(&m, &p->filter, traffic, comm, err);
+    else
+        rc = -2;
+    rc = free_merge(&m, rc, err);
     return rc ? rc : ipm_partition_route(p, b, 1, err);
 }
 
