@@ -17,6 +17,18 @@ status=$?
     fail "setup fault: message not printed exactly once: $(cat fault.err)"
 [ ! -e fault.nc ] || fail "setup fault: an output file was written"
 
+# A rank whose counting fails before the reduce, with each reduce (the
+# partitioned one on 3 ranks merges its filter first): all stop at once.
+for reduce in partitioned tree; do
+    IPMPI_INJECT_FAULT=count:1 timeout 120 "$MPIRUN" 3 "$IPMPI" "$IPMPI_SOURCE_ROOT/jobs/tishby.ini" \
+        --set training.epochs=10 --set information.epochs=all --set run.reduce=$reduce \
+        --set run.output=count-$reduce.nc >fault.out 2>fault.err
+    status=$?
+    [ $status -eq 1 ] || fail "count fault, $reduce: exit status $status (124 = hang), expected 1"
+    [ "$(grep -c '^ipmpi: rank 1: injected fault in count' fault.err)" -eq 1 ] ||
+        fail "count fault, $reduce: message not printed exactly once: $(cat fault.err)"
+done
+
 run_with_fault epoch:2:4
 status=$?
 [ $status -eq 1 ] || fail "epoch fault on rank 2: exit status $status (124 = hang), expected 1"

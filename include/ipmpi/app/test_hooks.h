@@ -4,6 +4,8 @@
  *   IPMPI_INJECT_FAULT=setup:RANK        that rank fails during setup
  *   IPMPI_INJECT_FAULT=epoch:RANK:EPOCH  that rank fails at that logged epoch
  *                                        (as a failed read or allocation would)
+ *   IPMPI_INJECT_FAULT=count:RANK        that rank's counting fails, at every
+ *                                        logged epoch, before the reduce
  *   IPMPI_EVAL_BLOCK_ROWS=N              evaluation blocks of N samples */
 #ifndef IPMPI_APP_TEST_HOOKS_H
 #define IPMPI_APP_TEST_HOOKS_H
