@@ -231,19 +231,11 @@ static void free_tables(ipm_layer_tables *sets, int n)
     free(sets);
 }
 
-static void free_hists(ipm_hist *h, int n)
-{
-    if (h)
-        for (int k = 0; k < n; k++)
-            ipm_hist_free(&h[k]);
-    free(h);
-}
-
 void ipm_measure_free(ipm_measure *m)
 {
     free_tables(m->pooled, m->n_layers);
     free_tables(m->sampled, m->n_layers);
-    free_hists(m->hists, m->n_layers * IPM_HISTS_PER_LAYER);
+    ipm_hists_free(m->hists, (size_t)m->n_layers * IPM_HISTS_PER_LAYER);
     ipm_partition_free(&m->part);
     ipm_binned_free(&m->binned);
     ipm_x_groups_free(&m->groups);

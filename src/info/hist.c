@@ -54,6 +54,13 @@ void ipm_hist_free(ipm_hist *h)
     ipm_hist_init(h);
 }
 
+void ipm_hists_free(ipm_hist *h, size_t n)
+{
+    for (size_t k = 0; h && k < n; k++)
+        ipm_hist_free(&h[k]);
+    free(h);
+}
+
 void ipm_hist_clear(ipm_hist *h)
 {
     h->len = 0;

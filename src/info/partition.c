@@ -225,10 +225,7 @@ void ipm_partition_free(ipm_partition *p)
         for (int k = 0; k < p->n_layers * IPM_PART_ESTIMATORS; k++)
             free_cells(&p->cells[k]);
     free(p->cells);
-    if (p->mine)
-        for (int k = 0; k < p->n_layers * IPM_HISTS_PER_LAYER; k++)
-            ipm_hist_free(&p->mine[k]);
-    free(p->mine);
+    ipm_hists_free(p->mine, (size_t)p->n_layers * IPM_HISTS_PER_LAYER);
     free(p->filter.word);
     free(p->filter.at);
     free(p->filter.mask);

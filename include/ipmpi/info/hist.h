@@ -41,7 +41,8 @@ typedef struct ipm_hist {
 
 void ipm_hist_init(ipm_hist *h); /* empty, holding no memory */
 void ipm_hist_free(ipm_hist *h);
-void ipm_hist_clear(ipm_hist *h); /* keeps the memory */
+void ipm_hist_clear(ipm_hist *h);           /* keeps the memory */
+void ipm_hists_free(ipm_hist *h, size_t n); /* n histograms and their array (h may be NULL) */
 
 /* Appends keys keys of count count, above every count held. */
 int ipm_hist_push(ipm_hist *h, uint64_t count, uint64_t keys, char *err);
