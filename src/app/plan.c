@@ -144,7 +144,7 @@ enum {
     OWNER_CELL_BYTES = 96,   /* partitioned: a received cell sorted and counted (largest layer) */
     FILTER_BYTES = 2,        /* partitioned, filtered: of all pairs, per layer (info/partition.h:
                                 4 slots a pattern, up to twice that as a power of two, 2 bits a slot) */
-    HASH_BYTES = 8,          /* partitioned, filtered: a pattern's hash, routing one layer */
+    HASH_BYTES = 8, /* partitioned: a pattern's hash, per measured layer, kept for routing */
 };
 
 #define FILTER_MOST_BYTES (32.0 * 1024 * 1024) /* a layer's filter at most */
@@ -167,8 +167,9 @@ static double plane_bytes(const ipm_plan *p, double n, double r)
     double sent = pooled * held + sampled * drawn, received = pooled * owned + sampled * drawn;
     bytes += layers * (ROW_BYTES * (pooled ? held : drawn) + CELL_SEND_BYTES * sent);
     bytes += layers * (ROW_BYTES * owned + CELL_RECEIVE_BYTES * received);
+    bytes += layers * HASH_BYTES * held;
     if (ranks <= IPM_FILTER_MOST_PARTS)
-        bytes += layers * fmin(FILTER_BYTES * n * r, FILTER_MOST_BYTES) + HASH_BYTES * held;
+        bytes += layers * fmin(FILTER_BYTES * n * r, FILTER_MOST_BYTES);
     return bytes + OWNER_ROW_BYTES * owned + OWNER_CELL_BYTES * received;
 }
 
