@@ -9,7 +9,9 @@
 # The table printed (and the CSV) give, as rank 0 measured them: wall, train,
 # forward, binning (+ counting), exchange, output, wait and other seconds;
 # the bytes rank 0 sent and received in the reduces per logged epoch; the
-# peak resident memory of rank 0 and of the largest rank.
+# peak resident memory of rank 0 and of the largest rank; then the speedup and
+# efficiency of each rank count against the smallest (P0), also the CSV's
+# last two columns.
 # usage: jobs/scaling.sh [--mode strong|weak] [--ranks "1 2 4 8"] [--replicas R]
 #                        [--out DIR] CONFIG.ini [--set SECTION.KEY=VALUE]...
 # env:   IPMPI (default build/ipmpi), MPIRUN_ARGS, MAX_RANKS (without --ranks:
@@ -75,5 +77,17 @@ for np in $ranks; do
         printf "%5d %9.3f %9.3f %9.3f %9.3f %9.3f ms %8d %12.0f %12.0f %9.1f\n", np, $5, $6, $7 + $8,
                $9, 1000 * $9 / ($4 > 0 ? $4 : 1), $3, $13, $14, $16 }' "$csv"
 done
+# speedup and efficiency against the smallest rank count run (P0), as columns of the CSV
+awk -F, -v OFS=, -v mode="$mode" '
+    NR == FNR { if (FNR > 1 && (p0 == "" || $2 < p0)) { p0 = $2; t0 = $5 }; next }
+    FNR == 1 { print $0, "speedup", "efficiency"; next }
+    {
+        if (mode == "strong") { s = t0 / $5 * p0; e = s / $2 }
+        else { e = t0 / $5; s = e * $2 }
+        print $0, sprintf("%.3f", s), sprintf("%.3f", e)
+    }' "$csv" "$csv" >"$csv.tmp" && mv "$csv.tmp" "$csv"
+awk -F, -v mode="$mode" 'NR > 1 {
+    printf "%5d ranks: %s %6.2f, efficiency %5.2f\n", $2, mode == "strong" ? "speedup" : "scaled speedup", $17, $18
+}' "$csv"
 echo "mode: $mode; times are rank 0's; exchange excludes the wait for the slowest rank."
 /usr/bin/python3 "$here/jobs/scaling_plot.py" "$csv" "$out/scaling.png" || echo "no plot (needs python3-matplotlib)" >&2

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Speedup and efficiency against ranks from jobs/scaling.sh's CSV, with the ideal lines.
-strong: speedup T(P0)/T(P) x P0, efficiency speedup/P; weak: efficiency T(P0)/T(P) and
-the scaled speedup P x efficiency. P0 is the smallest rank count run.
+"""Speedup and efficiency against ranks from jobs/scaling.sh's CSV (its columns speedup and
+efficiency), with the ideal lines. strong: speedup T(P0)/T(P) x P0, efficiency speedup/P;
+weak: efficiency T(P0)/T(P) and the scaled speedup P x efficiency. P0 is the smallest rank
+count run.
 usage: scaling_plot.py scaling.csv scaling.png"""
 import csv
 import sys
@@ -19,14 +20,8 @@ def main(path, png):
         sys.exit(f"{path}: no runs")
     mode = rows[0]["mode"]
     ranks = [int(r["ranks"]) for r in rows]
-    wall = [float(r["wall_s"]) for r in rows]
-    p0, t0 = ranks[0], wall[0]
-    if mode == "strong":
-        speedup = [t0 / t * p0 for t in wall]
-        efficiency = [s / p for s, p in zip(speedup, ranks)]
-    else:
-        efficiency = [t0 / t for t in wall]
-        speedup = [e * p for e, p in zip(efficiency, ranks)]
+    speedup = [float(r["speedup"]) for r in rows]
+    efficiency = [float(r["efficiency"]) for r in rows]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     a.plot(ranks, speedup, "o-", label="measured")
     a.plot(ranks, ranks, "k--", label="ideal")
@@ -36,7 +31,8 @@ def main(path, png):
     b.plot(ranks, efficiency, "o-", label="measured")
     b.axhline(1.0, color="k", ls="--", label="ideal")
     b.set(xscale="log", xlabel="ranks", ylabel="efficiency", ylim=(0, 1.2), title="efficiency")
-    a.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    a.set_yticks(ranks, [str(p) for p in ranks])
+    a.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     for ax in (a, b):
         ax.set_xticks(ranks, [str(p) for p in ranks])
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
