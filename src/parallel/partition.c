@@ -61,13 +61,29 @@ static int plan_sends(ipm_partition *p, const ipm_binned *b, layout *l, int size
     return rc;
 }
 
-static void pack_all(const ipm_partition *p, const ipm_binned *b, layout *l, int size)
+/* What a rank sends itself is packed straight where it receives it: the
+ * all-to-all then moves only the other ranks' words (at 2 ranks, half of
+ * them would otherwise be copied once more within the rank). */
+static void pack_all(const ipm_partition *p, const ipm_binned *b, layout *l, int size, int rank)
 {
     for (int q = 0; q < size; q++) {
-        uint64_t *end = ipm_partition_pack(p, b, q, l->send + l->send_at[q]);
-        IPM_ASSERT(end == l->send + l->send_at[q] + l->send_count[q]);
+        uint64_t *at = q == rank ? l->recv + l->recv_at[q] : l->send + l->send_at[q];
+        uint64_t *end = ipm_partition_pack(p, b, q, at);
+        IPM_ASSERT(end == at + l->send_count[q] && l->send_count[q] == l->recv_count[q]);
         (void)end;
     }
+}
+
+/* The all-to-all of the packed words, but for this rank's own (in place). */
+static int exchange_words(layout *l, int rank, MPI_Comm comm, char *err)
+{
+    int own = l->send_count[rank];
+    l->send_count[rank] = l->recv_count[rank] = 0;
+    int rc = ipm_mpi_check(MPI_Alltoallv(l->send, l->send_count, l->send_at, MPI_UINT64_T, l->recv,
+                                         l->recv_count, l->recv_at, MPI_UINT64_T, comm),
+                           "MPI_Alltoallv of the partitioned reduce", err);
+    l->send_count[rank] = l->recv_count[rank] = own;
+    return rc;
 }
 
 static void count_traffic(const layout *l, int rank, int size, ipm_traffic *t)
@@ -227,10 +243,8 @@ int ipm_partition_exchange(ipm_partition *p, const ipm_binned *b, int failed, ip
     int routed = route(p, b, failed, traffic, waited, comm, err);
     if (routed == -2 || exchange_counts(p, b, routed != 0, &l, waited, comm, err))
         return -1;
-    pack_all(p, b, &l, p->n_parts);
-    int rc = ipm_mpi_check(MPI_Alltoallv(l.send, l.send_count, l.send_at, MPI_UINT64_T, l.recv,
-                                         l.recv_count, l.recv_at, MPI_UINT64_T, comm),
-                           "MPI_Alltoallv of the partitioned reduce", err);
+    pack_all(p, b, &l, p->n_parts, rank);
+    int rc = exchange_words(&l, rank, comm, err);
     count_traffic(&l, rank, p->n_parts, traffic);
     if (rc == 0)
         rc = read_all(p, b, &l, p->n_parts, hist, err);

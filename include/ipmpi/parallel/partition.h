@@ -10,7 +10,8 @@
  *      then one agreement (a rank may fail to make room for what comes);
  *   2. one MPI_Alltoallv carrying, for every measured layer, each rank's
  *      patterns to the owners of the samples and its (Y, T) cells to the
- *      owners of the patterns;
+ *      owners of the patterns (what a rank owns of its own is packed
+ *      straight into its receive buffer, not copied by the all-to-all);
  *   3. each rank's histograms of counts summed onto rank 0 along a binomial
  *      tree of point-to-point messages (integers: exact), with any values
  *      the caller has to sum onto rank 0 beside them (the simple
