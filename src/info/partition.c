@@ -107,7 +107,9 @@ static int alloc_receiving(ipm_partition *p, char *err)
     p->tally = calloc(TALLY_DENSE + 1, sizeof *p->tally);
     p->row_lo = calloc((size_t)p->rows + 1, sizeof *p->row_lo);
     p->row_hi = calloc((size_t)p->rows + 1, sizeof *p->row_hi);
-    if (!p->lo || !p->hi || !p->group || !p->dense || !p->tally || !p->row_lo || !p->row_hi)
+    p->row_half = calloc((size_t)p->rows + 1, sizeof *p->row_half);
+    if (!p->lo || !p->hi || !p->group || !p->dense || !p->tally || !p->row_lo || !p->row_hi ||
+        !p->row_half)
         return ipm_fail(err, "out of memory for %zu patterns of the partitioned reduce", cells);
     return 0;
 }
@@ -191,15 +193,24 @@ int ipm_partition_init(ipm_partition *p, const ipm_partition_spec *spec, char *e
     p->rows = spec->pooled ? spec->n_replicas : 1;
     p->x_id = spec->x_id;
     p->words = calloc((size_t)p->n_layers, sizeof *p->words);
+    p->half_rows = calloc((size_t)p->n_layers + 1, sizeof *p->half_rows);
+    p->cell_words = calloc((size_t)p->n_layers + 1, sizeof *p->cell_words);
     p->sizes = calloc(2 * (size_t)p->n_parts, sizeof *p->sizes);
     p->offsets = calloc(4 * (size_t)p->n_parts, sizeof *p->offsets);
     p->cells = calloc((size_t)p->n_layers * IPM_PART_ESTIMATORS, sizeof *p->cells);
     p->mine = calloc((size_t)p->n_layers * IPM_HISTS_PER_LAYER, sizeof *p->mine);
     p->hash_at = calloc((size_t)p->n_layers + 1, sizeof *p->hash_at);
-    if (!p->words || !p->cells || !p->mine || !p->hash_at || !p->sizes || !p->offsets)
+    if (!p->words || !p->half_rows || !p->cell_words || !p->cells || !p->mine || !p->hash_at ||
+        !p->sizes || !p->offsets)
         return ipm_fail(err, "out of memory for the partitioned reduce");
-    for (int l = 0; l < p->n_layers; l++)
+    for (int l = 0; l < p->n_layers; l++) {
         p->words[l] = spec->measured[l] ? ipm_pattern_words(spec->width[l], spec->n_edges) : 0;
+        int64_t bits = (int64_t)spec->width[l] * ipm_bin_bits(spec->n_edges);
+        p->half_rows[l] = spec->measured[l] && spec->pooled && bits <= 32;
+        p->cell_words[l] = !spec->measured[l]           ? 0
+                           : bits + p->class_bits <= 32 ? 1
+                                                        : p->words[l] + 1;
+    }
     if (alloc_filter(p, spec, err))
         return -1;
     if (ipm_slices_init(&p->slices, spec->x_id, spec->n, spec->n_parts, err))
@@ -240,6 +251,9 @@ void ipm_partition_free(ipm_partition *p)
     free(p->hi);
     free(p->row_lo);
     free(p->row_hi);
+    free(p->row_half);
+    free(p->half_rows);
+    free(p->cell_words);
     free(p->group);
     free(p->dense);
     ipm_x_groups_free(&p->groups);
@@ -433,11 +447,11 @@ size_t ipm_partition_words_to(const ipm_partition *p, const ipm_binned *b, int d
         int w = p->words[l];
         if (!w)
             continue;
-        words += 2 + rows * (size_t)w;
+        words += 2 + (p->half_rows[l] ? (rows + 1) / 2 : rows * (size_t)w);
         for (int e = 0; e < IPM_PART_ESTIMATORS; e++)
             if (p->est[e]) {
                 const ipm_cells *c = cells_of(p, l, e);
-                words += (c->start[dest + 1] - c->start[dest]) * (size_t)(w + 1);
+                words += (c->start[dest + 1] - c->start[dest]) * (size_t)p->cell_words[l];
             }
     }
     return words;
@@ -449,6 +463,23 @@ static inline uint64_t *put_pattern(uint64_t *w, ipm_pattern t, int words)
     if (words == 2)
         *w++ = t.hi;
     return w;
+}
+
+/* Every slot's patterns of the samples mine[0..ns) as consecutive 32-bit
+ * values (stored as such, so the reader's 32-bit loads read what was
+ * stored), a 0 after them when they are odd. */
+static uint64_t *pack_half_rows(const ipm_pattern *key, const ipm_binned *b, int layer,
+                                const int32_t *mine, int32_t ns, uint64_t *w)
+{
+    uint32_t *half = (uint32_t *)w;
+    for (int k = 0; k < b->n_seen; k++) {
+        const int32_t *ids = ipm_binned_ids(b, layer, k);
+        for (int32_t j = 0; j < ns; j++)
+            *half++ = (uint32_t)key[ids[mine[j]]].lo;
+    }
+    if ((size_t)b->n_seen * (size_t)ns % 2)
+        *half++ = 0;
+    return (uint64_t *)half;
 }
 
 static uint64_t *pack_rows(const ipm_partition *p, const ipm_binned *b, int layer, int dest,
@@ -467,6 +498,8 @@ static uint64_t *pack_rows(const ipm_partition *p, const ipm_binned *b, int laye
         }
         return w;
     }
+    if (p->half_rows[layer])
+        return pack_half_rows(key, b, layer, mine, ns, w);
     for (int k = 0; k < b->n_seen; k++) {
         const int32_t *ids = ipm_binned_ids(b, layer, k);
         if (words == 1)
@@ -479,9 +512,23 @@ static uint64_t *pack_rows(const ipm_partition *p, const ipm_binned *b, int laye
     return w;
 }
 
-static uint64_t *pack_cells(const ipm_cells *c, const ipm_pattern *key, int words, int dest,
-                            uint64_t *w)
+/* A cell in one word: (pattern << class_bits | y) << 32 | count. */
+static inline uint64_t one_word_cell(uint64_t pattern, uint32_t y, uint32_t count, int class_bits)
 {
+    return (pattern << class_bits | y) << 32 | count;
+}
+
+static uint64_t *pack_cells(const ipm_partition *p, const ipm_cells *c, const ipm_pattern *key,
+                            int layer, int dest, uint64_t *w)
+{
+    int words = p->words[layer];
+    if (p->cell_words[layer] == 1) {
+        for (size_t k = c->start[dest]; k < c->start[dest + 1]; k++) {
+            const ipm_id_count *e = &c->cell[k];
+            *w++ = one_word_cell(key[e->id].lo, (uint32_t)e->y, e->count, p->class_bits);
+        }
+        return w;
+    }
     for (size_t k = c->start[dest]; k < c->start[dest + 1]; k++) {
         const ipm_id_count *e = &c->cell[k];
         w = put_pattern(w, key[e->id], words);
@@ -502,7 +549,7 @@ uint64_t *ipm_partition_pack(const ipm_partition *p, const ipm_binned *b, int de
         w = pack_rows(p, b, l, dest, w);
         for (int e = 0; e < IPM_PART_ESTIMATORS; e++)
             if (p->est[e])
-                w = pack_cells(cells_of(p, l, e), b->layer[l].dict.key, p->words[l], dest, w);
+                w = pack_cells(p, cells_of(p, l, e), b->layer[l].dict.key, l, dest, w);
     }
     return w;
 }
@@ -527,6 +574,8 @@ static inline void put_row(ipm_partition *p, int row, int j, ipm_pattern t)
 
 static inline ipm_pattern row_pattern(const ipm_partition *p, int row, int j)
 {
+    if (p->read_half)
+        return (ipm_pattern){p->row_half[row][j], 0};
     return (ipm_pattern){p->row_lo[row][j], p->row_hi[row] ? p->row_hi[row][j] : 0};
 }
 
@@ -551,6 +600,13 @@ static void read_rows(ipm_partition *p, int source, const uint64_t **w, int word
         return;
     }
     int on_source = ipm_replicas_on(source, p->n_replicas, p->n_parts);
+    if (p->read_half) { /* in place, as they were stored */
+        const uint32_t *half = (const uint32_t *)*w;
+        for (int k = 0; k < on_source; k++)
+            p->row_half[source + k * p->n_parts] = half + (size_t)k * (size_t)p->ns;
+        *w += ((size_t)on_source * (size_t)p->ns + 1) / 2;
+        return;
+    }
     for (int k = 0; k < on_source; k++) {
         int r = source + k * p->n_parts;
         if (words == 1) {
@@ -598,14 +654,24 @@ static int reserve_owned(ipm_owned *o, size_t n, char *err)
 }
 
 /* n cells appended to the estimator's owned cells. */
-static int read_cells(ipm_partition *p, int est, size_t n, const uint64_t **w, int words, char *err)
+static int read_cells(ipm_partition *p, int est, size_t n, const uint64_t **w, int layer, char *err)
 {
     ipm_owned *o = &p->owned[est];
     if (reserve_owned(o, o->n + n, err))
         return -1;
+    int words = p->words[layer], one_word = p->cell_words[layer] == 1;
+    uint32_t class_mask = (1u << p->class_bits) - 1;
     for (size_t k = 0; k < n; k++) {
-        ipm_pattern t = get_pattern(w, words);
-        uint64_t yc = *(*w)++;
+        ipm_pattern t = {0, 0};
+        uint64_t yc;
+        if (one_word) { /* one_word_cell's */
+            uint64_t v = *(*w)++;
+            t.lo = v >> 32 >> p->class_bits;
+            yc = (v >> 32 & class_mask) << 32 | (uint32_t)v;
+        } else {
+            t = get_pattern(w, words);
+            yc = *(*w)++;
+        }
         uint32_t y = (uint32_t)(yc >> 32), count = (uint32_t)yc;
         if (y >= (uint32_t)p->n_classes || count == 0)
             return ipm_fail(err, "partitioned reduce: a malformed cell (class %u, count %u)", y,
@@ -624,12 +690,14 @@ int ipm_partition_read(ipm_partition *p, int layer, int source, const uint64_t *
     int words = p->words[layer];
     IPM_ASSERT(words == 1 || words == 2);
     p->read_words = words;
+    p->read_half = p->half_rows[layer];
     if (end - *w < 2)
         return ipm_fail(err, "partitioned reduce: rank %d sent too few words", source);
     uint64_t n_cells[IPM_PART_ESTIMATORS] = {(*w)[0], (*w)[1]};
     *w += 2;
     size_t rows = rows_from(p, source, choice);
-    uint64_t need = rows * (uint64_t)words + (n_cells[0] + n_cells[1]) * (uint64_t)(words + 1);
+    uint64_t rows_words = p->read_half ? (rows + 1) / 2 : rows * (uint64_t)words;
+    uint64_t need = rows_words + (n_cells[0] + n_cells[1]) * (uint64_t)p->cell_words[layer];
     if ((uint64_t)(end - *w) < need)
         return ipm_fail(err,
                         "partitioned reduce: rank %d sent %td words of layer %d, "
@@ -637,7 +705,7 @@ int ipm_partition_read(ipm_partition *p, int layer, int source, const uint64_t *
                         source, end - *w, layer + 1, (unsigned long long)need);
     read_rows(p, source, w, words, choice);
     for (int e = 0; e < IPM_PART_ESTIMATORS; e++)
-        if (read_cells(p, e, p->est[e] ? n_cells[e] : 0, w, words, err))
+        if (read_cells(p, e, p->est[e] ? n_cells[e] : 0, w, layer, err))
             return -1;
     return 0;
 }
@@ -725,6 +793,8 @@ static int gather_group(const ipm_partition *p, int x, const int32_t *drawn)
 static uint64_t xt_distinct_rows(ipm_partition *p, uint32_t *dense)
 {
     size_t ns = (size_t)p->ns;
+    if (p->read_half) /* the halves compared as 32-bit ids: equal exactly when the patterns are */
+        return ipm_rows_key_counts((const int32_t *const *)p->row_half, NULL, p->rows, ns, dense);
     return p->read_words == 2 ? ipm_rows_key_counts2(p->row_lo, p->row_hi, p->rows, ns, dense)
                               : ipm_rows_key_counts(NULL, p->row_lo, p->rows, ns, dense);
 }

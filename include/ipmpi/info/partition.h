@@ -18,9 +18,14 @@
  *     of q's samples (slot after slot, samples in increasing order); with
  *     the sampled one alone, the pattern of each of q's samples whose drawn
  *     replica is local, in sample order;
- *   the pooled cells, then the sampled ones: the pattern, then y << 32 | count.
+ *   the pooled cells, then the sampled ones: the pattern, then y << 32 | count;
+ *     when the pattern's bits and the class's fit in 32, one word,
+ *     (pattern << class bits | y) << 32 | count.
  * A pattern is one word when the layer's bins fit in 64 bits (its high
- * half is then 0), else two.
+ * half is then 0), else two. With the pooled estimator, a layer whose bins
+ * fit in 32 bits sends its rows as consecutive 32-bit values, two to a
+ * word (a 0 after them when they are odd): the owner compares them where
+ * they arrived, 16 to a vector instead of 8.
  * The filter (used by default on 2 to IPM_FILTER_MOST_PARTS parts): before
  * the exchange the parts learn which of their patterns no other part
  * holds. Such a pattern's counts are whole where it is: its part adds them
@@ -108,6 +113,8 @@ typedef struct ipm_partition {
     int est[IPM_PART_ESTIMATORS]; /* 1: pooled, sampled exchanged */
     int rows;                     /* (X, T) rows per sample received: R, or 1 (sampled alone) */
     int *words;                   /* n_layers: per pattern; 0 = layer not measured */
+    uint8_t *half_rows;           /* n_layers: 1 where rows travel as 32-bit halves */
+    int *cell_words;              /* n_layers: words a (Y, T) cell takes on the wire */
     ipm_slices slices;
     const int32_t *x_id;
     ipm_cells *cells; /* n_layers x IPM_PART_ESTIMATORS */
@@ -118,10 +125,12 @@ typedef struct ipm_partition {
     const uint64_t **row_lo, **row_hi; /* rows: where row r's halves are read (row_hi NULL:
                                       one word, high half 0); in lo and hi, or in place in
                                       the received words until the next exchange */
-    ipm_x_groups groups;               /* this part's samples by x (x ids from x_cut[part]) */
-    ipm_pattern *group; /* 2 x rows x the largest group: a group's patterns, scratch */
-    uint32_t *dense;    /* rows x the largest group + 1: a count histogram */
-    int read_words;     /* words a pattern of the layer being read takes */
+    const uint32_t **row_half; /* rows: with half rows, row r in place in the received words */
+    ipm_x_groups groups;       /* this part's samples by x (x ids from x_cut[part]) */
+    ipm_pattern *group;        /* 2 x rows x the largest group: a group's patterns, scratch */
+    uint32_t *dense;           /* rows x the largest group + 1: a count histogram */
+    int read_words;            /* words a pattern of the layer being read takes */
+    int read_half;             /* the layer being read came in half rows */
     ipm_owned owned[IPM_PART_ESTIMATORS]; /* (Y, T) cells received, of the patterns owned */
     int class_bits;                       /* (Y, T) sums in cells id << class_bits | y */
     ipm_dict dict;                        /* the owned cells' patterns -> dense ids */
