@@ -904,16 +904,38 @@ static int tally_into_hist(ipm_partition *p, const tally *t, ipm_hist *h, char *
     return rc == 0 && t->n_large ? ipm_hist_add_counts(h, p->counts, t->n_large, err) : rc;
 }
 
+#define SUMS_BLOCK 64
+
+/* Tallies sum[0..n) (n <= SUMS_BLOCK) and empties them. Where patterns are
+ * many most sums are 0 (sent) or 1, which only add to the total: a block
+ * without a larger one is summed in vector lanes. */
+static inline void tally_block(ipm_partition *p, tally *t, uint32_t *restrict sum, size_t n)
+{
+    uint64_t total = 0;
+    uint32_t larger = 0;
+    for (size_t k = 0; k < n; k++) {
+        total += sum[k];
+        larger |= sum[k] > 1;
+    }
+    if (larger)
+        for (size_t k = 0; k < n; k++)
+            tally_count(p, t, sum[k]);
+    else
+        t->total += total;
+    memset(sum, 0, n * sizeof *sum);
+}
+
 /* The histogram of the sums sum[at[k]] (at NULL: sum[k]), k < n, into h,
  * the sums emptied. */
 static int sums_into_hist(ipm_partition *p, uint32_t *sum, const int32_t *at, size_t n, ipm_hist *h,
                           char *err)
 {
     tally t = {0, 0, 0};
-    for (size_t k = 0; k < n; k++) {
-        size_t i = at ? (size_t)at[k] : k;
-        tally_count(p, &t, sum[i]);
-        sum[i] = 0;
+    for (size_t k = 0; !at && k < n; k += SUMS_BLOCK)
+        tally_block(p, &t, sum + k, n - k < SUMS_BLOCK ? n - k : SUMS_BLOCK);
+    for (size_t k = 0; at && k < n; k++) {
+        tally_count(p, &t, sum[at[k]]);
+        sum[at[k]] = 0;
     }
     return tally_into_hist(p, &t, h, err);
 }
@@ -981,43 +1003,64 @@ static void keep_second_bits(ipm_filter *f, int layer)
         w[k] = w[2 * k + 1];
 }
 
+/* Fewer cells than this fraction of the layer's patterns (the sampled
+ * estimator's: one pair a sample) list the patterns they sum, rather than
+ * every pattern's sum being read back. */
+#define FEW_CELLS_PER_PATTERN 4
+
 /* The cells of the patterns on this part alone leave c for the part's own
  * histograms h (T: their sums by pattern; (Y, T): each cell, a key of its
  * own); the others stay, in order. One pass without a branch on which way
  * a cell goes (a coin toss in layers between few and many patterns): a
- * cell sent is tallied as a count of 0, which adds nothing. */
+ * cell sent is tallied as a count of 0, which adds nothing. The T sums are
+ * read back from every pattern's or, with few cells, from the list of the
+ * patterns summed (p->touched). */
 static int keep_alone(ipm_partition *p, ipm_cells *c, size_t n_ids, ipm_hist *h, char *err)
 {
     if (reserve_sums(p, c->n > n_ids ? c->n : n_ids, err))
         return -1;
     const uint8_t *alone = p->alone;
     uint32_t *sum_t = p->sum_t;
+    int32_t *summed = p->touched;
     tally yt = {0, 0, 0};
-    size_t n_sent = 0;
-    for (size_t k = 0; k < c->n; k++) {
+    size_t n_cells = c->n, n_sent = 0, n_summed = 0;
+    int few = n_cells * FEW_CELLS_PER_PATTERN < n_ids;
+    for (size_t k = 0; k < n_cells; k++) {
         ipm_id_count e = c->cell[k];
         uint32_t kept = alone[e.id], count = e.count & (0u - kept);
         c->cell[n_sent] = e; /* n_sent <= k */
         n_sent += kept ^ 1u;
+        if (few) {
+            summed[n_summed] = e.id; /* n_summed <= k */
+            n_summed += (sum_t[e.id] == 0) & kept;
+        }
         sum_t[e.id] += count;
         tally_count(p, &yt, count);
     }
     c->n = n_sent;
     if (tally_into_hist(p, &yt, &h[IPM_HIST_YT], err))
         return -1;
-    return sums_into_hist(p, sum_t, NULL, n_ids, &h[IPM_HIST_T], err);
+    return few ? sums_into_hist(p, sum_t, summed, n_summed, &h[IPM_HIST_T], err)
+               : sums_into_hist(p, sum_t, NULL, n_ids, &h[IPM_HIST_T], err);
+}
+
+/* Which of n patterns (hashes) are on this part alone, into alone[]: the
+ * filter's second bits read in vector lanes where the core gathers. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+read_second_bits(const uint64_t *restrict second, uint64_t mask, const uint64_t *restrict hash,
+                 size_t n, uint8_t *restrict alone)
+{
+    for (size_t k = 0; k < n; k++) {
+        uint64_t slot = hash[k] & mask;
+        alone[k] = (uint8_t)(~second[slot >> 6] >> (slot & 63) & 1);
+    }
 }
 
 /* Which of the layer's patterns are on this part alone, into p->alone. */
 static void find_alone(ipm_partition *p, int layer, size_t n_ids)
 {
-    const uint64_t *second = p->filter.word + p->filter.at[layer],
-                   *hash = p->hash + p->hash_at[layer];
-    uint64_t mask = p->filter.mask[layer];
-    for (size_t k = 0; k < n_ids; k++) {
-        uint64_t slot = hash[k] & mask;
-        p->alone[k] = (uint8_t)(~second[slot >> 6] >> (slot & 63) & 1);
-    }
+    read_second_bits(p->filter.word + p->filter.at[layer], p->filter.mask[layer],
+                     p->hash + p->hash_at[layer], n_ids, p->alone);
 }
 
 int ipm_partition_route(ipm_partition *p, const ipm_binned *b, int merged, char *err)
