@@ -6,13 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipmpi/base/error.h"
 #include "ipmpi/info/count.h"
 #include "ipmpi/info/mi.h"
 #include "ipmpi/info/table.h"
 #include "check.h"
 #include "table_util.h"
 
-static char err[256];
+static char err[IPM_ERRLEN];
 static uint64_t rng_state = 0x51ed2701ULL;
 
 static uint64_t next_u64(void)

@@ -5,13 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipmpi/base/error.h"
 #include "ipmpi/info/hash.h"
 #include "ipmpi/info/hist.h"
 #include "ipmpi/info/partition.h"
 #include "ipmpi/info/table.h"
 #include "check.h"
 
-static char err[256];
+static char err[IPM_ERRLEN];
 
 static uint64_t mix(uint64_t z)
 {
