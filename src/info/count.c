@@ -553,10 +553,16 @@ static void cells_to_tables(ipm_counter *c, size_t n, sink *t, sink *yt)
     }
 
 /* Row j's keys in the block: where no earlier row holds its value (dup 0)
- * it is the first holder, and its value is a key of count mult. */
+ * it is the first holder, and its value is a key of count mult. Counted a
+ * multiplicity at a time up to the largest in the block (where patterns
+ * are many, 1: nothing to count). */
 static inline uint64_t rows_block_keys(const int32_t *restrict mult, const int32_t *restrict dj,
                                        int b, int most, uint32_t *dense)
 {
+    int32_t largest = 1;
+    for (int i = 0; i < b; i++)
+        largest = mult[i] > largest ? mult[i] : largest;
+    most = largest < most ? largest : most;
     uint64_t top = 0;
     for (int m = 2; m <= most; m++) {
         uint32_t keys = 0;
