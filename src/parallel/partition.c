@@ -26,15 +26,16 @@ static layout layout_of(ipm_partition *p)
 }
 
 /* counts and offsets as MPI's ints (the words of one exchange must stay
- * below 2^31 on every rank, 16 GiB), and room for them in buf. */
-static int to_ints(const long long *n, int *count, int *at, int size, ipm_words *buf,
+ * below 2^31 on every rank, 16 GiB), and room for them in buf, but for
+ * part roomless's (-1: none), whose words are put elsewhere. */
+static int to_ints(const long long *n, int *count, int *at, int size, int roomless, ipm_words *buf,
                    const char *what, char *err)
 {
     long long total = 0;
     for (int q = 0; q < size; q++) {
         at[q] = (int)total;
         count[q] = (int)n[q];
-        total += n[q];
+        total += q == roomless ? 0 : n[q];
         if (total > INT_MAX)
             return ipm_fail(err,
                             "partitioned reduce: more than %d words to %s on one rank; "
@@ -52,11 +53,12 @@ static int to_ints(const long long *n, int *count, int *at, int size, ipm_words 
     return 0;
 }
 
+/* A rank's words to itself take no room in the send buffer (pack_all). */
 static int plan_sends(ipm_partition *p, const ipm_binned *b, layout *l, int size, char *err)
 {
     for (int q = 0; q < size; q++)
         l->send_n[q] = (long long)ipm_partition_words_to(p, b, q);
-    int rc = to_ints(l->send_n, l->send_count, l->send_at, size, &p->send, "send", err);
+    int rc = to_ints(l->send_n, l->send_count, l->send_at, size, p->part, &p->send, "send", err);
     l->send = p->send.w;
     return rc;
 }
@@ -146,7 +148,7 @@ static int exchange_counts(ipm_partition *p, const ipm_binned *b, int failed, la
     for (int q = 0; q < size; q++)
         any_failed |= l->recv_n[q] < 0;
     if (rc == 0 && !any_failed)
-        rc = to_ints(l->recv_n, l->recv_count, l->recv_at, size, &p->recv, "receive", err);
+        rc = to_ints(l->recv_n, l->recv_count, l->recv_at, size, -1, &p->recv, "receive", err);
     l->recv = p->recv.w;
     return ipm_agree(rc, err, comm);
 }
