@@ -931,12 +931,14 @@ static int sums_into_hist(ipm_partition *p, uint32_t *sum, const int32_t *at, si
                           char *err)
 {
     tally t = {0, 0, 0};
-    for (size_t k = 0; !at && k < n; k += SUMS_BLOCK)
-        tally_block(p, &t, sum + k, n - k < SUMS_BLOCK ? n - k : SUMS_BLOCK);
-    for (size_t k = 0; at && k < n; k++) {
-        tally_count(p, &t, sum[at[k]]);
-        sum[at[k]] = 0;
-    }
+    if (at)
+        for (size_t k = 0; k < n; k++) {
+            tally_count(p, &t, sum[at[k]]);
+            sum[at[k]] = 0;
+        }
+    else
+        for (size_t k = 0; k < n; k += SUMS_BLOCK)
+            tally_block(p, &t, sum + k, n - k < SUMS_BLOCK ? n - k : SUMS_BLOCK);
     return tally_into_hist(p, &t, h, err);
 }
 
