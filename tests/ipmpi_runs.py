@@ -25,7 +25,7 @@ output = {output}
 source = tishby12
 train_fraction = 0.8
 [network]
-layers = dense:6:tanh, dense:4:tanh, dense:3:tanh, dense:2:softmax
+layers = {net}
 [training]
 epochs = {epochs}
 batch_size = 128
@@ -52,10 +52,12 @@ def workdir():
 
 
 def write_config(directory, name="job.ini", *, output="run.nc", epochs=12, log="all",
-                 layers="all", extra=""):
+                 layers="all", net="dense:6:tanh, dense:4:tanh, dense:3:tanh, dense:2:softmax",
+                 extra=""):
     path = os.path.join(directory, name)
     with open(path, "w") as f:
-        f.write(SMALL_RUN.format(output=output, epochs=epochs, log=log, layers=layers) + extra)
+        f.write(SMALL_RUN.format(output=output, epochs=epochs, log=log, layers=layers, net=net)
+                + extra)
     return path
 
 

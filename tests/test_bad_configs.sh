@@ -39,6 +39,10 @@ expect_error() {
 good | sed 's/^epochs = 2$/epochs = 2\nepochz = 3/' >bad.ini
 expect_error unknown-key 'bad\.ini:9: \[training\] epochz: unknown key'
 
+# A key given twice: the later line would have won silently.
+good | sed 's/^epochs = 2$/epochs = 2\nbatch_size = 8\nepochs = 3/' >bad.ini
+expect_error twice 'bad\.ini:10: \[training\] epochs: given a second time \(first at line 8\)'
+
 good | sed 's/^\[training\]$/[trainer]/' >bad.ini
 expect_error unknown-section 'bad\.ini:8: \[trainer\]'
 

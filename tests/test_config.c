@@ -211,14 +211,23 @@ static void test_full_file(void)
     CHECK(rc == 0 && cfg.estimators == IPM_EST_KDE);
     ipm_config_free(&cfg);
 
-    /* A duplicate key: the later one wins. */
-    rc = load_text(&cfg, "[training]\nepochs = 5\nepochs = 9\n", NULL, 0, err);
-    CHECK(rc == 0 && cfg.epochs == 9);
+    /* A section may open twice, its keys adding up. */
+    rc = load_text(&cfg, "[training]\nepochs = 5\n[run]\nseed = 3\n[training]\nbatch_size = 7\n",
+                   NULL, 0, err);
+    CHECK(rc == 0 && cfg.epochs == 5 && cfg.seed == 3 && cfg.batch_size == 7);
     ipm_config_free(&cfg);
 }
 
 static void test_errors(void)
 {
+    /* A key given twice names both lines, even in a section opened twice,
+     * and whether or not the two values agree. */
+    expect_error("[training]\nepochs = 5\nepochs = 9\n", "t.ini:3: [training] epochs",
+                 "second time (first at line 2)");
+    expect_error("[run]\nseed = 1\n[training]\nepochs = 5\n[run]\n\nseed = 1\n",
+                 "t.ini:7: [run] seed", "second time (first at line 2)");
+    expect_error("[network]\nlayers = dense:4:tanh,\n    dense:2:softmax\nlayers = dense:3:tanh\n",
+                 "t.ini:4: [network] layers", "second time (first at line 2)");
     /* Unknown key and unknown section, with the line of the key. */
     expect_error("[run]\nseed = 1\n\n[training]\nepochz = 3\n", "t.ini:5: [training] epochz",
                  "unknown key");
@@ -708,12 +717,13 @@ static void test_images_and_stopping(void)
     free(formatted);
     ipm_config_free(&cfg);
 
-    /* Default measured layers: all but maxpool; a later range = lo, hi
-     * turns adaptive off. */
+    /* Default measured layers: all but maxpool; range = lo, hi over an
+     * adaptive range turns adaptive off. */
+    const char *fixed[] = {"information.range=0, 2"};
     rc = load_text(&cfg,
                    "[network]\nlayers = conv:1:4x4:relu, maxpool:3x3, dense:10:softmax\n"
-                   "[information]\nrange = adaptive\nrange = 0, 2\n",
-                   NULL, 0, err);
+                   "[information]\nrange = adaptive\n",
+                   fixed, 1, err);
     CHECK(rc == 0);
     CHECK(ipm_config_measures_layer(&cfg, 0) && !ipm_config_measures_layer(&cfg, 1));
     CHECK(ipm_config_measures_layer(&cfg, 2) && ipm_config_stop_layer(&cfg) == 2);

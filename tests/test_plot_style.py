@@ -134,8 +134,7 @@ def check_curves(ds):
 
 def main():
     with workdir() as directory:
-        config = write_config(directory, epochs=300, log="log:40",
-                              extra=f"[network]\nlayers = {SIX_LAYERS}\n")
+        config = write_config(directory, epochs=300, log="log:40", net=SIX_LAYERS)
         done = run_ipmpi(directory, config, ranks=2)
         if not t.check(done.returncode == 0, f"run failed: {done.stderr[-300:]}"):
             t.finish()

@@ -1267,8 +1267,10 @@ static void continue_pending(loader *L, const char *value)
     sb_printf(b, "%s%s", ends_with_comma ? " " : ", ", value);
 }
 
-/* inih handler. Duplicate keys: each occurrence is applied in turn, so the
- * later one wins. Always returns 1; errors are recorded with their line. */
+/* inih handler. A key given twice in the file is an error naming both
+ * lines, as Python's configparser has it: the later line would otherwise
+ * silently win over the one a reader of the file sees first (--set is the
+ * way to override). Always returns 1; errors are recorded with their line. */
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
     loader *L = user;
@@ -1281,6 +1283,11 @@ static int on_key(void *user, const char *section, const char *name, const char 
     int k = find_key(section, name, why);
     if (k < 0) {
         record_error(L, L->line, "%s", why);
+        return 1;
+    }
+    if (L->cfg->key_origin[k] > 0) {
+        record_error(L, L->line, "[%s] %s: given a second time (first at line %d); keep one",
+                     section, name, L->cfg->key_origin[k]);
         return 1;
     }
     L->pending = k;
