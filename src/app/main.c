@@ -148,7 +148,7 @@ static int run_collective(const ipm_cli *c, int *argc, char ***argv)
         return exit_status("MPI_Init failed", IPM_ERR_FAILED);
     }
     int rank = 0;
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    setvbuf(stdout, NULL, _IOFBF, (size_t)1 << 16); /* flushed by report.h's rules */
     ipm_run_options opt = {.restart = c->restart, .overwrite = c->overwrite, .stop = &stop_signal};
     int status = 0, rc;
     if (ipm_comm_prepare(MPI_COMM_WORLD, err) ||
@@ -159,6 +159,7 @@ static int run_collective(const ipm_cli *c, int *argc, char ***argv)
         status = exit_status(err, IPM_ERR_INPUT);
     else if ((rc = ipm_run(&cfg, &opt, MPI_COMM_WORLD, err)) != 0)
         status = rc == IPM_RUN_STOPPED ? EXIT_STOPPED : exit_status(err, IPM_ERR_FAILED);
+    fflush(stdout); /* the progress before the error, in order */
     if (status && status != EXIT_STOPPED && rank == 0)
         fprintf(stderr, "ipmpi: %s\n", err);
     ipm_config_free(&cfg);

@@ -74,6 +74,20 @@ void ipm_report_progress(const ipm_report_sources *src, int epoch, int logged_le
            MPI_Wtime() - src->clock->start, eta_seconds(src, epoch, logged_left));
 }
 
+void ipm_report_flush_progress(ipm_clock *clock)
+{
+    double now = MPI_Wtime();
+    if (now - clock->progress_flushed < IPM_PROGRESS_FLUSH_SECONDS)
+        return;
+    fflush(stdout);
+    clock->progress_flushed = now;
+}
+
+void ipm_report_flush(void)
+{
+    fflush(stdout);
+}
+
 void ipm_report_stops(const ipm_report_sources *src, int epoch)
 {
     const ipm_config *cfg = src->plan->cfg;
@@ -93,6 +107,7 @@ void ipm_report_stops(const ipm_report_sources *src, int epoch)
                cfg->stop_tolerance, cfg->stop_min_rise, cfg->stop_patience, rule->best,
                rule->best_epoch, stopped == m->n_replicas ? "; every replica has stopped" : "");
     }
+    fflush(stdout);
 }
 
 static const char *signal_name(int sig)
@@ -105,6 +120,7 @@ void ipm_report_signal_stop(int epoch, int sig, const char *checkpoint)
     printf("stopped early at epoch %d on signal %s: checkpoint written to %s; "
            "resubmit with --restart\n",
            epoch, signal_name(sig), checkpoint);
+    fflush(stdout);
 }
 
 int ipm_report_peak_memory(ipm_clock *clock, MPI_Comm comm, char *err)
@@ -167,4 +183,5 @@ void ipm_report_summary(const ipm_report_sources *src, int trained_epochs)
     printf("memory: peak resident %.1f MB on rank 0, %.1f MB on the largest rank\n", c->peak_mb,
            c->peak_mb_max);
     printf("wrote %s\n", plan->cfg->output);
+    fflush(stdout);
 }

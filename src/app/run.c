@@ -170,6 +170,7 @@ static int resume(run *r, char *err)
         printf("checkpoint refused (%s): using %s.prev\n", at.refused, path);
     if (r->rank == 0)
         printf("resuming after epoch %d from %s%s\n", at.epoch, path, at.used_prev ? ".prev" : "");
+    ipm_report_flush();
     return 0;
 }
 
@@ -219,6 +220,7 @@ static int conclude_epoch(run *r, int epoch, char *err)
         return -1;
     ipm_report_sources rep = report_sources(r);
     ipm_report_progress(&rep, epoch, r->plan.n_log - r->next_log);
+    ipm_report_flush_progress(&r->clock);
     if (stopped_now > 0)
         ipm_report_stops(&rep, epoch);
     return 0;
@@ -360,6 +362,8 @@ static int run_epoch(run *r, int epoch, char *err)
 static int epoch_loop(run *r, char *err)
 {
     r->clock.loop_start = MPI_Wtime();
+    r->clock.progress_flushed =
+        r->clock.loop_start - IPM_PROGRESS_FLUSH_SECONDS; /* show the first */
     r->agreed_epoch = r->next_agree = r->first_epoch;
     r->agreed_at = r->clock.loop_start;
     skip_done(r);
@@ -405,6 +409,7 @@ int ipm_run(const ipm_config *cfg, const ipm_run_options *opt, MPI_Comm comm, ch
             printf("nothing to do: the run in %s finished at epoch %d; raise [training] epochs "
                    "to continue it\n",
                    r.plan.checkpoint, r.first_epoch - 1);
+        ipm_report_flush();
         teardown(&r);
         return 0;
     }
