@@ -88,6 +88,29 @@ static void check_rows_kernels(const ipm_kernels *kern, int rows, int k, int n)
     free(dw), free(db), free(dwr), free(dbr);
 }
 
+/* A weight gradient mostly zero (a conv's after relu and maxpool: the
+ * kernels list its rows not zero), with signed zeros and values only in
+ * some columns, in three calls: the bits of the dense order all the same. */
+static void check_sparse_weight_grad(const ipm_kernels *kern, int rows, int k, int n, int every)
+{
+    ipm_rng rng;
+    ipm_rng_init(&rng, 7, (uint32_t)(rows * 10000 + k * 100 + n), (uint32_t)every);
+    float *a = random_floats(&rng, (size_t)rows * k), *g = random_floats(&rng, (size_t)rows * n);
+    for (size_t i = 0; i < (size_t)rows * n; i++)
+        if (i % (size_t)every != 0 || (int)(i % (size_t)n) == n - 1)
+            g[i] = i % 3 == 0 ? -0.0f : 0.0f; /* the last column stays empty */
+    float *dw = calloc((size_t)k * n, 4), *db = calloc((size_t)n, 4);
+    float *dwr = calloc((size_t)k * n, 4), *dbr = calloc((size_t)n, 4);
+    int cut[] = {0, rows / 3, rows / 3 + 1, rows};
+    for (int c = 0; c < 3; c++)
+        kern->dense_weight_grad(cut[c + 1] - cut[c], k, n, a + (size_t)cut[c] * k,
+                                g + (size_t)cut[c] * n, dw, db);
+    ref_weight_grad(rows, k, n, a, g, dwr, dbr);
+    CHECK(same_bits(dw, dwr, (size_t)k * n));
+    CHECK(same_bits(db, dbr, (size_t)n));
+    free(a), free(g), free(dw), free(db), free(dwr), free(dbr);
+}
+
 /* ---- side by side against one at a time --------------------------------- */
 
 enum { L = IPM_LANES };
@@ -156,6 +179,14 @@ static void test_products(void)
             check_rows_kernels(kern, shapes[i][0], shapes[i][1], shapes[i][2]);
             check_lanes_kernels(kern, shapes[i][0], shapes[i][1], shapes[i][2]);
         }
+        /* patches of 1 to 65 inputs, 1 to 17 columns, more rows than a
+         * listing holds; one value in 2, 7 and 40 not zero */
+        static const int sparse[][3] = {{700, 25, 8}, {600, 1, 1},  {300, 8, 16}, {900, 64, 10},
+                                        {257, 9, 17}, {400, 65, 8}, {1, 25, 8}};
+        static const int every[] = {2, 7, 40};
+        for (size_t i = 0; i < sizeof sparse / sizeof sparse[0]; i++)
+            for (size_t e = 0; e < sizeof every / sizeof every[0]; e++)
+                check_sparse_weight_grad(kern, sparse[i][0], sparse[i][1], sparse[i][2], every[e]);
     }
     CHECK(ipm_kernels_named("portable") != NULL);
     CHECK(ipm_kernels_named("no such set") == NULL);

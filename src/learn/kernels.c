@@ -399,12 +399,130 @@ static void K(dense_input_grad)(int rows, int k, int n, const float *g, const fl
 
 #define BLOCK_INPUTS 8
 
+/* The sparse weight gradient serves layers of at most this many inputs
+ * (a conv's patch: 25 for 5x5 on one channel), whose gradient has at most
+ * one value in SPARSE_DENSITY not zero; rows are listed SPARSE_ROWS at a
+ * time. */
+#define SPARSE_VECS 8
+#define SPARSE_DENSITY 4
+#define SPARSE_ROWS 256
+#define SPARSE_COLUMNS 16
+
+/* g's value is not zero (NaN counts, as in the dense loop): a test of its
+ * bits, without the compare that has to order NaN. */
+static inline int not_zero(float x)
+{
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return (bits & 0x7fffffffu) != 0;
+}
+
+static size_t count_not_zero(const float *g, size_t n)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        count += (size_t)not_zero(g[i]);
+    return count;
+}
+
+/* For every column j < n, its rows of g not zero among [r0, end) into
+ * at + j * SPARSE_ROWS, in order, and their count into m[j]: one pass over
+ * the rows. */
+static void rows_not_zero(const float *g, int n, int r0, int end, int32_t *at, int *m)
+{
+    for (int j = 0; j < n; j++)
+        m[j] = 0;
+    for (int r = r0; r < end; r++)
+        for (int j = 0; j < n; j++) {
+            at[j * SPARSE_ROWS + m[j]] = r;
+            m[j] += not_zero(g[(size_t)r * (size_t)n + (size_t)j]);
+        }
+}
+
+/* Column j of dw and db, continued over the listed rows of g: the same
+ * fma, on the same values in the same row order, as the dense loop below,
+ * which only adds exact zeros besides (a and g finite), so the bits are
+ * the same. VECS vectors hold the column, in registers. */
+static inline __attribute__((always_inline)) void weight_grad_column(int k, int n, int j,
+                                                                     const float *a, const float *g,
+                                                                     const int32_t *at, int m,
+                                                                     float *dw, float *db, int vecs)
+{
+    float column[SPARSE_VECS * W] = {0};
+    for (int i = 0; i < k; i++)
+        column[i] = dw[(size_t)i * (size_t)n + (size_t)j];
+    v8 acc[SPARSE_VECS];
+    for (int v = 0; v < vecs; v++)
+        acc[v] = load(column + v * W);
+    part tail = part_of(k - (vecs - 1) * W);
+    float sum = db[j];
+    for (int t = 0; t < m; t++) {
+        float gv = g[(size_t)at[t] * (size_t)n + (size_t)j];
+        const float *ar = a + (size_t)at[t] * (size_t)k;
+        for (int v = 0; v < vecs - 1; v++)
+            acc[v] = vfma(load(ar + v * W), splat(gv), acc[v]);
+        acc[vecs - 1] = vfma(load_part(ar + (vecs - 1) * W, tail), splat(gv), acc[vecs - 1]);
+        sum += gv;
+    }
+    for (int v = 0; v < vecs; v++)
+        store(column + v * W, acc[v]);
+    for (int i = 0; i < k; i++)
+        dw[(size_t)i * (size_t)n + (size_t)j] = column[i];
+    db[j] = sum;
+}
+
+/* The columns of dw and db over the rows of g, SPARSE_ROWS at a time. */
+static inline __attribute__((always_inline)) void weight_grad_listed(int rows, int k, int n,
+                                                                     const float *a, const float *g,
+                                                                     float *dw, float *db, int vecs)
+{
+    int32_t at[SPARSE_COLUMNS * SPARSE_ROWS];
+    int m[SPARSE_COLUMNS];
+    for (int r0 = 0; r0 < rows; r0 += SPARSE_ROWS) {
+        rows_not_zero(g, n, r0, rows - r0 < SPARSE_ROWS ? rows : r0 + SPARSE_ROWS, at, m);
+        for (int j = 0; j < n; j++)
+            weight_grad_column(k, n, j, a, g, at + j * SPARSE_ROWS, m[j], dw, db, vecs);
+    }
+}
+
+#define SPARSE_CASE(VECS)                                                                          \
+    case VECS:                                                                                     \
+        weight_grad_listed(rows, k, n, a, g, dw, db, VECS);                                        \
+        break;
+
+/* The weight gradient of a g mostly zero: after a relu and a maxpool, a
+ * conv's g holds about one value in five (the fashion CNN), and the dense
+ * loop spent most of its fmas adding zeros. */
+// clang-format off
+static int weight_grad_sparse(int rows, int k, int n, const float *a, const float *g, float *dw,
+                              float *db)
+{
+    if (k > SPARSE_VECS * W || n > SPARSE_COLUMNS || rows <= 0)
+        return 0;
+    /* A first look at a few rows keeps the count off the dense gradients
+     * of tanh and softmax layers, whose products are a few fmas a value. */
+    size_t values = (size_t)rows * (size_t)n, first = values < SPARSE_ROWS ? values : SPARSE_ROWS;
+    if (count_not_zero(g, first) * SPARSE_DENSITY > first ||
+        count_not_zero(g, values) * SPARSE_DENSITY > values)
+        return 0;
+    switch ((k + W - 1) / W) {
+        SPARSE_CASE(1) SPARSE_CASE(2) SPARSE_CASE(3) SPARSE_CASE(4)
+        SPARSE_CASE(5) SPARSE_CASE(6) SPARSE_CASE(7) SPARSE_CASE(8)
+    default:
+        return 0;
+    }
+    return 1;
+}
+// clang-format on
+
 /* dw[i][j] = fma(a[r][i], g[r][j], dw) and db[j] += g[r][j], rows in
  * order, continuing from the values dw and db hold; vectors over 8 columns
  * j, 8 inputs i at a time share each load of g. */
 static void K(dense_weight_grad)(int rows, int k, int n, const float *a, const float *g, float *dw,
                                  float *db)
 {
+    if (weight_grad_sparse(rows, k, n, a, g, dw, db))
+        return;
     for (int j0 = 0; j0 < n; j0 += W) {
         part nj = part_of(n - j0 < W ? n - j0 : W);
         for (int i0 = 0; i0 < k; i0 += BLOCK_INPUTS) {
