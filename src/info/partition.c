@@ -518,6 +518,17 @@ static inline uint64_t one_word_cell(uint64_t pattern, uint32_t y, uint32_t coun
     return (pattern << class_bits | y) << 32 | count;
 }
 
+/* one_word_cell's pattern, and its y << 32 | count as a two-word cell has it. */
+static inline uint64_t one_word_cell_pattern(uint64_t v, int class_bits)
+{
+    return v >> 32 >> class_bits;
+}
+
+static inline uint64_t one_word_cell_yc(uint64_t v, int class_bits)
+{
+    return (v >> 32 & ((1u << class_bits) - 1)) << 32 | (uint32_t)v;
+}
+
 static uint64_t *pack_cells(const ipm_partition *p, const ipm_cells *c, const ipm_pattern *key,
                             int layer, int dest, uint64_t *w)
 {
@@ -660,14 +671,13 @@ static int read_cells(ipm_partition *p, int est, size_t n, const uint64_t **w, i
     if (reserve_owned(o, o->n + n, err))
         return -1;
     int words = p->words[layer], one_word = p->cell_words[layer] == 1;
-    uint32_t class_mask = (1u << p->class_bits) - 1;
     for (size_t k = 0; k < n; k++) {
         ipm_pattern t = {0, 0};
         uint64_t yc;
-        if (one_word) { /* one_word_cell's */
+        if (one_word) {
             uint64_t v = *(*w)++;
-            t.lo = v >> 32 >> p->class_bits;
-            yc = (v >> 32 & class_mask) << 32 | (uint32_t)v;
+            t.lo = one_word_cell_pattern(v, p->class_bits);
+            yc = one_word_cell_yc(v, p->class_bits);
         } else {
             t = get_pattern(w, words);
             yc = *(*w)++;
