@@ -143,7 +143,7 @@ static int run_collective(const ipm_cli *c, int *argc, char ***argv)
     ipm_config cfg;
     memset(&cfg, 0, sizeof cfg);
     install_stop_handlers();
-    if (MPI_Init(argc, argv) != MPI_SUCCESS) {
+    if (ipm_comm_init(argc, argv) != MPI_SUCCESS) {
         fprintf(stderr, "ipmpi: MPI_Init failed\n");
         return exit_status("MPI_Init failed", IPM_ERR_FAILED);
     }

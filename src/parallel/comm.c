@@ -6,6 +6,33 @@
 
 #include "ipmpi/base/error.h"
 
+/* Variables a launcher leaves in its processes' environment: Open MPI's
+ * mpirun, a PMIx server (srun --mpi=pmix, prterun), PMI-1/PMI-2 (srun
+ * --mpi=pmi2, MPICH's Hydra), and any srun step. */
+static const char *const launcher_variables[] = {
+    "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_FD", "PMI_SIZE", "SLURM_STEP_ID",
+};
+
+static int started_by_launcher(void)
+{
+    for (size_t i = 0; i < sizeof launcher_variables / sizeof *launcher_variables; i++)
+        if (getenv(launcher_variables[i]))
+            return 1;
+    return 0;
+}
+
+int ipm_comm_init(int *argc, char ***argv)
+{
+#ifdef OPEN_MPI
+    if (!started_by_launcher()) { /* setenv's 0: what the user set stays */
+        setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
+        setenv("OMPI_MCA_pml", "ob1", 0);
+        setenv("OMPI_MCA_btl", "self", 0);
+    }
+#endif
+    return MPI_Init(argc, argv);
+}
+
 int ipm_comm_prepare(MPI_Comm comm, char *err)
 {
     return ipm_mpi_check(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN),

@@ -28,6 +28,15 @@ typedef struct ipm_traffic {
     uint64_t sent, received;
 } ipm_traffic;
 
+/* MPI_Init, after readying a process started without a launcher (no
+ * mpirun, srun or other PMI/PMIx parent in its environment) to run alone:
+ * with Open MPI it sets, where the environment does not set them already,
+ * ess_singleton_isolated = 1, pml = ob1 and btl = self, so MPI_Init starts
+ * no daemon and probes no network transport for a process that has no one
+ * to talk to (about 0.4 s of start-up on this machine's kind). The MPI
+ * return code. */
+int ipm_comm_init(int *argc, char ***argv);
+
 /* Makes MPI calls on comm return their errors instead of aborting. */
 int ipm_comm_prepare(MPI_Comm comm, char *err);
 
