@@ -399,6 +399,105 @@ static void expect_error(const char *path, const char *part1, const char *part2)
     CHECK(train.x == NULL && test.x == NULL);
 }
 
+/* A classic (64-bit offset) file of X float (64, 4) and y int (64), cut
+ * short by `cut` bytes: libnetcdf reads the missing values as zeros. */
+static int write_cut_classic(const char *path, off_t cut)
+{
+    int nc, dims[2], xv, yv;
+    if (nc_create(path, NC_CLOBBER | NC_64BIT_OFFSET, &nc) != NC_NOERR)
+        return -1;
+    nc_def_dim(nc, "sample", 64, &dims[0]);
+    nc_def_dim(nc, "feature", 4, &dims[1]);
+    nc_def_var(nc, "y", NC_INT, 1, dims, &yv);
+    nc_def_var(nc, "X", NC_FLOAT, 2, dims, &xv);
+    nc_enddef(nc);
+    float x[64 * 4];
+    int y[64];
+    for (int i = 0; i < 64 * 4; i++)
+        x[i] = (float)(1 + i % 3);
+    for (int i = 0; i < 64; i++)
+        y[i] = i % 2;
+    nc_put_var_float(nc, xv, x);
+    nc_put_var_int(nc, yv, y);
+    struct stat st;
+    if (nc_close(nc) != NC_NOERR || stat(path, &st) != 0)
+        return -1;
+    return truncate(path, st.st_size - cut);
+}
+
+static void check_cut_classic(void)
+{
+    char dir[] = "/tmp/ipm_test_cut_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[256];
+    snprintf(path, sizeof path, "%s/cut.nc", dir);
+    CHECK(write_cut_classic(path, 0) == 0); /* whole: reads */
+    char err[IPM_ERRLEN] = "";
+    ipm_config cfg = make_config(IPM_DATA_NETCDF, 0, 1.0, 0);
+    snprintf(cfg.data_path, sizeof cfg.data_path, "%s", path);
+    ipm_dataset d, test;
+    CHECK(ipm_dataset_load(&cfg, &d, &test, err) == 0);
+    if (!err[0]) {
+        CHECK(d.n == 64 && d.x[64 * 4 - 1] == (float)(1 + 255 % 3));
+        ipm_dataset_free(&d);
+    }
+    CHECK(write_cut_classic(path, 160) == 0); /* 10 rows of X, the last variable */
+    expect_error(path, "variable X's data end at byte", "truncated or corrupt");
+    CHECK(write_cut_classic(path, 64 * 4 * 4 + 40) == 0); /* all of X and 10 labels */
+    expect_error(path, "variable y's data end at byte", "truncated or corrupt");
+    unlink(path);
+    CHECK(rmdir(dir) == 0);
+}
+
+/* X short (4, 2) packed with scale_factor 0.5 and add_offset -1 (CF), y
+ * int (4), itself packed when y_packed. */
+static int write_packed(const char *path, int y_packed)
+{
+    int nc, dims[2], xv, yv;
+    if (nc_create(path, NC_CLOBBER | NC_NETCDF4, &nc) != NC_NOERR)
+        return -1;
+    nc_def_dim(nc, "sample", 4, &dims[0]);
+    nc_def_dim(nc, "feature", 2, &dims[1]);
+    nc_def_var(nc, "X", NC_SHORT, 2, dims, &xv);
+    nc_def_var(nc, "y", NC_INT, 1, dims, &yv);
+    double scale = 0.5, offset = -1;
+    nc_put_att_double(nc, xv, "scale_factor", NC_DOUBLE, 1, &scale);
+    nc_put_att_double(nc, xv, "add_offset", NC_DOUBLE, 1, &offset);
+    if (y_packed)
+        nc_put_att_double(nc, yv, "scale_factor", NC_DOUBLE, 1, &scale);
+    nc_enddef(nc);
+    short x[8] = {0, 2, 4, 1, 0, 2, 3, 4};
+    int y[4] = {0, 1, 0, 1};
+    nc_put_var_short(nc, xv, x);
+    nc_put_var_int(nc, yv, y);
+    return nc_close(nc) == NC_NOERR ? 0 : -1;
+}
+
+static void check_packed(void)
+{
+    char dir[] = "/tmp/ipm_test_packed_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[256];
+    snprintf(path, sizeof path, "%s/packed.nc", dir);
+    CHECK(write_packed(path, 0) == 0);
+    char err[IPM_ERRLEN] = "";
+    ipm_config cfg = make_config(IPM_DATA_NETCDF, 0, 1.0, 0);
+    snprintf(cfg.data_path, sizeof cfg.data_path, "%s", path);
+    ipm_dataset d, test;
+    CHECK(ipm_dataset_load(&cfg, &d, &test, err) == 0);
+    if (!err[0]) {
+        const float want[8] = {-1, 0, 1, -0.5f, -1, 0, 0.5f, 1};
+        for (int i = 0; i < 8; i++)
+            CHECK(d.x[i] == want[i]);
+        CHECK(d.n_x == 3); /* rows 0 and 2 are equal once unpacked */
+        ipm_dataset_free(&d);
+    }
+    CHECK(write_packed(path, 1) == 0);
+    expect_error(path, "variable y has scale_factor", "plain integers");
+    unlink(path);
+    CHECK(rmdir(dir) == 0);
+}
+
 static void check_netcdf_files(void)
 {
     char dir[] = "/tmp/ipm_test_dataset_XXXXXX";
@@ -493,12 +592,12 @@ static void check_hostile_netcdf(void)
     CHECK(mkdtemp(dir) != NULL);
     char path[256];
     snprintf(path, sizeof path, "%s/h.nc", dir);
-    /* 3e9 values (header only): refused by the documented bound. */
+    /* 3e9 values (header only): cut short. */
     CHECK(write_header(path, 100000, 30000, 2) == 0);
-    expect_error(path, "variable X", "more than the 2147483647");
+    expect_error(path, "variable X's data end at byte 3000000197", "truncated or corrupt");
     /* 1e8 values in a ~150-byte file: truncated, refused before allocating. */
     CHECK(write_header(path, 100000, 1000, 2) == 0);
-    expect_error(path, "variable X declares 100000000 values", "truncated or corrupt");
+    expect_error(path, "variable X's data end at byte 100000197", "truncated or corrupt");
     /* 2^30 dimension ids: libnetcdf 4.9.0 itself crashes on such counts
      * when their allocation fails; the header pre-check refuses them. */
     CHECK(write_header(path, 4, 2, 1u << 30) == 0);
@@ -550,6 +649,9 @@ static void check_bad_values(void)
     for (int i = 0; i < N; i++)
         y[i] = i % 2;
 
+    /* 3e9 values declared, none written: refused by the documented bound. */
+    CHECK(write_netcdf4(path, 100000, 30000, NULL, 0, NULL, 0, NULL) == 0);
+    expect_error(path, "variable X", "more than the 2147483647");
     x[2 * D + 1] = NAN;
     CHECK(write_netcdf4(path, N, D, x, N, y, 0, NULL) == 0);
     expect_error(path, "variable X holds NaN at sample 2, feature 1", "must be finite");
@@ -1075,6 +1177,8 @@ int main(int argc, char **argv)
     check_generated(IPM_DATA_COMPLICATED);
     check_split();
     check_netcdf_files();
+    check_cut_classic();
+    check_packed();
     check_hostile_netcdf();
     check_bad_values();
     check_idx();

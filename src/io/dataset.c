@@ -466,6 +466,66 @@ static int check_y_values(int ncid, const char *path, const nc_var_shape *y, con
     return 0;
 }
 
+/* A CF packing attribute of a variable (scale_factor, add_offset): 1 with
+ * its value, 0 when absent, -1 (err set) when it is not one number. */
+static int packing_attribute(int ncid, const char *path, const char *var, int varid,
+                             const char *name, double *value, char *err)
+{
+    nc_type type;
+    size_t len = 0;
+    if (nc_inq_att(ncid, varid, name, &type, &len) != NC_NOERR)
+        return 0;
+    if (len != 1 || type == NC_CHAR || type == NC_STRING ||
+        nc_get_att_double(ncid, varid, name, value) != NC_NOERR || !isfinite(*value))
+        return ipm_fail(err, "%s: variable %s: attribute %s must be one finite number", path, var,
+                        name);
+    return 1;
+}
+
+/* CF packing (scale_factor, add_offset), applied as xarray and netCDF4
+ * do: X = stored * scale_factor + add_offset, in double, then rounded to
+ * float. The stored values were checked for fill values and NaN first. */
+static int unpack_x(int ncid, const char *path, const nc_var_shape *x, ipm_dataset *d, char *err)
+{
+    double scale = 1, offset = 0;
+    int has_scale = packing_attribute(ncid, path, "X", x->varid, "scale_factor", &scale, err);
+    int has_offset = packing_attribute(ncid, path, "X", x->varid, "add_offset", &offset, err);
+    if (has_scale < 0 || has_offset < 0)
+        return -1;
+    if (!has_scale && !has_offset)
+        return 0;
+    size_t n = (size_t)d->n * (size_t)d->dim;
+    double *stored = malloc(n * sizeof *stored);
+    if (!stored)
+        return ipm_fail(err, "%s: out of memory unpacking variable X", path);
+    int status = nc_get_var_double(ncid, x->varid, stored);
+    for (size_t i = 0; status == NC_NOERR && i < n; i++)
+        d->x[i] = (float)(stored[i] * scale + offset);
+    free(stored);
+    if (status != NC_NOERR)
+        return ipm_fail(err, "%s: variable X: %s", path, nc_strerror(status));
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(d->x[i]))
+            return ipm_fail(err,
+                            "%s: variable X unpacked (scale_factor %g, add_offset %g) is not "
+                            "finite at value %zu",
+                            path, scale, offset, i);
+    return 0;
+}
+
+/* Labels are class names, compared exactly: packed labels are refused. */
+static int check_y_unpacked(int ncid, const char *path, const nc_var_shape *y, char *err)
+{
+    static const char *const packing[] = {"scale_factor", "add_offset"};
+    for (int k = 0; k < 2; k++)
+        if (nc_inq_att(ncid, y->varid, packing[k], NULL, NULL) == NC_NOERR)
+            return ipm_fail(err,
+                            "%s: variable y has %s (CF packing); labels must be stored as "
+                            "plain integers",
+                            path, packing[k]);
+    return 0;
+}
+
 static int read_open_netcdf(int ncid, const char *path, ipm_dataset *d, char *err)
 {
     nc_var_shape x, y;
@@ -473,7 +533,8 @@ static int read_open_netcdf(int ncid, const char *path, ipm_dataset *d, char *er
     if (inquire_var(ncid, path, "X", &x, err) || x_shape(ncid, path, &x, &n, &dim, err) ||
         check_declared_size(ncid, path, "X", &x, (size_t)n * (size_t)dim, err) ||
         inquire_var(ncid, path, "y", &y, err) || y_shape_check(ncid, path, &y, n, err) ||
-        check_declared_size(ncid, path, "y", &y, (size_t)n, err) || dataset_alloc(d, n, dim, err))
+        check_declared_size(ncid, path, "y", &y, (size_t)n, err) ||
+        check_y_unpacked(ncid, path, &y, err) || dataset_alloc(d, n, dim, err))
         return -1;
     int status = nc_get_var_float(ncid, x.varid, d->x);
     if (status != NC_NOERR) {
@@ -485,7 +546,8 @@ static int read_open_netcdf(int ncid, const char *path, ipm_dataset *d, char *er
         ipm_dataset_free(d);
         return ipm_fail(err, "%s: variable y: %s", path, nc_strerror(status));
     }
-    if (check_x_values(ncid, path, &x, d, err) || check_y_values(ncid, path, &y, d, err)) {
+    if (check_x_values(ncid, path, &x, d, err) || check_y_values(ncid, path, &y, d, err) ||
+        unpack_x(ncid, path, &x, d, err)) {
         ipm_dataset_free(d);
         return -1;
     }
@@ -504,7 +566,14 @@ typedef struct header_reader {
     int offset_bytes; /* a variable's begin: 4 in CDF1, else 8 */
     uint64_t left;    /* bytes of the file not read yet */
     int ok;
+    char name[64]; /* the latest name read, "" when longer */
 } header_reader;
+
+/* The first variable whose data the file is too short to hold. */
+typedef struct cut_variable {
+    char name[64];
+    uint64_t end; /* where its data end at least; 0: none is cut */
+} cut_variable;
 
 static uint64_t header_uint(header_reader *r, int bytes)
 {
@@ -542,7 +611,20 @@ static uint64_t header_count(header_reader *r)
 
 static void header_name(header_reader *r)
 {
-    header_skip(r, header_count(r), 1);
+    uint64_t n = header_count(r), padded = (n + 3) / 4 * 4;
+    r->name[0] = '\0';
+    if (!r->ok || n >= sizeof r->name || padded > r->left) {
+        header_skip(r, n, 1);
+        return;
+    }
+    char buf[sizeof r->name + 3];
+    if (fread(buf, 1, (size_t)padded, r->f) != (size_t)padded) {
+        r->ok = 0;
+        return;
+    }
+    r->left -= padded;
+    memcpy(r->name, buf, (size_t)n);
+    r->name[n] = '\0';
 }
 
 static uint64_t header_type_size(header_reader *r)
@@ -573,25 +655,51 @@ static void header_attributes(header_reader *r)
     }
 }
 
-static int classic_header_ok(FILE *f, int version, uint64_t file_size)
+/* Where a variable's data end at least: begin + vsize, or for a record
+ * variable begin + numrecs record slices. vsize is padded to 4 bytes (and
+ * a lone record variable's records are not), so 3 bytes a slice are not
+ * counted. numrecs of all ones is a file still being written: no bound. */
+static uint64_t data_end_at_least(uint64_t begin, uint64_t vsize, int record, uint64_t numrecs,
+                                  uint64_t streaming)
 {
-    header_reader r = {f, version == 5 ? 8 : 4, version == 1 ? 4 : 8, file_size, 1};
+    uint64_t slice = vsize > 3 ? vsize - 3 : 0, records = record ? numrecs : 1;
+    if (record && numrecs == streaming)
+        return 0;
+    if (slice && records > (UINT64_MAX - begin) / slice)
+        return UINT64_MAX;
+    return begin + records * slice;
+}
+
+/* Walks the header; refuses a header that overruns the file (0), and
+ * notes in *cut the first variable whose data end past the file. */
+static int classic_header_ok(FILE *f, int version, uint64_t file_size, cut_variable *cut)
+{
+    header_reader r = {f, version == 5 ? 8 : 4, version == 1 ? 4 : 8, file_size, 1, ""};
+    uint64_t streaming = version == 5 ? UINT64_MAX : UINT32_MAX;
     header_uint(&r, 4); /* magic, checked by the caller */
-    header_count(&r);   /* numrecs */
+    uint64_t numrecs = header_count(&r), record_dim = UINT64_MAX;
     uint64_t n = header_list(&r, NC_DIMENSION_TAG);
     for (uint64_t i = 0; r.ok && i < n; i++) {
         header_name(&r);
-        header_count(&r);
+        if (header_count(&r) == 0 && record_dim == UINT64_MAX)
+            record_dim = i; /* length 0: the unlimited dimension */
     }
     header_attributes(&r);
     n = header_list(&r, NC_VARIABLE_TAG);
     for (uint64_t i = 0; r.ok && i < n; i++) {
         header_name(&r);
-        header_skip(&r, header_count(&r), (uint64_t)r.count_bytes); /* dimension ids */
+        char name[sizeof r.name];
+        memcpy(name, r.name, sizeof name);
+        uint64_t ndims = header_count(&r), first_dim = ndims ? header_count(&r) : UINT64_MAX;
+        header_skip(&r, ndims ? ndims - 1 : 0, (uint64_t)r.count_bytes); /* the other ids */
         header_attributes(&r);
         header_type_size(&r);
-        header_count(&r);                /* vsize */
-        header_uint(&r, r.offset_bytes); /* begin */
+        uint64_t vsize = header_count(&r), begin = header_uint(&r, r.offset_bytes);
+        uint64_t end = data_end_at_least(begin, vsize, first_dim == record_dim, numrecs, streaming);
+        if (r.ok && cut->end == 0 && end > file_size) {
+            memcpy(cut->name, name, sizeof name);
+            cut->end = end;
+        }
     }
     return r.ok;
 }
@@ -608,11 +716,18 @@ static int check_classic_header(const char *path, char *err)
     if (fread(magic, 1, 4, f) == 4 && memcmp(magic, "CDF", 3) == 0 &&
         (magic[3] == 1 || magic[3] == 2 || magic[3] == 5) && fstat(fileno(f), &st) == 0) {
         rewind(f);
-        if (!classic_header_ok(f, magic[3], (uint64_t)st.st_size))
+        cut_variable cut = {"", 0};
+        if (!classic_header_ok(f, magic[3], (uint64_t)st.st_size, &cut))
             rc = ipm_fail(err,
                           "%s: malformed NetCDF header (it declares more than the file's %lld "
                           "bytes hold, or is cut short)",
                           path, (long long)st.st_size);
+        else if (cut.end) /* libnetcdf would read the missing bytes as zeros */
+            rc = ipm_fail(err,
+                          "%s: variable %s's data end at byte %llu or later, past the file's "
+                          "%lld bytes (truncated or corrupt)",
+                          path, cut.name[0] ? cut.name : "(name too long)",
+                          (unsigned long long)cut.end, (long long)st.st_size);
     }
     fclose(f);
     return rc;

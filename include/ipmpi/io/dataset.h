@@ -5,8 +5,10 @@
  * 0..n_x-1 (ids in order of first appearance), labels are mapped to
  * 0..n_classes-1 in increasing order of their original value.
  * A NetCDF X may hold at most IPM_DATASET_MAX_VALUES values (samples x
- * features); in the classic formats its and y's declared data must also fit
- * in the file. Both are checked before anything is allocated.
+ * features); its and y's declared data must also fit in the file, and in
+ * the classic formats every variable's data must end within the file (a
+ * file cut short would read as zeros). All are checked before anything is
+ * allocated.
  *
  * source = idx: [data] images and labels (IDX, raw or gzip; see idx.h) hold
  * unsigned-byte images n x h x w (one channel) or n x h x w x c, and integer
