@@ -45,6 +45,15 @@ expect 73 concurrent 'busy\.nc is in use by another run \(process [0-9]+@' -- \
 expect 73 concurrent-checkpoint 'busy\.ckpt is in use by another run' -- \
     "$IPMPI" "$J" "${quick[@]}" --set run.output=other.nc --set run.checkpoint=busy.ckpt
 [ ! -e other.nc ] || fail "the refused run created its output"
+# ... also through another name of its output: a link to it, or a hard link.
+ln -s busy.nc alias.nc
+expect 73 concurrent-symlink 'busy\.nc is in use by another run' -- \
+    "$IPMPI" "$J" "${quick[@]}" --set run.output=alias.nc --set run.checkpoint=alias.ckpt --overwrite
+ln busy.nc hard.nc
+expect 73 concurrent-hard-link 'hard\.nc has 2 names \(hard links\)' -- \
+    "$IPMPI" "$J" "${quick[@]}" --set run.output=hard.nc --set run.checkpoint=hard.ckpt --overwrite
+[ -s busy.nc ] || fail "busy.nc was truncated through another name"
+rm -f alias.nc hard.nc
 kill -USR1 $busy
 wait $busy
 status=$?
