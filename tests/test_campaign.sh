@@ -207,6 +207,20 @@ for sig in USR1 TERM; do
     [ $status -eq 75 ] || fail "SIG$sig: exit status $status, expected 75: $(tail -2 sig$sig.err)"
     [ -s sig$sig.ckpt ] || fail "SIG$sig: no checkpoint"
 done
+# A run started without mpirun: a closed terminal (SIGHUP) or a reader of
+# its stdout that went away (SIGPIPE) stops it with a checkpoint too.
+"$IPMPI" "$J" --set run.output=hup.nc >hup.out 2>hup.err &
+hup=$!
+for _ in $(seq 1 2000); do grep -q '^epoch' hup.out 2>/dev/null && break; sleep 0.01; done
+kill -HUP $hup
+wait $hup
+status=$?
+[ $status -eq 75 ] || fail "SIGHUP: exit status $status, expected 75: $(tail -2 hup.err)"
+grep -q 'on signal SIGHUP: checkpoint written to hup.ckpt' hup.out || fail "SIGHUP: $(tail -1 hup.out)"
+"$IPMPI" "$J" --set run.output=pipe.nc 2>pipe.err | head -1 >/dev/null
+status=${PIPESTATUS[0]}
+[ $status -eq 75 ] || fail "SIGPIPE: exit status $status, expected 75: $(tail -2 pipe.err)"
+expect 0 pipe-restart 'wrote pipe\.nc' -- "$IPMPI" "$J" --set run.output=pipe.nc --restart
 
 # ---- D15: a hostile netCDF-4 file ------------------------------------------
 if "$PY" -c 'import netCDF4' 2>/dev/null; then

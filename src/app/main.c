@@ -51,7 +51,10 @@ static void on_stop_signal(int sig)
 }
 
 /* SIGUSR1 (Slurm's --signal, forwarded by mpirun), SIGTERM (PBS walltime,
- * scancel) and SIGINT all mean: checkpoint at the next epoch and stop.
+ * scancel), SIGINT, SIGHUP (the terminal or ssh session closed) and
+ * SIGPIPE (stdout's reader went away, as in `ipmpi ... | head`; mpirun
+ * turns that into SIGTERM for its ranks) all mean: checkpoint at the next
+ * epoch and stop.
  * Installed before MPI_Init, so that no signal finds the default action
  * (which would kill the rank without a checkpoint); Open MPI keeps handlers
  * it finds installed. A signal during setup is acted on at the first epoch
@@ -62,7 +65,7 @@ static void install_stop_handlers(void)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
-    const int signals[] = {SIGUSR1, SIGTERM, SIGINT};
+    const int signals[] = {SIGUSR1, SIGTERM, SIGINT, SIGHUP, SIGPIPE};
     for (size_t i = 0; i < sizeof signals / sizeof *signals; i++)
         sigaction(signals[i], &sa, NULL);
 }
@@ -87,9 +90,9 @@ static const char usage_text[] =
     "  --help                 this text\n"
     "  --version              the version\n"
     "\n"
-    "On SIGUSR1, SIGTERM or SIGINT the run writes its checkpoint at the next epoch and stops\n"
-    "with status 75; a checkpoint is also written every [run] checkpoint_every epochs and\n"
-    "at the end.\n"
+    "On SIGUSR1, SIGTERM, SIGINT, SIGHUP or SIGPIPE the run writes its checkpoint at the\n"
+    "next epoch and stops with status 75; a checkpoint is also written every [run]\n"
+    "checkpoint_every epochs and at the end.\n"
     "\n"
     "exit status:\n"
     "   0  done\n"

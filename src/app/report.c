@@ -112,7 +112,20 @@ void ipm_report_stops(const ipm_report_sources *src, int epoch)
 
 static const char *signal_name(int sig)
 {
-    return sig == SIGUSR1 ? "SIGUSR1" : sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "?";
+    switch (sig) {
+    case SIGUSR1:
+        return "SIGUSR1";
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGINT:
+        return "SIGINT";
+    case SIGHUP:
+        return "SIGHUP";
+    case SIGPIPE:
+        return "SIGPIPE";
+    default:
+        return "?";
+    }
 }
 
 void ipm_report_signal_stop(int epoch, int sig, const char *checkpoint)
