@@ -48,4 +48,37 @@ PY
             fail "$where: the message does not say the $kept records kept: $(tail -1 run.err)"
     fi
 done
+
+# A restart with a changed config on a full disk: refused (74) before it
+# touches the file's attributes, which HDF5 could not restore; the file
+# stays readable, and once there is room the restart goes on.
+# (A disk of its own, with room for the 1 MB a restart asks for once freed.)
+rm -f disk/* run.ckpt*
+mkdir disk2
+mount -t tmpfs -o size=2m tmpfs disk2 || fail "cannot mount a second tmpfs"
+trap 'umount "$WORK/disk" "$WORK/disk2"; rm -rf "$WORK"' EXIT
+small=(--set information.epochs=log:5 --set run.output=disk2/small.nc --set run.checkpoint="$WORK/small.ckpt")
+"$IPMPI" "$IPMPI_SOURCE_ROOT/jobs/tishby.ini" --set training.epochs=40 "${small[@]}" >small.out 2>&1 ||
+    fail "the small run failed: $(tail -3 small.out)"
+dd if=/dev/zero of=disk2/filler bs=4k 2>/dev/null # until the disk is full
+"$IPMPI" "$IPMPI_SOURCE_ROOT/jobs/tishby.ini" --set training.epochs=60 "${small[@]}" --restart \
+    >full.out 2>full.err
+status=$?
+[ $status -eq 74 ] || fail "restart on a full disk: exit status $status, expected 74: $(tail -3 full.err)"
+grep -q 'free on its file system' full.err || fail "restart on a full disk: $(tail -3 full.err)"
+rm -f disk2/filler
+ncdump -h disk2/small.nc >dump.txt 2>&1 || fail "small.nc unreadable after the refused restart: $(cat dump.txt)"
+"$IPMPI" "$IPMPI_SOURCE_ROOT/jobs/tishby.ini" --set training.epochs=60 "${small[@]}" --restart \
+    >room.out 2>&1 || fail "the restart with room failed: $(tail -3 room.out)"
+
+# A checkpoint that cannot be written is a failed write too (74), and the
+# output (elsewhere) keeps its records.
+rm -f disk/* small.ckpt*
+dd if=/dev/zero of=disk/filler bs=4k 2>/dev/null
+"$IPMPI" "$IPMPI_SOURCE_ROOT/jobs/tishby.ini" --set training.epochs=200 --set run.checkpoint_every=50 \
+    --set run.output=ck.nc --set run.checkpoint=disk/ck.ckpt >ck.out 2>ck.err
+status=$?
+[ $status -eq 74 ] || fail "checkpoint on a full disk: exit status $status, expected 74: $(tail -3 ck.err)"
+grep -q 'checkpoint: cannot write .*No space left on device' ck.err || fail "checkpoint: $(tail -3 ck.err)"
+ncdump -h ck.nc >dump.txt 2>&1 || fail "ck.nc unreadable: $(cat dump.txt)"
 finish

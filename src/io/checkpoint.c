@@ -89,7 +89,8 @@ static int write_file(const char *tmp, const ipm_checkpoint *ck, char *err)
 {
     writer w = {fopen(tmp, "wb"), FNV_OFFSET, 0};
     if (!w.f)
-        return ipm_fail(err, "checkpoint: cannot create %s: %s", tmp, strerror(errno));
+        return ipm_fail_as(err, IPM_ERR_IO, "checkpoint: cannot create %s: %s", tmp,
+                           strerror(errno));
     put_checkpoint(&w, ck);
     int ok = !w.failed && fflush(w.f) == 0 && fsync(fileno(w.f)) == 0;
     int saved = errno;
@@ -99,7 +100,8 @@ static int write_file(const char *tmp, const ipm_checkpoint *ck, char *err)
     }
     if (!ok) {
         remove(tmp);
-        return ipm_fail(err, "checkpoint: cannot write %s: %s", tmp, strerror(saved));
+        return ipm_fail_as(err, IPM_ERR_IO, "checkpoint: cannot write %s: %s", tmp,
+                           strerror(saved));
     }
     return 0;
 }
@@ -116,7 +118,8 @@ static int sync_directory(const char *path, char *err)
     int rc = 0;
     if (fd >= 0) {
         if (fsync(fd) != 0 && errno == EIO)
-            rc = ipm_fail(err, "checkpoint: cannot sync directory %s: %s", dir, strerror(errno));
+            rc = ipm_fail_as(err, IPM_ERR_IO, "checkpoint: cannot sync directory %s: %s", dir,
+                             strerror(errno));
         close(fd);
     }
     free(dir);
@@ -155,10 +158,12 @@ static int install(const char *path, const char *tmp, const char *prev, char *er
     if (rename(path, prev) != 0 && errno != ENOENT) {
         int saved = errno;
         remove(tmp);
-        return ipm_fail(err, "checkpoint: cannot rename %s to %s: %s", path, prev, strerror(saved));
+        return ipm_fail_as(err, IPM_ERR_IO, "checkpoint: cannot rename %s to %s: %s", path, prev,
+                           strerror(saved));
     }
     if (rename(tmp, path) != 0)
-        return ipm_fail(err, "checkpoint: cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        return ipm_fail_as(err, IPM_ERR_IO, "checkpoint: cannot rename %s to %s: %s", tmp, path,
+                           strerror(errno));
     return sync_directory(path, err);
 }
 

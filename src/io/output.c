@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1041,8 +1042,31 @@ static int note_restart(ipm_output *o, const ipm_output_meta *m, char *err)
     return rc;
 }
 
+/* HDF5 cannot undo a define-mode change the disk has no room for: the
+ * file's attributes are left unreadable, and closing it crashes. So a
+ * restart notes itself in them only with room to spare, far more than the
+ * few KB the note takes. */
+#define RESTART_ROOM_BYTES (1u << 20)
+
+static int check_room_to_note(const ipm_output *o, char *err)
+{
+    struct statvfs fs;
+    if (statvfs(o->path, &fs) != 0)
+        return 0; /* nothing known: the writes report what happens */
+    unsigned long long room = (unsigned long long)fs.f_bavail * (unsigned long long)fs.f_frsize;
+    if (room >= RESTART_ROOM_BYTES)
+        return 0;
+    return ipm_fail_as(err, IPM_ERR_IO,
+                       "%s: only %llu KB free on its file system, and a restart needs %u KB to "
+                       "note itself in the file's attributes without risk to them: free some "
+                       "space and restart (its records and attributes are unchanged)",
+                       o->path, room / 1024, RESTART_ROOM_BYTES / 1024);
+}
+
 static int restart_attributes(ipm_output *o, const ipm_output_meta *m, char *err)
 {
+    if (check_room_to_note(o, err))
+        return -1;
     int s = nc_redef(o->ncid);
     if (s)
         return nc_fail(o, s, "nc_redef", "", err);
