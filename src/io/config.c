@@ -22,6 +22,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <ini.h>
 #include <limits.h>
 #include <math.h>
@@ -849,7 +850,8 @@ static const key_def keys[] = {
      .format = fmt_estimators,
      .comment =
          "estimators: all = simple, pooled, sampled; kde and miller_madow are added by name"},
-    DOUBLE_KEY("information", "kde_variance", kde_variance, 0, 1, INFINITY, 1),
+    /* at least the smallest normal double: runs flush subnormals to zero */
+    DOUBLE_KEY("information", "kde_variance", kde_variance, DBL_MIN, 0, INFINITY, 1),
     ENUM_KEY("information", "on", on, plane_names),
     CUSTOM_KEY("output", "activations", set_activations, fmt_activations),
     {.section = "output",
