@@ -151,6 +151,26 @@ cmp -s a.nc a.copy || fail "the refused restart changed a.nc"
 expect 2 changed-key '--set training\.batch_size: \[training\] batch_size = 64 differs from the checkpoint.s 256' -- \
     "$IPMPI" "$J" "${quick[@]}" --set training.epochs=9 --set run.output=b.nc --set run.seed=8 \
     --restart --set training.batch_size=64
+# More epochs would change the epochs of the stored activations (a fixed
+# dimension): refused by name, one reason (there is no .prev to try), and
+# the file unchanged; fewer epochs than the checkpoint's are refused too.
+"$IPMPI" "$J" "${quick[@]}" --set run.output=acts.nc --set output.activations=all >acts.out 2>&1 ||
+    fail "run acts failed: $(tail -2 acts.out)"
+cp acts.nc acts.copy
+expect 2 more-activation-epochs 'training\] epochs = 9 changes the epochs whose activations .*\(7 in the output, 10 with this value\).*epochs = 6' -- \
+    "$IPMPI" "$J" "${quick[@]}" --set run.output=acts.nc --set output.activations=all \
+    --set training.epochs=9 --restart
+grep -q 'prev' more-activation-epochs.err && fail "the refusal names the absent .prev: $(cat more-activation-epochs.err)"
+cmp -s acts.nc acts.copy || fail "the refused restart changed acts.nc"
+# A list of epochs stays the same: the restart goes on; fewer epochs than
+# the checkpoint's are refused.
+"$IPMPI" "$J" "${quick[@]}" --set run.output=list.nc --set output.activations=0,3 >list.out 2>&1 ||
+    fail "run list failed: $(tail -2 list.out)"
+expect 2 fewer-epochs 'training\] epochs = 3: the checkpoint list\.ckpt is at epoch 6' -- \
+    "$IPMPI" "$J" "${quick[@]}" --set run.output=list.nc --set output.activations=0,3 \
+    --set training.epochs=3 --restart
+expect 0 more-epochs-listed 'wrote list\.nc' -- "$IPMPI" "$J" "${quick[@]}" \
+    --set run.output=list.nc --set output.activations=0,3 --set training.epochs=9 --restart
 
 # ---- D8: activation epochs that are not logged are logged ------------------
 "$IPMPI" "$J" --set training.epochs=10 --set information.epochs=0,10 --set output.activations=3 \

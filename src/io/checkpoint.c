@@ -348,6 +348,31 @@ void ipm_checkpoint_free(ipm_checkpoint *ck)
 
 /* ---- config comparison ---------------------------------------------------- */
 
+/* The epochs whose activations the output stores are a fixed dimension of
+ * it (activation_epoch): a restart whose [training] epochs changes them
+ * (activations = all, every:K, log:N) could not write them. */
+static int check_activation_epochs(const ipm_config *saved, const ipm_config *current, char *err)
+{
+    if (saved->epochs == current->epochs)
+        return 0;
+    int *was = NULL, *now = NULL, n_was = 0, n_now = 0, rc = 0;
+    char why[IPM_ERRLEN];
+    if (ipm_epochs_expand(&saved->activation_epochs, saved->epochs, &was, &n_was, why) == 0 &&
+        ipm_epochs_expand(&current->activation_epochs, current->epochs, &now, &n_now, why) == 0 &&
+        (n_was != n_now || memcmp(was, now, (size_t)n_now * sizeof *now) != 0)) {
+        ipm_config_fail(current, "training", "epochs", err,
+                        " = %d changes the epochs whose activations [output] activations stores "
+                        "(%d in the output, %d with this value), and the output's "
+                        "activation_epoch dimension is fixed: restart with epochs = %d, or start "
+                        "afresh with --overwrite",
+                        current->epochs, n_was, n_now, saved->epochs);
+        rc = -1;
+    }
+    free(was);
+    free(now);
+    return rc;
+}
+
 /* Both configs as the config parser reads them (one INI reader for the
  * whole program), compared key by key on their formatted values. */
 int ipm_checkpoint_config_check(const char *saved_config, const ipm_config *current, char *err)
@@ -360,6 +385,10 @@ int ipm_checkpoint_config_check(const char *saved_config, const ipm_config *curr
     }
     ipm_config_difference d;
     int rc = ipm_config_first_difference(&saved, current, ipm_checkpoint_mutable_keys, &d);
+    if (rc == 0 && check_activation_epochs(&saved, current, err)) {
+        ipm_config_free(&saved);
+        return -1;
+    }
     ipm_config_free(&saved);
     if (rc < 0)
         return ipm_fail(err, "out of memory comparing configs");
@@ -404,13 +433,17 @@ int ipm_checkpoint_load(const char *path, const ipm_config *current, int n_repli
     if (!prev)
         return ipm_fail(err, "%s", first);
     char second[IPM_ERRLEN];
-    int rc = read_matching(prev, current, n_replicas, ck, second);
+    struct stat st;
+    int no_prev = stat(prev, &st) != 0 && errno == ENOENT;
+    int rc = no_prev ? -1 : read_matching(prev, current, n_replicas, ck, second);
     free(prev);
     if (rc == 0) {
         ck->used_prev = 1;
         snprintf(ck->refused, sizeof ck->refused, "%s", first);
         return 0;
     }
+    if (no_prev) /* nothing to fall back on: the first reason alone, and its kind */
+        return ipm_fail_wrap(err, first, "cannot restart: %.1000s", first);
     return ipm_fail(err, "cannot restart: %.500s; and %.480s", first, second);
 }
 
