@@ -171,6 +171,17 @@ expect 2 fewer-epochs 'training\] epochs = 3: the checkpoint list\.ckpt is at ep
     --set training.epochs=3 --restart
 expect 0 more-epochs-listed 'wrote list\.nc' -- "$IPMPI" "$J" "${quick[@]}" \
     --set run.output=list.nc --set output.activations=0,3 --set training.epochs=9 --restart
+# A run killed after its last checkpoint left records past it (here: the
+# checkpoint of epoch 150 of a finished 200-epoch run). A restart with fewer
+# epochs would leave some of them behind: refused; with as many it goes on.
+late=(--set information.epochs=every:10 --set run.checkpoint_every=50 --set run.output=late.nc)
+"$IPMPI" "$J" "${late[@]}" --set training.epochs=200 >late.out 2>&1 || fail "run late failed"
+mv late.ckpt.prev late.ckpt
+cp late.nc late.copy
+expect 2 late-records-left 'late\.nc holds 21 records, 5 past the checkpoint.s 16 .* logs 17 in all, so the last 4' -- \
+    "$IPMPI" "$J" "${late[@]}" --set training.epochs=160 --restart
+cmp -s late.nc late.copy || fail "the refused restart changed late.nc"
+expect 0 late-records-again 'wrote late\.nc' -- "$IPMPI" "$J" "${late[@]}" --set training.epochs=200 --restart
 
 # ---- D8: activation epochs that are not logged are logged ------------------
 "$IPMPI" "$J" --set training.epochs=10 --set information.epochs=0,10 --set output.activations=3 \

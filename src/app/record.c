@@ -70,6 +70,7 @@ int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int resumed
         .range_hi = cfg->range_hi,
         .kde_variance = cfg->kde_variance,
         .n_activation_epochs = plan->n_act,
+        .planned_records = plan->n_log,
         .activation_samples = train->n,
         .gradient_stats = cfg->gradient_stats,
         .sample_x_id = train->x_id,
@@ -84,8 +85,9 @@ int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int resumed
     /* A restart appends after the checkpoint's records. The file may hold
      * more (logged after the checkpoint, or after .prev's) and NetCDF cannot
      * shrink the epoch dimension, but nothing needs removing: the restarted
-     * run has the same config and state, so it logs exactly those epochs
-     * again, bitwise the same, over them (tests/test_restart.sh checks it). */
+     * run has the same config and state, so it logs those epochs again,
+     * bitwise the same, over them (tests/test_restart.sh checks it). With
+     * fewer epochs it might log fewer in all: reopen refuses that. */
     if (resumed_after < 0)
         return ipm_output_create(out, &meta, err);
     if (ipm_output_reopen(out, &meta, records, err))

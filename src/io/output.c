@@ -962,7 +962,7 @@ static int check_var(ipm_output *o, const ipm_output_meta *m, const var_ref *r, 
     return 0;
 }
 
-static int check_records(ipm_output *o, long records, char *err)
+static int check_records(ipm_output *o, long records, long planned, char *err)
 {
     int dim;
     size_t held;
@@ -974,6 +974,19 @@ static int check_records(ipm_output *o, long records, char *err)
     if (records < 0 || (size_t)records > held)
         return ipm_fail(err, "%s: holds %zu records, the checkpoint expects %ld", o->path, held,
                         records);
+    /* Records past the checkpoint's were logged by a run that did not stop
+     * cleanly; a restart logs them again over them, unless it logs fewer in
+     * all (fewer epochs): NetCDF cannot shrink the dimension, so the rest
+     * would stay, another schedule's. */
+    if ((size_t)records < held && planned > 0 && (size_t)planned < held)
+        return ipm_fail_as(err, IPM_ERR_INPUT,
+                           "%s holds %zu records, %zu past the checkpoint's %ld (logged after it "
+                           "by a run that did not stop cleanly), and this run logs %ld in all, "
+                           "so the last %zu would stay behind from the earlier run: restart with "
+                           "[training] epochs as before, or start afresh with --overwrite; "
+                           "nothing was written",
+                           o->path, held, held - (size_t)records, records, planned,
+                           held - (size_t)planned);
     o->records = (size_t)records;
     return 0;
 }
@@ -1112,7 +1125,7 @@ int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long record
         return -1;
     }
     if (check_run_id(o, meta->run_id, err) || for_each_var(o, meta, check_var, err) ||
-        check_records(o, records, err) || restart_attributes(o, meta, err)) {
+        check_records(o, records, meta->planned_records, err) || restart_attributes(o, meta, err)) {
         nc_close(o->ncid);
         output_free(o);
         return -1;

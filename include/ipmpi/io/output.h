@@ -81,10 +81,11 @@ typedef struct ipm_output_meta {
     int quantile;          /* binning = quantile: 1 edges per layer, 2 per unit */
     double bin_width;      /* > 0: binning = width, edges k * bin_width from bin_lo to bin_hi */
     int stop_rules;        /* 0: no stopping; 1: ensemble; R: one per replica */
-    const char *stop_description;          /* long_name of stop_J */
-    int n_activation_epochs;               /* 0: no activations stored */
-    int gradient_stats;                    /* grad_mean_norm and grad_std_norm exist */
-    int activation_samples;                /* samples stored per replica */
+    const char *stop_description; /* long_name of stop_J */
+    int n_activation_epochs;      /* 0: no activations stored */
+    long planned_records;         /* the run's logged epochs (a restart leaves none past them) */
+    int gradient_stats;           /* grad_mean_norm and grad_std_norm exist */
+    int activation_samples;       /* samples stored per replica */
     const int32_t *sample_x_id, *sample_y; /* activation_samples each */
     double flush_seconds; /* write + sync appended records at most this often (0: every append) */
     int resumed_after;    /* reopen: the checkpoint's epoch, for the history line */
