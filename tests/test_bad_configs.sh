@@ -98,6 +98,14 @@ expect_error whole-without-file 'bad\.ini:10: \[information\] range: whole needs
 good | sed 's/^epochs = 2$/epochs = 2\n[information]\nrange = whole\nrange_from = out.nc/' >bad.ini
 expect_error whole-from-output 'bad\.ini:11: \[information\] range_from = out\.nc: the same file as the run.s output'
 
+# range_from written by a run of another network: its extremes are not this run's.
+good | sed 's/^epochs = 2$/epochs = 2\n[information]\nrange = adaptive/; s/^output = out.nc$/output = first.nc/' >first.ini
+"$IPMPI" first.ini >first.out 2>&1 || fail "the adaptive run failed: $(tail -2 first.out)"
+good | sed 's/^epochs = 2$/epochs = 2\n[information]\nrange = whole\nrange_from = first.nc/; s/dense:4:tanh/dense:5:tanh/' >bad.ini
+expect_error whole-from-other-config 'bad\.ini:11: \[information\] range_from: first\.nc was written by a run with \[network\] layers = dense:4:tanh, dense:2:softmax, this run has dense:5:tanh'
+good | sed 's/^epochs = 2$/epochs = 2\n[information]\nrange = whole\nrange_from = first.nc\nbins = 12/' >whole.ini
+"$IPMPI" --check whole.ini >whole.out 2>&1 || fail "range_from of the same config refused: $(tail -2 whole.out)"
+
 good | sed 's/^epochs = 2$/epochs = 2\n[information]\nbinning = quantile\nrange = adaptive/' >bad.ini
 expect_error quantile-with-range 'bad\.ini:11: \[information\] range: adaptive: binning = quantile takes no range'
 

@@ -267,8 +267,54 @@ static int read_whole_range(ipm_plan *p, int plane, char *err)
     return 0;
 }
 
+/* What range = whole may differ in from the run that wrote range_from:
+ * nothing that changes the networks it trained (seed, data, network,
+ * training, stopping), so that its extremes are this run's. Replicas may
+ * differ: replica r trains the same whatever their number. */
+static const char *const range_from_free_keys[] = {
+    "run.replicas",
+    "run.output",
+    "run.threads",
+    "run.checkpoint",
+    "run.checkpoint_every",
+    "run.reduce",
+    "information.*",
+    "output.*",
+    NULL,
+};
+
+static int check_range_from_config(const ipm_config *cfg, char *err)
+{
+    char why[IPM_ERRLEN];
+    char *text = ipm_ranges_config(cfg->range_from, why);
+    if (!text)
+        return ipm_config_fail(cfg, "information", "range_from", err, ": %s", why);
+    ipm_config earlier;
+    memset(&earlier, 0, sizeof earlier);
+    int rc = 0; /* a file without a config (or one this version cannot read) is not compared */
+    if (text[0] && ipm_config_load_text(&earlier, text, cfg->range_from, why) == 0) {
+        ipm_config_difference d;
+        int diff = ipm_config_first_difference(&earlier, cfg, range_from_free_keys, &d);
+        if (diff < 0)
+            rc = ipm_fail(err, "out of memory comparing configs");
+        else if (diff > 0) {
+            rc = ipm_config_fail(cfg, "information", "range_from", err,
+                                 ": %s was written by a run with [%s] %s = %.200s, this run has "
+                                 "%.200s: its ranges are the extremes of other networks (give the "
+                                 "output of a run of this config with range = adaptive)",
+                                 cfg->range_from, d.section, d.name, d.a, d.b);
+            ipm_config_difference_free(&d);
+        }
+    }
+    ipm_config_free(&earlier);
+    free(text);
+    return rc;
+}
+
 static int read_whole_ranges(ipm_plan *p, char *err)
 {
+    if (p->cfg->range_whole && check_range_from_config(p->cfg, err))
+        return -1;
     for (int k = 0; k < IPM_N_PLANES; k++)
         if (p->cfg->range_whole && p->measured[k] && read_whole_range(p, k, err))
             return -1;

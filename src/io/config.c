@@ -1623,7 +1623,7 @@ static int is_listed(const key_def *k, const char *const *names)
     for (; names && *names; names++) {
         size_t n = strlen(k->section);
         if (strncmp(*names, k->section, n) == 0 && (*names)[n] == '.' &&
-            strcmp(*names + n + 1, k->name) == 0)
+            (strcmp(*names + n + 1, k->name) == 0 || strcmp(*names + n + 1, "*") == 0))
             return 1;
     }
     return 0;

@@ -108,3 +108,24 @@ int ipm_ranges_read(const char *path, const char *prefix, int n_layers, int n_re
     nc_close(ncid);
     return rc ? -1 : 0;
 }
+
+char *ipm_ranges_config(const char *path, char *err)
+{
+    int ncid, s = nc_open(path, NC_NOWRITE, &ncid);
+    if (s) {
+        ipm_fail(err, "%s: cannot open: %s", path, nc_strerror(s));
+        return NULL;
+    }
+    size_t len = 0;
+    if (nc_inq_attlen(ncid, NC_GLOBAL, "config", &len) != NC_NOERR || len > (1u << 24))
+        len = 0;
+    char *text = calloc(len + 1, 1);
+    if (text && len && (s = nc_get_att_text(ncid, NC_GLOBAL, "config", text)) != NC_NOERR) {
+        ipm_fail(err, "%s: attribute config: %s", path, nc_strerror(s));
+        free(text);
+        text = NULL;
+    } else if (!text)
+        ipm_fail(err, "%s: out of memory for its config", path);
+    nc_close(ncid);
+    return text;
+}

@@ -136,7 +136,7 @@ typedef struct ipm_config_difference {
 
 /* The first key, in the order ipm_config_format writes them, whose values
  * differ between a and b, skipping the "section.key" names of ignored
- * (NULL-terminated; may be NULL): 1 and *d filled (free it with
+ * ("section.*": the whole section; NULL-terminated; may be NULL): 1 and *d filled (free it with
  * ipm_config_difference_free), 0 when none differs, -1 out of memory. */
 int ipm_config_first_difference(const ipm_config *a, const ipm_config *b,
                                 const char *const *ignored, ipm_config_difference *d);

@@ -16,4 +16,8 @@
 int ipm_ranges_read(const char *path, const char *prefix, int n_layers, int n_replicas,
                     int per_replica, double *lo, double *hi, char *err);
 
+/* The config text the run that wrote path kept in its output (global
+ * attribute config; malloc'd, "" when it has none), or NULL with err. */
+char *ipm_ranges_config(const char *path, char *err);
+
 #endif
