@@ -120,7 +120,7 @@ expect 2 trailing-comma 'item 3 is empty \(a comma at the end\?\)' -- \
     "$IPMPI" --check "$J" --set 'network.layers=dense:4:tanh, dense:2:softmax,'
 
 # ---- D3: divergence caught before any clamping ----------------------------
-expect 1 nan-training 'replica 0 diverged: .*became (NaN|infinite) at epoch' -- \
+expect 1 nan-training 'replica 1 diverged: .*became (NaN|infinite) at epoch' -- \
     "$IPMPI" "$J" "${quick[@]}" --set 'network.layers=dense:10:relu, dense:2:softmax' \
     --set training.optimizer=sgd --set training.learning_rate=1e30 --set run.output=nan.nc
 ncdump -v epoch nan.nc 2>/dev/null | grep -q 'epoch = 0' || fail "nan.nc lost the epochs before"

@@ -120,4 +120,16 @@ if np.all(stop < 0):
 print("stops", stop.tolist(), "problems", bad)
 sys.exit(1 if bad else 0)
 PY
+# The stop lines number replicas as the output's replica coordinate does.
+"$PY" - rep1.nc rep1.out >numbers.txt <<'PY' || fail "stop lines: $(cat numbers.txt)"
+import re
+import sys
+from netCDF4 import Dataset
+with Dataset(sys.argv[1]) as ds:
+    stops = {int(r): int(s) for r, s in zip(ds["replica"][:], ds["stop_epoch"][:]) if s >= 0}
+said = {int(r): int(e) for r, e in re.findall(r"^stopping replica (\d+) at epoch (\d+)",
+                                              open(sys.argv[2]).read(), re.M)}
+print("file", stops, "lines", said)
+sys.exit(0 if said == stops else 1)
+PY
 finish

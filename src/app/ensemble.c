@@ -360,7 +360,8 @@ int ipm_ensemble_check_divergence(const ipm_ensemble *e, int epoch, const char *
                            "replica %d diverged: its %s at epoch %d (detected at logged epoch "
                            "%d); lower [training] learning_rate. Epochs logged before are kept "
                            "in %s",
-                           index, what, at, epoch, output);
+                           index + 1, what, at, epoch,
+                           output); /* numbered from 1, as in the output */
     }
     return 0;
 }

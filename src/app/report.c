@@ -100,7 +100,8 @@ void ipm_report_stops(const ipm_report_sources *src, int epoch)
         if (rule->stopped_epoch != epoch)
             continue;
         char who[48];
-        snprintf(who, sizeof who, m->n_rules == 1 ? "the ensemble" : "replica %d", i);
+        /* replicas are numbered from 1, as in the output's replica coordinate */
+        snprintf(who, sizeof who, m->n_rules == 1 ? "the ensemble" : "replica %d", i + 1);
         printf("stopping %s at epoch %d: J = I(T;Y) - %g I(X;T) of layer %d (%s) has not risen "
                "by more than max(%g x |J_best|, %g) for %d checks (J_best %.4f at epoch %d)%s\n",
                who, epoch, cfg->stop_beta, m->layer + 1, ipm_stop_monitor_estimator(m),
