@@ -248,6 +248,10 @@ static void test_errors(void)
 
     /* Out of range. */
     expect_error("[information]\nbins = 1\n", "t.ini:2: [information] bins", "out of range");
+    /* too large for a key without an upper bound: the bound it passed is named */
+    expect_error("[run]\nreplicas = 4294967296\n", "t.ini:2: [run] replicas",
+                 "out of range (must be at most 2147483647)");
+    expect_error("[run]\nreplicas = -1\n", "t.ini:2: [run] replicas", "(must be >= 0)");
     expect_error("[information]\nbins = 65536\n", "t.ini:2: [information] bins", "out of range");
     expect_error("[data]\ntrain_fraction = 0\n", "t.ini:2: [data] train_fraction", "out of range");
     expect_error("[data]\ntrain_fraction = 1.01\n", "t.ini:2: [data] train_fraction",

@@ -124,8 +124,11 @@ static int parse_long(const char *s, long lo, long hi, long *out, char *why)
     if (end == s || *end || isspace((unsigned char)*s))
         return ipm_fail(why, "bad number '%s' (expected an integer)", s);
     if (errno == ERANGE || v < lo || v > hi) {
-        if (hi == LONG_MAX || hi == INT_MAX)
+        int too_big = errno == ERANGE ? v > 0 : v > hi;
+        if ((hi == LONG_MAX || hi == INT_MAX) && !too_big)
             return ipm_fail(why, "'%s' out of range (must be >= %ld)", s, lo);
+        if (hi == LONG_MAX || hi == INT_MAX)
+            return ipm_fail(why, "'%s' out of range (must be at most %ld)", s, hi);
         return ipm_fail(why, "'%s' out of range (must be between %ld and %ld)", s, lo, hi);
     }
     *out = v;
