@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ipmpi/app/cli.h"
 #include "ipmpi/app/plan.h"
@@ -126,6 +127,19 @@ static void print_data_and_network(const ipm_plan *plan)
     printf("\n");
 }
 
+/* What a run finds only when it starts (status 73 then), said as a note:
+ * an earlier run's files where this run would write. */
+static void note_existing(const ipm_plan *plan)
+{
+    const char *paths[] = {plan->cfg->output, plan->checkpoint};
+    struct stat st;
+    for (int k = 0; k < 2; k++)
+        if (stat(paths[k], &st) == 0)
+            printf("# note: %s exists: a run of this config is refused (status 73) without "
+                   "--restart (continue it) or --overwrite (replace it)\n",
+                   paths[k]);
+}
+
 /* --check builds the run's own plan (data, shapes, schedule, bounds, paths),
  * so a config that would fail at start fails here, with the same status. */
 static int check_config(const ipm_config *cfg, char *err)
@@ -135,6 +149,7 @@ static int check_config(const ipm_config *cfg, char *err)
     if (rc == 0) {
         printf("%s", plan.config_text);
         print_data_and_network(&plan);
+        note_existing(&plan);
     }
     ipm_plan_free(&plan);
     return rc;
