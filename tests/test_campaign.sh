@@ -147,6 +147,21 @@ expect 73 foreign-output 'a\.nc belongs to another run \(run_id [0-9a-f]{16}\) t
     "$IPMPI" "$J" "${quick[@]}" --set training.epochs=9 --set run.output=a.nc --set run.seed=7 \
     --restart
 cmp -s a.nc a.copy || fail "the refused restart changed a.nc"
+# ... byte for byte even when the file is one a killed run left open (HDF5
+# marks a file opened for writing, so the checks open it read-only).
+"$IPMPI" "$J" --set training.epochs=1000000 --set information.epochs=log:30 \
+    --set run.output=killed.nc >killed.out 2>&1 &
+killed=$!
+for _ in $(seq 1 1000); do grep -q '^epoch' killed.out 2>/dev/null && break; sleep 0.01; done
+sleep 0.3
+kill -KILL $killed
+wait $killed 2>/dev/null
+cp killed.nc a.nc
+cp a.nc a.copy
+expect 73 foreign-killed-output 'a\.nc belongs to another run' -- \
+    "$IPMPI" "$J" "${quick[@]}" --set training.epochs=9 --set run.output=a.nc --set run.seed=7 \
+    --restart
+cmp -s a.nc a.copy || fail "the refused restart changed the killed run's file"
 # ... and names the line of a changed key (D13), where --set changed it.
 expect 2 changed-key '--set training\.batch_size: \[training\] batch_size = 64 differs from the checkpoint.s 256' -- \
     "$IPMPI" "$J" "${quick[@]}" --set training.epochs=9 --set run.output=b.nc --set run.seed=8 \

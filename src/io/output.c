@@ -1118,15 +1118,24 @@ int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long record
     ipm_output *o = output_alloc(meta);
     if (!o)
         return ipm_fail(err, "%s: out of memory", meta->path);
-    int s = nc_open(o->path, NC_WRITE, &o->ncid);
+    /* Checked read-only first: opening for writing already marks the file
+     * (HDF5's superblock flags), and a refused restart leaves it as it was. */
+    int s = nc_open(o->path, NC_NOWRITE, &o->ncid);
     if (s) {
         ipm_fail(err, "cannot reopen NetCDF file %s: %s", o->path, nc_strerror(s));
         output_free(o);
         return -1;
     }
-    if (check_run_id(o, meta->run_id, err) || for_each_var(o, meta, check_var, err) ||
-        check_records(o, records, meta->planned_records, err) || restart_attributes(o, meta, err)) {
+    int rc = check_run_id(o, meta->run_id, err) || for_each_var(o, meta, check_var, err) ||
+             check_records(o, records, meta->planned_records, err);
+    nc_close(o->ncid);
+    if (rc == 0 && (s = nc_open(o->path, NC_WRITE, &o->ncid)) != NC_NOERR)
+        rc = ipm_fail(err, "cannot reopen NetCDF file %s for writing: %s", o->path, nc_strerror(s));
+    else if (rc == 0 && restart_attributes(o, meta, err)) {
         nc_close(o->ncid);
+        rc = -1;
+    }
+    if (rc) {
         output_free(o);
         return -1;
     }
