@@ -39,6 +39,21 @@ grep -q '^# note: tishby.nc exists: a run of this config is refused (status 73)'
 [ "$(cat tishby.nc)" = earlier ] || fail "--check touched the existing output"
 rm tishby.nc
 
+# --check --restart also checks the checkpoint the run would continue from.
+"$IPMPI" "$JOB" --set training.epochs=2 --set information.epochs=all --set run.output=r.nc \
+    >r.txt 2>&1 || fail "the run to restart failed: $(tail -2 r.txt)"
+"$IPMPI" --check --restart "$JOB" --set run.output=r.nc --set information.epochs=all \
+    --set training.epochs=5 >ok.txt 2>&1 ||
+    fail "--check --restart with more epochs failed: $(tail -2 ok.txt)"
+"$IPMPI" --check --restart "$JOB" --set run.output=r.nc --set information.epochs=all \
+    --set run.seed=9 >seed.txt 2>&1
+[ $? -eq 2 ] || fail "--check --restart with another seed should exit 2"
+grep -q -- '--restart: r.ckpt: --set run.seed: \[run\] seed = 9 differs' seed.txt ||
+    fail "--check --restart, another seed: $(cat seed.txt)"
+"$IPMPI" --check --restart "$JOB" --set run.output=none.nc >none.txt 2>&1
+[ $? -eq 2 ] || fail "--check --restart without a checkpoint should exit 2"
+grep -q 'no readable checkpoint: none.ckpt: cannot open' none.txt || fail "no checkpoint: $(cat none.txt)"
+
 # --set overrides, repeatable, and the effective config reads back the same.
 "$IPMPI" --check --set training.epochs=7 --set run.replicas=3 "$JOB" >set.txt 2>&1 ||
     fail "--set failed: $(cat set.txt)"

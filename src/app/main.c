@@ -11,6 +11,7 @@
 #include "ipmpi/app/plan.h"
 #include "ipmpi/app/run.h"
 #include "ipmpi/base/error.h"
+#include "ipmpi/io/checkpoint.h"
 #include "ipmpi/io/config.h"
 #include "ipmpi/parallel/comm.h"
 #include "ipmpi/version.h"
@@ -81,7 +82,8 @@ static const char usage_text[] =
     "\n"
     "options:\n"
     "  --check                validate CONFIG and its data set, print the effective config\n"
-    "                         (every key, defaults included) and exit\n"
+    "                         (every key, defaults included) and exit; with --restart also\n"
+    "                         the checkpoint the run would continue from\n"
     "  --restart              continue from the checkpoint ([run] checkpoint) of an earlier\n"
     "                         run of the same config, appending to its output\n"
     "  --overwrite            start afresh even where the output or checkpoint exists\n"
@@ -140,16 +142,45 @@ static void note_existing(const ipm_plan *plan)
                    paths[k]);
 }
 
+/* --check --restart: the checkpoint the run would continue from (the
+ * newest readable one, as the run falls back to PATH.prev) must be of this
+ * config, keys a restart may change aside. */
+static int check_restart(const ipm_plan *plan, char *err)
+{
+    char prev[IPM_PATH_MAX + 8], why[IPM_ERRLEN], first[IPM_ERRLEN] = "";
+    snprintf(prev, sizeof prev, "%s.prev", plan->checkpoint);
+    const char *paths[] = {plan->checkpoint, prev};
+    for (int k = 0; k < 2; k++) {
+        ipm_checkpoint ck;
+        if (ipm_checkpoint_read(paths[k], &ck, why) == 0) {
+            int rc = ipm_checkpoint_config_check(ck.config_text, plan->cfg, why);
+            ipm_checkpoint_free(&ck);
+            if (rc == 0)
+                return 0;
+            ipm_fail_wrap(err, why, "--restart: %s: %s", paths[k], why);
+            ipm_error_default_kind(err, IPM_ERR_INPUT);
+            return -1;
+        }
+        ipm_checkpoint_free(&ck);
+        if (k == 0)
+            snprintf(first, sizeof first, "%s", why);
+    }
+    return ipm_fail_as(err, IPM_ERR_INPUT, "--restart: no readable checkpoint: %.900s", first);
+}
+
 /* --check builds the run's own plan (data, shapes, schedule, bounds, paths),
  * so a config that would fail at start fails here, with the same status. */
-static int check_config(const ipm_config *cfg, char *err)
+static int check_config(const ipm_config *cfg, int restart, char *err)
 {
     ipm_plan plan;
     int rc = ipm_plan_make(&plan, cfg, 0, 1, 0, err);
+    if (rc == 0 && restart)
+        rc = check_restart(&plan, err);
     if (rc == 0) {
         printf("%s", plan.config_text);
         print_data_and_network(&plan);
-        note_existing(&plan);
+        if (!restart)
+            note_existing(&plan);
     }
     ipm_plan_free(&plan);
     return rc;
@@ -203,7 +234,7 @@ int main(int argc, char **argv)
     } else if (c.check) {
         ipm_config cfg;
         if (ipm_config_load(&cfg, c.config_path, c.overrides, c.n_overrides, err) ||
-            check_config(&cfg, err)) {
+            check_config(&cfg, c.restart, err)) {
             fprintf(stderr, "ipmpi: %s\n", err);
             status = exit_status(err, IPM_ERR_INPUT);
         }
