@@ -198,6 +198,32 @@ expect 2 late-records-left 'late\.nc holds 21 records, 5 past the checkpoint.s 1
 cmp -s late.nc late.copy || fail "the refused restart changed late.nc"
 expect 0 late-records-again 'wrote late\.nc' -- "$IPMPI" "$J" "${late[@]}" --set training.epochs=200 --restart
 
+# Data changed between the start and the restart: refused (status 2), the
+# file unchanged; the same data again continue.
+if "$PY" -c 'import netCDF4' 2>/dev/null; then
+    "$PY" - <<'PY'
+import netCDF4
+import numpy as np
+x = np.random.default_rng(0).integers(0, 2, (64, 4)).astype("f4")
+with netCDF4.Dataset("d.nc", "w") as d:
+    d.createDimension("sample", 64)
+    d.createDimension("feature", 4)
+    d.createVariable("X", "f4", ("sample", "feature"))[:] = x
+    d.createVariable("y", "i4", ("sample",))[:] = (x.sum(1) > 1).astype("i4")
+PY
+    data=(--set data.source=netcdf --set data.path=d.nc --set network.layers=dense:3:tanh,dense:2:softmax
+          --set information.epochs=all --set run.output=changed.nc)
+    "$IPMPI" "$J" "${data[@]}" --set training.epochs=6 >changed.out 2>&1 || fail "run on d.nc failed: $(tail -2 changed.out)"
+    cp d.nc d.orig
+    "$PY" -c 'import netCDF4; d = netCDF4.Dataset("d.nc", "a"); d["y"][:] = 1 - d["y"][:]; d.close()'
+    cp changed.nc changed.copy
+    expect 2 changed-data 'changed\.nc: the data differ from those the run began with' -- \
+        "$IPMPI" "$J" "${data[@]}" --set training.epochs=9 --restart
+    cmp -s changed.nc changed.copy || fail "the refused restart changed changed.nc"
+    cp d.orig d.nc
+    expect 0 same-data 'wrote changed\.nc' -- "$IPMPI" "$J" "${data[@]}" --set training.epochs=9 --restart
+fi
+
 # ---- D8: activation epochs that are not logged are logged ------------------
 "$IPMPI" "$J" --set training.epochs=10 --set information.epochs=0,10 --set output.activations=3 \
     --set run.output=act.nc >act.out 2>&1 || fail "activation run failed: $(tail -2 act.out)"

@@ -70,6 +70,8 @@ int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int resumed
         .range_hi = cfg->range_hi,
         .kde_variance = cfg->kde_variance,
         .n_activation_epochs = plan->n_act,
+        .data_fingerprint = ipm_dataset_fingerprint(
+            &plan->data[IPM_PLANE_TEST], ipm_dataset_fingerprint(&plan->data[IPM_PLANE_TRAIN], 0)),
         .planned_records = plan->n_log,
         .activation_samples = train->n,
         .gradient_stats = cfg->gradient_stats,

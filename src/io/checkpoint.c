@@ -480,6 +480,11 @@ int ipm_checkpoint_replicas(const char *path, int *n, char *err)
         return 0;
     char *prev = with_suffix(path, ".prev");
     char second[IPM_ERRLEN];
+    struct stat st;
+    if (prev && stat(prev, &st) != 0 && errno == ENOENT) { /* nothing to fall back on */
+        free(prev);
+        return ipm_fail(err, "cannot restart: %.1000s", first);
+    }
     int rc = prev ? peek_replicas(prev, n, second) : ipm_fail(second, "out of memory");
     free(prev);
     if (rc == 0)

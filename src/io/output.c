@@ -669,14 +669,16 @@ static void run_id_text(uint64_t id, char text[17])
 
 static int def_global_atts(ipm_output *o, const ipm_output_meta *m, char *err)
 {
-    char history[160], when[32], run_id[17];
+    char history[160], when[32], run_id[17], fingerprint[17];
     utc_now(when, sizeof when);
     run_id_text(m->run_id, run_id);
+    run_id_text(m->data_fingerprint, fingerprint);
     snprintf(history, sizeof history, "%s created by ipmpi %s on %d rank%s", when, m->version,
              m->ranks, m->ranks == 1 ? "" : "s");
     if (put_text_att(o, NC_GLOBAL, "Conventions", "CF-1.10", err) ||
         put_text_att(o, NC_GLOBAL, "title", "ipmpi information-plane run", err) ||
         put_text_att(o, NC_GLOBAL, "run_id", run_id, err) ||
+        put_text_att(o, NC_GLOBAL, "data_fingerprint", fingerprint, err) ||
         put_text_att(o, NC_GLOBAL, "history", history, err) ||
         put_text_att(o, NC_GLOBAL, "config", m->config_text, err) ||
         put_text_att(o, NC_GLOBAL, "ipmpi_version", m->version, err) ||
@@ -1110,6 +1112,25 @@ static int check_run_id(const ipm_output *o, uint64_t id, char *err)
                        o->path, *have ? have : "absent", want);
 }
 
+/* A restart trains on the data the run began with: a data file changed
+ * in between is refused. A file from before the fingerprint passes. */
+static int check_data_fingerprint(const ipm_output *o, uint64_t fingerprint, char *err)
+{
+    char want[17], have[64] = "";
+    run_id_text(fingerprint, want);
+    size_t len = 0;
+    if (nc_inq_attlen(o->ncid, NC_GLOBAL, "data_fingerprint", &len) != NC_NOERR ||
+        len >= sizeof have || nc_get_att_text(o->ncid, NC_GLOBAL, "data_fingerprint", have))
+        return 0;
+    if (strcmp(have, want) == 0)
+        return 0;
+    return ipm_fail_as(err, IPM_ERR_INPUT,
+                       "%s: the data differ from those the run began with (data_fingerprint %s "
+                       "in the file, %s now): restore the run's [data], or start afresh with "
+                       "--overwrite; nothing was written",
+                       o->path, have, want);
+}
+
 int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long records, char *err)
 {
     *out = NULL;
@@ -1126,7 +1147,9 @@ int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long record
         output_free(o);
         return -1;
     }
-    int rc = check_run_id(o, meta->run_id, err) || for_each_var(o, meta, check_var, err) ||
+    int rc = check_run_id(o, meta->run_id, err) ||
+             check_data_fingerprint(o, meta->data_fingerprint, err) ||
+             for_each_var(o, meta, check_var, err) ||
              check_records(o, records, meta->planned_records, err);
     nc_close(o->ncid);
     if (rc == 0 && (s = nc_open(o->path, NC_WRITE, &o->ncid)) != NC_NOERR)

@@ -40,7 +40,8 @@
  * unwritten values as NaN); every variable along layer the attribute
  * coordinates = "layer_name".
  * Global attributes: Conventions = "CF-1.10", title, run_id (16 hex digits,
- * also in the run's checkpoints), config (the effective
+ * also in the run's checkpoints), data_fingerprint (16 hex digits: the
+ * data's ipm_dataset_fingerprint), config (the effective
  * config of the latest run; a restart with another config keeps the one it
  * replaces as config_1, config_2, ... in order), ipmpi_version, history
  * (ISO 8601 UTC lines: created, restarted by whom on how many ranks after
@@ -90,6 +91,7 @@ typedef struct ipm_output_meta {
     double flush_seconds; /* write + sync appended records at most this often (0: every append) */
     int resumed_after;    /* reopen: the checkpoint's epoch, for the history line */
     uint64_t run_id;      /* attribute run_id; a reopen refuses a file of another id (0: any) */
+    uint64_t data_fingerprint; /* attribute data_fingerprint; a reopen refuses other data */
 } ipm_output_meta;
 
 /* One plane's estimates at one epoch; arrays may be NULL when not estimated. */
