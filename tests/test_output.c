@@ -467,7 +467,7 @@ static void check_full(const char *path)
     CHECK(ndims == 7);  /* epoch replica layer activation_epoch sample unit1 unit2 */
     CHECK(nvars == 27); /* epoch replica layer layer_name layer_width layer_measured,
                            4 losses, 12 informations, 3 sample vars, 2 T */
-    CHECK(natts == 17); /* Conventions and run_id among them */
+    CHECK(natts == 18); /* Conventions, run_id and data_fingerprint among them */
     check_dim(ncid, "epoch", RECORDS);
     check_dim(ncid, "replica", R);
     check_dim(ncid, "layer", L);
@@ -530,7 +530,7 @@ static void check_minimal(const char *path)
     CHECK(nc_open(path, NC_NOWRITE, &ncid) == NC_NOERR);
     int ndims = 0, nvars = 0, natts = 0;
     CHECK(nc_inq(ncid, &ndims, &nvars, &natts, NULL) == NC_NOERR);
-    CHECK(ndims == 3 && nvars == 10 && natts == 14); /* Conventions and run_id among them */
+    CHECK(ndims == 3 && nvars == 10 && natts == 15); /* Conventions, run_id, data_fingerprint */
     const char *present[] = {"epoch",    "layer_width", "loss",
                              "accuracy", "I_XT_pooled", "I_TY_pooled"};
     for (int i = 0; i < 6; i++)
@@ -726,6 +726,11 @@ static void check_reopen_mismatch(const char *path)
     CHECK(strstr(err, "variable stop_J") != NULL);
     CHECK(ipm_output_reopen(&out, &m, 2, err) == -1);
     CHECK(strstr(err, "holds 1 records, the checkpoint expects 2") != NULL);
+    other = m; /* other data: its fingerprint differs */
+    other.data_fingerprint = m.data_fingerprint ^ 1;
+    CHECK(ipm_output_reopen(&out, &other, 1, err) == -1 && out == NULL);
+    CHECK(strstr(err, "the data differ from those the run began with") != NULL);
+    CHECK(ipm_error_kind(err) == IPM_ERR_INPUT);
 
     int ncid;
     CHECK(nc_open(path, NC_NOWRITE, &ncid) == NC_NOERR);
