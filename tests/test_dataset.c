@@ -425,18 +425,30 @@ static int write_cut_classic(const char *path, off_t cut)
     return truncate(path, st.st_size - cut);
 }
 
-static void check_cut_classic(void)
+/* A scratch folder (dir: a mkdtemp template) and path = dir/name in it. */
+static void scratch_file(char *dir, const char *name, char path[256])
 {
-    char dir[] = "/tmp/ipm_test_cut_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
-    char path[256];
-    snprintf(path, sizeof path, "%s/cut.nc", dir);
-    CHECK(write_cut_classic(path, 0) == 0); /* whole: reads */
-    char err[IPM_ERRLEN] = "";
+    snprintf(path, 256, "%s/%s", dir, name);
+}
+
+/* The NetCDF file path loaded as [data] source = netcdf into d: 0 when it
+ * loads (err empty). */
+static int load_netcdf(const char *path, ipm_dataset *d, char *err)
+{
     ipm_config cfg = make_config(IPM_DATA_NETCDF, 0, 1.0, 0);
     snprintf(cfg.data_path, sizeof cfg.data_path, "%s", path);
-    ipm_dataset d, test;
-    CHECK(ipm_dataset_load(&cfg, &d, &test, err) == 0);
+    ipm_dataset test;
+    return ipm_dataset_load(&cfg, d, &test, err);
+}
+
+static void check_cut_classic(void)
+{
+    char dir[] = "/tmp/ipm_test_cut_XXXXXX", path[256], err[IPM_ERRLEN] = "";
+    scratch_file(dir, "cut.nc", path);
+    CHECK(write_cut_classic(path, 0) == 0); /* whole: reads */
+    ipm_dataset d;
+    CHECK(load_netcdf(path, &d, err) == 0);
     if (!err[0]) {
         CHECK(d.n == 64 && d.x[64 * 4 - 1] == (float)(1 + 255 % 3));
         ipm_dataset_free(&d);
@@ -475,16 +487,11 @@ static int write_packed(const char *path, int y_packed)
 
 static void check_packed(void)
 {
-    char dir[] = "/tmp/ipm_test_packed_XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    char path[256];
-    snprintf(path, sizeof path, "%s/packed.nc", dir);
+    char dir[] = "/tmp/ipm_test_packed_XXXXXX", path[256], err[IPM_ERRLEN] = "";
+    scratch_file(dir, "packed.nc", path);
     CHECK(write_packed(path, 0) == 0);
-    char err[IPM_ERRLEN] = "";
-    ipm_config cfg = make_config(IPM_DATA_NETCDF, 0, 1.0, 0);
-    snprintf(cfg.data_path, sizeof cfg.data_path, "%s", path);
-    ipm_dataset d, test;
-    CHECK(ipm_dataset_load(&cfg, &d, &test, err) == 0);
+    ipm_dataset d;
+    CHECK(load_netcdf(path, &d, err) == 0);
     if (!err[0]) {
         const float want[8] = {-1, 0, 1, -0.5f, -1, 0, 0.5f, 1};
         for (int i = 0; i < 8; i++)
@@ -588,10 +595,8 @@ static int write_header(const char *path, uint32_t samples, uint32_t features, u
 
 static void check_hostile_netcdf(void)
 {
-    char dir[] = "/tmp/ipm_test_hostile_XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    char path[256];
-    snprintf(path, sizeof path, "%s/h.nc", dir);
+    char dir[] = "/tmp/ipm_test_hostile_XXXXXX", path[256];
+    scratch_file(dir, "h.nc", path);
     /* 3e9 values (header only): cut short. */
     CHECK(write_header(path, 100000, 30000, 2) == 0);
     expect_error(path, "variable X's data end at byte 3000000197", "truncated or corrupt");
@@ -637,10 +642,8 @@ static int write_netcdf4(const char *path, int n, int d, const float *x, int x_r
  * cannot hold are refused before anything is allocated. */
 static void check_bad_values(void)
 {
-    char dir[] = "/tmp/ipm_test_values_XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    char path[256];
-    snprintf(path, sizeof path, "%s/v.nc", dir);
+    char dir[] = "/tmp/ipm_test_values_XXXXXX", path[256];
+    scratch_file(dir, "v.nc", path);
     enum { N = 6, D = 4 };
     float x[N * D];
     int y[N];

@@ -1091,19 +1091,27 @@ static int restart_attributes(ipm_output *o, const ipm_output_meta *m, char *err
     return rc;
 }
 
+/* Global attribute name, 16 hex digits as the file spells ids, read into
+ * have ("" when absent); want gets v spelled the same way. 1 when equal. */
+static int hex_attribute_is(const ipm_output *o, const char *name, uint64_t v, char want[17],
+                            char have[64])
+{
+    run_id_text(v, want);
+    size_t len = 0;
+    have[0] = '\0';
+    if (nc_inq_attlen(o->ncid, NC_GLOBAL, name, &len) == NC_NOERR && len < 64 &&
+        nc_get_att_text(o->ncid, NC_GLOBAL, name, have) == NC_NOERR)
+        have[len] = '\0';
+    return strcmp(have, want) == 0;
+}
+
 /* A restart appends only to its own run's file: one copied over it (or an
  * earlier run's, kept beside a newer checkpoint) is refused. id 0: the
  * checkpoint predates run ids, nothing to compare. */
 static int check_run_id(const ipm_output *o, uint64_t id, char *err)
 {
-    if (id == 0)
-        return 0;
-    char want[17], have[64] = "";
-    run_id_text(id, want);
-    size_t len = 0;
-    if (nc_inq_attlen(o->ncid, NC_GLOBAL, "run_id", &len) == NC_NOERR && len < sizeof have)
-        nc_get_att_text(o->ncid, NC_GLOBAL, "run_id", have);
-    if (strcmp(have, want) == 0)
+    char want[17], have[64];
+    if (id == 0 || hex_attribute_is(o, "run_id", id, want, have))
         return 0;
     return ipm_fail_as(err, IPM_ERR_REFUSED,
                        "%s belongs to another run (run_id %s) than the checkpoint (run_id %s): "
@@ -1116,13 +1124,8 @@ static int check_run_id(const ipm_output *o, uint64_t id, char *err)
  * in between is refused. A file from before the fingerprint passes. */
 static int check_data_fingerprint(const ipm_output *o, uint64_t fingerprint, char *err)
 {
-    char want[17], have[64] = "";
-    run_id_text(fingerprint, want);
-    size_t len = 0;
-    if (nc_inq_attlen(o->ncid, NC_GLOBAL, "data_fingerprint", &len) != NC_NOERR ||
-        len >= sizeof have || nc_get_att_text(o->ncid, NC_GLOBAL, "data_fingerprint", have))
-        return 0;
-    if (strcmp(have, want) == 0)
+    char want[17], have[64];
+    if (hex_attribute_is(o, "data_fingerprint", fingerprint, want, have) || !*have)
         return 0;
     return ipm_fail_as(err, IPM_ERR_INPUT,
                        "%s: the data differ from those the run began with (data_fingerprint %s "
