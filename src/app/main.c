@@ -129,7 +129,8 @@ static void print_data_and_network(const ipm_plan *plan)
     printf("\n");
 }
 
-/* What a run finds only when it starts (status 73 then), said as a note:
+/* What a run finds only when it starts (status 73 then), said as a note
+ * on stderr (stdout is the effective config, which jobs keep and compare):
  * an earlier run's files where this run would write. */
 static void note_existing(const ipm_plan *plan)
 {
@@ -137,9 +138,10 @@ static void note_existing(const ipm_plan *plan)
     struct stat st;
     for (int k = 0; k < 2; k++)
         if (stat(paths[k], &st) == 0)
-            printf("# note: %s exists: a run of this config is refused (status 73) without "
-                   "--restart (continue it) or --overwrite (replace it)\n",
-                   paths[k]);
+            fprintf(stderr,
+                    "ipmpi: note: %s exists: a run of this config is refused (status 73) "
+                    "without --restart (continue it) or --overwrite (replace it)\n",
+                    paths[k]);
 }
 
 /* --check --restart: the checkpoint the run would continue from (the
