@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# examples/ipmpi-run.ipynb executes from top to bottom on a small run, with
+# jobs/ipmpi-run.ipynb executes from top to bottom on a small run, with
 # Debian's jupyter-nbconvert and python3-ipykernel; skipped (77) without them.
 . "$(dirname "$0")/lib.sh"
 needs_python
@@ -28,7 +28,7 @@ INI
 export IPMPI_RUN="$WORK/run.nc" PYTHONPATH="$IPMPI_SOURCE_ROOT/python"
 export JUPYTER_RUNTIME_DIR="$WORK/jupyter" JUPYTER_DATA_DIR="$WORK/jupyter" PYDEVD_DISABLE_FILE_VALIDATION=1
 if ! jupyter-nbconvert --to notebook --execute --ExecutePreprocessor.timeout=300 \
-        --output "$WORK/executed.ipynb" "$IPMPI_SOURCE_ROOT/examples/ipmpi-run.ipynb" >nb.log 2>&1; then
+        --output "$WORK/executed.ipynb" "$IPMPI_SOURCE_ROOT/jobs/ipmpi-run.ipynb" >nb.log 2>&1; then
     fail "the notebook failed: $(grep -v 'Debugger\|frozen\|Xfrozen\|PYDEVD' nb.log | tail -8)"
 else
     # Every code cell ran, none raised, the figures and the CSV lines came out.
@@ -46,7 +46,15 @@ if not ok:
 sys.exit(0 if ok else 1)
 PYEOF
 fi
+# A run of the simple estimator alone (as jobs/seed-experiment1.ini): the
+# notebook takes the estimator the run has.
+"$IPMPI" job.ini --set information.estimators=simple --set run.output="$WORK/simple.nc" \
+    >simple.log 2>&1 || fail "simple run failed: $(tail -3 simple.log)"
+IPMPI_RUN="$WORK/simple.nc" jupyter-nbconvert --to notebook --execute \
+    --ExecutePreprocessor.timeout=300 --output "$WORK/simple.ipynb" \
+    "$IPMPI_SOURCE_ROOT/jobs/ipmpi-run.ipynb" >nb-simple.log 2>&1 ||
+    fail "the notebook on a simple-only run failed: $(grep -v 'Debugger\|frozen\|PYDEVD' nb-simple.log | tail -8)"
 # The notebook in the repository carries no outputs (they are made here).
 "$PY" -c 'import json, sys; nb = json.load(open(sys.argv[1])); sys.exit(any(c.get("outputs") for c in nb["cells"]))' \
-    "$IPMPI_SOURCE_ROOT/examples/ipmpi-run.ipynb" || fail "examples/ipmpi-run.ipynb is stored with outputs"
+    "$IPMPI_SOURCE_ROOT/jobs/ipmpi-run.ipynb" || fail "jobs/ipmpi-run.ipynb is stored with outputs"
 finish
