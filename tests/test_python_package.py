@@ -143,6 +143,46 @@ def check_module_and_errors(directory, run_path):
                   cwd=directory)
     t.check(missing.returncode == 1 and missing.stderr.startswith("ipmpi-export: ")
             and "no such file" in missing.stderr, f"missing run: {missing.stderr[-200:]}")
+    check_nothing_precious_replaced(directory, run_path)
+    check_damaged_run(directory, run_path)
+
+
+def check_nothing_precious_replaced(directory, run_path):
+    """-o naming the run (directly or through a link), another NetCDF file or
+    a checkpoint is refused in one line, and the file stays as it was."""
+    with open(run_path, "rb") as f:
+        before = f.read()
+    link = os.path.join(directory, "link.png")
+    os.symlink(run_path, link)
+    checkpoint = run_path[:-3] + ".ckpt"
+    for tool, out in (("ipmpi-export", run_path), ("ipmpi-plot", link),
+                      ("ipmpi-export", checkpoint)):
+        keep = open(out, "rb").read()
+        done = run([os.path.join(BUILD, tool), run_path, "-o", out], cwd=directory)
+        said = done.stderr.strip().splitlines()
+        t.check(done.returncode == 1 and len(said) == 1 and "refusing" in said[0] + " refusing"
+                and ("is the run being read" in said[0] or "refusing to replace" in said[0]),
+                f"{tool} -o {os.path.basename(out)}: status {done.returncode}, {done.stderr[-300:]}")
+        t.check(open(out, "rb").read() == keep, f"{tool} -o {os.path.basename(out)} changed it")
+    with open(run_path, "rb") as f:
+        t.check(f.read() == before, "the run changed")
+    os.remove(link)
+
+
+def check_damaged_run(directory, run_path):
+    """A file with damaged HDF5 metadata is a one-line error, not a traceback."""
+    damaged = os.path.join(directory, "damaged.nc")
+    data = bytearray(open(run_path, "rb").read())
+    for at in range(len(data) // 3, len(data) // 3 + 3000):
+        data[at] = 0xA5
+    open(damaged, "wb").write(bytes(data))
+    for tool in ("ipmpi-export", "ipmpi-plot"):
+        done = run([os.path.join(BUILD, tool), damaged, "-o",
+                    os.path.join(directory, "d.png" if tool == "ipmpi-plot" else "d.csv")],
+                   cwd=directory)
+        t.check(done.returncode == 1 and "Traceback" not in done.stderr
+                and done.stderr.startswith(f"{tool}: "),
+                f"{tool} on a damaged file: status {done.returncode}, {done.stderr[-300:]}")
 
 
 def main():

@@ -61,9 +61,33 @@ def plot_output(args):
     return out
 
 
+# Files a figure or a CSV must never replace: runs and checkpoints.
+PRECIOUS_MAGIC = {b"\x89HDF": "a NetCDF-4 file", b"CDF\x01": "a NetCDF file",
+                  b"CDF\x02": "a NetCDF file", b"CDF\x05": "a NetCDF file",
+                  b"IPMPICK1": "an ipmpi checkpoint"}
+
+
+def refuse_precious(out, run):
+    """UsageError when writing `out` would replace the run itself, or any
+    NetCDF file or checkpoint (through a link too): nothing is written."""
+    if out == "-" or not os.path.exists(out):
+        return
+    if os.path.exists(run) and os.path.samefile(out, run):
+        raise UsageError(f"{out}: is the run being read; choose another output")
+    try:
+        with open(out, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return      # not readable: the write reports it
+    for magic, what in PRECIOUS_MAGIC.items():
+        if head.startswith(magic):
+            raise UsageError(f"{out}: is {what}; refusing to replace it (choose another output)")
+
+
 def plot(args):
     """Draws and writes the figure the arguments ask for; returns its path."""
     out = plot_output(args)
+    refuse_precious(out, args.run)
     require_all()
     import matplotlib
     matplotlib.use("Agg")       # headless: files only
@@ -100,6 +124,7 @@ def export_parser(prog="ipmpi-export"):
 def export(args):
     """Writes the CSV; returns (path, rows)."""
     out = args.output or (args.run[:-3] if args.run.endswith(".nc") else args.run) + ".csv"
+    refuse_precious(out, args.run)
     require_all("numpy", "netCDF4", "xarray")
     from .export import write_csv
     from .run import open_run

@@ -32,11 +32,14 @@ def open_run(path, *, load=True):
         raise RunError(f"{path}: no such file")
     try:
         ds = _open(xr, path, load)
-    except (OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - netCDF4 raises OSError, RuntimeError,
+        # AttributeError... for a damaged file, or one caught mid-write by a run
         if not load or "HDF error" not in str(e):
             raise RunError(f"{path}: not a readable NetCDF file ({e})") from None
-        # The writer's HDF5 lock, with locking enabled in this process: read a copy.
+        # The writer's HDF5 lock, with locking enabled in this process, or a
+        # write in progress: read a copy.
         ds = _open_copy(xr, path)
+        ds.encoding["source"] = path    # messages name the run, not the copy
     try:
         _check_run(ds, path)
         return _complete(ds)
@@ -59,7 +62,7 @@ def _open_copy(xr, path):
         shutil.copyfile(path, copy)
         try:
             return _open(xr, copy, True)
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 - as in open_run
             raise RunError(f"{path}: not readable, even as a copy ({e}); if a run is writing "
                            f"it, read it again") from None
 
