@@ -90,8 +90,9 @@ else
 fi
 save_effective "$effective"
 
-# Seconds of walltime, from qstat (HH:MM:SS); 0 when unknown.
-walltime=$(qstat -f "$PBS_JOBID" 2>/dev/null |
+# Seconds of walltime, from qstat (HH:MM:SS); 0 when unknown, also when
+# qstat itself fails (no server): the run goes on without the early stop.
+walltime=$({ qstat -f "$PBS_JOBID" 2>/dev/null || true; } |
     awk -F' = ' '/Resource_List.walltime/ { n = split($2, t, ":"); s = 0;
         for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s }')
 walltime=${walltime:-0}

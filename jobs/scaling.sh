@@ -2,7 +2,8 @@
 # A scaling study of one config: runs it at each rank count (with
 # --oversubscribe where cores are fewer), keeps every run's log, and writes
 # OUT/scaling.csv and OUT/scaling.png (speedup and efficiency against ranks,
-# with the ideal line).
+# with the ideal line). Each run's output and checkpoint are OUT/npP.nc and
+# OUT/npP.ckpt, whatever the config's [run] output and checkpoint say.
 #   strong  a fixed number of replicas (--replicas R, else the config's):
 #           speedup T(P0) / T(P) x P0 and efficiency speedup / P;
 #   weak    R replicas per rank (--replicas R, default 1): efficiency T(P0) / T(P).
@@ -62,9 +63,10 @@ for np in $ranks; do
         set_replicas=(--set run.replicas=$replicas)
     fi
     if ! mpirun --oversubscribe --bind-to none ${MPIRUN_ARGS:-} -np "$np" "$ipmpi" "$config" \
-        --set run.output="$out/np$np.nc" "$@" "${set_replicas[@]}" >"$log" 2>&1; then
+        --set run.output="$out/np$np.nc" "$@" "${set_replicas[@]}" \
+        --set run.checkpoint="$out/np$np.ckpt" >"$log" 2>&1; then
         echo "-np $np failed (log: $log):" >&2
-        tail -n 5 "$log" >&2
+        { grep '^ipmpi: ' "$log" || tail -n 5 "$log"; } >&2
         exit 1
     fi
     wall=$(sed -n 's/^done:.* wall \([0-9.]*\)s.*/\1/p' "$log")

@@ -12,6 +12,8 @@ export IPMPI MPIRUN_ARGS="--mca btl self,vader"
 cat >job.ini <<'INI'
 [run]
 seed = 5
+# one checkpoint path for every run of the study: the script gives each its own
+checkpoint = shared.ckpt
 [data]
 source = tishby12
 [network]
