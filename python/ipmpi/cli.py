@@ -129,6 +129,8 @@ def export(args):
     from .export import write_csv
     from .run import open_run
     ds = open_run(args.run)
+    if ds.sizes.get("epoch", 0) == 0:   # as ipmpi-plot: an earlier CSV is not replaced by nothing
+        raise RunError(f"{args.run}: the run has no logged epochs yet (0 records); nothing written")
     if out == "-":
         return out, write_csv(ds, sys.stdout)
     try:
