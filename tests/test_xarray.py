@@ -11,7 +11,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ipmpi_runs import Checks, run_ipmpi, needs, workdir, write_config  # noqa: E402
+from ipmpi_runs import PACKAGE, Checks, run_ipmpi, needs, workdir, write_config  # noqa: E402
 
 needs("numpy", "netCDF4", "xarray", "matplotlib")
 import matplotlib  # noqa: E402
@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import netCDF4  # noqa: E402
 import numpy as np  # noqa: E402
+import signal  # noqa: E402
 import xarray as xr  # noqa: E402
 
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (.*)$")
@@ -156,6 +157,25 @@ def check_restart(directory):
     ds.close()
 
 
+def check_unreached_activation_slots(directory):
+    """A run stopped before its later activation epochs: open_run keeps the
+    stored slots only (the others' epoch is NetCDF's int fill)."""
+    config = write_config(directory, "slots.ini", output="slots.nc", epochs=200000,
+                          log="every:50000", extra="[output]\nactivations = 0, 150000\n")
+    run = run_ipmpi(directory, config, background=True)
+    for line in run.stdout:
+        if line.startswith("epoch"):
+            break
+    run.send_signal(signal.SIGUSR1)     # mpirun passes it on: checkpoint and stop
+    run.communicate(timeout=120)
+    t.check(run.returncode == 75, f"the stopped run's status {run.returncode}")
+    sys.path.insert(0, PACKAGE)
+    import ipmpi    # the package, as users open a run with it
+    ds = ipmpi.open_run(os.path.join(directory, "slots.nc"))
+    t.check(list(ds.activation_epoch.values) == [0], f"slots {ds.activation_epoch.values}")
+    t.check(ds["T1"].sizes["activation_epoch"] == 1, f"T1 {ds['T1'].sizes}")
+
+
 def main():
     with workdir() as directory:
         started = utc_now()
@@ -168,6 +188,7 @@ def main():
         raw_t3 = check_schema(path, started)
         check_as_users_open_it(path, raw_t3)
         check_restart(directory)
+        check_unreached_activation_slots(directory)
     t.finish()
 
 

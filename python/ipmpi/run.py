@@ -77,6 +77,9 @@ def _complete(ds):
     np = require("numpy")
     if ds.sizes.get("epoch", 0) and (ds.epoch.values == FILL_INT).any():
         ds = ds.isel(epoch=np.flatnonzero(ds.epoch.values != FILL_INT))
+    # stored-activation slots of epochs not reached yet (a run stopped or still running)
+    if ds.sizes.get("activation_epoch", 0) and (ds.activation_epoch.values == FILL_INT).any():
+        ds = ds.isel(activation_epoch=np.flatnonzero(ds.activation_epoch.values != FILL_INT))
     for dim in ("layer", "replica"):
         if dim in ds.dims and dim not in ds.coords:
             ds = ds.assign_coords({dim: (dim, np.arange(1, ds.sizes[dim] + 1, dtype="int32"))})
