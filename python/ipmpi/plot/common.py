@@ -76,6 +76,16 @@ def source(ds):
     return ds.encoding.get("source", "the run")
 
 
+def plane_name(run, prefix):
+    """The samples a plane's estimates are of, for titles: test, train, or
+    with [information] on = whole the two sets together."""
+    if prefix:
+        return "test"
+    if str(run.attrs.get("information_on", "")).startswith("whole"):
+        return "whole (train + test)"
+    return "train"
+
+
 # ---------------------------------------------------------------- selections
 
 def parse_layers(spec, n_layers, measured):

@@ -5,8 +5,8 @@ standard deviation over replicas. One more row per estimator: each layer's
 I(X;T) and I(T;Y), every layer in a colour of its own (a qualitative
 palette) and, for the simple estimator, a band over replicas. The epoch axis
 is symlog: linear in [0, 1], logarithmic above."""
-from .common import (STYLE, epoch_ticks, information, layer_colors, layer_name, pyplot,
-                     run_subtitle, select, spread)
+from .common import (STYLE, epoch_ticks, information, layer_colors, layer_name, plane_name,
+                     pyplot, run_subtitle, select, spread)
 
 
 def curves(ds, estimator=None, layers=None, epochs=None, test=False):
@@ -19,7 +19,7 @@ def curves(ds, estimator=None, layers=None, epochs=None, test=False):
 
 
 def curves_figure(plt, sel):
-    plane = "test" if sel.prefix else "train"
+    plane = plane_name(sel.run, sel.prefix)
     rows = 1 + len(sel.estimators)
     fig, axes = plt.subplots(rows, 2, figsize=(10, 2.9 * rows), sharex=True,
                              layout="constrained", squeeze=False)

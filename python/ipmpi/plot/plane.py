@@ -1,7 +1,7 @@
 """The information plane of a run: plane(ds, ...) -> matplotlib Figure."""
 from .common import (COLOR_BY, EPOCH_CMAP, STYLE, STYLES, PlotError, epoch_norm, epoch_ticks,
-                     information, layer_colors, layer_marker, layer_name, np, pyplot,
-                     run_subtitle, select)
+                     information, layer_colors, layer_marker, layer_name, np, plane_name,
+                     pyplot, run_subtitle, select)
 from .labels import freeze_layout, label_layers
 
 
@@ -38,9 +38,9 @@ def plane_figure(plt, sel, color_by, style):
     if norm is not None:
         epoch_colorbar(fig, plt, norm, axes, sel.epochs)
     layer_legend(axes[0], sel, color_by, ncol=3)
-    plane_name = "test" if sel.prefix else "train"
     which = f"{sel.estimators[0]} estimator" if n == 1 else "estimators compared"
-    fig.suptitle(f"Information plane, {plane_name} set, {which}\n{run_subtitle(sel)}",
+    fig.suptitle(f"Information plane, {plane_name(sel.run, sel.prefix)} set, {which}\n"
+                 f"{run_subtitle(sel)}",
                  fontsize=11)
     freeze_layout(fig)          # names are placed in display coordinates: fix them first
     names = {layer: layer_name(sel.run, layer) for layer in sel.layers}
