@@ -92,6 +92,11 @@ printf '[run]\noutput = folder\n' >dir.ini
 expect 2 output-folder 'dir\.ini:2: \[run\] output = folder: is a folder' -- "$IPMPI" --check dir.ini
 expect 2 output-missing-folder 'no/such/x\.nc: folder no/such: No such file' -- \
     "$IPMPI" --check "$J" --set run.output=no/such/x.nc
+# /proc takes no files, though access() lets root write there: --check as the run.
+expect 2 output-in-proc '/proc/x\.nc: folder /proc is the kernel.s' -- \
+    "$IPMPI" --check "$J" --set run.output=/proc/x.nc
+expect 2 output-in-proc-run '/proc/x\.nc: folder /proc is the kernel.s' -- \
+    "$IPMPI" "$J" --set run.output=/proc/x.nc
 expect 2 table-bound-check 'max_table_mb = 1: the count tables' -- \
     "$IPMPI" --check "$J" --set information.max_table_mb=1 --set run.replicas=8
 expect 2 table-bound-run 'max_table_mb = 1: the count tables' -- \

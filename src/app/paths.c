@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#ifdef __linux__
+#include <sys/vfs.h>
+#endif
 #include <unistd.h>
 
 #include "ipmpi/base/error.h"
@@ -40,6 +43,26 @@ static void folder_of(const char *path, char *dir, size_t cap)
         snprintf(dir, cap, "%.*s", slash == path ? 1 : (int)(slash - path), path);
 }
 
+/* Folders of the kernel's pseudo file systems, where no regular file can
+ * be created (Linux's statfs magic numbers: proc, sysfs, cgroup, cgroup2,
+ * debugfs, securityfs, devpts). */
+static int is_kernel_folder(const char *dir)
+{
+#ifdef __linux__
+    static const unsigned long kernel_fs[] = {0x9fa0,     0x62656572, 0x27e0eb, 0x63677270,
+                                              0x64626720, 0x73636673, 0x1cd1};
+    struct statfs fs;
+    if (statfs(dir, &fs) != 0)
+        return 0;
+    for (size_t i = 0; i < sizeof kernel_fs / sizeof *kernel_fs; i++)
+        if ((unsigned long)fs.f_type == kernel_fs[i])
+            return 1;
+#else
+    (void)dir;
+#endif
+    return 0;
+}
+
 static int check_writable(const ipm_config *cfg, const role *r, char *err)
 {
     char why[IPM_PATH_MAX + 200], dir[IPM_PATH_MAX];
@@ -61,6 +84,11 @@ static int check_writable(const ipm_config *cfg, const role *r, char *err)
     }
     if (access(dir, W_OK | X_OK) != 0) {
         snprintf(why, sizeof why, "cannot write in folder %s: %s", dir, strerror(errno));
+        return key_fail(cfg, r, err, why);
+    }
+    if (is_kernel_folder(dir)) { /* access() lets root "write" there; nothing can be created */
+        snprintf(why, sizeof why,
+                 "folder %s is the kernel's (proc, sys...): no file can be made in it", dir);
         return key_fail(cfg, r, err, why);
     }
     return 0;
