@@ -101,7 +101,9 @@ def parse_layers(spec, n_layers, measured):
             last = int(hi) if sep else first
         except ValueError:
             raise PlotError(f"--layers {text}: expected a list like 1,3-5") from None
-        if first < 1 or last > n_layers or first > last:
+        if first > last:
+            raise PlotError(f"--layers {text}: a range goes upwards ({last}-{first})")
+        if first < 1 or last > n_layers:
             raise PlotError(f"--layers {text}: the run has layers 1..{n_layers}")
         chosen.update(range(first - 1, last))
     missing = [layer + 1 for layer in sorted(chosen) if layer not in measured]

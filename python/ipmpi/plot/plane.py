@@ -14,7 +14,8 @@ def plane(ds, estimator=None, layers=None, epochs=None, test=False, color_by="ep
     if color_by not in COLOR_BY:
         raise PlotError(f"color_by {color_by!r}: use one of {', '.join(COLOR_BY)}")
     if style == "epochs" and color_by != "epoch":
-        raise PlotError("style epochs colours each epoch's line by its epoch: use color_by epoch")
+        raise PlotError("style epochs colours each epoch's line by its epoch: use color_by "
+                        "epoch (--color-by epoch)")
     sel = select(ds, estimator, layers, epochs, test)
     plt = pyplot()
     with plt.rc_context(STYLE):
