@@ -95,7 +95,13 @@ save_effective() {
 }
 
 mkdir -p "$outdir"
-effective=$("$ipmpi" --check "$config" "${run_options[@]}")
+# --check's notes of an existing output or checkpoint are for people: this
+# script continues such a run itself. Its errors go to the log and end the job.
+check_err=$(mktemp)
+effective=$("$ipmpi" --check "$config" "${run_options[@]}" 2>"$check_err") ||
+    { status=$?; cat "$check_err" >&2; rm -f "$check_err"; exit $status; }
+grep -v '^ipmpi: note: ' "$check_err" >&2 || true
+rm -f "$check_err"
 checkpoint=$(checkpoint_of "$effective")
 restart=()
 if [ -e "$checkpoint" ] || [ -e "$checkpoint.prev" ]; then
