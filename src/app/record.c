@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ipmpi/app/edges.h"
+#include "ipmpi/base/bytes.h"
 #include "ipmpi/version.h"
 
 /* H(X), H(Y), I(X;Y) of the training set: the measure has them when the
@@ -71,7 +72,8 @@ int ipm_record_open(ipm_output **out, const ipm_record_sources *src, int resumed
         .kde_variance = cfg->kde_variance,
         .n_activation_epochs = plan->n_act,
         .data_fingerprint = ipm_dataset_fingerprint(
-            &plan->data[IPM_PLANE_TEST], ipm_dataset_fingerprint(&plan->data[IPM_PLANE_TRAIN], 0)),
+            &plan->data[IPM_PLANE_TEST],
+            ipm_dataset_fingerprint(&plan->data[IPM_PLANE_TRAIN], IPM_FNV_OFFSET)),
         .planned_records = plan->n_log,
         .activation_samples = train->n,
         .gradient_stats = cfg->gradient_stats,

@@ -92,3 +92,11 @@ void ipm_get_raw(ipm_bytes *c, void *p, size_t n)
         memcpy(p, c->in + c->pos, n);
     c->pos += n;
 }
+
+uint64_t ipm_fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL; /* the FNV prime */
+    return h;
+}

@@ -26,16 +26,6 @@ const char *const ipm_checkpoint_mutable_keys[] = {
 static const char MAGIC[8] = {'I', 'P', 'M', 'P', 'I', 'C', 'K', '1'};
 enum { HEADER_BYTES = 8 + 4 + 4, CHECKSUM_BYTES = 8 };
 
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
-
-static uint64_t fnv1a(uint64_t h, const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * FNV_PRIME;
-    return h;
-}
-
 /* ---- writing ------------------------------------------------------------ */
 
 typedef struct writer {
@@ -48,7 +38,7 @@ static void put_bytes(writer *w, const void *p, size_t n)
 {
     if (w->failed || n == 0)
         return;
-    w->hash = fnv1a(w->hash, p, n);
+    w->hash = ipm_fnv1a(w->hash, p, n);
     if (fwrite(p, 1, n, w->f) != n)
         w->failed = 1;
 }
@@ -87,7 +77,7 @@ static void put_checkpoint(writer *w, const ipm_checkpoint *ck)
 /* Writes, flushes and fsyncs the whole file at tmp. */
 static int write_file(const char *tmp, const ipm_checkpoint *ck, char *err)
 {
-    writer w = {fopen(tmp, "wb"), FNV_OFFSET, 0};
+    writer w = {fopen(tmp, "wb"), IPM_FNV_OFFSET, 0};
     if (!w.f)
         return ipm_fail_as(err, IPM_ERR_IO, "checkpoint: cannot create %s: %s", tmp,
                            strerror(errno));
@@ -262,7 +252,7 @@ static int check_envelope(const char *path, const unsigned char *d, size_t size,
                         "1 to %d",
                         path, (unsigned long long)version, IPM_CHECKPOINT_VERSION);
     size_t body = size - CHECKSUM_BYTES;
-    if (fnv1a(FNV_OFFSET, d, body) != ipm_le_decode(d + body, 8))
+    if (ipm_fnv1a(IPM_FNV_OFFSET, d, body) != ipm_le_decode(d + body, 8))
         return ipm_fail(err, "%s: checksum mismatch: the checkpoint is truncated or corrupt", path);
     if (ipm_le_decode(d + 12, 4) != 0)
         return ipm_fail(err, "%s: unknown checkpoint flags", path);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ipmpi/base/bytes.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/base/memory.h"
 #include "ipmpi/base/rng.h"
@@ -1161,23 +1162,13 @@ int ipm_dataset_load(const ipm_config *cfg, ipm_dataset *train, ipm_dataset *tes
     return rc;
 }
 
-static uint64_t fnv1a_bytes(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ULL;
-    return h;
-}
-
 uint64_t ipm_dataset_fingerprint(const ipm_dataset *d, uint64_t h)
 {
-    if (h == 0)
-        h = 0xcbf29ce484222325ULL;
     int32_t shape[2] = {d->n, d->dim};
-    h = fnv1a_bytes(h, shape, sizeof shape);
+    h = ipm_fnv1a(h, shape, sizeof shape);
     if (d->n > 0) {
-        h = fnv1a_bytes(h, d->x, (size_t)d->n * (size_t)d->dim * sizeof *d->x);
-        h = fnv1a_bytes(h, d->y, (size_t)d->n * sizeof *d->y);
+        h = ipm_fnv1a(h, d->x, (size_t)d->n * (size_t)d->dim * sizeof *d->x);
+        h = ipm_fnv1a(h, d->y, (size_t)d->n * sizeof *d->y);
     }
     return h;
 }

@@ -46,4 +46,9 @@ void ipm_get_raw(ipm_bytes *c, void *p, size_t n);
 uint64_t ipm_le_decode(const unsigned char *p, int bytes);
 void ipm_le_encode(unsigned char *p, uint64_t v, int bytes);
 
+/* 64-bit FNV-1a of p[0..n), continued from h (start with IPM_FNV_OFFSET):
+ * the checkpoint's checksum and the output's data fingerprint. */
+#define IPM_FNV_OFFSET 0xcbf29ce484222325ULL
+uint64_t ipm_fnv1a(uint64_t h, const void *p, size_t n);
+
 #endif

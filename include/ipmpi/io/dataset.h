@@ -71,7 +71,8 @@ int ipm_dataset_concat(const ipm_dataset *a, const ipm_dataset *b, ipm_dataset *
 void ipm_dataset_free(ipm_dataset *d);
 
 /* A 64-bit FNV-1a hash of what a run trains and measures on: the shape,
- * every value of x and every class id, continued from h (start with 0), so
+ * every value of x and every class id, continued from h (start with
+ * IPM_FNV_OFFSET, base/bytes.h), so
  * a restart can tell data that changed since the run began. */
 uint64_t ipm_dataset_fingerprint(const ipm_dataset *d, uint64_t h);
 
