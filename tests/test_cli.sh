@@ -51,11 +51,11 @@ rm tishby.nc
 "$IPMPI" --check --restart "$JOB" --set run.output=r.nc --set information.epochs=all \
     --set run.seed=9 >seed.txt 2>&1
 [ $? -eq 2 ] || fail "--check --restart with another seed should exit 2"
-grep -q -- '--restart: r.ckpt: --set run.seed: \[run\] seed = 9 differs' seed.txt ||
+grep -q -- 'cannot restart: r.ckpt: --set run.seed: \[run\] seed = 9 differs' seed.txt ||
     fail "--check --restart, another seed: $(cat seed.txt)"
 "$IPMPI" --check --restart "$JOB" --set run.output=none.nc >none.txt 2>&1
 [ $? -eq 2 ] || fail "--check --restart without a checkpoint should exit 2"
-grep -q 'no readable checkpoint: none.ckpt: cannot open' none.txt || fail "no checkpoint: $(cat none.txt)"
+grep -q 'cannot restart: none.ckpt: cannot open checkpoint' none.txt || fail "no checkpoint: $(cat none.txt)"
 
 # --set overrides, repeatable, and the effective config reads back the same.
 "$IPMPI" --check --set training.epochs=7 --set run.replicas=3 "$JOB" >set.txt 2>&1 ||

@@ -144,30 +144,20 @@ static void note_existing(const ipm_plan *plan)
                     paths[k]);
 }
 
-/* --check --restart: the checkpoint the run would continue from (the
- * newest readable one, as the run falls back to PATH.prev) must be of this
- * config, keys a restart may change aside. */
+/* --check --restart: the checkpoint the run would continue from (falling
+ * back to PATH.prev as the run does) must be of this config, keys a
+ * restart may change aside; read as the run reads it. */
 static int check_restart(const ipm_plan *plan, char *err)
 {
-    char prev[IPM_PATH_MAX + 8], why[IPM_ERRLEN], first[IPM_ERRLEN] = "";
-    snprintf(prev, sizeof prev, "%s.prev", plan->checkpoint);
-    const char *paths[] = {plan->checkpoint, prev};
-    for (int k = 0; k < 2; k++) {
-        ipm_checkpoint ck;
-        if (ipm_checkpoint_read(paths[k], &ck, why) == 0) {
-            int rc = ipm_checkpoint_config_check(ck.config_text, plan->cfg, why);
-            ipm_checkpoint_free(&ck);
-            if (rc == 0)
-                return 0;
-            ipm_fail_wrap(err, why, "--restart: %s: %s", paths[k], why);
-            ipm_error_default_kind(err, IPM_ERR_INPUT);
-            return -1;
-        }
-        ipm_checkpoint_free(&ck);
-        if (k == 0)
-            snprintf(first, sizeof first, "%s", why);
-    }
-    return ipm_fail_as(err, IPM_ERR_INPUT, "--restart: no readable checkpoint: %.900s", first);
+    int n_replicas = 0;
+    ipm_checkpoint ck;
+    memset(&ck, 0, sizeof ck);
+    int rc = ipm_checkpoint_replicas(plan->checkpoint, &n_replicas, err) ||
+             ipm_checkpoint_load(plan->checkpoint, plan->cfg, n_replicas, &ck, err);
+    ipm_checkpoint_free(&ck);
+    if (rc)
+        ipm_error_default_kind(err, IPM_ERR_INPUT); /* no checkpoint, or not this config's */
+    return rc ? -1 : 0;
 }
 
 /* --check builds the run's own plan (data, shapes, schedule, bounds, paths),

@@ -412,6 +412,23 @@ static int read_matching(const char *path, const ipm_config *current, int n_repl
     return 0;
 }
 
+/* Whether there is no file at path at all (so nothing to fall back on). */
+static int absent(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) != 0 && errno == ENOENT;
+}
+
+/* The error when a checkpoint failed for `first` and its .prev for
+ * `second`, or was not there (second NULL): then the first reason alone,
+ * with its kind. */
+static int neither(char *err, const char *first, const char *second)
+{
+    if (!second)
+        return ipm_fail_wrap(err, first, "cannot restart: %.1000s", first);
+    return ipm_fail(err, "cannot restart: %.500s; and %.480s", first, second);
+}
+
 int ipm_checkpoint_load(const char *path, const ipm_config *current, int n_replicas,
                         ipm_checkpoint *ck, char *err)
 {
@@ -423,8 +440,7 @@ int ipm_checkpoint_load(const char *path, const ipm_config *current, int n_repli
     if (!prev)
         return ipm_fail(err, "%s", first);
     char second[IPM_ERRLEN];
-    struct stat st;
-    int no_prev = stat(prev, &st) != 0 && errno == ENOENT;
+    int no_prev = absent(prev);
     int rc = no_prev ? -1 : read_matching(prev, current, n_replicas, ck, second);
     free(prev);
     if (rc == 0) {
@@ -432,9 +448,7 @@ int ipm_checkpoint_load(const char *path, const ipm_config *current, int n_repli
         snprintf(ck->refused, sizeof ck->refused, "%s", first);
         return 0;
     }
-    if (no_prev) /* nothing to fall back on: the first reason alone, and its kind */
-        return ipm_fail_wrap(err, first, "cannot restart: %.1000s", first);
-    return ipm_fail(err, "cannot restart: %.500s; and %.480s", first, second);
+    return neither(err, first, no_prev ? NULL : second);
 }
 
 /* ---- the replica count alone ---------------------------------------------- */
@@ -470,14 +484,12 @@ int ipm_checkpoint_replicas(const char *path, int *n, char *err)
         return 0;
     char *prev = with_suffix(path, ".prev");
     char second[IPM_ERRLEN];
-    struct stat st;
-    if (prev && stat(prev, &st) != 0 && errno == ENOENT) { /* nothing to fall back on */
-        free(prev);
-        return ipm_fail(err, "cannot restart: %.1000s", first);
-    }
-    int rc = prev ? peek_replicas(prev, n, second) : ipm_fail(second, "out of memory");
+    int no_prev = prev && absent(prev);
+    int rc = !prev     ? ipm_fail(second, "out of memory")
+             : no_prev ? -1
+                       : peek_replicas(prev, n, second);
     free(prev);
     if (rc == 0)
         return 0;
-    return ipm_fail(err, "cannot restart: %.500s; and %.480s", first, second);
+    return neither(err, first, no_prev ? NULL : second);
 }
