@@ -661,8 +661,8 @@ static void utc_now(char *text, size_t size)
         snprintf(text, size, "unknown time");
 }
 
-/* The run id as the file spells it: 16 hex digits. */
-static void run_id_text(uint64_t id, char text[17])
+/* An id as the file spells it (run_id, data_fingerprint): 16 hex digits. */
+static void hex16_text(uint64_t id, char text[17])
 {
     snprintf(text, 17, "%016" PRIx64, id);
 }
@@ -671,8 +671,8 @@ static int def_global_atts(ipm_output *o, const ipm_output_meta *m, char *err)
 {
     char history[160], when[32], run_id[17], fingerprint[17];
     utc_now(when, sizeof when);
-    run_id_text(m->run_id, run_id);
-    run_id_text(m->data_fingerprint, fingerprint);
+    hex16_text(m->run_id, run_id);
+    hex16_text(m->data_fingerprint, fingerprint);
     snprintf(history, sizeof history, "%s created by ipmpi %s on %d rank%s", when, m->version,
              m->ranks, m->ranks == 1 ? "" : "s");
     if (put_text_att(o, NC_GLOBAL, "Conventions", "CF-1.10", err) ||
@@ -1096,7 +1096,7 @@ static int restart_attributes(ipm_output *o, const ipm_output_meta *m, char *err
 static int hex_attribute_is(const ipm_output *o, const char *name, uint64_t v, char want[17],
                             char have[64])
 {
-    run_id_text(v, want);
+    hex16_text(v, want);
     size_t len = 0;
     have[0] = '\0';
     if (nc_inq_attlen(o->ncid, NC_GLOBAL, name, &len) == NC_NOERR && len < 64 &&
