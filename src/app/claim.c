@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "ipmpi/base/error.h"
 #include "ipmpi/io/config.h"
@@ -38,36 +37,13 @@ static int check_fresh_start(const char *output, const char *checkpoint, char *e
                : 0;
 }
 
-/* path with the symbolic links of its last component followed (up to 40,
- * as the kernel does), so that a run given a link and a run given the file
- * it names take one lock; links among the folders lead to one lock file
- * anyway. A link that cannot be read, or a path too long, ends the walk. */
-static void follow_last_links(const char *path, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s", path);
-    for (int hop = 0; hop < 40; hop++) {
-        char target[4096], next[4096];
-        ssize_t n = readlink(out, target, sizeof target - 1);
-        if (n < 0 || (size_t)n >= sizeof target - 1)
-            return;
-        target[n] = '\0';
-        const char *slash = strrchr(out, '/');
-        int folder = target[0] == '/' || !slash ? 0 : (int)(slash - out + 1);
-        if (snprintf(next, sizeof next, "%.*s%s", folder, out, target) >= (int)sizeof next ||
-            strlen(next) >= cap)
-            return;
-        memcpy(out, next, strlen(next) + 1);
-    }
-}
-
 /* A lock that cannot even be created (a folder such as /proc that takes no
  * files) is the key's problem: named where the config set it. */
 static int lock_for_key(ipm_lock **lock, const ipm_config *cfg, const char *name, const char *path,
                         char *err)
 {
-    char why[IPM_ERRLEN], target[4096];
-    follow_last_links(path, target, sizeof target);
-    if (ipm_lock_acquire(lock, target, why) == 0)
+    char why[IPM_ERRLEN];
+    if (ipm_lock_acquire(lock, path, why) == 0)
         return 0;
     if (ipm_error_kind(why) == IPM_ERR_REFUSED)
         return ipm_fail_wrap(err, why, "%s", why);

@@ -85,8 +85,32 @@ static int lock_once(const char *path, const char *lock_path, int *fd, char *err
     return 0;
 }
 
-int ipm_lock_acquire(ipm_lock **lock, const char *path, char *err)
+/* path with the symbolic links of its last component followed (up to 40,
+ * as the kernel does), so that a run given a link and a run given the file
+ * it names take one lock; links among the folders lead to one lock file
+ * anyway. A link that cannot be read, or a path too long, ends the walk. */
+static void follow_last_links(const char *path, char *out, size_t cap)
 {
+    snprintf(out, cap, "%s", path);
+    for (int hop = 0; hop < 40; hop++) {
+        char target[4096], next[4096];
+        ssize_t n = readlink(out, target, sizeof target - 1);
+        if (n < 0 || (size_t)n >= sizeof target - 1)
+            return;
+        target[n] = '\0';
+        const char *slash = strrchr(out, '/');
+        int folder = target[0] == '/' || !slash ? 0 : (int)(slash - out + 1);
+        if (snprintf(next, sizeof next, "%.*s%s", folder, out, target) >= (int)sizeof next ||
+            strlen(next) >= cap)
+            return;
+        memcpy(out, next, strlen(next) + 1);
+    }
+}
+
+int ipm_lock_acquire(ipm_lock **lock, const char *given, char *err)
+{
+    char path[4096];
+    follow_last_links(given, path, sizeof path);
     *lock = NULL;
     ipm_lock *l = calloc(1, sizeof *l);
     size_t n = strlen(path);

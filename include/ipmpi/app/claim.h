@@ -5,9 +5,9 @@
  * checkpoint (or the checkpoint's PATH.prev): an earlier run is never lost
  * by starting again by mistake. The way out is named: --restart continues
  * it, --overwrite replaces it. A restart needs them and leaves them to the
- * resume. A path that is a symbolic link is locked as the file it names,
- * so a run given the link and a run given the file exclude each other; an
- * existing output with several names (hard links) is refused, since
+ * resume. A path that is a symbolic link is locked as the file it names
+ * (io/lock.h), so a run given the link and a run given the file exclude
+ * each other; an existing output with several names (hard links) is refused, since
  * another run may hold it under another name. Refusals have kind
  * IPM_ERR_REFUSED. */
 #ifndef IPMPI_APP_CLAIM_H

@@ -16,7 +16,9 @@
 
 typedef struct ipm_lock ipm_lock;
 
-/* Locks PATH.lock (creating it), without waiting. When another process
+/* Locks PATH.lock (creating it), without waiting, where PATH is path with
+ * the symbolic links of its last component followed: a link and the file it
+ * names share one lock. When another process
  * holds it, fails with kind IPM_ERR_REFUSED naming path and the holder;
  * other failures (the folder cannot be written) name the lock file and the
  * OS's reason, with kind IPM_ERR_IO. */
