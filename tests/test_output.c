@@ -351,7 +351,7 @@ static void check_records(int ncid)
     CHECK(nc_get_var_int(ncid, var, e) == NC_NOERR);
     for (int k = 0; k < RECORDS; k++)
         CHECK(e[k] == epochs[k]);
-    check_chunks(ncid, var, (size_t[]){1}, 1);
+    check_chunks(ncid, var, (size_t[]){64}, 1); /* small records: 64 a chunk */
 
     const char *row_names[4] = {"loss", "accuracy", "test_loss", "test_accuracy"};
     for (int n = 0; n < 4; n++) {
@@ -364,7 +364,7 @@ static void check_records(int ncid)
             for (int r = 0; r < R; r++)
                 CHECK(v[k * R + r] ==
                       (n % 2 ? accuracy_value(n / 2, k, r) : loss_value(n / 2, k, r)));
-        check_chunks(ncid, var, (size_t[]){1, R}, 2);
+        check_chunks(ncid, var, (size_t[]){64, R}, 2);
     }
 
     for (int p = 0; p < 2; p++)
@@ -381,7 +381,7 @@ static void check_records(int ncid)
                 for (int r = 0; r < nr; r++)
                     for (int l = 0; l < L; l++)
                         CHECK(v[(k * nr + r) * L + l] == info_value(p, q, k, r, l));
-            check_chunks(ncid, var, per_replica ? (size_t[]){1, R, L} : (size_t[]){1, L},
+            check_chunks(ncid, var, per_replica ? (size_t[]){64, R, L} : (size_t[]){64, L},
                          per_replica ? 3 : 2);
         }
     int pooled = check_var(ncid, "I_XT_pooled", NC_DOUBLE, "epoch,layer", "I(X;T) pooled", "bits");
@@ -740,6 +740,77 @@ static void check_reopen_mismatch(const char *path)
     CHECK(nc_close(ncid) == NC_NOERR);
 }
 
+/* Records a chunk holds follow a record's bytes: about 16 KiB a chunk, at
+ * most 64 records, at least one. */
+static void check_chunk_rule(const char *path)
+{
+    char err[IPM_ERRLEN] = "";
+    ipm_output_meta m = minimal_meta(path);
+    m.estimators = IPM_EST_SIMPLE | IPM_EST_POOLED;
+    m.replicas = 600; /* loss 4800 bytes a record, I_XT_simple 9600, I_XT_pooled 16 */
+    ipm_output *out = NULL;
+    CHECK(ipm_output_create(&out, &m, err) == 0);
+    CHECK(ipm_output_close(out, err) == 0);
+    int ncid, var;
+    CHECK(nc_open(path, NC_NOWRITE, &ncid) == NC_NOERR);
+    CHECK(nc_inq_varid(ncid, "epoch", &var) == NC_NOERR);
+    check_chunks(ncid, var, (size_t[]){64}, 1);
+    CHECK(nc_inq_varid(ncid, "loss", &var) == NC_NOERR);
+    check_chunks(ncid, var, (size_t[]){3, 600}, 2);
+    CHECK(nc_inq_varid(ncid, "I_XT_simple", &var) == NC_NOERR);
+    check_chunks(ncid, var, (size_t[]){1, 600, L}, 3);
+    CHECK(nc_inq_varid(ncid, "I_XT_pooled", &var) == NC_NOERR);
+    check_chunks(ncid, var, (size_t[]){64, L}, 2);
+    CHECK(nc_close(ncid) == NC_NOERR);
+}
+
+/* A writer killed after more records than a chunk holds (each append
+ * flushed) leaves every one readable, those of the chunk it was filling
+ * among them. */
+enum { MANY_RECORDS = 150 };
+static void check_killed_across_chunks(const char *path)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char err[IPM_ERRLEN];
+        ipm_output_meta m = minimal_meta(path);
+        ipm_output *out = NULL;
+        int ok = ipm_output_create(&out, &m, err) == 0;
+        for (int k = 0; k < MANY_RECORDS && ok; k++) {
+            record_data d;
+            ipm_epoch_record rec;
+            fill_record(&d, &rec, k % RECORDS);
+            rec.epoch = 10 * k;
+            for (int l = 0; l < L; l++)
+                d.info[0][2][l] = k + 0.25 * l;
+            ok = ipm_output_append(out, &rec, err) == 0;
+        }
+        _exit(ok ? 0 : 1); /* no close: as if killed */
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    int ncid, dim, var, epoch[MANY_RECORDS] = {0};
+    size_t len = 0;
+    double v[MANY_RECORDS * L] = {0};
+    CHECK(nc_open(path, NC_NOWRITE, &ncid) == NC_NOERR);
+    CHECK(nc_inq_dimid(ncid, "epoch", &dim) == NC_NOERR);
+    CHECK(nc_inq_dimlen(ncid, dim, &len) == NC_NOERR && len == MANY_RECORDS);
+    CHECK(nc_inq_varid(ncid, "epoch", &var) == NC_NOERR);
+    CHECK(nc_get_var_int(ncid, var, epoch) == NC_NOERR);
+    CHECK(nc_inq_varid(ncid, "I_XT_pooled", &var) == NC_NOERR);
+    CHECK(nc_get_var_double(ncid, var, v) == NC_NOERR);
+    int bad = 0;
+    for (int k = 0; k < MANY_RECORDS; k++) {
+        bad += epoch[k] != 10 * k;
+        for (int l = 0; l < L; l++)
+            bad += v[k * L + l] != k + 0.25 * l;
+    }
+    CHECK(bad == 0);
+    CHECK(nc_close(ncid) == NC_NOERR);
+}
+
 static void check_errors(const char *dir)
 {
     char err[IPM_ERRLEN] = "", path[512];
@@ -788,6 +859,11 @@ int main(void)
     char path4[512];
     snprintf(path4, sizeof path4, "%s/buffered.nc", dir);
     check_buffered_flush(path4);
+    char path_rule[512], path_many[512];
+    snprintf(path_rule, sizeof path_rule, "%s/chunk-rule.nc", dir);
+    check_chunk_rule(path_rule);
+    snprintf(path_many, sizeof path_many, "%s/many.nc", dir);
+    check_killed_across_chunks(path_many);
     if (getenv("KEEP_OUTPUT"))
         fprintf(stderr, "kept %s\n", path);
     else {
@@ -795,6 +871,8 @@ int main(void)
         remove(path2);
         remove(path3);
         remove(path4);
+        remove(path_rule);
+        remove(path_many);
         remove(path_sel);
         remove(path_mismatch);
         rmdir(dir);

@@ -627,20 +627,44 @@ static int put_var_atts(ipm_output *o, const ipm_output_meta *m, const var_ref *
     return st ? nc_fail(o, st, "_FillValue of variable", s->name, err) : 0;
 }
 
+/* A chunk along epoch holds about RECORD_CHUNK_BYTES of records, at most
+ * RECORD_CHUNK_MOST of them. HDF5 writes and indexes every chunk on its
+ * own: with one record a chunk, the flush of Experiment 2's 1001 logged
+ * epochs took 0.12 s of a 0.8 s run, and 0.01 s with 64. A chunk is
+ * allocated whole, so a short run's file grows by at most one chunk per
+ * variable. */
+#define RECORD_CHUNK_BYTES (16 << 10)
+#define RECORD_CHUNK_MOST 64
+
+static size_t type_bytes(nc_type type)
+{
+    return type == NC_FLOAT || type == NC_INT ? 4 : 8;
+}
+
+/* Records a chunk holds, given the bytes of one record's chunk. */
+static size_t records_per_chunk(size_t record_bytes)
+{
+    size_t records = RECORD_CHUNK_BYTES / (record_bytes ? record_bytes : 1);
+    return records < 1 ? 1 : records > RECORD_CHUNK_MOST ? RECORD_CHUNK_MOST : records;
+}
+
 static int define_var(ipm_output *o, const ipm_output_meta *m, const var_ref *r, char *err)
 {
     const var_schema *s = &schema[r->v];
     enum dim dims[4];
     int ndims = var_dims(o, r, dims), dimids[4], *id = var_id(o, r);
-    size_t chunks[4];
+    size_t chunks[4], record_bytes = type_bytes(s->type);
     char name[64];
     var_name(r, name, sizeof name);
     for (int i = 0; i < ndims; i++) {
         if (dim_id(o, dims[i], r->layer, &dimids[i], err))
             return -1;
-        /* A chunk holds one record, or one replica's activations at one epoch. */
+        /* Along epoch, records_per_chunk; stored activations, one replica at one epoch. */
         chunks[i] = i == 0 || (s->per_layer && i == 1) ? 1 : dim_length(o, dims[i], r->layer);
+        record_bytes *= i > 0 ? chunks[i] : 1;
     }
+    if (ndims > 0 && dims[0] == DIM_EPOCH)
+        chunks[0] = records_per_chunk(record_bytes);
     int st = nc_def_var(o->ncid, name, s->type, ndims, dimids, id);
     if (!st && (dims[0] == DIM_EPOCH || s->per_layer))
         st = nc_def_var_chunking(o->ncid, *id, NC_CHUNKED, chunks);
