@@ -9,6 +9,24 @@
 #include "ipmpi/base/error.h"
 #include "ipmpi/info/hash.h"
 
+/* The room a kept buffer grows to when n items no longer fit (partition.h:
+ * ipm_words_reserve says why a quarter more). */
+static size_t grown(size_t n)
+{
+    return n + n / 4 + 1;
+}
+
+int ipm_words_reserve(ipm_words *buf, size_t n, const char *what, char *err)
+{
+    if (n <= buf->capacity)
+        return 0;
+    free(buf->w);
+    size_t room = grown(n);
+    buf->w = malloc(room * sizeof *buf->w);
+    buf->capacity = buf->w ? room : 0;
+    return buf->w ? 0 : ipm_fail(err, "out of memory for %zu words %s", n, what);
+}
+
 /* ---- who owns what ---------------------------------------------------------- */
 
 /* Part q's x range starts at the first x id with at least q N / P samples
@@ -290,10 +308,11 @@ static int reserve_cells(ipm_cells *c, size_t n, int n_parts, char *err)
     free(c->cell);
     free(c->scratch);
     free(c->owner);
-    c->cell = malloc(n * sizeof *c->cell);
-    c->scratch = malloc(n * sizeof *c->scratch);
-    c->owner = malloc(n * sizeof *c->owner);
-    c->capacity = c->cell && c->scratch && c->owner ? n : 0;
+    size_t room = grown(n);
+    c->cell = malloc(room * sizeof *c->cell);
+    c->scratch = malloc(room * sizeof *c->scratch);
+    c->owner = malloc(room * sizeof *c->owner);
+    c->capacity = c->cell && c->scratch && c->owner ? room : 0;
     if (!c->capacity)
         return ipm_fail(err, "out of memory for %zu (Y, T) cells", n);
     return 0;
@@ -369,12 +388,13 @@ static int hash_patterns(ipm_partition *p, const ipm_binned *b, char *err)
         free(p->hash);
         free(p->alone);
         p->hash_capacity = p->alone_capacity = 0;
-        p->hash = malloc((n + 1) * sizeof *p->hash);
-        p->alone = malloc(most + 1);
+        size_t room = grown(n), alone_room = grown(most);
+        p->hash = malloc(room * sizeof *p->hash);
+        p->alone = malloc(alone_room);
         if (!p->hash || !p->alone)
             return ipm_fail(err, "out of memory for the hashes of %zu patterns", n);
-        p->hash_capacity = n + 1;
-        p->alone_capacity = most + 1;
+        p->hash_capacity = room;
+        p->alone_capacity = alone_room;
     }
     for (int l = 0; l < p->n_layers; l++) {
         const ipm_dict *d = &b->layer[l].dict;
@@ -868,7 +888,6 @@ static int xt_hists(ipm_partition *p, const uint32_t *choice, ipm_hist *hist, ch
 /* Room for the sums of n owned cells. */
 static int reserve_sums(ipm_partition *p, size_t n, char *err)
 {
-    size_t cells = n << p->class_bits;
     if (n + 1 <= p->sums_capacity)
         return 0;
     free(p->ids);
@@ -876,12 +895,13 @@ static int reserve_sums(ipm_partition *p, size_t n, char *err)
     free(p->sum_yt);
     free(p->touched);
     free(p->counts);
-    p->ids = malloc((n + 1) * sizeof *p->ids);
-    p->sum_t = calloc(n + 1, sizeof *p->sum_t);
-    p->sum_yt = calloc(cells + 1, sizeof *p->sum_yt);
-    p->touched = malloc((n + 1) * sizeof *p->touched);
-    p->counts = malloc((n + 1) * sizeof *p->counts);
-    p->sums_capacity = p->ids && p->sum_t && p->sum_yt && p->touched && p->counts ? n + 1 : 0;
+    size_t room = grown(n);
+    p->ids = malloc(room * sizeof *p->ids);
+    p->sum_t = calloc(room, sizeof *p->sum_t);
+    p->sum_yt = calloc(room << p->class_bits, sizeof *p->sum_yt);
+    p->touched = malloc(room * sizeof *p->touched);
+    p->counts = malloc(room * sizeof *p->counts);
+    p->sums_capacity = p->ids && p->sum_t && p->sum_yt && p->touched && p->counts ? room : 0;
     if (!p->sums_capacity)
         return ipm_fail(err, "out of memory summing %zu (Y, T) cells", n);
     return 0;

@@ -38,19 +38,11 @@ static int to_ints(const long long *n, int *count, int *at, int size, int roomle
         total += q == roomless ? 0 : n[q];
         if (total > INT_MAX)
             return ipm_fail(err,
-                            "partitioned reduce: more than %d words to %s on one rank; "
+                            "partitioned reduce: more than %d words %s on one rank; "
                             "use more ranks or fewer replicas per rank",
                             INT_MAX, what);
     }
-    if ((size_t)total + 1 <= buf->capacity)
-        return 0;
-    free(buf->w);
-    buf->capacity = 0;
-    buf->w = malloc(((size_t)total + 1) * sizeof *buf->w);
-    if (!buf->w)
-        return ipm_fail(err, "out of memory for %lld words to %s", total, what);
-    buf->capacity = (size_t)total + 1;
-    return 0;
+    return ipm_words_reserve(buf, (size_t)total + 1, what, err);
 }
 
 /* A rank's words to itself take no room in the send buffer (pack_all). */
@@ -58,7 +50,7 @@ static int plan_sends(ipm_partition *p, const ipm_binned *b, layout *l, int size
 {
     for (int q = 0; q < size; q++)
         l->send_n[q] = (long long)ipm_partition_words_to(p, b, q);
-    int rc = to_ints(l->send_n, l->send_count, l->send_at, size, p->part, &p->send, "send", err);
+    int rc = to_ints(l->send_n, l->send_count, l->send_at, size, p->part, &p->send, "to send", err);
     l->send = p->send.w;
     return rc;
 }
@@ -148,7 +140,7 @@ static int exchange_counts(ipm_partition *p, const ipm_binned *b, int failed, la
     for (int q = 0; q < size; q++)
         any_failed |= l->recv_n[q] < 0;
     if (rc == 0 && !any_failed)
-        rc = to_ints(l->recv_n, l->recv_count, l->recv_at, size, -1, &p->recv, "receive", err);
+        rc = to_ints(l->recv_n, l->recv_count, l->recv_at, size, -1, &p->recv, "to receive", err);
     l->recv = p->recv.w;
     return ipm_agree(rc, err, comm);
 }
