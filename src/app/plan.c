@@ -149,7 +149,11 @@ enum {
 
 #define FILTER_MOST_BYTES (32.0 * 1024 * 1024) /* a layer's filter at most */
 
-/* One plane's worst case on the busiest rank: n samples, r replicas. */
+/* One plane's worst case on the busiest rank: n samples, r replicas. A
+ * partition's kept buffers are taken a quarter larger than they are filled
+ * (info/partition.c). The part of a malloc'd one never written is never
+ * faulted in; the zeroed sums may be, and the constants' slack covers them
+ * (a sent cell is counted as 52 bytes, about 36 in use). */
 static double plane_bytes(const ipm_plan *p, double n, double r)
 {
     const ipm_config *cfg = p->cfg;

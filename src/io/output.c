@@ -636,11 +636,6 @@ static int put_var_atts(ipm_output *o, const ipm_output_meta *m, const var_ref *
 #define RECORD_CHUNK_BYTES (16 << 10)
 #define RECORD_CHUNK_MOST 64
 
-static size_t type_bytes(nc_type type)
-{
-    return type == NC_FLOAT || type == NC_INT ? 4 : 8;
-}
-
 /* Records a chunk holds, given the bytes of one record's chunk. */
 static size_t records_per_chunk(size_t record_bytes)
 {
@@ -653,9 +648,12 @@ static int define_var(ipm_output *o, const ipm_output_meta *m, const var_ref *r,
     const var_schema *s = &schema[r->v];
     enum dim dims[4];
     int ndims = var_dims(o, r, dims), dimids[4], *id = var_id(o, r);
-    size_t chunks[4], record_bytes = type_bytes(s->type);
+    size_t chunks[4], record_bytes = 0;
     char name[64];
     var_name(r, name, sizeof name);
+    int st = nc_inq_type(o->ncid, s->type, NULL, &record_bytes);
+    if (st)
+        return nc_fail(o, st, "variable", name, err);
     for (int i = 0; i < ndims; i++) {
         if (dim_id(o, dims[i], r->layer, &dimids[i], err))
             return -1;
@@ -665,7 +663,7 @@ static int define_var(ipm_output *o, const ipm_output_meta *m, const var_ref *r,
     }
     if (ndims > 0 && dims[0] == DIM_EPOCH)
         chunks[0] = records_per_chunk(record_bytes);
-    int st = nc_def_var(o->ncid, name, s->type, ndims, dimids, id);
+    st = nc_def_var(o->ncid, name, s->type, ndims, dimids, id);
     if (!st && (dims[0] == DIM_EPOCH || s->per_layer))
         st = nc_def_var_chunking(o->ncid, *id, NC_CHUNKED, chunks);
     if (st)

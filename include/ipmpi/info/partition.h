@@ -107,6 +107,13 @@ typedef struct ipm_words {
     size_t capacity;
 } ipm_words;
 
+/* Room for at least n words in buf (what it held is not kept); what says
+ * what they are for in a failure. Like every buffer a partition keeps, it
+ * grows to a quarter more than asked: an exchange's sizes creep up from one
+ * logged epoch to the next, and memory taken afresh every epoch is faulted
+ * in again every epoch (a third of the 2017 setup's exchange at 2 ranks). */
+int ipm_words_reserve(ipm_words *buf, size_t n, const char *what, char *err);
+
 /* A part's side of one plane's partitioned reduce, reused every epoch. */
 typedef struct ipm_partition {
     int part, n_parts, n_replicas, n_layers, n_classes;
@@ -164,13 +171,6 @@ typedef struct ipm_partition_spec {
 } ipm_partition_spec;
 
 int ipm_partition_init(ipm_partition *p, const ipm_partition_spec *spec, char *err);
-
-/* Room for at least n words in buf (what it held is not kept); what says
- * what they are for in a failure. Like every buffer a partition keeps, it
- * grows to a quarter more than asked: an exchange's sizes creep up from one
- * logged epoch to the next, and memory taken afresh every epoch is faulted
- * in again every epoch (a third of the 2017 setup's exchange at 2 ranks). */
-int ipm_words_reserve(ipm_words *buf, size_t n, const char *what, char *err);
 void ipm_partition_free(ipm_partition *p);
 
 /* The local (Y, T) cells of every measured layer from the binned replicas
