@@ -44,7 +44,14 @@ good | sed 's/^epochs = 2$/epochs = 2\nbatch_size = 8\nepochs = 3/' >bad.ini
 expect_error twice 'bad\.ini:10: \[training\] epochs: given a second time \(first at line 8\)'
 
 good | sed 's/^\[training\]$/[trainer]/' >bad.ini
-expect_error unknown-section 'bad\.ini:8: \[trainer\]'
+expect_error unknown-section 'bad\.ini:7: unknown section \[trainer\]'
+
+# What inih alone would pass over: old Mac line ends (the whole file one
+# line, the run the default one) and a key after a section header's ']'.
+good | tr '\n' '\r' >bad.ini
+expect_error carriage-returns 'bad\.ini:1: a carriage return inside the line'
+good | sed 's/^\[training\]$/[training] epochs = 5/' >bad.ini
+expect_error after-header "bad\\.ini:7: text after the section header's '\\]'"
 
 good | sed 's/^epochs = 2$/epochs = 2x/' >bad.ini
 expect_error bad-number "bad\.ini:8: \[training\] epochs: .*'2x'"

@@ -231,8 +231,9 @@ static void test_errors(void)
     /* Unknown key and unknown section, with the line of the key. */
     expect_error("[run]\nseed = 1\n\n[training]\nepochz = 3\n", "t.ini:5: [training] epochz",
                  "unknown key");
-    expect_error("[run]\nseed = 1\n[trainer]\nepochs = 3\n", "t.ini:4: [trainer] epochs",
-                 "unknown section");
+    /* named at its header, the line to mend */
+    expect_error("[run]\nseed = 1\n[trainer]\nepochs = 3\n", "t.ini:3: unknown section [trainer]",
+                 "(sections: run, data,");
     expect_error("seed = 1\n", "t.ini:1: seed", "outside any [section]");
 
     /* Bad numbers quote the value. */
@@ -452,6 +453,37 @@ static void test_continuation_lines(void)
     /* A bad item on a continuation line is reported at its key's line. */
     expect_error("[run]\nseed = 1\n[network]\nlayers = dense:8:tanh,\n    dense:x:tanh\n",
                  "t.ini:4: [network] layers: item 2 'dense:x:tanh'", "units");
+    /* Every item below an empty first line; " ;" comments on continuation
+     * lines are comments, as on the key's own line. */
+    rc = load_text(&cfg,
+                   "[network]\nlayers =\n    dense:3:tanh, ; the hidden layer\n"
+                   "    dense:2:softmax ; the output\n",
+                   NULL, 0, err);
+    CHECK(rc == 0);
+    if (rc)
+        fprintf(stderr, "  %s\n", err);
+    CHECK(cfg.n_layers == 2 && cfg.layers[0].units == 3 && cfg.layers[1].units == 2);
+    ipm_config_free(&cfg);
+}
+
+/* What inih would pass over in silence: a file with old Mac line ends (one
+ * "line" to getline), text after a section header's ']', a section with no
+ * keys of its own. */
+static void test_silent_text(void)
+{
+    expect_error("[run]\routput = mine.nc\rseed = 7\r", "t.ini:1:", "carriage return");
+    expect_error("[run]\nseed = 1\r \nthreads = 2\n", "t.ini:2:", "carriage return");
+    expect_error("[run] seed = 7\n", "t.ini:1:", "text after the section header's ']': 'seed = 7'");
+    expect_error("[run]\nseed = 7\n[foo]\n", "t.ini:3:", "unknown section [foo]");
+    /* Windows line ends and a comment after the ']' are fine. */
+    ipm_config cfg;
+    char err[IPM_ERRLEN];
+    int rc = load_text(&cfg, "[run] ; the run\r\nseed = 7\r\n[data] # data\r\nsamples = 9\r\n",
+                       NULL, 0, err);
+    CHECK(rc == 0 && cfg.seed == 7 && cfg.samples == 9);
+    if (rc)
+        fprintf(stderr, "  %s\n", err);
+    ipm_config_free(&cfg);
 }
 
 /* Found by fuzz_config: string values the format could not write back. */
@@ -748,6 +780,7 @@ int main(void)
     test_errors();
     test_overrides();
     test_continuation_lines();
+    test_silent_text();
     test_unwritable_strings();
     test_format();
     test_epoch_expansion();

@@ -1179,6 +1179,33 @@ static void record_error(loader *L, int line, const char *fmt, ...)
     va_end(ap);
 }
 
+/* What inih passes over in a section header: the text after its ']' (it
+ * takes "[run] seed = 7" as [run] alone), and a section without keys (no
+ * handler call). Both are refused here, where the line is known. */
+static void check_section_header(loader *L, const char *s)
+{
+    const char *close = strchr(s, ']');
+    const char *rest = close + 1;
+    while (isspace((unsigned char)*rest))
+        rest++;
+    if (*rest && *rest != ';' && *rest != '#') {
+        record_error(L, L->line,
+                     "text after the section header's ']': '%.*s' (a key goes on a "
+                     "line of its own)",
+                     (int)strcspn(rest, "\r\n"), rest);
+        return;
+    }
+    /* inih keeps the name as written between the brackets */
+    char section[64], list[512] = "";
+    snprintf(section, sizeof section, "%.*s", (int)(close - s - 1), s + 1);
+    for (int i = 0; i < COUNT(sections); i++) {
+        if (strcmp(sections[i], section) == 0)
+            return;
+        append_name(list, sizeof list, sections[i]);
+    }
+    record_error(L, L->line, "unknown section [%s] (sections: %s)", section, list);
+}
+
 /* Mirrors inih's reading of one line (ini.c, ini_parse_stream) far enough to
  * know whether inih will treat it as a continuation of the previous key. */
 static void track_inih_state(loader *L, const char *line)
@@ -1191,11 +1218,22 @@ static void track_inih_state(loader *L, const char *line)
     if (blank_or_comment || L->continuation)
         return;
     if (*s == '[') {
-        if (strchr(s, ']'))
+        if (strchr(s, ']')) {
             L->after_key = 0;
+            check_section_header(L, s);
+        }
     } else if (strpbrk(s, "=:")) {
         L->after_key = 1;
     }
+}
+
+/* A carriage return anywhere but at the line's end: getline splits lines at
+ * \n only, so a file with old Mac line ends (\r alone) would reach inih as
+ * one line, and all but its first would be lost. */
+static int stray_carriage_return(const char *line, size_t len)
+{
+    const char *cr = memchr(line, '\r', len);
+    return cr && cr + 1 < line + len && cr[1] != '\n';
 }
 
 /* fgets-style reader for ini_parse_stream: exactly one physical line per call. */
@@ -1221,6 +1259,14 @@ static char *read_line(char *str, int num, void *stream)
     if (memchr(L->raw, '\0', (size_t)len)) {
         /* inih would read the line only up to the NUL: "25\0 6" as 25. */
         record_error(L, L->line, "a NUL byte in the line (is this a text file?)");
+        L->continuation = 0;
+        snprintf(str, (size_t)num, "\n");
+        return str;
+    }
+    if (stray_carriage_return(L->raw, (size_t)len)) {
+        record_error(L, L->line,
+                     "a carriage return inside the line (a file with old Mac line "
+                     "ends? save it with \\n line ends)");
         L->continuation = 0;
         snprintf(str, (size_t)num, "\n");
         return str;
@@ -1267,9 +1313,15 @@ static void continue_pending(loader *L, const char *value)
                      k->section, k->name, value);
         return;
     }
+    /* inih strips " ;" comments from a key's first line only */
+    const char *comment = strstr(value, " ;");
+    int len = comment ? (int)(comment - value) : (int)strlen(value);
+    while (len > 0 && isspace((unsigned char)value[len - 1]))
+        len--;
     strbuf *b = &L->pending_value;
     int ends_with_comma = b->len > 0 && b->s[b->len - 1] == ',';
-    sb_printf(b, "%s%s", ends_with_comma ? " " : ", ", value);
+    /* "layers =" and the items on the lines below: nothing to join to yet */
+    sb_printf(b, "%s%.*s", b->len == 0 ? "" : ends_with_comma ? " " : ", ", len, value);
 }
 
 /* inih handler. A key given twice in the file is an error naming both
