@@ -61,6 +61,40 @@ status=$?
 ncdump -h busy.nc >/dev/null 2>&1 || fail "busy.nc unreadable after a second run tried it"
 [ ! -e busy.nc.lock ] && [ ! -e busy.ckpt.lock ] || fail "lock files left after the run"
 
+# ---- the side files of runs: names kept apart, links never followed -------
+# An output named as another run's checkpoint being written (renamed away
+# under it), previous checkpoint or lock would be destroyed by that run:
+# such names are refused, by --check and the run.
+for side in busy.ckpt.tmp busy.ckpt.prev busy.nc.lock; do
+    expect 2 "side-name-${side##*.}" "--set run.output: \[run\] output = ${side//./\\.}: ends in" -- \
+        "$IPMPI" "$J" "${quick[@]}" --set run.output="$side"
+    expect 2 "side-name-${side##*.}-check" "ends in \.${side##*.}" -- \
+        "$IPMPI" --check "$J" --set run.checkpoint="$side"
+done
+# A symbolic link left at a lock's or a checkpoint's temporary name is not
+# followed: the file it names keeps what it holds.
+echo precious >precious.txt
+ln -s precious.txt linked.nc.lock
+expect 73 lock-symlink 'lock file linked\.nc\.lock is a symbolic link' -- \
+    "$IPMPI" "$J" "${quick[@]}" --set run.output=linked.nc
+ln -s precious.txt linked2.ckpt.tmp
+expect 0 tmp-symlink 'wrote linked2\.nc' -- "$IPMPI" "$J" "${quick[@]}" --set run.output=linked2.nc
+[ "$(cat precious.txt)" = precious ] || fail "a link at a side file's name was followed"
+[ -f linked2.ckpt ] && [ ! -L linked2.ckpt ] || fail "the checkpoint is not a file of its own"
+
+# A restart with no checkpoint, or with its output gone: bad input (2), as
+# --check says, not a failed run (1).
+expect 2 restart-no-checkpoint-check 'cannot restart: nock\.ckpt: cannot open' -- \
+    "$IPMPI" --check "$J" --set run.output=nock.nc --restart
+expect 2 restart-no-checkpoint-run 'cannot restart: nock\.ckpt: cannot open' -- \
+    "$IPMPI" "$J" "${quick[@]}" --set run.output=nock.nc --restart
+"$IPMPI" "$J" "${quick[@]}" --set run.output=gone.nc >gone.out 2>&1 || fail "gone.nc: first run failed"
+mv gone.nc gone.kept
+for mode in --check ""; do
+    expect 2 "restart-output-gone${mode}" 'gone\.nc: it is gone, and the checkpoint continues it' -- \
+        "$IPMPI" $mode "$J" "${quick[@]}" --set training.epochs=8 --set run.output=gone.nc --restart
+done
+
 # ---- D2: colliding paths, caught by --check and by the run ----------------
 cp "$J" job.ini
 mkdir -p folder
@@ -325,6 +359,27 @@ d.close()
 PY
     expect 2 inf-in-data 'nan\.nc4: variable X holds Inf at sample 17, feature 2' -- \
         "$IPMPI" "$J" --set data.source=netcdf --set data.path=nan.nc4 --set run.output=inf.nc
+    # --overwrite while a program reads the earlier output (a notebook holds
+    # its HDF5 lock): the run goes ahead, the reader keeps what it reads.
+    "$IPMPI" "$J" "${quick[@]}" --set run.output=read.nc >read.out 2>&1 || fail "read.nc: first run failed"
+    "$PY" - >reader.out 2>&1 <<'PY' &
+import os, time, netCDF4
+d = netCDF4.Dataset("read.nc")
+loss = d["loss"][:].copy()
+open("reading", "w").close()
+while not os.path.exists("overwritten"):
+    time.sleep(0.01)
+assert (d["loss"][:] == loss).all(), "the reader's data changed under it"
+d.close()
+print("reader ok")
+PY
+    reader=$!
+    for _ in $(seq 1 1000); do [ -e reading ] && break; sleep 0.01; done
+    expect 0 overwrite-while-read 'wrote read\.nc' -- \
+        "$IPMPI" "$J" "${quick[@]}" --set run.output=read.nc --set run.seed=9 --overwrite
+    touch overwritten
+    wait $reader || fail "the reader of the earlier output failed: $(cat reader.out)"
+    ncdump -h read.nc | grep -q 'seed = 9' || fail "read.nc is not the new run's"
 else
     echo "hostile netCDF-4 files: skipped ($PY lacks netCDF4; test_dataset covers the readers)"
 fi

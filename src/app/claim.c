@@ -20,6 +20,13 @@ static int refuse_existing(const char *path, const char *what, char *err)
 {
     if (!exists(path))
         return 0;
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && stat(path, &st) != 0)
+        return ipm_fail_as(
+            err, IPM_ERR_REFUSED,
+            "%s is a symbolic link that leads to no file (%s): remove it, or start afresh "
+            "with --overwrite; nothing was written",
+            path, strerror(errno));
     return ipm_fail_as(err, IPM_ERR_REFUSED,
                        "%s exists (%s): continue that run with --restart, or start afresh "
                        "over it with --overwrite; nothing was written",

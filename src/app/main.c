@@ -13,6 +13,7 @@
 #include "ipmpi/base/error.h"
 #include "ipmpi/io/checkpoint.h"
 #include "ipmpi/io/config.h"
+#include "ipmpi/io/output.h"
 #include "ipmpi/parallel/comm.h"
 #include "ipmpi/version.h"
 
@@ -155,6 +156,8 @@ static int check_restart(const ipm_plan *plan, char *err)
     int rc = ipm_checkpoint_replicas(plan->checkpoint, &n_replicas, err) ||
              ipm_checkpoint_load(plan->checkpoint, plan->cfg, n_replicas, &ck, err);
     ipm_checkpoint_free(&ck);
+    if (rc == 0)
+        rc = ipm_output_present(plan->cfg->output, err);
     if (rc)
         ipm_error_default_kind(err, IPM_ERR_INPUT); /* no checkpoint, or not this config's */
     return rc ? -1 : 0;

@@ -151,11 +151,48 @@ static int collect(const ipm_config *cfg, const char *checkpoint, role *r)
     return n;
 }
 
+/* The suffixes of a run's side files. An output or checkpoint named with one
+ * could be another run's side file: its checkpoint being written (renamed
+ * away under it), its previous checkpoint or its lock (overwritten). With
+ * the names kept apart, no two runs' files meet unless their outputs or
+ * checkpoints do, and those are locked. */
+static const char *side_suffix(const char *path)
+{
+    static const char *const suffix[] = {".lock", ".tmp", ".prev"};
+    size_t n = strlen(path);
+    for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
+        size_t k = strlen(suffix[i]);
+        if (n >= k && strcmp(path + n - k, suffix[i]) == 0)
+            return suffix[i];
+    }
+    return NULL;
+}
+
+/* The name and, through symbolic links, the file it names. */
+static int check_not_side_name(const ipm_config *cfg, const role *r, char *err)
+{
+    char real[PATH_MAX], why[PATH_MAX + 200];
+    const char *suffix = side_suffix(r->path), *named = r->path;
+    if (!suffix && realpath(r->path, real) && (suffix = side_suffix(real)))
+        named = real;
+    if (!suffix)
+        return 0;
+    int linked = named != r->path;
+    snprintf(why, sizeof why,
+             "%s%s%s in %s: names ending in .lock, .tmp or .prev are kept for the side files of "
+             "runs (their locks, the checkpoint being written, the previous one), so this could "
+             "be another run's; choose another name",
+             linked ? "a link to " : "", linked ? named : "", linked ? ", which ends" : "ends",
+             suffix);
+    return key_fail(cfg, r, err, why);
+}
+
 int ipm_paths_check(const ipm_config *cfg, const char *checkpoint, char *err)
 {
     role r[16];
     int n = collect(cfg, checkpoint, r);
-    if (check_writable(cfg, &r[0], err) || check_writable(cfg, &r[1], err))
+    if (check_not_side_name(cfg, &r[0], err) || check_not_side_name(cfg, &r[1], err) ||
+        check_writable(cfg, &r[0], err) || check_writable(cfg, &r[1], err))
         return -1;
     char why[2 * IPM_PATH_MAX];
     for (int i = 0; i < n; i++)

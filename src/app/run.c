@@ -100,7 +100,10 @@ static int resolve_replicas(run *r, const ipm_config *cfg, char *err)
     r->resolved = *cfg; /* shallow: the lists stay cfg's */
     if (!r->opt.restart || cfg->replicas > 0)
         return 0;
-    return ipm_resume_replicas(cfg, r->comm, &r->resolved.replicas, err);
+    if (ipm_resume_replicas(cfg, r->comm, &r->resolved.replicas, err) == 0)
+        return 0;
+    ipm_error_default_kind(err, IPM_ERR_INPUT); /* no checkpoint: as --check --restart says */
+    return -1;
 }
 
 /* Rank 0 claims the files before anyone writes; every rank learns the

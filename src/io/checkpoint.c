@@ -74,10 +74,28 @@ static void put_checkpoint(writer *w, const ipm_checkpoint *ck)
     put_bytes(w, sum, sizeof sum);
 }
 
+/* A new file at tmp, never through what is there: a symbolic link left at
+ * that name would have the checkpoint written into the file it names (and
+ * then renamed into place as a link to it). The name is the run's own
+ * (app/paths.c keeps .tmp names apart), so what is there goes. */
+static FILE *create_new(const char *tmp)
+{
+    if (unlink(tmp) != 0 && errno != ENOENT)
+        return NULL;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "wb");
+    if (fd >= 0 && !f) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+    }
+    return f;
+}
+
 /* Writes, flushes and fsyncs the whole file at tmp. */
 static int write_file(const char *tmp, const ipm_checkpoint *ck, char *err)
 {
-    writer w = {fopen(tmp, "wb"), IPM_FNV_OFFSET, 0};
+    writer w = {create_new(tmp), IPM_FNV_OFFSET, 0};
     if (!w.f)
         return ipm_fail_as(err, IPM_ERR_IO, "checkpoint: cannot create %s: %s", tmp,
                            strerror(errno));

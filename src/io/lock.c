@@ -61,7 +61,14 @@ static void write_holder(int fd)
  * again; -1: failed (err set). */
 static int lock_once(const char *path, const char *lock_path, int *fd, char *err)
 {
-    *fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    /* A symbolic link there would have the lock's note written into the
+     * file it names: refused, never followed. */
+    *fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (*fd < 0 && errno == ELOOP)
+        return ipm_fail_as(err, IPM_ERR_REFUSED,
+                           "lock file %s is a symbolic link (no run makes one): remove it; "
+                           "refused, nothing written",
+                           lock_path);
     if (*fd < 0)
         return ipm_fail_as(err, IPM_ERR_IO, "cannot create lock file %s: %s", lock_path,
                            strerror(errno));

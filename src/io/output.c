@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <netcdf.h>
 #include <stddef.h>
@@ -883,10 +884,26 @@ static int create_failed(const char *path, int status, char *err)
     return rc;
 }
 
+/* An earlier file at the path (the run was told --overwrite) goes whole
+ * before the new one is made, instead of being truncated in place: a
+ * program still reading it (an open notebook holds its HDF5 lock) keeps
+ * what it reads, and the new file cannot fail on that lock after emptying
+ * the old one. Through a symbolic link, the file it names goes, as the
+ * run's lock follows the link. */
+static int remove_earlier(const char *path, char *err)
+{
+    char real[PATH_MAX];
+    const char *file = realpath(path, real) ? real : path;
+    if (unlink(file) == 0 || errno == ENOENT)
+        return 0;
+    return ipm_fail_as(err, IPM_ERR_IO, "cannot remove the earlier output %s to overwrite it: %s",
+                       file, strerror(errno));
+}
+
 int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err)
 {
     *out = NULL;
-    if (check_meta(meta, err))
+    if (check_meta(meta, err) || remove_earlier(meta->path, err))
         return -1;
     ipm_output *o = output_alloc(meta);
     if (!o)
@@ -1156,6 +1173,17 @@ static int check_data_fingerprint(const ipm_output *o, uint64_t fingerprint, cha
                        o->path, have, want);
 }
 
+int ipm_output_present(const char *path, char *err)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 || errno != ENOENT)
+        return 0;
+    return ipm_fail_as(err, IPM_ERR_INPUT,
+                       "cannot reopen NetCDF file %s: it is gone, and the checkpoint continues "
+                       "it (restore it, or start afresh with --overwrite)",
+                       path);
+}
+
 int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long records, char *err)
 {
     *out = NULL;
@@ -1167,8 +1195,9 @@ int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long record
     /* Checked read-only first: opening for writing already marks the file
      * (HDF5's superblock flags), and a refused restart leaves it as it was. */
     int s = nc_open(o->path, NC_NOWRITE, &o->ncid);
-    if (s) {
+    if (s && (s != ENOENT || ipm_output_present(o->path, err) == 0))
         ipm_fail(err, "cannot reopen NetCDF file %s: %s", o->path, nc_strerror(s));
+    if (s) {
         output_free(o);
         return -1;
     }

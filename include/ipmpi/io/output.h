@@ -132,6 +132,10 @@ int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err);
  * or of another type or shape) or holds fewer than `records` records. */
 int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long records, char *err);
 
+/* The file a restart reopens is there: fails (kind IPM_ERR_INPUT) when it
+ * is gone, as --check --restart and the run both say. */
+int ipm_output_present(const char *path, char *err);
+
 /* Records in the file as of the last flush (buffered ones not counted). */
 long ipm_output_records(const ipm_output *out);
 
