@@ -4,10 +4,12 @@
  * atomicity when the write fails.
  * `test_checkpoint --corpus DIR` also writes the fuzz corpus into DIR. */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -598,12 +600,24 @@ static void rotation_and_failures(void)
     CHECK(ipm_checkpoint_write(path, &e[1].ck, err) == -1 && strstr(err, tmp) != NULL);
     CHECK(file_epoch(path) == 3 && file_epoch(prev) == 2);
     CHECK(rmdir(tmp) == 0);
-    /* ...the disk is full (the tmp leads to /dev/full)... */
-    if (access("/dev/full", W_OK) == 0) {
-        CHECK(symlink("/dev/full", tmp) == 0);
-        CHECK(ipm_checkpoint_write(path, &e[1].ck, err) == -1 && strstr(err, "No space") != NULL);
-        CHECK(file_epoch(path) == 3 && file_epoch(prev) == 2 && access(tmp, F_OK) != 0);
-    }
+    /* ...writing fails midway (a file size limit: EFBIG, as a full disk
+     * gives ENOSPC; a link to /dev/full at the tmp is replaced, not
+     * followed)... */
+    struct rlimit was;
+    CHECK(getrlimit(RLIMIT_FSIZE, &was) == 0);
+    struct rlimit small = {100, was.rlim_max};
+    void (*xfsz)(int) = signal(SIGXFSZ, SIG_IGN);
+    CHECK(setrlimit(RLIMIT_FSIZE, &small) == 0);
+    CHECK(ipm_checkpoint_write(path, &e[1].ck, err) == -1 && strstr(err, "too large") != NULL);
+    CHECK(setrlimit(RLIMIT_FSIZE, &was) == 0);
+    signal(SIGXFSZ, xfsz);
+    CHECK(file_epoch(path) == 3 && file_epoch(prev) == 2 && access(tmp, F_OK) != 0);
+    CHECK(symlink("/dev/full", tmp) == 0);
+    CHECK(ipm_checkpoint_write(path, &e[1].ck, err) == 0 && file_epoch(path) == 1);
+    CHECK(file_epoch(prev) == 3 && access(tmp, F_OK) != 0);
+    CHECK(remove(path) == 0 && rename(prev, path) == 0); /* epoch 3 back in place */
+    write_all(prev, before, size_before);
+    CHECK(file_epoch(path) == 3);
     /* ...or the rotation to .prev fails (a non-empty directory is in the way). */
     char inside[700];
     CHECK(remove(prev) == 0 && mkdir(prev, 0700) == 0);
