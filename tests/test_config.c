@@ -367,6 +367,12 @@ static void test_errors(void)
     expect_error("[run]\nthreads = 0\nnonsense\n", "t.ini:2: [run] threads", NULL);
     expect_error("[run]\nnonsense\nthreads = 0\n", "t.ini:2:", "syntax error");
 
+    /* Edges that float32 binning would flush to zero (subnormal). */
+    expect_error("[information]\nrange = 0, 1e-40\n", "t.ini:2: [information] range",
+                 "edge 2 is 3.4486e-42, below float32's smallest normal number");
+    expect_error("[information]\nbinning = width\nwidth = 1e-39\n", "t.ini:3: [information] width",
+                 "below float32's smallest normal number");
+
     /* Cross-key checks name the file and the key. */
     expect_error("[information]\non = all\n", "t.ini:2: [information] on", "needs a test set");
     expect_error("[data]\nsource = netcdf\n", "t.ini:2: [data] path",

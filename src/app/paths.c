@@ -171,7 +171,7 @@ static const char *side_suffix(const char *path)
 /* The name and, through symbolic links, the file it names. */
 static int check_not_side_name(const ipm_config *cfg, const role *r, char *err)
 {
-    char real[PATH_MAX], why[PATH_MAX + 200];
+    char real[PATH_MAX], why[PATH_MAX + 512];
     const char *suffix = side_suffix(r->path), *named = r->path;
     if (!suffix && realpath(r->path, real) && (suffix = side_suffix(real)))
         named = real;

@@ -1533,6 +1533,33 @@ static int check_data(const loader *L, char *err)
 
 /* scope chooses whose extremes make an adaptive range; a fixed range and
  * width bins (anchored at 0) are the same for every replica already. */
+/* Activations are binned in float32 with subnormal numbers flushed to zero
+ * (learn/kernels_dispatch.c), so an edge below FLT_MIN in magnitude would
+ * act as 0 and the bins would differ from numpy's. Such tiny ranges and
+ * widths are refused. */
+static int check_normal_edges(const loader *L, char *err)
+{
+    const ipm_config *c = L->cfg;
+    if (c->binning == IPM_BINNING_WIDTH && c->bin_width < FLT_MIN)
+        return key_error(L, "information", "width", err,
+                         "%g is below float32's smallest normal number (%g): its edges would be "
+                         "flushed to zero",
+                         c->bin_width, (double)FLT_MIN);
+    if (c->binning != IPM_BINNING_RANGE || c->range_adaptive || c->range_whole)
+        return 0;
+    /* the edges as info/bins.c makes them (numpy.linspace) */
+    double step = (c->range_hi - c->range_lo) / (double)(c->bins - 1);
+    for (int i = 0; i < c->bins; i++) {
+        float edge = (float)(i == c->bins - 1 ? c->range_hi : (double)i * step + c->range_lo);
+        if (edge != 0 && fabsf(edge) < FLT_MIN)
+            return key_error(L, "information", "range", err,
+                             "with bins = %d, edge %d is %g, below float32's smallest normal "
+                             "number (%g), which binning flushes to zero: widen the range",
+                             c->bins, i + 1, (double)edge, (double)FLT_MIN);
+    }
+    return 0;
+}
+
 static int check_binning(const loader *L, char *err)
 {
     const ipm_config *c = L->cfg;
@@ -1555,7 +1582,7 @@ static int check_binning(const loader *L, char *err)
                          "range_from, the output of an earlier run with range = adaptive");
     if (!c->range_whole && c->range_from[0])
         return key_error(L, "information", "range_from", err, "applies to range = whole");
-    return 0;
+    return check_normal_edges(L, err);
 }
 
 static int check_layers(const loader *L, char *err)
