@@ -152,4 +152,15 @@ for path, per_unit in [(sys.argv[8], False), (sys.argv[9], True)]:
 print("problems", bad)
 sys.exit(1 if bad else 0)
 PY
+
+# The extremes of 4 replicas are not those of 2: a whole range of another
+# replica count is refused, pooled as per replica, by --check and the run.
+for ini in whole.ini wholereplica.ini; do
+    for mode in --check ""; do
+        "$IPMPI" $mode "$ini" --set run.replicas=2 --set run.output=other.nc >other.log 2>&1
+        status=$?
+        [ $status -eq 2 ] && grep -q 'written by a run of 4 replicas, this run has 2' other.log ||
+            fail "$ini ${mode:-run} with 2 replicas: status $status: $(tail -1 other.log)"
+    done
+done
 finish

@@ -273,8 +273,9 @@ static int read_whole_range(ipm_plan *p, int plane, char *err)
 
 /* What range = whole may differ in from the run that wrote range_from:
  * nothing that changes the networks it trained (seed, data, network,
- * training, stopping), so that its extremes are this run's. Replicas may
- * differ: replica r trains the same whatever their number. */
+ * training, stopping), so that its extremes are this run's. The replica
+ * count is compared as the file records it (io/ranges.c): the config may
+ * say 0, the rank count. */
 static const char *const range_from_free_keys[] = {
     "run.replicas",
     "run.output",

@@ -97,12 +97,22 @@ int ipm_ranges_read(const char *path, const char *prefix, int n_layers, int n_re
     char lo_name[64], hi_name[64];
     snprintf(lo_name, sizeof lo_name, "%sbin_lo", prefix);
     snprintf(hi_name, sizeof hi_name, "%sbin_hi", prefix);
+    /* Pooled or not, extremes over other replicas are another ensemble's
+     * (a file without the attribute is not compared). */
+    int replicas = n_replicas;
+    if (nc_inq_attlen(ncid, NC_GLOBAL, "replicas", &len) == NC_NOERR && len == 1)
+        nc_get_att_int(ncid, NC_GLOBAL, "replicas", &replicas);
     int rc =
         strcmp(kind, "adaptive") != 0
             ? ipm_fail(err,
                        "%s: binning is '%s', not adaptive: the run's bin_lo/bin_hi "
                        "are not its extremes",
                        path, kind)
+        : replicas != n_replicas
+            ? ipm_fail(err,
+                       "%s was written by a run of %d replicas, this run has %d: its ranges "
+                       "are the extremes of another ensemble",
+                       path, replicas, n_replicas)
             : read_extremes(ncid, path, lo_name, n_layers, n_replicas, per_replica, 1, lo, err) ||
                   read_extremes(ncid, path, hi_name, n_layers, n_replicas, per_replica, 0, hi, err);
     nc_close(ncid);

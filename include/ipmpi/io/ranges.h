@@ -12,7 +12,7 @@
  * n_replicas x n_layers values (the file must have per-replica ranges,
  * scope = replica); otherwise n_layers, the extremes over all replicas.
  * Fails, naming the file and variable, when the file is not an ipmpi
- * output with range = adaptive of this shape. */
+ * output with range = adaptive of this shape, or of another replica count. */
 int ipm_ranges_read(const char *path, const char *prefix, int n_layers, int n_replicas,
                     int per_replica, double *lo, double *hi, char *err);
 
