@@ -31,4 +31,13 @@ if command -v ncdump >/dev/null; then
     ncdump -v epoch diverged.nc >dump.txt 2>&1 || fail "diverged.nc unreadable: $(cat dump.txt)"
     grep -q 'epoch = 0 ;' dump.txt || fail "epoch 0 was not kept: $(tail -3 dump.txt)"
 fi
+grep -q 'lower \[training\] learning_rate' run.err || fail "the advice is not the learning rate: $(cat run.err)"
+# Diverged before training (weights too large to begin with): the advice is
+# the init, not the learning rate.
+"$MPIRUN" 2 "$IPMPI" job.ini --set network.init=truncated_normal:1e300 \
+    --set training.learning_rate=0.01 --set run.output=init.nc >init.out 2>init.err
+status=$?
+[ $status -eq 1 ] || fail "diverging init: exit status $status, expected 1"
+grep -q 'at epoch 0; the untrained network overflows: check \[network\] init' init.err ||
+    fail "diverging init: $(cat init.err)"
 finish

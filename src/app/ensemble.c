@@ -343,6 +343,12 @@ static void divergence_cause(const ipm_ensemble *e, int k, char *what, size_t ca
                  isnan(rep->last_batch_loss) ? "NaN" : "infinite");
 }
 
+const char *ipm_divergence_advice(int epoch)
+{
+    return epoch > 0 ? "lower [training] learning_rate"
+                     : "the untrained network overflows: check [network] init and the data's scale";
+}
+
 int ipm_ensemble_check_divergence(const ipm_ensemble *e, int epoch, const char *output, char *err)
 {
     for (int k = 0; k < e->n_local; k++) {
@@ -358,9 +364,8 @@ int ipm_ensemble_check_divergence(const ipm_ensemble *e, int epoch, const char *
         int at = e->diverged_at[k] >= 0 ? e->diverged_at[k] : epoch;
         return ipm_fail_as(err, IPM_ERR_FAILED,
                            "replica %d diverged: its %s at epoch %d (detected at logged epoch "
-                           "%d); lower [training] learning_rate. Epochs logged before are kept "
-                           "in %s",
-                           index + 1, what, at, epoch,
+                           "%d); %s. Epochs logged before are kept in %s",
+                           index + 1, what, at, epoch, ipm_divergence_advice(at),
                            output); /* numbered from 1, as in the output */
     }
     return 0;

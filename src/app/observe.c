@@ -75,11 +75,12 @@ static int check_finite_block(const ipm_observation *o, int k, int epoch, int fi
             if (!isfinite(a[i]))
                 return ipm_fail_as(err, IPM_ERR_FAILED,
                                    "replica %d diverged: layer %d's activation of sample %zu "
-                                   "became %s at epoch %d; lower [training] learning_rate. "
-                                   "Epochs logged before are kept in %s",
+                                   "became %s at epoch %d; %s. Epochs logged before are kept "
+                                   "in %s",
                                    e->local[k].index + 1, l + 1, /* from 1, as the output */
                                    (size_t)first + i / (size_t)plan->width[l],
-                                   isnan(a[i]) ? "NaN" : "infinite", epoch, plan->cfg->output);
+                                   isnan(a[i]) ? "NaN" : "infinite", epoch,
+                                   ipm_divergence_advice(epoch), plan->cfg->output);
     }
     return 0;
 }

@@ -91,4 +91,9 @@ int ipm_ensemble_reduce_metrics(ipm_ensemble *e, char *err);
  * (output). */
 int ipm_ensemble_check_divergence(const ipm_ensemble *e, int epoch, const char *output, char *err);
 
+/* What to change when a replica diverged at epoch: the learning rate once
+ * it trained; at epoch 0 the untrained network already overflowed, which
+ * no learning rate causes. */
+const char *ipm_divergence_advice(int epoch);
+
 #endif
