@@ -359,6 +359,22 @@ d.close()
 PY
     expect 2 inf-in-data 'nan\.nc4: variable X holds Inf at sample 17, feature 2' -- \
         "$IPMPI" "$J" --set data.source=netcdf --set data.path=nan.nc4 --set run.output=inf.nc
+    # CF's missing_value: values xarray reads as NaN are refused, not trained on.
+    "$PY" - <<'PY'
+import netCDF4, numpy as np
+d = netCDF4.Dataset("missing.nc4", "w")
+d.createDimension("sample", 50)
+d.createDimension("feature", 3)
+x = np.ones((50, 3), "f4")
+x[21, 1] = np.float32(-999.9)
+X = d.createVariable("X", "f4", ("sample", "feature"))
+X.missing_value = np.float32(-999.9)
+X[:] = x
+d.createVariable("y", "i4", ("sample",))[:] = np.arange(50) % 2
+d.close()
+PY
+    expect 2 missing-value 'missing\.nc4: variable X holds its missing_value -999\.9 at sample 21, feature 1' -- \
+        "$IPMPI" --check "$J" --set data.source=netcdf --set data.path=missing.nc4
     # --overwrite while a program reads the earlier output (a notebook holds
     # its HDF5 lock): the run goes ahead, the reader keeps what it reads.
     "$IPMPI" "$J" "${quick[@]}" --set run.output=read.nc >read.out 2>&1 || fail "read.nc: first run failed"

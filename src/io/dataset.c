@@ -467,6 +467,53 @@ static int check_y_values(int ncid, const char *path, const nc_var_shape *y, con
     return 0;
 }
 
+#define MOST_MISSING 16
+
+/* CF's missing_value attribute (one value or several): the values xarray
+ * and netCDF4 read as missing. Returns how many (0: none), -1 (err set)
+ * when it is not numbers. */
+static int missing_values(int ncid, const char *path, const char *var, int varid,
+                          double value[MOST_MISSING], char *err)
+{
+    nc_type type;
+    size_t len = 0;
+    if (nc_inq_att(ncid, varid, "missing_value", &type, &len) != NC_NOERR)
+        return 0;
+    if (len < 1 || len > MOST_MISSING || type == NC_CHAR || type == NC_STRING ||
+        nc_get_att_double(ncid, varid, "missing_value", value) != NC_NOERR)
+        return ipm_fail(err, "%s: variable %s: attribute missing_value must be 1 to %d numbers",
+                        path, var, MOST_MISSING);
+    return (int)len;
+}
+
+/* Values the file marks missing (missing_value) are refused, as fill
+ * values are: xarray would read them as NaN, ipmpi would train on them.
+ * X is compared as the float it is read as, y as the integer. */
+static int check_missing(int ncid, const char *path, const char *var, int varid,
+                         const ipm_dataset *d, char *err)
+{
+    double missing[MOST_MISSING];
+    int n_missing = missing_values(ncid, path, var, varid, missing, err), is_x = var[0] == 'X';
+    if (n_missing < 0)
+        return -1;
+    size_t n = (size_t)d->n * (size_t)(is_x ? d->dim : 1);
+    for (size_t i = 0; i < n && n_missing > 0; i++)
+        for (int k = 0; k < n_missing; k++) {
+            if (is_x ? d->x[i] != (float)missing[k] : (double)d->y[i] != missing[k])
+                continue;
+            char where[96];
+            if (is_x)
+                name_index(i, d->dim, where, sizeof where);
+            else
+                snprintf(where, sizeof where, "sample %zu", i);
+            return ipm_fail(err,
+                            "%s: variable %s holds its missing_value %g at %s (the first such "
+                            "value): the data must be whole",
+                            path, var, missing[k], where);
+        }
+    return 0;
+}
+
 /* A CF packing attribute of a variable (scale_factor, add_offset): 1 with
  * its value, 0 when absent, -1 (err set) when it is not one number. */
 static int packing_attribute(int ncid, const char *path, const char *var, int varid,
@@ -548,7 +595,8 @@ static int read_open_netcdf(int ncid, const char *path, ipm_dataset *d, char *er
         return ipm_fail(err, "%s: variable y: %s", path, nc_strerror(status));
     }
     if (check_x_values(ncid, path, &x, d, err) || check_y_values(ncid, path, &y, d, err) ||
-        unpack_x(ncid, path, &x, d, err)) {
+        check_missing(ncid, path, "X", x.varid, d, err) ||
+        check_missing(ncid, path, "y", y.varid, d, err) || unpack_x(ncid, path, &x, d, err)) {
         ipm_dataset_free(d);
         return -1;
     }
