@@ -17,7 +17,9 @@ layers = dense:10:tanh, dense:7:tanh, dense:5:tanh, dense:4:tanh, dense:3:tanh, 
 [training]
 epochs = 200
 batch_size = 32
-batches_per_epoch = 40
+# a full pass: the run lasts long enough (about 1.5 s here) that a signal
+# sent at epoch 10 lands before its end even on a loaded machine
+batches_per_epoch = 128
 [information]
 epochs = every:10
 INI
