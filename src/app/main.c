@@ -9,10 +9,12 @@
 
 #include "ipmpi/app/cli.h"
 #include "ipmpi/app/plan.h"
+#include "ipmpi/app/resume.h"
 #include "ipmpi/app/run.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/io/checkpoint.h"
 #include "ipmpi/io/config.h"
+#include "ipmpi/io/lock.h"
 #include "ipmpi/io/output.h"
 #include "ipmpi/parallel/comm.h"
 #include "ipmpi/version.h"
@@ -153,8 +155,16 @@ static int check_restart(const ipm_plan *plan, char *err)
     int n_replicas = 0;
     ipm_checkpoint ck;
     memset(&ck, 0, sizeof ck);
-    int rc = ipm_checkpoint_replicas(plan->checkpoint, &n_replicas, err) ||
-             ipm_checkpoint_load(plan->checkpoint, plan->cfg, n_replicas, &ck, err);
+    /* replicas = 0 takes the checkpoint's count, as the run does */
+    int rc =
+        ipm_checkpoint_replicas(plan->checkpoint, &n_replicas, err) ||
+        ipm_checkpoint_load(plan->checkpoint, plan->cfg,
+                            plan->cfg->replicas > 0 ? plan->cfg->replicas : n_replicas, &ck, err) ||
+        ipm_resume_check_epochs(plan->cfg, plan->checkpoint, ck.epoch, err);
+    if (rc == 0)
+        fprintf(stderr,
+                "ipmpi: note: --restart continues %s from %s after epoch %d (%d replicas)\n",
+                plan->cfg->output, plan->checkpoint, ck.epoch, ck.n_replicas);
     ipm_checkpoint_free(&ck);
     if (rc == 0)
         rc = ipm_output_present(plan->cfg->output, err);
@@ -169,6 +179,8 @@ static int check_config(const ipm_config *cfg, int restart, char *err)
 {
     ipm_plan plan;
     int rc = ipm_plan_make(&plan, cfg, 0, 1, 0, err);
+    if (rc == 0) /* a live run on these files: 73, as the run would be refused */
+        rc = ipm_lock_probe(cfg->output, err) || ipm_lock_probe(plan.checkpoint, err) ? -1 : 0;
     if (rc == 0 && restart)
         rc = check_restart(&plan, err);
     if (rc == 0) {

@@ -106,6 +106,18 @@ static int write_checkpoint(const char *path, const ipm_resume_extra *extra, int
     return ipm_checkpoint_write(path, &ck, err);
 }
 
+int ipm_resume_check_epochs(const ipm_config *cfg, const char *path, int epoch, char *err)
+{
+    if (epoch <= cfg->epochs)
+        return 0;
+    char why[IPM_ERRLEN];
+    ipm_fail(why, "the checkpoint %s is at epoch %d, beyond it: give at least %d", path, epoch,
+             epoch);
+    ipm_config_fail(cfg, "training", "epochs", err, " = %d: %s", cfg->epochs, why);
+    ipm_error_default_kind(err, IPM_ERR_INPUT);
+    return -1;
+}
+
 int ipm_resume_save(const ipm_ensemble *e, const char *path, const ipm_resume_extra *extra,
                     char *err)
 {

@@ -162,15 +162,8 @@ static int resume(run *r, char *err)
         ipm_error_default_kind(err, IPM_ERR_INPUT); /* no checkpoint, or not this config's */
     if (agree(r, rc, err))
         return -1;
-    if (at.epoch > r->plan.cfg->epochs) {
-        char why[IPM_ERRLEN];
-        ipm_fail(why, "the checkpoint %s is at epoch %d, beyond it: give at least %d", path,
-                 at.epoch, at.epoch);
-        ipm_config_fail(r->plan.cfg, "training", "epochs", err, " = %d: %s", r->plan.cfg->epochs,
-                        why);
-        ipm_error_default_kind(err, IPM_ERR_INPUT);
+    if (ipm_resume_check_epochs(r->plan.cfg, path, at.epoch, err))
         return -1; /* every rank holds the same checkpoint epoch */
-    }
     r->first_epoch = at.epoch + 1;
     r->last_epoch = at.epoch;
     r->resume_records = at.records;

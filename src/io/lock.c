@@ -57,6 +57,16 @@ static void write_holder(int fd)
         return;
 }
 
+static int refuse_held(const char *path, const char *lock_path, char *err)
+{
+    char holder[300];
+    read_holder(lock_path, holder, sizeof holder);
+    return ipm_fail_as(err, IPM_ERR_REFUSED,
+                       "%s is in use by another run (%s%s holds %s); refused, nothing "
+                       "written",
+                       path, *holder ? "process " : "an unknown process", holder, lock_path);
+}
+
 /* 1: fd is locked and path still names it; 0: the file was replaced, try
  * again; -1: failed (err set). */
 static int lock_once(const char *path, const char *lock_path, int *fd, char *err)
@@ -77,12 +87,7 @@ static int lock_once(const char *path, const char *lock_path, int *fd, char *err
         close(*fd);
         if (saved != EACCES && saved != EAGAIN)
             return ipm_fail_as(err, IPM_ERR_IO, "cannot lock %s: %s", lock_path, strerror(saved));
-        char holder[300];
-        read_holder(lock_path, holder, sizeof holder);
-        return ipm_fail_as(err, IPM_ERR_REFUSED,
-                           "%s is in use by another run (%s%s holds %s); refused, nothing "
-                           "written",
-                           path, *holder ? "process " : "an unknown process", holder, lock_path);
+        return refuse_held(path, lock_path, err);
     }
     struct stat held, named;
     if (fstat(*fd, &held) == 0 && stat(lock_path, &named) == 0 && held.st_dev == named.st_dev &&
@@ -145,6 +150,23 @@ int ipm_lock_acquire(ipm_lock **lock, const char *given, char *err)
     write_holder(l->fd);
     *lock = l;
     return 0;
+}
+
+int ipm_lock_probe(const char *given, char *err)
+{
+    char path[4096], lock_path[4096 + sizeof ".lock"];
+    follow_last_links(given, path, sizeof path);
+    snprintf(lock_path, sizeof lock_path, "%s.lock", path);
+    int fd = open(lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0; /* no lock file (or a link there, which acquiring refuses) */
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    int held = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+    close(fd);
+    return held ? refuse_held(path, lock_path, err) : 0;
 }
 
 void ipm_lock_release(ipm_lock *lock)

@@ -34,6 +34,11 @@ typedef struct ipm_resume_extra {
     size_t stop_size;
 } ipm_resume_extra;
 
+/* The checkpoint at path completed epoch epochs: cfg's [training] epochs
+ * must reach it (else kind IPM_ERR_INPUT, naming the key). No MPI: the run
+ * and --check --restart both ask. */
+int ipm_resume_check_epochs(const ipm_config *cfg, const char *path, int epoch, char *err);
+
 /* Gathers every replica's state to rank 0, which writes the checkpoint. */
 int ipm_resume_save(const ipm_ensemble *e, const char *path, const ipm_resume_extra *extra,
                     char *err);

@@ -24,6 +24,12 @@ typedef struct ipm_lock ipm_lock;
  * OS's reason, with kind IPM_ERR_IO. */
 int ipm_lock_acquire(ipm_lock **lock, const char *path, char *err);
 
+/* Whether a run holds path's lock, without taking it or creating any file:
+ * 0 when none does; -1 (kind IPM_ERR_REFUSED, the message ipm_lock_acquire
+ * would give) when another process holds it. --check asks, so that a batch
+ * script learns of a live run before it touches that run's files. */
+int ipm_lock_probe(const char *path, char *err);
+
 /* Removes the lock file and drops the lock; NULL is allowed. */
 void ipm_lock_release(ipm_lock *lock);
 
