@@ -7,7 +7,7 @@
 # run's log to OUTDIR/<config name>.log (appended to by every job of the
 # run); the replica count follows the number of MPI ranks PBS gives
 # ($PBS_NODEFILE, which is also mpirun's host file: Debian's Open MPI has no
-# PBS (tm) support). EXTRA may hold --set options.
+# PBS (tm) support). EXTRA may hold --set options (split at spaces).
 #
 # Never losing a run: every start looks at the checkpoint. When one exists
 # (a resubmission, a rerun after qrerun or a node failure, your own qsub of
@@ -41,8 +41,12 @@ name=$(basename "$config" .ini)
 output=$outdir/$name.nc
 log=$outdir/$name.log
 export OPENBLAS_NUM_THREADS=1
-# shellcheck disable=SC2206  # EXTRA is a list of options
-run_options=(--set run.output="$output" ${EXTRA:-})
+# A resubmitted job reads EXTRA from the file its predecessor wrote: qsub -v
+# splits its list at commas, which --set values hold (layers = 4,5).
+if [ -n "${EXTRA_FILE:-}" ]; then EXTRA=$(cat "$EXTRA_FILE"); fi
+# shellcheck disable=SC2206  # EXTRA is a list of options, split at spaces
+# the replica count last: it follows the ranks whatever the config says
+run_options=(--set run.output="$output" ${EXTRA:-} --set run.replicas="$ranks")
 
 note() { echo "ipmpi job ${PBS_JOBID:-}: $(date '+%F %T') $*" | tee -a "$log"; }
 
@@ -75,17 +79,28 @@ save_effective() {
     printf '%s\n' "$1" >"$file"
 }
 
-# --check's notes of an existing output or checkpoint are for people: this
-# script continues such a run itself. Its errors go to the log and end the job.
-check_err=$(mktemp)
-effective=$("$ipmpi" --check "$config" "${run_options[@]}" 2>"$check_err") ||
-    { status=$?; cat "$check_err" >&2; rm -f "$check_err"; exit $status; }
-grep -v '^ipmpi: note: ' "$check_err" >&2 || true
-rm -f "$check_err"
+# check [--restart]: sets effective to the effective config, or ends the job
+# with --check's status: an error in the config, a refused restart (before
+# the effective config kept is replaced), or 73 when a live run holds the
+# output or checkpoint (before anything of it is moved aside). --check's
+# notes of an existing output or checkpoint are for people: this script
+# continues such a run itself.
+check() {
+    local check_err status
+    check_err=$(mktemp)
+    effective=$("$ipmpi" --check "$config" "${run_options[@]}" "$@" 2>"$check_err") ||
+        { status=$?; cat "$check_err" >&2; rm -f "$check_err"; exit $status; }
+    grep -v '^ipmpi: note: ' "$check_err" >&2 || true
+    rm -f "$check_err"
+}
+check
+# a --set run.output of the job's options wins over OUTDIR's name
+output=$(sed -n '/^\[run\]/,/^\[/s/^output = //p' <<<"$effective")
 checkpoint=$(checkpoint_of "$effective")
 restart=()
 if [ -e "$checkpoint" ] || [ -e "$checkpoint.prev" ]; then
     restart=(--restart)
+    check --restart
     note "continuing from $checkpoint"
 elif [ "${RESTART:-0}" = 1 ]; then
     echo "ipmpi job: RESTART=1 but there is no checkpoint $checkpoint" >&2
@@ -119,7 +134,7 @@ on_term() {
 }
 trap on_term TERM
 mpirun --hostfile "$PBS_NODEFILE" -np "$ranks" -x OPENBLAS_NUM_THREADS "$ipmpi" "$config" \
-    "${run_options[@]}" --set run.replicas="$ranks" ${restart[@]+"${restart[@]}"} >>"$log" 2>&1 &
+    "${run_options[@]}" ${restart[@]+"${restart[@]}"} >>"$log" 2>&1 &
 launcher=$!
 # A trapped signal interrupts wait; wait again until mpirun has ended.
 while kill -0 "$launcher" 2>/dev/null; do wait "$launcher" || true; done
@@ -134,10 +149,11 @@ if [ "$status" -eq 75 ] || { [ "$term" != none ] && tail -n 50 "$log" |
 fi
 if [ "$stopped" = 1 ] && [ "$term" != early ]; then
     note "stopped with a checkpoint; submitting the rest as a new job"
+    [ -z "${EXTRA:-}" ] || printf '%s\n' "$EXTRA" >"$outdir/$name.extra"
     # shellcheck disable=SC2046  # one -l option per requested resource
     qsub $(qstat -f "$PBS_JOBID" |
         sed -n 's/^ *Resource_List\.\(select\|nodes\|walltime\) = \(.*\)/-l \1=\2/p') \
-        -v "CONFIG=$config,OUTDIR=$outdir,IPMPI=$ipmpi${EXTRA:+,EXTRA=$EXTRA}" "$0"
+        -v "CONFIG=$config,OUTDIR=$outdir,IPMPI=$ipmpi${EXTRA:+,EXTRA_FILE=$outdir/$name.extra}" "$0"
     exit 0
 fi
 exit "$status"

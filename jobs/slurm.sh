@@ -59,7 +59,8 @@ ipmpi=${IPMPI:-${SLURM_SUBMIT_DIR:-$PWD}/build/ipmpi}
 tasks=${SLURM_NTASKS:-1}
 name=$(basename "$config" .ini)
 output=$outdir/$name.nc
-run_options=(--set run.output="$output" ${options[@]+"${options[@]}"})
+# the replica count last: it follows the tasks whatever the config says
+run_options=(--set run.output="$output" ${options[@]+"${options[@]}"} --set run.replicas="$tasks")
 export OPENBLAS_NUM_THREADS=1
 export SLURM_MPI_TYPE=${SLURM_MPI_TYPE:-pmix}
 
@@ -95,17 +96,28 @@ save_effective() {
 }
 
 mkdir -p "$outdir"
-# --check's notes of an existing output or checkpoint are for people: this
-# script continues such a run itself. Its errors go to the log and end the job.
-check_err=$(mktemp)
-effective=$("$ipmpi" --check "$config" "${run_options[@]}" 2>"$check_err") ||
-    { status=$?; cat "$check_err" >&2; rm -f "$check_err"; exit $status; }
-grep -v '^ipmpi: note: ' "$check_err" >&2 || true
-rm -f "$check_err"
+# check [--restart]: sets effective to the effective config, or ends the job
+# with --check's status: an error in the config, a refused restart (before
+# the effective config kept is replaced), or 73 when a live run holds the
+# output or checkpoint (before anything of it is moved aside). --check's
+# notes of an existing output or checkpoint are for people: this script
+# continues such a run itself.
+check() {
+    local check_err status
+    check_err=$(mktemp)
+    effective=$("$ipmpi" --check "$config" "${run_options[@]}" "$@" 2>"$check_err") ||
+        { status=$?; cat "$check_err" >&2; rm -f "$check_err"; exit $status; }
+    grep -v '^ipmpi: note: ' "$check_err" >&2 || true
+    rm -f "$check_err"
+}
+check
+# a --set run.output of the job's options wins over OUTDIR's name
+output=$(sed -n '/^\[run\]/,/^\[/s/^output = //p' <<<"$effective")
 checkpoint=$(checkpoint_of "$effective")
 restart=()
 if [ -e "$checkpoint" ] || [ -e "$checkpoint.prev" ]; then
     restart=(--restart)
+    check --restart
     note "continuing from $checkpoint"
 elif [ "$need_checkpoint" = 1 ]; then
     echo "ipmpi job: --restart given but there is no checkpoint $checkpoint" >&2
@@ -147,8 +159,7 @@ trap on_time_limit USR1
 
 # srun runs in the background so that the trap can fire while it runs (bash
 # defers traps until a foreground command ends).
-srun "$ipmpi" "$config" "${run_options[@]}" --set run.replicas="$tasks" \
-    ${restart[@]+"${restart[@]}"} &
+srun "$ipmpi" "$config" "${run_options[@]}" ${restart[@]+"${restart[@]}"} &
 step=$!
 [ "$stop_requested" = 0 ] || pass_stop_on
 # A trapped signal interrupts wait; wait again until the step has ended.

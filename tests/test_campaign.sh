@@ -90,10 +90,47 @@ expect 2 restart-no-checkpoint-run 'cannot restart: nock\.ckpt: cannot open' -- 
     "$IPMPI" "$J" "${quick[@]}" --set run.output=nock.nc --restart
 "$IPMPI" "$J" "${quick[@]}" --set run.output=gone.nc >gone.out 2>&1 || fail "gone.nc: first run failed"
 mv gone.nc gone.kept
+# --check --restart finds what the restart would refuse, with its status
+for mode in --check ""; do
+    expect 2 "restart-fewer-epochs${mode}" 'epochs = 3: the checkpoint gone\.ckpt is at epoch 6' -- \
+        "$IPMPI" $mode "$J" "${quick[@]}" --set training.epochs=3 --set run.output=gone.nc --restart
+    expect 2 "restart-other-replicas${mode}" 'gone\.ckpt: the checkpoint holds 1 replicas, this run has 3' -- \
+        "$IPMPI" $mode "$J" "${quick[@]}" --set run.replicas=3 --set run.output=gone.nc --restart
+done
 for mode in --check ""; do
     expect 2 "restart-output-gone${mode}" 'gone\.nc: it is gone, and the checkpoint continues it' -- \
         "$IPMPI" $mode "$J" "${quick[@]}" --set training.epochs=8 --set run.output=gone.nc --restart
 done
+
+# ---- the same batch job submitted twice -----------------------------------
+# jobs/slurm.sh run twice on one OUTDIR while the first still runs and has
+# no checkpoint yet: the second must end with 73 before it moves anything of
+# the first run aside (it did move the live output, which killed that run).
+# srun is a stand-in here (tests/test_slurm.sh runs the script under a real
+# Slurm); the stand-in launches the tasks with mpirun.
+mkdir -p shim twin
+printf '#!/usr/bin/env bash\nexec "%s" "${SLURM_NTASKS:-1}" "$@"\n' "$MPIRUN" >shim/srun
+# the resubmission a stopped job attempts must not reach a real Slurm
+printf '#!/bin/sh\nexit 1\n' >shim/sbatch
+cp shim/sbatch shim/squeue
+chmod +x shim/srun shim/sbatch shim/squeue
+slurm_job() { # slurm_job ID OUTDIR [--set ...]: jobs/slurm.sh as Slurm starts it
+    local id=$1 outdir=$2
+    shift 2
+    PATH="$PWD/shim:$PATH" SLURM_JOB_ID=$id SLURM_NTASKS=1 IPMPI="$IPMPI" \
+        bash "$IPMPI_SOURCE_ROOT/jobs/slurm.sh" "$J" "$outdir" "$@"
+}
+slurm_job 1 twin --set training.epochs=1000000 --set information.epochs=log:30 >twin1.out 2>&1 &
+first=$!
+for _ in $(seq 1 1000); do grep -q '^epoch' twin1.out 2>/dev/null && break; sleep 0.01; done
+expect 73 twin-job 'twin/tishby\.nc is in use by another run' -- \
+    slurm_job 2 twin --set training.epochs=1000000 --set information.epochs=log:30
+[ "$(ls twin)" = "$(printf '%s\n' tishby.ckpt.lock tishby.effective.ini tishby.nc tishby.nc.lock)" ] ||
+    fail "the second job changed the first run's folder: $(ls twin)"
+kill -0 $first 2>/dev/null || fail "the first job ended when the second started: $(tail -2 twin1.out)"
+pkill -USR1 -f 'run.output=twin/tishby.nc' || true
+wait $first
+[ -s twin/tishby.ckpt ] || fail "the first job wrote no checkpoint on its stop: $(tail -2 twin1.out)"
 
 # ---- D2: colliding paths, caught by --check and by the run ----------------
 cp "$J" job.ini
