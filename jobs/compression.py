@@ -18,7 +18,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-from ipmpi import open_run  # noqa: E402  (the package from this checkout)
+from ipmpi import RefusedError, RunError, open_run  # noqa: E402  (this checkout's package)
+from ipmpi.files import refuse_precious  # noqa: E402
 
 DEFAULT_ESTIMATORS = ("simple", "kde_upper")
 
@@ -91,6 +92,8 @@ def main():
     ap.add_argument("--estimator", action="append", dest="estimators")
     ap.add_argument("-o", dest="out")
     args = ap.parse_args()
+    if args.out:  # a figure never replaces a run or a checkpoint (a link to one included)
+        refuse_precious(args.out)
     runs = [(path, open_run(path)) for path in args.runs]
     estimators = args.estimators or [e for e in DEFAULT_ESTIMATORS
                                      if all("I_XT_" + e in ds for _, ds in runs)]
@@ -107,4 +110,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (RunError, RefusedError, OSError) as e:
+        sys.exit(f"compression.py: {e}")

@@ -164,6 +164,29 @@ def check_nothing_precious_replaced(directory, run_path):
                 and ("is the run being read" in said[0] or "refusing to replace" in said[0]),
                 f"{tool} -o {os.path.basename(out)}: status {done.returncode}, {done.stderr[-300:]}")
         t.check(open(out, "rb").read() == keep, f"{tool} -o {os.path.basename(out)} changed it")
+    # The library's own writers refuse alike (RefusedError), nothing written.
+    library = f"""
+import sys
+sys.path.insert(0, {PACKAGE!r})
+import ipmpi, matplotlib
+matplotlib.use("Agg")
+ds = ipmpi.open_run({run_path!r})
+for write, out in ((lambda out: ipmpi.export.write_csv(ds, out), {run_path!r}),
+                   (lambda out: ipmpi.export.write_csv(ds, out), {checkpoint!r}),
+                   (lambda out: ipmpi.plot.save(ipmpi.plot.plane(ds), out), {link!r})):
+    try:
+        write(out)
+        print("written", out)
+    except ipmpi.RefusedError as e:
+        print("refused", e)
+"""
+    keep = {out: open(out, "rb").read() for out in (checkpoint, link)}
+    done = run([sys.executable, "-c", library], cwd=directory)
+    said = done.stdout.strip().splitlines()
+    t.check(done.returncode == 0 and len(said) == 3 and all(s.startswith("refused") for s in said),
+            f"library writers: status {done.returncode}, {done.stdout[-300:]}{done.stderr[-300:]}")
+    for out, data in keep.items():
+        t.check(open(out, "rb").read() == data, f"a library writer changed {os.path.basename(out)}")
     with open(run_path, "rb") as f:
         t.check(f.read() == before, "the run changed")
     os.remove(link)

@@ -18,12 +18,12 @@ import os
 os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 
 from .deps import MissingDependency  # noqa: E402
-from .errors import PlotError, RunError  # noqa: E402
+from .errors import PlotError, RefusedError, RunError  # noqa: E402
 from .run import open_run  # noqa: E402
 from .version import __version__  # noqa: E402
 
-__all__ = ["open_run", "RunError", "PlotError", "MissingDependency", "plot", "export",
-           "__version__"]
+__all__ = ["open_run", "RunError", "PlotError", "RefusedError", "MissingDependency", "plot",
+           "export", "__version__"]
 
 
 def __getattr__(name):

@@ -9,8 +9,9 @@ import os
 import sys
 
 from .deps import MissingDependency, require_all
-from .errors import PlotError, RunError
+from .errors import PlotError, RefusedError, RunError
 from .estimators import ESTIMATORS
+from .files import refuse_precious
 
 FORMATS = (".png", ".pdf", ".svg")
 
@@ -59,29 +60,6 @@ def plot_output(args):
     if os.path.splitext(out)[1].lower() not in FORMATS:
         raise UsageError(f"{out}: unsupported format (use {', '.join(FORMATS)})")
     return out
-
-
-# Files a figure or a CSV must never replace: runs and checkpoints.
-PRECIOUS_MAGIC = {b"\x89HDF": "a NetCDF-4 file", b"CDF\x01": "a NetCDF file",
-                  b"CDF\x02": "a NetCDF file", b"CDF\x05": "a NetCDF file",
-                  b"IPMPICK1": "an ipmpi checkpoint"}
-
-
-def refuse_precious(out, run):
-    """UsageError when writing `out` would replace the run itself, or any
-    NetCDF file or checkpoint (through a link too): nothing is written."""
-    if out == "-" or not os.path.exists(out):
-        return
-    if os.path.exists(run) and os.path.samefile(out, run):
-        raise UsageError(f"{out}: is the run being read; choose another output")
-    try:
-        with open(out, "rb") as f:
-            head = f.read(8)
-    except OSError:
-        return      # not readable: the write reports it
-    for magic, what in PRECIOUS_MAGIC.items():
-        if head.startswith(magic):
-            raise UsageError(f"{out}: is {what}; refusing to replace it (choose another output)")
 
 
 def plot(args):
@@ -143,7 +121,7 @@ def run_command(prog, parser, action, argv, report):
     args = parser.parse_args(argv)
     try:
         result = action(args)
-    except (UsageError, RunError, PlotError, MissingDependency) as e:
+    except (UsageError, RunError, PlotError, RefusedError, MissingDependency) as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 1
     except BrokenPipeError:     # the reader of stdout left early (| head)

@@ -8,3 +8,7 @@ class RunError(Exception):
 
 class PlotError(ValueError):
     """A figure the run cannot give (an estimator it did not compute, a layer it did not measure...)."""
+
+
+class RefusedError(ValueError):
+    """A write that would replace a run, a checkpoint or another NetCDF file."""

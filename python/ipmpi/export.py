@@ -20,6 +20,7 @@ import csv
 import re
 
 from .deps import require
+from .files import refuse_precious
 
 COLUMNS = ("epoch", "replica", "layer", "estimator", "quantity", "value")
 _INFO = re.compile(r"^(test_)?(I_XT|I_TY)_(simple|pooled|sampled|kde_upper|kde_lower|simple_mm|"
@@ -60,9 +61,12 @@ def _int(value):
 
 def write_csv(ds, file):
     """Writes the tidy rows, with a header, to a path or an open text file;
-    returns the number of rows."""
+    returns the number of rows. A path that holds a run, a checkpoint or
+    another NetCDF file (or is ds's own file) is refused: RefusedError,
+    nothing written."""
     if hasattr(file, "write"):
         return _write(ds, file)
+    refuse_precious(file, ds.encoding.get("source"))
     with open(file, "w", newline="", encoding="utf-8") as f:
         return _write(ds, f)
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from ..deps import require
 from ..errors import PlotError
+from ..files import refuse_precious
 from ..estimators import ESTIMATORS
 
 np = require("numpy")
@@ -253,7 +254,10 @@ def run_subtitle(sel):
 
 
 def save(fig, path, dpi=PNG_DPI):
-    """Writes the figure (format from the extension) tight around its content."""
+    """Writes the figure (format from the extension) tight around its content.
+    A path that holds a run, a checkpoint or another NetCDF file is refused:
+    RefusedError, nothing written."""
+    refuse_precious(path)
     with pyplot().rc_context(STYLE):
         fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.05)
 
