@@ -19,9 +19,12 @@
 #        1, 2, 4, ... up to it; default 32)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+usage="usage: jobs/scaling.sh [--mode strong|weak] [--ranks LIST] [--replicas R] [--out DIR] CONFIG.ini [--set KEY=VALUE]..."
+fail() { echo "scaling.sh: $*" >&2; exit 2; }
 mode=strong ranks="" replicas="" out=""
 while [ $# -gt 0 ]; do
     case $1 in
+        --mode | --ranks | --replicas | --out) [ $# -ge 2 ] || fail "$1 needs a value; $usage" ;;&
         --mode) mode=$2; shift 2 ;;
         --ranks) ranks=$2; shift 2 ;;
         --replicas) replicas=$2; shift 2 ;;
@@ -29,14 +32,29 @@ while [ $# -gt 0 ]; do
         *) break ;;
     esac
 done
-config=${1:?usage: jobs/scaling.sh [--mode strong|weak] [--ranks LIST] [--replicas R] [--out DIR] CONFIG.ini [--set KEY=VALUE]...}
+[ $# -ge 1 ] || fail "$usage"
+config=$1
 shift
-case $mode in strong|weak) ;; *) echo "scaling.sh: --mode is strong or weak, not '$mode'" >&2; exit 2 ;; esac
+[ -f "$config" ] || fail "$config: no such file"
+case $mode in strong|weak) ;; *) fail "--mode is strong or weak, not '$mode'" ;; esac
 if [ -z "$ranks" ]; then
     for ((np = 1; np <= ${MAX_RANKS:-32}; np *= 2)); do ranks="$ranks $np"; done
 fi
+for np in $ranks; do
+    [[ $np =~ ^[1-9][0-9]*$ ]] || fail "--ranks: '$np' is not a rank count (1, 2, ...)"
+done
+[ -z "$replicas" ] || [[ $replicas =~ ^[1-9][0-9]*$ ]] || fail "--replicas: '$replicas' is not a count"
 [ "$mode" = weak ] && replicas=${replicas:-1}
 ipmpi=${IPMPI:-$here/build/ipmpi}
+# Strong scaling holds the replicas fixed: a config with replicas = 0 (one
+# per rank) would grow them with the ranks, which is weak scaling. (A config
+# --check refuses is left to the first run, whose log names the reason.)
+if [ "$mode" = strong ] && [ -z "$replicas" ]; then
+    in_config=$("$ipmpi" --check "$config" "$@" 2>/dev/null |
+        sed -n '/^\[run\]/,/^\[/s/^replicas = //p') || true
+    [ "$in_config" != 0 ] ||
+        fail "strong scaling needs a fixed replica count, and $config has replicas = 0 (one per rank): give --replicas R, or --mode weak"
+fi
 if [ -z "$out" ]; then
     out=$(mktemp -d "${TMPDIR:-/tmp}/ipmpi-scaling-$mode.XXXXXX")
 elif [ -e "$out" ] && [ -n "$(ls -A "$out")" ]; then

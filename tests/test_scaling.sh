@@ -88,12 +88,21 @@ check_study weak weak 3 2
 # refusals: a non-empty output directory (its files untouched), a bad mode,
 # and a run that fails (the study stops, naming its log)
 cp strong/scaling.csv kept.csv
-bash "$SCALING" --ranks 1 --out strong job.ini >again.txt 2>&1 && fail "a non-empty --out was reused"
+bash "$SCALING" --ranks 1 --replicas 2 --out strong job.ini >again.txt 2>&1 && fail "a non-empty --out was reused"
 grep -q "not empty" again.txt || fail "no reason for refusing --out: $(cat again.txt)"
 cmp -s kept.csv strong/scaling.csv || fail "a refused study changed the earlier CSV"
 bash "$SCALING" --mode fast --ranks 1 --out bad job.ini >mode.txt 2>&1 && fail "--mode fast accepted"
 grep -q "strong or weak" mode.txt || fail "no reason for refusing --mode: $(cat mode.txt)"
-bash "$SCALING" --ranks 1 --out broken job.ini --set run.no_such_key=1 >broken.txt 2>&1 &&
+# strong scaling with replicas = 0 (one per rank) would be weak: refused
+bash "$SCALING" --ranks "1 2" --out zero job.ini --set run.replicas=0 >zero.txt 2>&1 &&
+    fail "strong scaling with replicas = 0 accepted"
+grep -q "needs a fixed replica count" zero.txt || fail "no reason for refusing replicas = 0: $(cat zero.txt)"
+for bad in 0 two; do
+    bash "$SCALING" --ranks "$bad" --out bad job.ini >ranks.txt 2>&1 && fail "--ranks $bad accepted"
+    grep -q "is not a rank count" ranks.txt || fail "no reason for refusing --ranks $bad: $(cat ranks.txt)"
+done
+[ ! -e zero ] && [ ! -e bad ] || fail "a refused study made its --out folder"
+bash "$SCALING" --ranks 1 --replicas 2 --out broken job.ini --set run.no_such_key=1 >broken.txt 2>&1 &&
     fail "a failing run did not stop the study"
 grep -q "np 1 failed (log: .*np1.log)" broken.txt || fail "the failing run's log is not named: $(cat broken.txt)"
 finish
