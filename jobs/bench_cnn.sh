@@ -49,9 +49,14 @@ seconds() { sed -n "s/^time (rank 0):.* $2 \([0-9.]*\)s.*/\1/p" "$1" | tail -n 1
 logged() { sed -n 's/^done: .* \([0-9]*\) logged.*/\1/p' "$1"; }
 
 echo "== a. PyTorch, 1 thread: $images images, batch $batch, $epochs epochs"
-"$python" "$here/jobs/bench_torch.py" --images "$images" --batch "$batch" --epochs "$epochs" \
-    --threads 1 | tee "$work/torch.log"
-torch_rate=$(sed -n 's/.*images\/s \([0-9.]*\).*/\1/p' "$work/torch.log" | tail -n 1)
+torch_rate=0
+if "$python" -c 'import torch' 2>/dev/null; then
+    "$python" "$here/jobs/bench_torch.py" --images "$images" --batch "$batch" --epochs "$epochs" \
+        --threads 1 | tee "$work/torch.log"
+    torch_rate=$(sed -n 's/.*images\/s \([0-9.]*\).*/\1/p' "$work/torch.log" | tail -n 1)
+else
+    echo "$python has no torch (pip install torch): ipmpi alone is measured, without the ratio"
+fi
 
 echo "== b. ipmpi, 1 rank, 1 BLAS thread: the same"
 run train --set training.batch_size="$batch" --set training.batches_per_epoch=0 \
@@ -73,9 +78,9 @@ awk -v n="$images" -v e="$epochs" -v bs="$batch" -v tr="$torch_rate" -v ts="$tra
     -v b="$mi_bin_s" -v f="$mi_fwd_s" -v k="$mi_logged" 'BEGIN {
     ir = n * e / ts
     printf "%-44s %12s\n", "training, batch " bs ", one core", "images/s"
-    printf "%-44s %12.0f\n", "PyTorch (bench_torch.py, 1 thread)", tr
+    if (tr > 0) printf "%-44s %12.0f\n", "PyTorch (bench_torch.py, 1 thread)", tr
     printf "%-44s %12.0f\n", "ipmpi (1 rank, OPENBLAS_NUM_THREADS=1)", ir
-    printf "%-44s %12.2f\n", "ratio ipmpi / PyTorch", ir / tr
+    if (tr > 0) printf "%-44s %12.2f\n", "ratio ipmpi / PyTorch", ir / tr
     printf "\ninformation at the conv layer, %d images, %d logged epochs (all layers forward):\n", n, k
     printf "  binning+tables %.1f ms per logged epoch (forward %.1f ms)\n", 1000 * b / k, 1000 * f / k }'
 echo "cores: $cores; ipmpi: $ipmpi"

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Speedup and efficiency against ranks from jobs/scaling.sh's CSV (its columns speedup and
 efficiency), with the ideal lines. strong: speedup T(P0)/T(P) x P0, efficiency speedup/P;
 weak: efficiency T(P0)/T(P) and the scaled speedup P x efficiency. P0 is the smallest rank

@@ -6,6 +6,7 @@ ipmpi-export work; the tidy CSV holds every value of the run and nothing
 else; python3 -m ipmpi export does the same; and a Python without the
 packages it needs is told so in one line."""
 import csv
+import fcntl
 import glob
 import json
 import os
@@ -143,6 +144,22 @@ def check_module_and_errors(directory, run_path):
                   cwd=directory)
     t.check(missing.returncode == 1 and missing.stderr.startswith("ipmpi-export: ")
             and "no such file" in missing.stderr, f"missing run: {missing.stderr[-200:]}")
+    # stdout's reader leaving early (| head -1) is no error: status 0, silent.
+    # The pipe holds 4 KiB, less than the CSV, so the writer meets its closed end.
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    environment["PYTHONPATH"] = PACKAGE
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, 1031, 4096)  # F_SETPIPE_SZ (Linux)
+    piped = subprocess.Popen([sys.executable, "-m", "ipmpi", "export", run_path, "-o", "-"],
+                             cwd=directory, stdout=write_end, stderr=subprocess.PIPE,
+                             env=environment)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        first = reader.readline()
+    status, err = piped.wait(timeout=300), piped.stderr.read()
+    piped.stderr.close()
+    t.check(os.path.getsize(out) > 4096 and first.startswith(b"epoch,") and status == 0
+            and not err, f"export | head -1: status {status}, {err[-300:]!r}")
     check_nothing_precious_replaced(directory, run_path)
     check_damaged_run(directory, run_path)
 

@@ -124,9 +124,9 @@ def run_command(prog, parser, action, argv, report):
     except (UsageError, RunError, PlotError, RefusedError, MissingDependency) as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 1
-    except BrokenPipeError:     # the reader of stdout left early (| head)
+    except BrokenPipeError:     # the reader of stdout left early (| head): what it
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return 0                # asked for, it had; no error (status 1 is for errors)
     message = report(result)
     if message:
         print(message)
