@@ -118,7 +118,9 @@ typedef struct ipm_epoch_record {
     const double *grad_mean_norm, *grad_std_norm; /* replicas x layers, with gradient_stats */
 } ipm_epoch_record;
 
-/* Creates (clobbers) the file and writes the schema and attributes. */
+/* Creates the file and writes the schema and attributes. A file already at
+ * the path (the caller was told to overwrite it) is removed whole first, not
+ * truncated in place: a reader of it keeps what it reads. */
 int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err);
 
 /* Opens a file that ipm_output_create made with the same meta (a restart)
