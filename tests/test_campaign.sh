@@ -132,6 +132,23 @@ pkill -USR1 -f 'run.output=twin/tishby.nc' || true
 wait $first
 [ -s twin/tishby.ckpt ] || fail "the first job wrote no checkpoint on its stop: $(tail -2 twin1.out)"
 
+# ---- another file put at the output's path while the run writes ----------
+# (renamed over it): the run's records would end in a file no path names;
+# the run stops (74) at its next flush or at its end instead of saying done.
+"$IPMPI" "$J" "${quick[@]}" --set run.output=stranger.nc >stranger.out 2>&1 || fail "stranger.nc: run failed"
+"$IPMPI" "$J" --set training.epochs=1000000 --set information.epochs=log:30 \
+    --set run.output=moved.nc >moved.out 2>moved.err &
+moving=$!
+for _ in $(seq 1 1000); do grep -q '^epoch' moved.out 2>/dev/null && break; sleep 0.01; done
+cp stranger.nc incoming.nc && mv incoming.nc moved.nc
+kill -USR1 $moving
+wait $moving
+status=$?
+[ $status -eq 74 ] || fail "output replaced: exit status $status, expected 74: $(tail -2 moved.err)"
+grep -q 'moved\.nc: another file was put at this path while the run wrote it' moved.err ||
+    fail "output replaced: $(tail -2 moved.err)"
+cmp -s moved.nc stranger.nc || fail "the file put at the path was written into"
+
 # ---- D2: colliding paths, caught by --check and by the run ----------------
 cp "$J" job.ini
 mkdir -p folder

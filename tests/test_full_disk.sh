@@ -81,4 +81,22 @@ status=$?
 [ $status -eq 74 ] || fail "checkpoint on a full disk: exit status $status, expected 74: $(tail -3 ck.err)"
 grep -q 'checkpoint: cannot write .*No space left on device' ck.err || fail "checkpoint: $(tail -3 ck.err)"
 ncdump -h ck.nc >dump.txt 2>&1 || fail "ck.nc unreadable: $(cat dump.txt)"
+
+# No room for even a file's header: refused before it is begun (HDF5 cannot
+# undo a header the disk has no room for, and aborting it crashed), status
+# 74 with the OS's reason, and no file left to block the rerun.
+"$IPMPI" "$IPMPI_SOURCE_ROOT/jobs/tishby.ini" --set training.epochs=20 --set run.output=disk/h.nc \
+    --set run.checkpoint="$WORK/h.ckpt" >h.out 2>h.err
+status=$?
+[ $status -eq 74 ] || fail "no room for a header: exit status $status, expected 74: $(tail -3 h.err)"
+grep -q 'cannot create NetCDF file disk/h.nc: No space left on device' h.err || fail "header: $(tail -3 h.err)"
+[ ! -e disk/h.nc ] || fail "a file was left where there was no room for it"
+
+# A finished run gives back the room it reserved beyond its file's end.
+rm -f disk/*
+"$IPMPI" "$IPMPI_SOURCE_ROOT/jobs/tishby.ini" --set training.epochs=200 --set run.output=disk/r.nc \
+    --set run.checkpoint="$WORK/r.ckpt" >r.out 2>&1 || fail "the run on an empty disk failed: $(tail -3 r.out)"
+read -r bytes blocks <<<"$(stat -c '%s %b' disk/r.nc)"
+[ $((blocks * 512)) -le $((bytes + 8192)) ] ||
+    fail "r.nc holds $((blocks * 512)) bytes of disk for $bytes bytes of file"
 finish

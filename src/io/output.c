@@ -385,6 +385,8 @@ struct ipm_output {
     int dirty;          /* activations written since the last sync */
     size_t dirty_bytes; /* their size, to reserve room for at the next sync */
     int failed;         /* a write or sync failed: nothing more is written */
+    dev_t dev;          /* the file the run opened, to notice the path */
+    ino_t ino;          /* naming another one (replaced under the run) */
 };
 
 /* "PATH: WHAT: NetCDF's reason", WHAT naming the variable, dimension or attribute. */
@@ -860,10 +862,79 @@ static ipm_output *output_alloc(const ipm_output_meta *m)
     return o;
 }
 
+/* Remembers which file the path names now, the one NetCDF has open. */
+static void note_identity(ipm_output *o)
+{
+    struct stat st;
+    if (stat(o->path, &st) == 0) {
+        o->dev = st.st_dev;
+        o->ino = st.st_ino;
+    }
+}
+
+/* The path still names the file the run writes: another program renaming
+ * or copying a file over it would leave the run's records in a file no
+ * path names, lost when it is closed, while the run reported success. */
+static int check_identity(const ipm_output *o, const struct stat *now, char *err)
+{
+    if (now->st_dev == o->dev && now->st_ino == o->ino)
+        return 0;
+    return ipm_fail_as(err, IPM_ERR_IO,
+                       "%s: another file was put at this path while the run wrote it (the run's "
+                       "records are in the replaced file, which no path names now); nothing "
+                       "more is written",
+                       o->path);
+}
+
+/* Gives back the room reserved beyond the file's end (reserve_room), so a
+ * finished or restarted run holds no more disk than its file needs. Best
+ * effort: what cannot be punched stays reserved. */
+static void release_room(const char *path)
+{
+#ifdef FALLOC_FL_PUNCH_HOLE
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) == 0 &&
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, st.st_size, (off_t)1 << 40) != 0)
+        errno = 0; /* nothing to give back, or the file system cannot */
+    close(fd);
+#else
+    (void)path;
+#endif
+}
+
+/* Below this much free space a new file is not begun: HDF5 cannot undo a
+ * header the disk has no room for, and aborting such a file crashes inside
+ * the library. A run's header takes tens of KB. */
+#define CREATE_ROOM_BYTES (128u << 10)
+
+static int check_room_to_create(const char *path, char *err)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path + (slash == path)) : 1,
+             slash ? path : ".");
+    struct statvfs fs;
+    if (statvfs(dir, &fs) != 0)
+        return 0; /* nothing known: create reports what happens */
+    unsigned long long room = (unsigned long long)fs.f_bavail * (unsigned long long)fs.f_frsize;
+    if (room >= CREATE_ROOM_BYTES)
+        return 0;
+    return ipm_fail_as(err, IPM_ERR_IO,
+                       "cannot create NetCDF file %s: %s (%llu KB free in %s; a new output needs "
+                       "%u KB to write its header); nothing was written",
+                       path, strerror(ENOSPC), room / 1024, dir, CREATE_ROOM_BYTES / 1024);
+}
+
 /* NetCDF-4 reports any HDF5 create failure as EACCES ("Permission denied"),
- * even for a missing directory, so look at the directory ourselves. */
+ * even for a missing directory, so look at the directory ourselves. A file
+ * the failed create left is this run's (an earlier one was removed first),
+ * and goes. */
 static int create_failed(const char *path, int status, char *err)
 {
+    remove(path);
     char *dir = strdup(path);
     char *slash = dir ? strrchr(dir, '/') : NULL;
     struct stat st;
@@ -903,7 +974,8 @@ static int remove_earlier(const char *path, char *err)
 int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err)
 {
     *out = NULL;
-    if (check_meta(meta, err) || remove_earlier(meta->path, err))
+    if (check_meta(meta, err) || remove_earlier(meta->path, err) ||
+        check_room_to_create(meta->path, err))
         return -1;
     ipm_output *o = output_alloc(meta);
     if (!o)
@@ -914,6 +986,7 @@ int ipm_output_create(ipm_output **out, const ipm_output_meta *meta, char *err)
         output_free(o);
         return -1;
     }
+    note_identity(o);
     if (def_schema(o, meta, err)) {
         /* Leave no half-written file behind: nc_abort deletes a file still in
          * define mode, remove() covers a failure after nc_enddef. */
@@ -1206,6 +1279,8 @@ int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long record
              for_each_var(o, meta, check_var, err) ||
              check_records(o, records, meta->planned_records, err);
     nc_close(o->ncid);
+    if (rc == 0) /* room a killed run had reserved counts as used until given back */
+        release_room(o->path);
     if (rc == 0 && (s = nc_open(o->path, NC_WRITE, &o->ncid)) != NC_NOERR)
         rc = ipm_fail(err, "cannot reopen NetCDF file %s for writing: %s", o->path, nc_strerror(s));
     else if (rc == 0 && restart_attributes(o, meta, err)) {
@@ -1216,6 +1291,7 @@ int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long record
         output_free(o);
         return -1;
     }
+    note_identity(o);
     *out = o;
     return 0;
 }
@@ -1336,8 +1412,8 @@ static int reserve_room(const ipm_output *o, char *err)
             close(fd);
         return ipm_fail_as(err, IPM_ERR_IO, "%s: %s", o->path, strerror(saved));
     }
-    double bytes = growth_bound(o);
-    int rc = 0;
+    int rc = check_identity(o, &st, err);
+    double bytes = rc ? 0 : growth_bound(o);
     if (bytes > 0 && fallocate(fd, FALLOC_FL_KEEP_SIZE, st.st_size, (off_t)bytes) != 0 &&
         errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
         rc = ipm_fail_as(err, IPM_ERR_IO,
@@ -1454,10 +1530,18 @@ int ipm_output_close(ipm_output *o, char *err)
     if (!o)
         return 0;
     int rc = ipm_output_flush(o, err);
+    struct stat st;
+    if (rc == 0 && stat(o->path, &st) != 0)
+        rc = ipm_fail_as(err, IPM_ERR_IO, "%s: %s (removed while the run wrote it)", o->path,
+                         strerror(errno));
+    else if (rc == 0)
+        rc = check_identity(o, &st, err);
     errno = 0;
     int s = nc_close(o->ncid);
     if (s && rc == 0)
         rc = io_fail(o, s, errno, "nc_close", "", err);
+    if (rc == 0)
+        release_room(o->path);
     output_free(o);
     return rc;
 }
