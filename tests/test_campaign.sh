@@ -124,7 +124,8 @@ slurm_job 1 twin --set training.epochs=1000000 --set information.epochs=log:30 >
 first=$!
 for _ in $(seq 1 1000); do grep -q '^epoch' twin1.out 2>/dev/null && break; sleep 0.01; done
 expect 73 twin-job 'twin/tishby\.nc is in use by another run' -- \
-    slurm_job 2 twin --set training.epochs=1000000 --set information.epochs=log:30
+    timeout 120 bash -c "$(declare -f slurm_job); J=$J IPMPI=$IPMPI slurm_job 2 twin \
+    --set training.epochs=1000000 --set information.epochs=log:30"
 [ "$(ls twin)" = "$(printf '%s\n' tishby.ckpt.lock tishby.effective.ini tishby.nc tishby.nc.lock)" ] ||
     fail "the second job changed the first run's folder: $(ls twin)"
 kill -0 $first 2>/dev/null || fail "the first job ended when the second started: $(tail -2 twin1.out)"
