@@ -241,6 +241,10 @@ expect 73 foreign-output 'a\.nc belongs to another run \(run_id [0-9a-f]{16}\) t
     "$IPMPI" "$J" "${quick[@]}" --set training.epochs=9 --set run.output=a.nc --set run.seed=7 \
     --restart
 cmp -s a.nc a.copy || fail "the refused restart changed a.nc"
+# ... also when the run is finished and a restart has nothing to do: it does
+# not say "nothing to do" over another run's file.
+expect 73 foreign-output-finished 'a\.nc belongs to another run' -- \
+    "$IPMPI" "$J" "${quick[@]}" --set run.output=a.nc --set run.seed=7 --restart
 # ... byte for byte even when the file is one a killed run left open (HDF5
 # marks a file opened for writing, so the checks open it read-only).
 "$IPMPI" "$J" --set training.epochs=1000000 --set information.epochs=log:30 \

@@ -22,6 +22,7 @@
 #include "ipmpi/app/test_hooks.h"
 #include "ipmpi/base/error.h"
 #include "ipmpi/io/checkpoint.h"
+#include "ipmpi/io/output.h"
 #include "ipmpi/parallel/comm.h"
 
 /* A sync costs ~0.3 ms, as much as a whole fast epoch; syncing at most once
@@ -406,6 +407,11 @@ int ipm_run(const ipm_config *cfg, const ipm_run_options *opt, MPI_Comm comm, ch
     else if (rc == 0)
         r.run_id = r.rank == 0 ? ipm_resume_new_run_id() : 0;
     r.clock.setup = MPI_Wtime() - r.clock.start;
+    /* Finished: the output must still be the run's, or "nothing to do"
+     * would vouch for another run's file. */
+    if (rc == 0 && finished(&r))
+        rc =
+            agree(&r, r.rank == 0 ? ipm_output_belongs(r.plan.cfg->output, r.run_id, err) : 0, err);
     if (rc == 0 && finished(&r)) {
         if (r.rank == 0)
             printf("nothing to do: the run in %s finished at epoch %d; raise [training] epochs "

@@ -1257,6 +1257,19 @@ int ipm_output_present(const char *path, char *err)
                        path);
 }
 
+int ipm_output_belongs(const char *path, uint64_t run_id, char *err)
+{
+    if (ipm_output_present(path, err))
+        return -1;
+    ipm_output probe = {.path = (char *)path};
+    int s = nc_open(path, NC_NOWRITE, &probe.ncid);
+    if (s)
+        return ipm_fail(err, "cannot reopen NetCDF file %s: %s", path, nc_strerror(s));
+    int rc = check_run_id(&probe, run_id, err);
+    nc_close(probe.ncid);
+    return rc;
+}
+
 int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long records, char *err)
 {
     *out = NULL;

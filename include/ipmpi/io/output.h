@@ -138,6 +138,11 @@ int ipm_output_reopen(ipm_output **out, const ipm_output_meta *meta, long record
  * is gone, as --check --restart and the run both say. */
 int ipm_output_present(const char *path, char *err);
 
+/* The file at path is the run's of run_id (0: not compared), as a restart
+ * that has nothing left to do still asks: else kind IPM_ERR_REFUSED, or
+ * IPM_ERR_INPUT when it is gone. Reads only. */
+int ipm_output_belongs(const char *path, uint64_t run_id, char *err);
+
 /* Records in the file as of the last flush (buffered ones not counted). */
 long ipm_output_records(const ipm_output *out);
 
