@@ -434,6 +434,58 @@ d.close()
 PY
     expect 2 missing-value 'missing\.nc4: variable X holds its missing_value -999\.9 at sample 21, feature 1' -- \
         "$IPMPI" --check "$J" --set data.source=netcdf --set data.path=missing.nc4
+    # Files xarray reads otherwise than a plain read would: a transposed X
+    # (y along X's second dimension of the same length), _Unsigned storage;
+    # and -0.0 against 0.0, which are one x as float32 values.
+    "$PY" - <<'PY'
+import netCDF4, numpy as np
+rng = np.random.default_rng(0)
+x = rng.integers(0, 2, (64, 4)).astype("f4")
+y = (x.sum(1) > 1).astype("i4")
+def write(name, x, dims=("sample", "feature"), unsigned=False):
+    d = netCDF4.Dataset(name, "w")
+    for dim, n in zip(dims, x.shape):
+        d.createDimension(dim, n)
+    if unsigned:
+        X = d.createVariable("X", "i1", dims)
+        X.set_auto_maskandscale(False)
+        X._Unsigned = "true"
+        X[:] = x.astype("i1")
+    else:
+        d.createVariable("X", "f4", dims)[:] = x
+    d.createVariable("y", "i4", ("sample",))[:] = y[: d.dimensions["sample"].size]
+    d.close()
+write("plus-zero.nc4", x)
+negative = x.copy()
+negative[(x == 0) & (rng.random(x.shape) < 0.5)] = -0.0
+write("minus-zero.nc4", negative)
+square = x[:4]
+write("transposed.nc4", square.T.copy(), dims=("feature", "sample"))
+write("unsigned.nc4", x, unsigned=True)
+PY
+    expect 2 transposed 'transposed\.nc4: variable y lies along dimension sample, but X.s first \(sample\) dimension is feature' -- \
+        "$IPMPI" --check "$J" --set data.source=netcdf --set data.path=transposed.nc4
+    expect 2 unsigned 'unsigned\.nc4: variable X has _Unsigned' -- \
+        "$IPMPI" --check "$J" --set data.source=netcdf --set data.path=unsigned.nc4
+    for zero in plus minus; do
+        "$IPMPI" "$J" "${quick[@]}" --set data.source=netcdf --set data.path=$zero-zero.nc4 \
+            --set run.replicas=2 --set run.output=$zero.nc >$zero.out 2>&1 || fail "$zero-zero.nc4: run failed"
+    done
+    "$PY" - <<'PY' || fail "-0.0 and 0.0 made different x"
+import netCDF4, numpy as np, sys
+a, b = netCDF4.Dataset("plus.nc"), netCDF4.Dataset("minus.nc")
+if a.H_X != b.H_X:
+    sys.exit(f"H_X differs: {a.H_X} against {b.H_X}")
+for v in ("I_XT_sampled", "I_XT_pooled"):
+    if not np.array_equal(a[v][:], b[v][:]):
+        sys.exit(f"{v} differs")
+PY
+    # A pipe as the data file would block the run before any signal is acted on.
+    mkfifo data.fifo
+    expect 2 fifo 'data\.fifo: is a pipe, not a file' -- \
+        timeout 20 "$IPMPI" --check "$J" --set data.source=netcdf --set data.path=data.fifo
+    expect 2 fifo-idx 'data\.fifo: is a pipe, not a file' -- \
+        timeout 20 "$IPMPI" --check "$J" --set data.source=idx --set data.images=data.fifo --set data.labels=data.fifo
     # --overwrite while a program reads the earlier output (a notebook holds
     # its HDF5 lock): the run goes ahead, the reader keeps what it reads.
     "$IPMPI" "$J" "${quick[@]}" --set run.output=read.nc >read.out 2>&1 || fail "read.nc: first run failed"

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "ipmpi/base/bytes.h"
@@ -233,6 +234,7 @@ typedef struct nc_var_shape {
     int varid;
     nc_type type;
     int ndims;
+    int first_dim; /* the first dimension's id (-1: a scalar) */
     size_t len[NC_MAX_VAR_DIMS];
 } nc_var_shape;
 
@@ -244,6 +246,7 @@ static int inquire_var(int ncid, const char *path, const char *name, nc_var_shap
         status = nc_inq_var(ncid, v->varid, NULL, &v->type, &v->ndims, dimids, NULL);
     for (int i = 0; status == NC_NOERR && i < v->ndims; i++)
         status = nc_inq_dimlen(ncid, dimids[i], &v->len[i]);
+    v->first_dim = status == NC_NOERR && v->ndims > 0 ? dimids[0] : -1;
     if (status != NC_NOERR)
         return ipm_fail(err, "%s: variable %s: %s", path, name, nc_strerror(status));
     return 0;
@@ -273,6 +276,40 @@ static int x_shape(int ncid, const char *path, const nc_var_shape *x, int *n, in
     *n = (int)x->len[0];
     *dim = (int)features;
     return 0;
+}
+
+/* y must lie along X's first dimension: the samples are matched by that
+ * dimension, as xarray aligns them, not by position along another
+ * dimension that happens to have the same length (a transposed X). */
+static int check_sample_dimension(int ncid, const char *path, const nc_var_shape *x,
+                                  const nc_var_shape *y, char *err)
+{
+    if (x->first_dim == y->first_dim)
+        return 0;
+    char x_dim[NC_MAX_NAME + 1] = "?", y_dim[NC_MAX_NAME + 1] = "?";
+    nc_inq_dimname(ncid, x->first_dim, x_dim);
+    nc_inq_dimname(ncid, y->first_dim, y_dim);
+    return ipm_fail(err,
+                    "%s: variable y lies along dimension %s, but X's first (sample) dimension is "
+                    "%s; X must be (sample, feature...) with y along its first dimension",
+                    path, y_dim, x_dim);
+}
+
+/* CF's _Unsigned = "true" marks signed storage read as unsigned (xarray does);
+ * refused rather than read with another sign. */
+static int check_not_unsigned(int ncid, const char *path, const char *var, int varid, char *err)
+{
+    size_t len = 0;
+    char text[8] = "";
+    if (nc_inq_attlen(ncid, varid, "_Unsigned", &len) != NC_NOERR)
+        return 0;
+    if (len < sizeof text && nc_get_att_text(ncid, varid, "_Unsigned", text) == NC_NOERR &&
+        strcasecmp(text, "false") == 0)
+        return 0;
+    return ipm_fail(err,
+                    "%s: variable %s has _Unsigned (values stored signed, meant unsigned); store "
+                    "them in an unsigned or wider type",
+                    path, var);
 }
 
 static int y_shape_check(int ncid, const char *path, const nc_var_shape *y, int n, char *err)
@@ -581,6 +618,9 @@ static int read_open_netcdf(int ncid, const char *path, ipm_dataset *d, char *er
     if (inquire_var(ncid, path, "X", &x, err) || x_shape(ncid, path, &x, &n, &dim, err) ||
         check_declared_size(ncid, path, "X", &x, (size_t)n * (size_t)dim, err) ||
         inquire_var(ncid, path, "y", &y, err) || y_shape_check(ncid, path, &y, n, err) ||
+        check_sample_dimension(ncid, path, &x, &y, err) ||
+        check_not_unsigned(ncid, path, "X", x.varid, err) ||
+        check_not_unsigned(ncid, path, "y", y.varid, err) ||
         check_declared_size(ncid, path, "y", &y, (size_t)n, err) ||
         check_y_unpacked(ncid, path, &y, err) || dataset_alloc(d, n, dim, err))
         return -1;
@@ -782,10 +822,23 @@ static int check_classic_header(const char *path, char *err)
     return rc;
 }
 
+/* A pipe or socket would block the open (or the read) until a writer
+ * came, and no signal would be acted on meanwhile: data must be a file. */
+static int check_not_blocking(const char *path, char *err)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+        return ipm_fail(err, "%s: is a %s, not a file; data are read from files", path,
+                        S_ISFIFO(st.st_mode) ? "pipe" : "socket");
+    return 0;
+}
+
 static int read_netcdf_file(const char *path, ipm_dataset *d, char *err)
 {
     if (!path[0])
         return ipm_fail(err, "source = netcdf needs a file");
+    if (check_not_blocking(path, err))
+        return -1;
     if (check_classic_header(path, err))
         return -1;
     int ncid;
@@ -938,6 +991,10 @@ static int read_idx_set(const ipm_config *cfg, const char *prefix, const char *i
     if (!images[0] || !labels[0])
         return ipm_config_fail(cfg, "data", images[0] ? labels_key : images_key, err,
                                ": source = idx needs both %s and %s", images_key, labels_key);
+    if (check_not_blocking(images, why))
+        return ipm_config_fail(cfg, "data", images_key, err, ": %s", why);
+    if (check_not_blocking(labels, why))
+        return ipm_config_fail(cfg, "data", labels_key, err, ": %s", why);
     if (neither_opens(cfg, images_key, images, labels_key, labels, err))
         return -1;
     if (ipm_idx_read_pair_bytes(images, labels, &raw, &y, &n, why)) {
@@ -1009,18 +1066,30 @@ static int map_labels(ipm_dataset *a, ipm_dataset *b, char *err)
     return 0;
 }
 
+/* Rows are one x when equal as float32 values are (numpy, xarray): -0.0
+ * and 0.0 hash alike and compare equal. No NaN reaches here (refused at
+ * load). */
 static uint64_t hash_row(const float *row, int dim)
 {
     uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)dim;
     for (int j = 0; j < dim; j++) {
         uint32_t w;
-        memcpy(&w, &row[j], sizeof w);
+        float v = row[j] == 0.0f ? 0.0f : row[j];
+        memcpy(&w, &v, sizeof w);
         h = (h ^ w) * 0xff51afd7ed558ccdULL;
         h ^= h >> 32;
     }
     h ^= h >> 33;
     h *= 0xc4ceb9fe1a85ec53ULL;
     return h ^ (h >> 33);
+}
+
+static int rows_equal(const float *a, const float *b, int dim)
+{
+    for (int j = 0; j < dim; j++)
+        if (a[j] != b[j])
+            return 0;
+    return 1;
 }
 
 /* Open addressing over row indices: slot[s] is the first row of a distinct
@@ -1039,11 +1108,10 @@ int ipm_dataset_dedup(ipm_dataset *d, char *err)
     if (!slot)
         return ipm_fail(err, "out of memory deduplicating %d rows", d->n);
     memset(slot, 0xff, capacity * sizeof *slot);
-    size_t row_bytes = (size_t)d->dim * sizeof *d->x;
     for (int i = 0; i < d->n; i++) {
         const float *row = d->x + (size_t)i * d->dim;
         size_t s = hash_row(row, d->dim) & (capacity - 1);
-        while (slot[s] >= 0 && memcmp(d->x + (size_t)slot[s] * d->dim, row, row_bytes) != 0)
+        while (slot[s] >= 0 && !rows_equal(d->x + (size_t)slot[s] * d->dim, row, d->dim))
             s = (s + 1) & (capacity - 1);
         if (slot[s] >= 0) {
             d->x_id[i] = d->x_id[slot[s]];
